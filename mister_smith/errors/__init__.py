@@ -1,0 +1,56 @@
+"""Error taxonomy: every failure has a severity and a recovery strategy.
+
+The six kinds and their defaults follow the design doc exactly:
+
+==================  ===========  ========================
+kind                severity     recovery
+==================  ===========  ========================
+RuntimeFault        CRITICAL     Restart
+SupervisionError    HIGH         Escalate
+ConfigError         MEDIUM       Reload
+ResourceError       MEDIUM       Retry(3 attempts, 1 s)
+NetworkError        LOW          CircuitBreaker
+PersistenceError    HIGH         Failover
+==================  ===========  ========================
+"""
+
+from ._severity import ErrorSeverity as ErrorSeverity
+from ._severity import RecoveryAction as RecoveryAction
+from ._severity import RecoveryStrategy as RecoveryStrategy
+from ._taxonomy import ActorError as ActorError
+from ._taxonomy import ActorStopped as ActorStopped
+from ._taxonomy import AskTimeout as AskTimeout
+from ._taxonomy import ConfigError as ConfigError
+from ._taxonomy import ErrorClassification as ErrorClassification
+from ._taxonomy import EscalatedError as EscalatedError
+from ._taxonomy import EventError as EventError
+from ._taxonomy import InvalidToolInput as InvalidToolInput
+from ._taxonomy import MailboxFull as MailboxFull
+from ._taxonomy import MisterSmithError as MisterSmithError
+from ._taxonomy import NetworkError as NetworkError
+from ._taxonomy import PersistenceError as PersistenceError
+from ._taxonomy import PoolExhausted as PoolExhausted
+from ._taxonomy import ResourceError as ResourceError
+from ._taxonomy import RestartIntensityExceeded as RestartIntensityExceeded
+from ._taxonomy import RuntimeFault as RuntimeFault
+from ._taxonomy import StreamError as StreamError
+from ._taxonomy import SupervisionError as SupervisionError
+from ._taxonomy import TaskError as TaskError
+from ._taxonomy import TaskQueueFull as TaskQueueFull
+from ._taxonomy import TaskTimeout as TaskTimeout
+from ._taxonomy import ToolError as ToolError
+from ._taxonomy import ToolExecutionFailed as ToolExecutionFailed
+from ._taxonomy import ToolNotFound as ToolNotFound
+from ._taxonomy import ToolPermissionDenied as ToolPermissionDenied
+from ._taxonomy import ToolTimeout as ToolTimeout
+from ._taxonomy import classify_error as classify_error
+
+__all__ = [
+    "ActorError", "ActorStopped", "AskTimeout", "ConfigError", "ErrorClassification",
+    "ErrorSeverity", "EscalatedError", "EventError", "InvalidToolInput", "MailboxFull",
+    "MisterSmithError", "NetworkError", "PersistenceError", "PoolExhausted",
+    "RecoveryAction", "RecoveryStrategy", "ResourceError", "RestartIntensityExceeded",
+    "RuntimeFault", "StreamError", "SupervisionError", "TaskError", "TaskQueueFull",
+    "TaskTimeout", "ToolError", "ToolExecutionFailed", "ToolNotFound",
+    "ToolPermissionDenied", "ToolTimeout", "classify_error",
+]

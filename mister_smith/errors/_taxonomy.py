@@ -1,0 +1,205 @@
+"""The ``MisterSmithError`` taxonomy: every error knows its severity and recovery."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from ._severity import ErrorSeverity, RecoveryStrategy
+
+_LIGHT_RETRY = RecoveryStrategy.Retry(max_attempts=1, delay=0.1)
+
+
+class MisterSmithError(Exception):
+    """Root of every error raised by mister_smith.
+
+    Each class carries a default :attr:`severity` and :attr:`recovery_strategy`
+    (the design doc's mapping); a subclass may change the defaults and an instance may
+    override both with the keyword arguments.
+    """
+
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.HIGH
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.Escalate()
+
+    severity: ErrorSeverity
+    recovery_strategy: RecoveryStrategy
+
+    def __init__(
+        self,
+        *args: object,
+        severity: ErrorSeverity | None = None,
+        recovery_strategy: RecoveryStrategy | None = None,
+    ) -> None:
+        super().__init__(*args)
+        self.severity = type(self).default_severity if severity is None else severity
+        self.recovery_strategy = (
+            type(self).default_recovery if recovery_strategy is None else recovery_strategy
+        )
+
+
+# --- the design doc's six kinds -------------------------------------------------------
+
+
+class RuntimeFault(MisterSmithError):
+    """A failure of running code (also what any non-framework exception counts as)."""
+
+    default_severity = ErrorSeverity.CRITICAL
+    default_recovery = RecoveryStrategy.Restart()
+
+
+class SupervisionError(MisterSmithError):
+    """A supervisor could not keep its children running."""
+
+    default_severity = ErrorSeverity.HIGH
+    default_recovery = RecoveryStrategy.Escalate()
+
+
+class ConfigError(MisterSmithError, ValueError):
+    """Configuration is missing, malformed or inconsistent."""
+
+    default_severity = ErrorSeverity.MEDIUM
+    default_recovery = RecoveryStrategy.Reload()
+
+
+class ResourceError(MisterSmithError):
+    """A bounded resource (pool, slot, memory) is not available."""
+
+    default_severity = ErrorSeverity.MEDIUM
+    default_recovery = RecoveryStrategy.Retry(max_attempts=3, delay=1.0)
+
+
+class NetworkError(MisterSmithError, ConnectionError):
+    """A remote peer or service could not be reached or answered badly."""
+
+    default_severity = ErrorSeverity.LOW
+    default_recovery = RecoveryStrategy.CircuitBreaker()
+
+
+class PersistenceError(MisterSmithError):
+    """Durable state could not be read or written."""
+
+    default_severity = ErrorSeverity.HIGH
+    default_recovery = RecoveryStrategy.Failover()
+
+
+# --- the wider design's kinds (light retry: 1 attempt, 100 ms) -------------------------
+
+
+class ActorError(MisterSmithError):
+    """An actor could not accept or process a message."""
+
+    default_severity = ErrorSeverity.MEDIUM
+    default_recovery = _LIGHT_RETRY
+
+
+class TaskError(MisterSmithError):
+    """An async task failed, timed out or could not be queued."""
+
+    default_severity = ErrorSeverity.LOW
+    default_recovery = _LIGHT_RETRY
+
+
+class StreamError(MisterSmithError):
+    """A stream-processing stage failed."""
+
+    default_severity = ErrorSeverity.MEDIUM
+    default_recovery = _LIGHT_RETRY
+
+
+class EventError(MisterSmithError):
+    """An event could not be delivered or handled."""
+
+    default_severity = ErrorSeverity.LOW
+    default_recovery = _LIGHT_RETRY
+
+
+class ToolError(MisterSmithError):
+    """A tool call was refused or failed."""
+
+    default_severity = ErrorSeverity.LOW
+    default_recovery = _LIGHT_RETRY
+
+
+# --- specific errors -------------------------------------------------------------------
+
+
+class PoolExhausted(ResourceError):
+    """A pool or bounded slot set had nothing free within the allowed wait."""
+
+
+class RestartIntensityExceeded(SupervisionError):
+    """A supervisor saw more restarts than ``max_restarts`` within ``restart_window``."""
+
+
+class EscalatedError(SupervisionError):
+    """A child's failure asked to be escalated; the supervisor fails with this."""
+
+
+class MailboxFull(ActorError):
+    """``tell_nowait`` found the actor's mailbox at capacity."""
+
+
+class ActorStopped(ActorError):
+    """The actor has stopped (or was never running); the message was not accepted."""
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """``ask`` did not get a reply before its deadline (queueing and reply included)."""
+
+
+class TaskTimeout(TaskError, TimeoutError):
+    """A task ran past its deadline and was cancelled."""
+
+
+class TaskQueueFull(TaskError):
+    """The task executor's queue is at capacity."""
+
+
+class ToolNotFound(ToolError, LookupError):
+    """No tool is registered under that name."""
+
+
+class ToolPermissionDenied(ToolError, PermissionError):
+    """The caller is not granted that tool."""
+
+
+class InvalidToolInput(ToolError, ValueError):
+    """The arguments do not match the tool's schema; the tool was not called."""
+
+
+class ToolTimeout(ToolError, TimeoutError):
+    """The tool call ran past its deadline and was cancelled (or abandoned)."""
+
+
+class ToolExecutionFailed(ToolError):
+    """The tool raised; the original exception is ``__cause__``."""
+
+
+@attrs.frozen
+class ErrorClassification:
+    """What :func:`classify_error` concluded about an exception."""
+
+    kind: type[MisterSmithError]
+    severity: ErrorSeverity
+    recovery_strategy: RecoveryStrategy
+
+
+def classify_error(error: BaseException) -> ErrorClassification:
+    """Say how severe ``error`` is and how to recover from it.
+
+    A :class:`MisterSmithError` speaks for itself (including per-instance overrides).
+    Otherwise builtin connection errors count as :class:`NetworkError`, ``MemoryError``
+    as :class:`ResourceError`, and anything else raised by user code (``ValueError``,
+    ``KeyError``, ...) as a :class:`RuntimeFault`.
+    """
+    if isinstance(error, MisterSmithError):
+        kind: type[MisterSmithError] = type(error)
+        return ErrorClassification(kind, error.severity, error.recovery_strategy)
+    if isinstance(error, ConnectionError):
+        kind = NetworkError
+    elif isinstance(error, MemoryError):
+        kind = ResourceError
+    else:
+        kind = RuntimeFault
+    return ErrorClassification(kind, kind.default_severity, kind.default_recovery)

@@ -1,0 +1,14 @@
+"""Core types: typed identifiers and the small enums shared across floors."""
+
+from ._enums import Restart as Restart
+from ._enums import StrategyKind as StrategyKind
+from ._ids import TYPED_IDS as TYPED_IDS
+from ._ids import ActorId as ActorId
+from ._ids import AgentId as AgentId
+from ._ids import NodeId as NodeId
+from ._ids import TaskId as TaskId
+from ._ids import ToolId as ToolId
+
+__all__ = [
+    "TYPED_IDS", "ActorId", "AgentId", "NodeId", "Restart", "StrategyKind", "TaskId", "ToolId",
+]
