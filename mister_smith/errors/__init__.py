@@ -24,6 +24,7 @@ from ._taxonomy import ConfigError as ConfigError
 from ._taxonomy import ErrorClassification as ErrorClassification
 from ._taxonomy import EscalatedError as EscalatedError
 from ._taxonomy import EventError as EventError
+from ._taxonomy import EventTimeout as EventTimeout
 from ._taxonomy import InvalidToolInput as InvalidToolInput
 from ._taxonomy import MailboxFull as MailboxFull
 from ._taxonomy import MisterSmithError as MisterSmithError
@@ -46,11 +47,35 @@ from ._taxonomy import ToolTimeout as ToolTimeout
 from ._taxonomy import classify_error as classify_error
 
 __all__ = [
-    "ActorError", "ActorStopped", "AskTimeout", "ConfigError", "ErrorClassification",
-    "ErrorSeverity", "EscalatedError", "EventError", "InvalidToolInput", "MailboxFull",
-    "MisterSmithError", "NetworkError", "PersistenceError", "PoolExhausted",
-    "RecoveryAction", "RecoveryStrategy", "ResourceError", "RestartIntensityExceeded",
-    "RuntimeFault", "StreamError", "SupervisionError", "TaskError", "TaskQueueFull",
-    "TaskTimeout", "ToolError", "ToolExecutionFailed", "ToolNotFound",
-    "ToolPermissionDenied", "ToolTimeout", "classify_error",
+    "ActorError",
+    "ActorStopped",
+    "AskTimeout",
+    "ConfigError",
+    "ErrorClassification",
+    "ErrorSeverity",
+    "EscalatedError",
+    "EventError",
+    "EventTimeout",
+    "InvalidToolInput",
+    "MailboxFull",
+    "MisterSmithError",
+    "NetworkError",
+    "PersistenceError",
+    "PoolExhausted",
+    "RecoveryAction",
+    "RecoveryStrategy",
+    "ResourceError",
+    "RestartIntensityExceeded",
+    "RuntimeFault",
+    "StreamError",
+    "SupervisionError",
+    "TaskError",
+    "TaskQueueFull",
+    "TaskTimeout",
+    "ToolError",
+    "ToolExecutionFailed",
+    "ToolNotFound",
+    "ToolPermissionDenied",
+    "ToolTimeout",
+    "classify_error",
 ]

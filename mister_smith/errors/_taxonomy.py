@@ -148,6 +148,10 @@ class AskTimeout(ActorError, TimeoutError):
     """``ask`` did not get a reply before its deadline (queueing and reply included)."""
 
 
+class EventTimeout(EventError, TimeoutError):
+    """``wait_for_event`` saw no matching event before its timeout."""
+
+
 class TaskTimeout(TaskError, TimeoutError):
     """A task ran past its deadline and was cancelled."""
 

@@ -10,5 +10,12 @@ from ._ids import TaskId as TaskId
 from ._ids import ToolId as ToolId
 
 __all__ = [
-    "TYPED_IDS", "ActorId", "AgentId", "NodeId", "Restart", "StrategyKind", "TaskId", "ToolId",
+    "TYPED_IDS",
+    "ActorId",
+    "AgentId",
+    "NodeId",
+    "Restart",
+    "StrategyKind",
+    "TaskId",
+    "ToolId",
 ]
