@@ -20,11 +20,13 @@ from ._severity import RecoveryStrategy as RecoveryStrategy
 from ._taxonomy import ActorError as ActorError
 from ._taxonomy import ActorStopped as ActorStopped
 from ._taxonomy import AskTimeout as AskTimeout
+from ._taxonomy import CircuitOpenError as CircuitOpenError
 from ._taxonomy import ConfigError as ConfigError
 from ._taxonomy import ErrorClassification as ErrorClassification
 from ._taxonomy import EscalatedError as EscalatedError
 from ._taxonomy import EventError as EventError
 from ._taxonomy import EventTimeout as EventTimeout
+from ._taxonomy import HeartbeatTimeout as HeartbeatTimeout
 from ._taxonomy import InvalidToolInput as InvalidToolInput
 from ._taxonomy import MailboxFull as MailboxFull
 from ._taxonomy import MisterSmithError as MisterSmithError
@@ -45,8 +47,11 @@ from ._taxonomy import ToolNotFound as ToolNotFound
 from ._taxonomy import ToolPermissionDenied as ToolPermissionDenied
 from ._taxonomy import ToolTimeout as ToolTimeout
 from ._taxonomy import classify_error as classify_error
+from ._taxonomy import unwrap_single as unwrap_single
 
 __all__ = [
+    "CircuitOpenError",
+    "HeartbeatTimeout",
     "ActorError",
     "ActorStopped",
     "AskTimeout",
@@ -78,4 +83,5 @@ __all__ = [
     "ToolPermissionDenied",
     "ToolTimeout",
     "classify_error",
+    "unwrap_single",
 ]

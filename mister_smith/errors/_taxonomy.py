@@ -133,7 +133,44 @@ class RestartIntensityExceeded(SupervisionError):
 
 
 class EscalatedError(SupervisionError):
-    """A child's failure asked to be escalated; the supervisor fails with this."""
+    """A child's failure asked to be escalated; the supervisor fails with this.
+
+    The child's error is ``__cause__``; :attr:`supervisor` and :attr:`child` name where
+    it happened.
+    """
+
+    def __init__(
+        self,
+        *args: object,
+        supervisor: str = "",
+        child: str = "",
+        severity: ErrorSeverity | None = None,
+        recovery_strategy: RecoveryStrategy | None = None,
+    ) -> None:
+        super().__init__(*args, severity=severity, recovery_strategy=recovery_strategy)
+        self.supervisor = supervisor
+        self.child = child
+
+
+class HeartbeatTimeout(RuntimeFault, TimeoutError):
+    """A supervised child stopped sending heartbeats; it is handled like a crash."""
+
+
+class CircuitOpenError(NetworkError):
+    """The circuit breaker is open (or its half-open probes are all in flight).
+
+    :attr:`retry_at` is the Trio-clock time at which it will let a probe through.
+    """
+
+    def __init__(
+        self,
+        *args: object,
+        retry_at: float = 0.0,
+        severity: ErrorSeverity | None = None,
+        recovery_strategy: RecoveryStrategy | None = None,
+    ) -> None:
+        super().__init__(*args, severity=severity, recovery_strategy=recovery_strategy)
+        self.retry_at = retry_at
 
 
 class MailboxFull(ActorError):
@@ -195,8 +232,10 @@ def classify_error(error: BaseException) -> ErrorClassification:
     A :class:`MisterSmithError` speaks for itself (including per-instance overrides).
     Otherwise builtin connection errors count as :class:`NetworkError`, ``MemoryError``
     as :class:`ResourceError`, and anything else raised by user code (``ValueError``,
-    ``KeyError``, ...) as a :class:`RuntimeFault`.
+    ``KeyError``, ...) as a :class:`RuntimeFault`. An exception group holding a single
+    exception is classified by that exception.
     """
+    error = unwrap_single(error)
     if isinstance(error, MisterSmithError):
         kind: type[MisterSmithError] = type(error)
         return ErrorClassification(kind, error.severity, error.recovery_strategy)
@@ -207,3 +246,10 @@ def classify_error(error: BaseException) -> ErrorClassification:
     else:
         kind = RuntimeFault
     return ErrorClassification(kind, kind.default_severity, kind.default_recovery)
+
+
+def unwrap_single(error: BaseException) -> BaseException:
+    """The only leaf of nested single-exception groups, else ``error`` itself."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

@@ -1,0 +1,74 @@
+"""Supervision trees: supervisors own nurseries and carry out recovery strategies.
+
+The decision logic (:class:`SupervisorPolicy`, :class:`RestartIntensity`,
+:class:`Backoff`, :class:`BreakerCore`, :class:`FailureDetector`, strategies) is pure
+and synchronous, with time passed in; :func:`open_supervisor` feeds it the Trio clock.
+"""
+
+from ..types import Restart as Restart
+from ..types import StrategyKind as StrategyKind
+from ._breaker import BreakerCore as BreakerCore
+from ._breaker import BreakerState as BreakerState
+from ._breaker import BreakerStatistics as BreakerStatistics
+from ._breaker import CircuitBreaker as CircuitBreaker
+from ._child import Child as Child
+from ._child import ChildSpec as ChildSpec
+from ._child import ChildState as ChildState
+from ._child import ChildStatistics as ChildStatistics
+from ._child import RecoveryPolicy as RecoveryPolicy
+from ._child import current_child as current_child
+from ._child import heartbeat as heartbeat
+from ._child import shutdown_grace as shutdown_grace
+from ._decision import Decision as Decision
+from ._decision import SupervisorPolicy as SupervisorPolicy
+from ._decision import effective_action as effective_action
+from ._detector import FailureDetector as FailureDetector
+from ._intensity import Backoff as Backoff
+from ._intensity import BackoffState as BackoffState
+from ._intensity import RestartIntensity as RestartIntensity
+from ._strategy import OneForAll as OneForAll
+from ._strategy import OneForOne as OneForOne
+from ._strategy import RestForOne as RestForOne
+from ._strategy import SupervisionStrategyBase as SupervisionStrategyBase
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import SupervisorStatistics as SupervisorStatistics
+from ._supervisor import open_supervisor as open_supervisor
+from ._tree import SupervisionTree as SupervisionTree
+from ._tree import TreeSnapshot as TreeSnapshot
+from ._tree import open_supervision_tree as open_supervision_tree
+from ._tree import snapshot as snapshot
+
+__all__ = [
+    "Backoff",
+    "BackoffState",
+    "BreakerCore",
+    "BreakerState",
+    "BreakerStatistics",
+    "Child",
+    "ChildSpec",
+    "ChildState",
+    "ChildStatistics",
+    "CircuitBreaker",
+    "Decision",
+    "FailureDetector",
+    "OneForAll",
+    "OneForOne",
+    "RecoveryPolicy",
+    "RestForOne",
+    "Restart",
+    "RestartIntensity",
+    "StrategyKind",
+    "SupervisionStrategyBase",
+    "Supervisor",
+    "SupervisorPolicy",
+    "SupervisorStatistics",
+    "SupervisionTree",
+    "TreeSnapshot",
+    "current_child",
+    "effective_action",
+    "heartbeat",
+    "open_supervision_tree",
+    "open_supervisor",
+    "shutdown_grace",
+    "snapshot",
+]

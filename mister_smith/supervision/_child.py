@@ -1,0 +1,223 @@
+"""Child specifications, child handles and the per-run bookkeeping of a supervisor."""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import inspect
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ..errors import RecoveryAction, RecoveryStrategy
+from ..types import Restart
+from ._breaker import CircuitBreaker
+
+if TYPE_CHECKING:
+    from ._supervisor import Supervisor
+
+RecoveryPolicy = RecoveryStrategy | Callable[[BaseException], RecoveryStrategy]
+"""A fixed recovery strategy, or a function choosing one for each error."""
+
+
+@attrs.frozen(eq=False)
+class ChildSpec:
+    """A declarative description of a supervised child.
+
+    Build one with :meth:`of` (``ChildSpec.of(fn, *args, name=...)``) and pass it to
+    ``open_supervisor(children=[...])`` or :meth:`Supervisor.start_child`.
+
+    Attributes:
+        fn: The async function the child runs; it may accept ``task_status`` (Trio's
+            ``nursery.start`` protocol) to say when it has started.
+        args: Positional arguments for ``fn``.
+        name: Unique name under the supervisor (default: ``fn``'s name, made unique).
+        restart: Restart type (default: the supervisor's).
+        shutdown_timeout: Grace seconds when stopped (default: the supervisor's).
+        recovery: Recovery policy for its failures (default: the error's own strategy).
+        fallback: What failover starts in its place.
+        breaker: Circuit breaker gating its restarts (created from the supervisor's
+            defaults when the recovery is ``CircuitBreaker`` and none is given).
+        heartbeat_timeout: When set, the child must call :func:`heartbeat` at least this
+            often or it is declared hung and handled like a crash.
+    """
+
+    fn: Callable[..., Awaitable[object]]
+    args: tuple[Any, ...] = ()
+    name: str | None = None
+    restart: Restart | None = None
+    shutdown_timeout: float | None = None
+    recovery: RecoveryPolicy | None = None
+    fallback: ChildSpec | None = None
+    breaker: CircuitBreaker | None = None
+    heartbeat_timeout: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        fn: Callable[..., Awaitable[object]],
+        *args: Any,
+        name: str | None = None,
+        restart: Restart | None = None,
+        shutdown_timeout: float | None = None,
+        recovery: RecoveryPolicy | None = None,
+        fallback: ChildSpec | Callable[..., Awaitable[object]] | None = None,
+        breaker: CircuitBreaker | None = None,
+        heartbeat_timeout: float | None = None,
+    ) -> ChildSpec:
+        """Trio-style constructor: the callable, its arguments, then keyword options."""
+        if not callable(fn):
+            raise TypeError(f"a child must be an async callable, got {fn!r}")
+        if shutdown_timeout is not None and not shutdown_timeout >= 0:
+            raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
+        if heartbeat_timeout is not None and not heartbeat_timeout > 0:
+            raise ValueError(f"heartbeat_timeout must be > 0, got {heartbeat_timeout!r}")
+        if fallback is not None and not isinstance(fallback, ChildSpec):
+            fallback = ChildSpec(fallback)
+        return cls(
+            fn,
+            tuple(args),
+            name,
+            restart,
+            shutdown_timeout,
+            recovery,
+            fallback,
+            breaker,
+            heartbeat_timeout,
+        )
+
+    def accepts_task_status(self) -> bool:
+        """Whether ``fn`` takes a ``task_status`` keyword (``nursery.start`` protocol)."""
+        try:
+            parameters = inspect.signature(self.fn).parameters
+        except (TypeError, ValueError):
+            return False
+        return "task_status" in parameters
+
+    def resolve_recovery(self, error: BaseException) -> RecoveryStrategy | None:
+        """The recovery strategy for ``error`` (``None``: the error's own)."""
+        if self.recovery is None or isinstance(self.recovery, RecoveryStrategy):
+            return self.recovery
+        return self.recovery(error)
+
+
+class ChildState(enum.Enum):
+    """Where a supervised child is in its life."""
+
+    STARTING = "starting"
+    WAITING = "waiting"
+    """Waiting out a restart delay, a retry delay or an open circuit breaker."""
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class ChildStatistics:
+    """Counters of one supervised child."""
+
+    name: str
+    state: ChildState
+    restarts: int
+    failures: int
+    retries: int
+
+
+@attrs.define(eq=False)
+class _Run:
+    """One run (start or restart) of a child."""
+
+    child: Child
+    action: RecoveryAction | None
+    delay: float = 0.0
+    gate: CircuitBreaker | None = None
+    scope: trio.CancelScope = attrs.field(factory=lambda: trio.CancelScope(shield=True))
+    done: trio.Event = attrs.field(factory=trio.Event)
+    stop_requested: bool = False
+    grace_deadline: float = math.inf
+    hung: bool = False
+    status_sent: bool = False
+
+
+_current_run: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
+    "mister_smith_current_run", default=None
+)
+
+
+@attrs.define(eq=False)
+class Child:
+    """A handle on a supervised child, stable across its restarts.
+
+    Attributes:
+        name: Unique name under its supervisor.
+        spec: The spec it runs now (after a failover, the fallback's).
+        supervisor: The owning supervisor.
+        state: Current state.
+        restarts: Times it was run again (restarts, retries, failovers).
+        failures: Times it raised.
+        value: What it passed to ``task_status.started(value)`` on its latest run
+            (for a nested supervisor: that supervisor).
+    """
+
+    name: str
+    spec: ChildSpec
+    supervisor: Supervisor
+    restart: Restart
+    shutdown_timeout: float
+    state: ChildState = ChildState.STARTING
+    restarts: int = 0
+    failures: int = 0
+    retries: int = 0
+    value: Any = None
+    _run: _Run | None = None
+
+    def heartbeat(self) -> None:
+        """Report that this child is alive (for heartbeat monitoring)."""
+        self.supervisor._heartbeat(self)
+
+    async def stop(self) -> None:
+        """Stop this child for good (graceful, within its shutdown timeout)."""
+        await self.supervisor.stop_child(self)
+
+    def statistics(self) -> ChildStatistics:
+        """Counters of this child."""
+        return ChildStatistics(self.name, self.state, self.restarts, self.failures, self.retries)
+
+    def __repr__(self) -> str:
+        return f"<Child {self.supervisor.name}/{self.name} {self.state.value}>"
+
+
+def current_child() -> Child | None:
+    """The supervised child whose task is running now, if any."""
+    run = _current_run.get()
+    return None if run is None else run.child
+
+
+def heartbeat() -> None:
+    """Report that the current supervised child is alive; no-op outside supervision."""
+    child = current_child()
+    if child is not None:
+        child.heartbeat()
+
+
+def shutdown_grace() -> trio.CancelScope:
+    """A shielded cancel scope lasting until the current child's shutdown deadline.
+
+    Use it in ``finally`` blocks that must await cleanup while the child is being
+    stopped::
+
+        finally:
+            with shutdown_grace():
+                await flush()
+
+    Outside a supervised child (or before a stop was requested) it is an unshielded
+    scope with no deadline.
+    """
+    run = _current_run.get()
+    if run is None or not run.stop_requested:
+        return trio.CancelScope()
+    return trio.CancelScope(shield=True, deadline=run.grace_deadline)

@@ -1,0 +1,212 @@
+"""What a supervisor does about a child's exit: a pure decision, time passed in.
+
+The async supervisor feeds :class:`SupervisorPolicy` the exits of its children and
+carries out the :class:`Decision` it returns. Keeping the logic here, free of I/O and
+clocks, lets hypothesis drive it exhaustively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import attrs
+
+from ..errors import ErrorSeverity, RecoveryAction, RecoveryStrategy, classify_error
+from ..types import Restart
+from ._intensity import Backoff, BackoffState, RestartIntensity
+
+_RUN_AGAIN_ACTIONS = frozenset(
+    {
+        RecoveryAction.RETRY,
+        RecoveryAction.RESTART,
+        RecoveryAction.RELOAD,
+        RecoveryAction.CIRCUIT_BREAKER,
+    }
+)
+
+
+@attrs.frozen
+class Decision:
+    """The outcome of :meth:`SupervisorPolicy.decide`.
+
+    Attributes:
+        action: The recovery action taken (``None`` when there was nothing to decide:
+            a transient or temporary child returned normally).
+        run_again: Start the child (or, for a group restart, its affected siblings) again.
+        in_place: Re-run only this child (a retry), without applying the strategy.
+        delay: Seconds to wait before running again.
+        failover: Start the child's fallback in its place.
+        reload: Call the supervisor's reload hook before restarting.
+        escalate: The supervisor must give up and fail.
+        intensity_exceeded: The escalation is due to restart intensity.
+        attempt: For retries, the 1-based attempt number.
+        severity: The error's severity (``LOW`` for a normal return).
+    """
+
+    action: RecoveryAction | None
+    run_again: bool = False
+    in_place: bool = False
+    delay: float = 0.0
+    failover: bool = False
+    reload: bool = False
+    escalate: bool = False
+    intensity_exceeded: bool = False
+    attempt: int = 0
+    severity: ErrorSeverity = ErrorSeverity.LOW
+
+    @property
+    def remove(self) -> bool:
+        """The child leaves the supervisor for good."""
+        return not self.run_again and not self.escalate
+
+
+def effective_action(
+    strategy: RecoveryStrategy, restart: Restart, *, has_fallback: bool
+) -> RecoveryAction:
+    """The action a failed child actually gets, before restart intensity is applied.
+
+    A temporary child is never run again: strategies that would restart it become
+    ``IGNORE``. A failover without a declared fallback becomes a restart (or ``IGNORE``
+    for a temporary child). A retry may later fall back to a restart when its attempts
+    are used up (see :meth:`SupervisorPolicy.decide`).
+    """
+    action = strategy.action
+    if action is RecoveryAction.FAILOVER and not has_fallback:
+        action = RecoveryAction.RESTART
+    if restart is Restart.TEMPORARY and action in _RUN_AGAIN_ACTIONS:
+        return RecoveryAction.IGNORE
+    return action
+
+
+@attrs.define
+class _ChildBook:
+    retries: int = 0
+    last_start: float | None = None
+    backoff: BackoffState | None = None
+
+
+@attrs.define
+class SupervisorPolicy:
+    """Restart intensity (per supervisor), retry counts and backoff (per child).
+
+    Attributes:
+        intensity: The supervisor's restart intensity.
+        backoff: Optional backoff between restarts; ``None`` restarts at once.
+    """
+
+    intensity: RestartIntensity
+    backoff: Backoff | None = None
+    _books: dict[Hashable, _ChildBook] = attrs.field(factory=dict, init=False)
+
+    def _book(self, key: Hashable) -> _ChildBook:
+        book = self._books.get(key)
+        if book is None:
+            book = self._books[key] = _ChildBook(
+                backoff=None if self.backoff is None else BackoffState(self.backoff)
+            )
+        return book
+
+    def child_started(self, key: Hashable, now: float) -> None:
+        """Child ``key`` started running at ``now``."""
+        book = self._book(key)
+        book.last_start = now
+        if book.backoff is not None:
+            book.backoff.started(now)
+
+    def child_removed(self, key: Hashable) -> None:
+        """Forget child ``key`` (it left the supervisor)."""
+        self._books.pop(key, None)
+
+    def retries(self, key: Hashable) -> int:
+        """Consecutive in-place retries used by child ``key``."""
+        book = self._books.get(key)
+        return 0 if book is None else book.retries
+
+    def decide(
+        self,
+        key: Hashable,
+        restart: Restart,
+        error: BaseException | None,
+        *,
+        now: float,
+        strategy: RecoveryStrategy | None = None,
+        has_fallback: bool = False,
+        rand: float = 0.5,
+    ) -> Decision:
+        """Decide about child ``key`` which exited at ``now``.
+
+        Args:
+            key: Identifies the child.
+            restart: The child's restart type.
+            error: What it raised, or ``None`` for a normal return.
+            now: The current time.
+            strategy: The recovery strategy for ``error`` (default: the error's own,
+                from :func:`~mister_smith.errors.classify_error`).
+            has_fallback: Whether the child declares a fallback for failover.
+            rand: A number in [0, 1) for backoff jitter.
+        """
+        book = self._book(key)
+        if error is None:
+            if restart is Restart.PERMANENT:
+                return self._restart(book, RecoveryAction.RESTART, now, rand, ErrorSeverity.LOW)
+            return Decision(action=None)
+
+        classification = classify_error(error)
+        severity = classification.severity
+        if strategy is None:
+            strategy = classification.recovery_strategy
+        if book.last_start is not None and now - book.last_start >= self.intensity.window:
+            book.retries = 0
+        action = effective_action(strategy, restart, has_fallback=has_fallback)
+
+        if action is RecoveryAction.ESCALATE:
+            return Decision(action=action, escalate=True, severity=severity)
+        if action is RecoveryAction.IGNORE:
+            if restart is Restart.PERMANENT:
+                return self._restart(book, action, now, rand, severity)
+            return Decision(action=action, severity=severity)
+        if action is RecoveryAction.RETRY:
+            assert isinstance(strategy, RecoveryStrategy.Retry)
+            if book.retries < strategy.max_attempts:
+                book.retries += 1
+                return Decision(
+                    action=action,
+                    run_again=True,
+                    in_place=True,
+                    delay=strategy.delay,
+                    attempt=book.retries,
+                    severity=severity,
+                )
+            action = RecoveryAction.RESTART
+        if action is RecoveryAction.CIRCUIT_BREAKER:
+            # The breaker bounds the rate of these restarts; they don't count
+            # toward intensity (see the supervision docs).
+            book.retries = 0
+            return Decision(action=action, run_again=True, severity=severity)
+        return self._restart(book, action, now, rand, severity)
+
+    def _restart(
+        self,
+        book: _ChildBook,
+        action: RecoveryAction,
+        now: float,
+        rand: float,
+        severity: ErrorSeverity,
+    ) -> Decision:
+        book.retries = 0
+        if not self.intensity.record(now):
+            return Decision(
+                action=RecoveryAction.ESCALATE,
+                escalate=True,
+                intensity_exceeded=True,
+                severity=severity,
+            )
+        delay = 0.0 if book.backoff is None else book.backoff.next_delay(now, rand)
+        return Decision(
+            action=action,
+            run_again=True,
+            delay=delay,
+            failover=action is RecoveryAction.FAILOVER,
+            reload=action is RecoveryAction.RELOAD,
+            severity=severity,
+        )

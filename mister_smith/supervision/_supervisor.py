@@ -1,0 +1,825 @@
+"""The supervisor: owns one Trio nursery and carries out recovery decisions."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from ..errors import (
+    EscalatedError,
+    HeartbeatTimeout,
+    RecoveryAction,
+    RestartIntensityExceeded,
+    SupervisionError,
+    classify_error,
+    unwrap_single,
+)
+from ..events import (
+    ChildExited,
+    ChildStarted,
+    ComponentRecovered,
+    ErrorOccurred,
+    EventBus,
+    ExitKind,
+    HeartbeatMissed,
+    ShutdownStuck,
+    SupervisionDecision,
+    SupervisorStopped,
+)
+from ..types import Restart
+from ._breaker import CircuitBreaker
+from ._child import Child, ChildSpec, ChildState, RecoveryPolicy, _current_run, _Run
+from ._decision import Decision, SupervisorPolicy
+from ._detector import FailureDetector
+from ._intensity import Backoff, RestartIntensity
+from ._strategy import SupervisionStrategyLike, as_strategy
+
+logger = logging.getLogger("mister_smith.supervision")
+
+_STUCK_MARGIN = 0.01
+"""Extra seconds past a child's grace deadline before it is reported stuck."""
+
+
+class SupervisorState:
+    """Names of a supervisor's states (plain strings, for snapshots)."""
+
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class SupervisorStatistics:
+    """Counters of one supervisor."""
+
+    name: str
+    state: str
+    children: int
+    restarts: int
+    failures: int
+    decisions: int
+
+
+class Supervisor:
+    """Supervises async children in its own Trio nursery.
+
+    Create one with :func:`open_supervisor`. Each child runs in its own task under
+    its own cancel scope; when it exits the supervisor asks the child's recovery
+    policy what to do, carries it out (retry, restart per strategy, reload, circuit
+    breaker, failover, ignore, escalate), and announces a
+    :class:`~mister_smith.events.SupervisionDecision`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        strategy: SupervisionStrategyLike,
+        max_restarts: int,
+        restart_window: float,
+        backoff: Backoff | None,
+        events: EventBus,
+        default_restart: Restart,
+        shutdown_timeout: float,
+        reload: Callable[[], Awaitable[object]] | None,
+        breaker_factory: Callable[[str], CircuitBreaker] | None,
+        rng: random.Random | None,
+    ) -> None:
+        if max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0, got {max_restarts!r}")
+        if not restart_window > 0:
+            raise ValueError(f"restart_window must be > 0, got {restart_window!r}")
+        if not shutdown_timeout >= 0:
+            raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
+        self.name = name
+        self.strategy = as_strategy(strategy)
+        self.max_restarts = max_restarts
+        self.restart_window = restart_window
+        self.events = events
+        self.default_restart = default_restart
+        self.shutdown_timeout = shutdown_timeout
+        self._reload = reload
+        self._breaker_factory = breaker_factory
+        self._rng = rng or random.Random()
+        self._policy = SupervisorPolicy(RestartIntensity(max_restarts, restart_window), backoff)
+        self._detector = FailureDetector()
+        self._detector_changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._children: list[Child] = []
+        self._by_name: dict[str, Child] = {}
+        self._group_lock = trio.Lock()
+        self._pending_groups = 0
+        self._idle = trio.Event()
+        self._stopping = False
+        self._failure: SupervisionError | None = None
+        self._state = SupervisorState.RUNNING
+        self._restarts = 0
+        self._failures = 0
+        self._decisions = 0
+        self._name_counter = 0
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``running``, ``stopping``, ``stopped`` or ``failed``."""
+        return self._state
+
+    def children(self) -> list[Child]:
+        """The current children, in start order."""
+        return list(self._children)
+
+    def child(self, name: str) -> Child:
+        """The child called ``name``.
+
+        Raises:
+            LookupError: no such child.
+        """
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise LookupError(f"supervisor {self.name!r} has no child {name!r}") from None
+
+    async def start_child(
+        self,
+        fn: Callable[..., Awaitable[object]] | ChildSpec,
+        *args: Any,
+        name: str | None = None,
+        restart: Restart | None = None,
+        shutdown_timeout: float | None = None,
+        recovery: RecoveryPolicy | None = None,
+        fallback: ChildSpec | Callable[..., Awaitable[object]] | None = None,
+        breaker: CircuitBreaker | None = None,
+        heartbeat_timeout: float | None = None,
+    ) -> Child:
+        """Start a child and return its handle once it has started.
+
+        If ``fn`` accepts ``task_status``, this returns when it calls
+        ``task_status.started(value)`` (``value`` is kept as ``child.value``); an error
+        raised before that propagates here and the child is not added. Passing a
+        :class:`ChildSpec` instead of ``fn`` uses it as is.
+
+        Raises:
+            ValueError: the name is already taken.
+            SupervisionError: the supervisor is stopping or has failed.
+        """
+        if isinstance(fn, ChildSpec):
+            if args:
+                raise TypeError("pass either a ChildSpec or fn and its args, not both")
+            spec = fn
+        else:
+            spec = ChildSpec.of(
+                fn,
+                *args,
+                name=name,
+                restart=restart,
+                shutdown_timeout=shutdown_timeout,
+                recovery=recovery,
+                fallback=fallback,
+                breaker=breaker,
+                heartbeat_timeout=heartbeat_timeout,
+            )
+        if self._stopping or self._nursery is None:
+            raise SupervisionError(f"supervisor {self.name!r} is not accepting children")
+        child = self._add_child(spec)
+        run = _Run(child, action=None)
+        try:
+            await self._nursery.start(self._run_child, run)
+        except BaseException:
+            self._discard(child)
+            raise
+        return child
+
+    async def start_supervisor(
+        self,
+        name: str,
+        *,
+        strategy: SupervisionStrategyLike | None = None,
+        max_restarts: int | None = None,
+        restart_window: float | None = None,
+        backoff: Backoff | None = None,
+        children: Sequence[ChildSpec] = (),
+        restart: Restart = Restart.PERMANENT,
+        recovery: RecoveryPolicy | None = None,
+        shutdown_timeout: float | None = None,
+        default_restart: Restart | None = None,
+    ) -> Supervisor:
+        """Start a nested supervisor as a child and return it (once it is running).
+
+        It shares this supervisor's event bus. Its failure (restart intensity
+        exceeded, escalation) is this supervisor's child failure, handled by
+        ``recovery`` (default: the error's own strategy, ``Escalate`` for supervision
+        errors). When it is restarted it starts its declared ``children`` afresh and
+        ``child.value`` becomes the new supervisor.
+        """
+        child = await self.start_child(
+            self._nested_runner(
+                name,
+                strategy=strategy,
+                max_restarts=max_restarts,
+                restart_window=restart_window,
+                backoff=backoff,
+                children=children,
+                default_restart=default_restart,
+            ),
+            name=name,
+            restart=restart,
+            recovery=recovery,
+            shutdown_timeout=shutdown_timeout,
+        )
+        nested: Supervisor = child.value
+        return nested
+
+    def _nested_runner(
+        self,
+        name: str,
+        *,
+        strategy: SupervisionStrategyLike | None,
+        max_restarts: int | None,
+        restart_window: float | None,
+        backoff: Backoff | None,
+        children: Sequence[ChildSpec],
+        default_restart: Restart | None,
+    ) -> Callable[..., Awaitable[None]]:
+        async def run_nested(
+            *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
+        ) -> None:
+            async with open_supervisor(
+                name,
+                strategy=self.strategy if strategy is None else strategy,
+                max_restarts=self.max_restarts if max_restarts is None else max_restarts,
+                restart_window=self.restart_window if restart_window is None else restart_window,
+                backoff=backoff,
+                events=self.events,
+                children=children,
+                default_restart=self.default_restart
+                if default_restart is None
+                else default_restart,
+                shutdown_timeout=self.shutdown_timeout,
+                reload=self._reload,
+                breaker_factory=self._breaker_factory,
+                keep_alive=True,
+            ) as nested:
+                task_status.started(nested)
+
+        run_nested.__name__ = name
+        return run_nested
+
+    async def stop_child(self, child: Child | str) -> None:
+        """Stop ``child`` for good (it is not restarted) and remove it."""
+        if isinstance(child, str):
+            child = self.child(child)
+        if child.supervisor is not self:
+            raise ValueError(f"{child!r} does not belong to supervisor {self.name!r}")
+        child.restart = Restart.TEMPORARY
+        await self._stop_run(child)
+        self._discard(child)
+        child.state = ChildState.STOPPED
+
+    async def stop(self) -> None:
+        """Shut down: stop the children in reverse start order, then end the supervisor.
+
+        Each child gets its ``shutdown_timeout`` (see :func:`shutdown_grace`); the
+        whole shutdown is bounded by the sum of those. Idempotent.
+        """
+        if self._nursery is None:
+            return
+        if not self._stopping:
+            self._stopping = True
+            self._state = SupervisorState.STOPPING
+            with trio.CancelScope(shield=True):
+                await self._shutdown_children()
+            self._emit_stopped("shutdown")
+        self._nursery.cancel_scope.cancel()
+        await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> SupervisorStatistics:
+        """Counters of this supervisor."""
+        return SupervisorStatistics(
+            name=self.name,
+            state=self._state,
+            children=len(self._children),
+            restarts=self._restarts,
+            failures=self._failures,
+            decisions=self._decisions,
+        )
+
+    def shutdown_bound(self) -> float:
+        """Upper bound in seconds of an orderly shutdown of this supervisor's subtree."""
+        total = 0.0
+        for child in self._children:
+            total += child.shutdown_timeout + _STUCK_MARGIN
+            nested = child.value
+            if isinstance(nested, Supervisor):
+                total += nested.shutdown_bound()
+        return total
+
+    def __repr__(self) -> str:
+        return f"<Supervisor {self.name} {self._state} children={len(self._children)}>"
+
+    # -- children bookkeeping ---------------------------------------------------------
+
+    def _add_child(self, spec: ChildSpec) -> Child:
+        name = spec.name
+        if name is None:
+            base = getattr(spec.fn, "__name__", "child")
+            self._name_counter += 1
+            name = f"{base}-{self._name_counter}"
+            while name in self._by_name:
+                self._name_counter += 1
+                name = f"{base}-{self._name_counter}"
+        elif name in self._by_name:
+            raise ValueError(f"supervisor {self.name!r} already has a child named {name!r}")
+        child = Child(
+            name=name,
+            spec=spec,
+            supervisor=self,
+            restart=self.default_restart if spec.restart is None else spec.restart,
+            shutdown_timeout=self.shutdown_timeout
+            if spec.shutdown_timeout is None
+            else spec.shutdown_timeout,
+        )
+        self._children.append(child)
+        self._by_name[name] = child
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        return child
+
+    def _discard(self, child: Child) -> None:
+        if self._by_name.get(child.name) is child:
+            del self._by_name[child.name]
+            self._children.remove(child)
+            self._policy.child_removed(child.name)
+            self._detector.unwatch(child.name)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._children and self._pending_groups == 0:
+            self._idle.set()
+
+    def _heartbeat(self, child: Child) -> None:
+        self._detector.heartbeat(child.name, trio.current_time())
+
+    def _breaker_for(self, child: Child) -> CircuitBreaker | None:
+        if child.spec.breaker is not None:
+            return child.spec.breaker
+        if self._breaker_factory is None:
+            return None
+        breaker = self._breaker_factory(f"{self.name}/{child.name}")
+        child.spec = attrs.evolve(child.spec, breaker=breaker)
+        return breaker
+
+    # -- running a child ----------------------------------------------------------------
+
+    def _new_run(
+        self, child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
+    ) -> _Run:
+        run = _Run(child, action=action, delay=delay, gate=gate)
+        child._run = run
+        child.state = ChildState.WAITING if delay > 0 or gate is not None else ChildState.STARTING
+        return run
+
+    def _launch(
+        self, child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
+    ) -> None:
+        """Run ``child`` again in the background (in-place retries)."""
+        assert self._nursery is not None
+        run = self._new_run(child, action, delay, gate)
+        self._nursery.start_soon(self._run_child, run, name=f"{self.name}/{child.name}")
+
+    async def _relaunch(
+        self, child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
+    ) -> None:
+        """Run ``child`` again and wait until it has started (group restarts, in order)."""
+        assert self._nursery is not None
+        run = self._new_run(child, action, delay, gate)
+        await self._nursery.start(self._run_child, run, name=f"{self.name}/{child.name}")
+
+    async def _run_child(
+        self, run: _Run, *, task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        child = run.child
+        child._run = run
+        spec = child.spec
+        token = _current_run.set(run)
+        error: BaseException | None = None
+        first_start = run.action is None
+
+        def started(value: Any = None) -> None:
+            child.value = value
+            if not run.status_sent:
+                run.status_sent = True
+                task_status.started(child)
+
+        try:
+            try:
+                with run.scope:
+                    if run.delay > 0:
+                        await trio.sleep(run.delay)
+                    if run.gate is not None:
+                        # The breaker admits this restart; it counts as a probe success.
+                        await run.gate.wait_until_allowed()
+                        run.gate.record_success()
+                    now = trio.current_time()
+                    child.state = ChildState.RUNNING
+                    self._policy.child_started(child.name, now)
+                    if spec.heartbeat_timeout is not None:
+                        self._detector.watch(child.name, spec.heartbeat_timeout, now)
+                        self._detector_changed.set()
+                    self.events.emit(
+                        ChildStarted(source=self.name, supervisor=self.name, child=child.name)
+                    )
+                    if not first_start:
+                        assert run.action is not None
+                        self.events.emit(
+                            ComponentRecovered(
+                                source=self.name,
+                                supervisor=self.name,
+                                child=child.name,
+                                action=run.action,
+                                restarts=child.restarts,
+                            )
+                        )
+                    if spec.accepts_task_status():
+                        await spec.fn(*spec.args, task_status=_StatusForwarder(started))
+                    else:
+                        started(None)
+                        await spec.fn(*spec.args)
+            except Exception as exc:
+                if first_start and not run.status_sent:
+                    raise
+                error = exc
+            if not run.status_sent:
+                # Ended (failed, stopped or returned) before saying it started: let
+                # whoever waits on this run go on; the exit is handled below.
+                started(child.value)
+            if run.hung and error is None:
+                error = HeartbeatTimeout(
+                    f"child {child.name!r} of {self.name!r} missed its heartbeats"
+                )
+            cancelled = error is None and run.scope.cancelled_caught
+        finally:
+            _current_run.reset(token)
+            self._detector.unwatch(child.name)
+            run.done.set()
+        self._on_exit(run, error, cancelled)
+
+    # -- deciding -----------------------------------------------------------------------
+
+    def _on_exit(self, run: _Run, error: BaseException | None, cancelled: bool) -> None:
+        child = run.child
+        if error is not None:
+            exit_kind = ExitKind.FAILED
+            error_type = type(unwrap_single(error)).__name__
+        elif cancelled:
+            exit_kind, error_type = ExitKind.CANCELLED, ""
+        else:
+            exit_kind, error_type = ExitKind.RETURNED, ""
+        self.events.emit(
+            ChildExited(
+                source=self.name,
+                supervisor=self.name,
+                child=child.name,
+                exit=exit_kind,
+                error_type=error_type,
+            )
+        )
+        if error is not None:
+            child.failures += 1
+            self._failures += 1
+            classification = classify_error(error)
+            self.events.emit(
+                ErrorOccurred(
+                    source=self.name,
+                    component=f"{self.name}/{child.name}",
+                    error_type=error_type,
+                    message=str(unwrap_single(error)),
+                    severity=classification.severity,
+                )
+            )
+        if run.stop_requested or self._stopping or self._failure is not None or cancelled:
+            # Stopped on purpose (shutdown, group restart, stop_child): no decision.
+            if child._run is run and child.state is not ChildState.STOPPED:
+                child.state = ChildState.STOPPED
+            return
+
+        decision = self._policy.decide(
+            child.name,
+            child.restart,
+            error,
+            now=trio.current_time(),
+            strategy=None if error is None else child.spec.resolve_recovery(error),
+            has_fallback=child.spec.fallback is not None,
+            rand=self._rng.random(),
+        )
+        if decision.action is not None:
+            self._record_decision(child, error, decision)
+        if decision.escalate:
+            assert error is not None or decision.intensity_exceeded
+            child.state = ChildState.FAILED
+            self._fail(child, error, decision)
+        elif decision.remove:
+            child.state = ChildState.FAILED if error is not None else ChildState.STOPPED
+            self._discard(child)
+        else:
+            self._carry_out(child, error, decision)
+
+    def _record_decision(
+        self, child: Child, error: BaseException | None, decision: Decision
+    ) -> None:
+        assert decision.action is not None
+        self._decisions += 1
+        leaf = None if error is None else unwrap_single(error)
+        self.events.emit(
+            SupervisionDecision(
+                source=self.name,
+                supervisor=self.name,
+                child=child.name,
+                error_type="" if leaf is None else type(leaf).__name__,
+                error="" if leaf is None else str(leaf),
+                severity=decision.severity,
+                action=decision.action,
+                attempt=decision.attempt,
+            )
+        )
+        logger.info(
+            "supervisor %s: child %s exited (%s); decision %s",
+            self.name,
+            child.name,
+            "normal" if leaf is None else repr(leaf),
+            decision.action.value,
+        )
+
+    def _carry_out(self, child: Child, error: BaseException | None, decision: Decision) -> None:
+        assert decision.action is not None
+        assert self._nursery is not None
+        child.restarts += 1
+        self._restarts += 1
+        gate: CircuitBreaker | None = None
+        if decision.action is RecoveryAction.CIRCUIT_BREAKER:
+            gate = self._breaker_for(child)
+            if gate is not None:
+                gate.record_failure()
+        if decision.in_place:
+            child.retries += 1
+            self._launch(child, decision.action, decision.delay, gate)
+            return
+        if decision.failover:
+            assert child.spec.fallback is not None
+            child.spec = child.spec.fallback
+        group = self.strategy.affected(self._children, child)
+        self._pending_groups += 1
+        child.state = ChildState.WAITING
+        self._nursery.start_soon(
+            self._restart_group, child, group, decision, gate, name=f"{self.name}:restart"
+        )
+
+    async def _restart_group(
+        self,
+        failed: Child,
+        group: list[Child],
+        decision: Decision,
+        gate: CircuitBreaker | None,
+    ) -> None:
+        try:
+            async with self._group_lock:
+                if self._halted():
+                    return
+                for sibling in reversed(group):
+                    if sibling is not failed:
+                        await self._stop_run(sibling)
+                if decision.reload and self._reload is not None:
+                    try:
+                        await self._reload()
+                    except Exception as exc:
+                        self._fail(failed, exc, Decision(action=RecoveryAction.ESCALATE))
+                        return
+                if self._halted():
+                    return
+                for member in group:
+                    if self._by_name.get(member.name) is not member:
+                        continue
+                    if member is failed:
+                        await self._relaunch(member, decision.action, decision.delay, gate)
+                    elif member.restart is Restart.TEMPORARY:
+                        member.state = ChildState.STOPPED
+                        self._discard(member)
+                    else:
+                        member.restarts += 1
+                        await self._relaunch(member, decision.action, 0.0, None)
+        finally:
+            self._pending_groups -= 1
+            self._check_idle()
+
+    # -- stopping and failing -------------------------------------------------------------
+
+    def _halted(self) -> bool:
+        return self._stopping or self._failure is not None
+
+    async def _stop_run(self, child: Child) -> None:
+        run = child._run
+        if run is None or run.done.is_set():
+            return
+        now = trio.current_time()
+        run.stop_requested = True
+        run.grace_deadline = now + child.shutdown_timeout
+        child.state = ChildState.STOPPING
+        run.scope.cancel()
+        if _current_run.get() is run:
+            return  # a child stopping itself: it exits when this call returns
+        with trio.move_on_at(run.grace_deadline + _STUCK_MARGIN):
+            await run.done.wait()
+        if not run.done.is_set():
+            waited = trio.current_time() - now
+            logger.error(
+                "supervisor %s: child %s did not stop within %.3f s",
+                self.name,
+                child.name,
+                waited,
+            )
+            self.events.emit(
+                ShutdownStuck(
+                    source=self.name, supervisor=self.name, child=child.name, waited=waited
+                )
+            )
+
+    async def _shutdown_children(self) -> None:
+        for child in reversed(list(self._children)):
+            await self._stop_run(child)
+            child.state = ChildState.STOPPED
+
+    def _fail(self, child: Child, error: BaseException | None, decision: Decision) -> None:
+        if self._failure is not None:
+            return
+        failure: SupervisionError
+        if decision.intensity_exceeded:
+            failure = RestartIntensityExceeded(
+                f"supervisor {self.name!r} exceeded {self.max_restarts} restarts in "
+                f"{self.restart_window} s (last failure: child {child.name!r})"
+            )
+        else:
+            failure = EscalatedError(
+                f"child {child.name!r} of supervisor {self.name!r} escalated: {error!r}",
+                supervisor=self.name,
+                child=child.name,
+            )
+        failure.__cause__ = error
+        self._failure = failure
+        self._state = SupervisorState.FAILED
+        assert self._nursery is not None
+        self._nursery.start_soon(self._give_up, name=f"{self.name}:give-up")
+
+    async def _give_up(self) -> None:
+        assert self._failure is not None
+        self._stopping = True
+        with trio.CancelScope(shield=True):
+            await self._shutdown_children()
+        self._emit_stopped(repr(self._failure))
+        raise self._failure
+
+    def _emit_stopped(self, reason: str) -> None:
+        self.events.emit(SupervisorStopped(source=self.name, supervisor=self.name, reason=reason))
+
+    # -- heartbeat monitoring ---------------------------------------------------------------
+
+    async def _monitor_heartbeats(self) -> None:
+        while True:
+            deadline = self._detector.next_deadline()
+            self._detector_changed = trio.Event()
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await self._detector_changed.wait()
+            now = trio.current_time()
+            for name in self._detector.expired(now):
+                silent = self._detector.silent_for(name, now)
+                self._detector.unwatch(name)
+                child = self._by_name.get(str(name))
+                if child is None or child._run is None or child._run.done.is_set():
+                    continue
+                self.events.emit(
+                    HeartbeatMissed(source=self.name, child=child.name, silent_for=silent)
+                )
+                child._run.hung = True
+                child._run.scope.cancel()
+
+
+class _StatusForwarder:
+    """The ``task_status`` a child receives; records the value and starts the child."""
+
+    def __init__(self, started: Callable[[Any], None]) -> None:
+        self._started = started
+
+    def started(self, value: Any = None) -> None:
+        self._started(value)
+
+
+@asynccontextmanager
+async def open_supervisor(
+    name: str = "supervisor",
+    *,
+    strategy: SupervisionStrategyLike | None = None,
+    max_restarts: int = 3,
+    restart_window: float = 60.0,
+    backoff: Backoff | None = None,
+    events: EventBus | None = None,
+    children: Sequence[ChildSpec] = (),
+    default_restart: Restart = Restart.TRANSIENT,
+    shutdown_timeout: float = 5.0,
+    reload: Callable[[], Awaitable[object]] | None = None,
+    breaker_factory: Callable[[str], CircuitBreaker] | None = None,
+    keep_alive: bool = False,
+    rng: random.Random | None = None,
+) -> AsyncIterator[Supervisor]:
+    """Open a supervisor that owns one nursery; yield it.
+
+    As with a nursery, leaving the ``async with`` body waits for the children to end
+    (with ``keep_alive=True`` it waits until :meth:`Supervisor.stop` or cancellation
+    instead, for dynamic children). Cancelling the enclosing scope, an error in the
+    body, or ``stop()`` shut the children down in reverse start order, each within its
+    ``shutdown_timeout``. If the supervisor gives up (restart intensity exceeded, or an
+    ``Escalate`` decision) it stops its children and raises
+    :class:`~mister_smith.errors.RestartIntensityExceeded` or
+    :class:`~mister_smith.errors.EscalatedError` from the ``async with``.
+
+    Args:
+        name: Shown in events, logs and snapshots.
+        strategy: ``OneForOne()`` (default), ``OneForAll()``, ``RestForOne()`` or a
+            :class:`~mister_smith.types.StrategyKind`.
+        max_restarts: Restarts allowed within ``restart_window`` (counted across all
+            children); one more makes the supervisor give up.
+        restart_window: Seconds of the intensity window.
+        backoff: Delay between restarts (``None``: restart at once).
+        events: The event bus for decisions (default: a private one, ``sup.events``).
+        children: Child specs started, in order, before the body runs.
+        default_restart: Restart type of children that do not set one.
+        shutdown_timeout: Default grace seconds per child when stopping.
+        reload: Called before restarting after a ``Reload`` decision.
+        breaker_factory: Makes the circuit breaker for a child whose recovery is
+            ``CircuitBreaker`` and that declares none (default: 5 failures, 60 s).
+        keep_alive: Keep running with no children until stopped.
+        rng: Source of backoff jitter (for reproducible tests).
+    """
+    from ._strategy import OneForOne
+
+    supervisor = Supervisor(
+        name,
+        strategy=OneForOne() if strategy is None else strategy,
+        max_restarts=max_restarts,
+        restart_window=restart_window,
+        backoff=backoff,
+        events=EventBus() if events is None else events,
+        default_restart=default_restart,
+        shutdown_timeout=shutdown_timeout,
+        reload=reload,
+        breaker_factory=breaker_factory
+        if breaker_factory is not None
+        else (lambda breaker_name: CircuitBreaker(breaker_name, events=supervisor.events)),
+        rng=rng,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            supervisor._nursery = nursery
+            monitor_scope = trio.CancelScope()
+
+            async def monitor() -> None:
+                with monitor_scope:
+                    await supervisor._monitor_heartbeats()
+
+            nursery.start_soon(monitor, name=f"{name}:heartbeats")
+            try:
+                for spec in children:
+                    await supervisor.start_child(spec)
+                yield supervisor
+                if keep_alive:
+                    await trio.sleep_forever()
+                supervisor._check_idle()
+                await supervisor._idle.wait()
+                supervisor._state = SupervisorState.STOPPED
+                supervisor._stopping = True
+                supervisor._emit_stopped("normal")
+            except BaseException:
+                if not supervisor._stopping:
+                    supervisor._stopping = True
+                    supervisor._state = SupervisorState.STOPPING
+                    with trio.CancelScope(shield=True):
+                        await supervisor._shutdown_children()
+                    if supervisor._failure is None:
+                        supervisor._emit_stopped("shutdown")
+                raise
+            finally:
+                monitor_scope.cancel()
+        if supervisor._state != SupervisorState.FAILED:
+            supervisor._state = SupervisorState.STOPPED
+    except BaseExceptionGroup as group:
+        failure = supervisor._failure
+        if failure is not None:
+            matched, rest = group.split(lambda exc: exc is failure)
+            if matched is not None and rest is None:
+                raise failure from failure.__cause__
+        raise
