@@ -92,6 +92,7 @@ class Supervisor:
         reload: Callable[[], Awaitable[object]] | None,
         breaker_factory: Callable[[str], CircuitBreaker] | None,
         rng: random.Random | None,
+        on_child_removed: Callable[[Child], object] | None = None,
     ) -> None:
         if max_restarts < 0:
             raise ValueError(f"max_restarts must be >= 0, got {max_restarts!r}")
@@ -109,6 +110,7 @@ class Supervisor:
         self._reload = reload
         self._breaker_factory = breaker_factory
         self._rng = rng or random.Random()
+        self._on_child_removed = on_child_removed
         self._policy = SupervisorPolicy(RestartIntensity(max_restarts, restart_window), backoff)
         self._detector = FailureDetector()
         self._detector_changed = trio.Event()
@@ -211,13 +213,15 @@ class Supervisor:
         recovery: RecoveryPolicy | None = None,
         shutdown_timeout: float | None = None,
         default_restart: Restart | None = None,
+        on_child_removed: Callable[[Child], object] | None = None,
     ) -> Supervisor:
         """Start a nested supervisor as a child and return it (once it is running).
 
         It shares this supervisor's event bus. Its failure (restart intensity
         exceeded, escalation) is this supervisor's child failure, handled by
         ``recovery`` (default: the error's own strategy, ``Escalate`` for supervision
-        errors). When it is restarted it starts its declared ``children`` afresh and
+        errors). When it is restarted it starts the specs in ``children`` afresh (the
+        sequence is read at each start, so a caller may keep it up to date) and
         ``child.value`` becomes the new supervisor.
         """
         child = await self.start_child(
@@ -229,6 +233,7 @@ class Supervisor:
                 backoff=backoff,
                 children=children,
                 default_restart=default_restart,
+                on_child_removed=on_child_removed,
             ),
             name=name,
             restart=restart,
@@ -248,6 +253,7 @@ class Supervisor:
         backoff: Backoff | None,
         children: Sequence[ChildSpec],
         default_restart: Restart | None,
+        on_child_removed: Callable[[Child], object] | None,
     ) -> Callable[..., Awaitable[None]]:
         async def run_nested(
             *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
@@ -267,6 +273,7 @@ class Supervisor:
                 reload=self._reload,
                 breaker_factory=self._breaker_factory,
                 keep_alive=True,
+                on_child_removed=on_child_removed,
             ) as nested:
                 task_status.started(nested)
 
@@ -358,6 +365,8 @@ class Supervisor:
             self._children.remove(child)
             self._policy.child_removed(child.name)
             self._detector.unwatch(child.name)
+            if self._on_child_removed is not None and not self._stopping:
+                self._on_child_removed(child)
         self._check_idle()
 
     def _check_idle(self) -> None:
@@ -735,6 +744,7 @@ async def open_supervisor(
     breaker_factory: Callable[[str], CircuitBreaker] | None = None,
     keep_alive: bool = False,
     rng: random.Random | None = None,
+    on_child_removed: Callable[[Child], object] | None = None,
 ) -> AsyncIterator[Supervisor]:
     """Open a supervisor that owns one nursery; yield it.
 
@@ -764,6 +774,7 @@ async def open_supervisor(
             ``CircuitBreaker`` and that declares none (default: 5 failures, 60 s).
         keep_alive: Keep running with no children until stopped.
         rng: Source of backoff jitter (for reproducible tests).
+        on_child_removed: Called when a child leaves for good (not on shutdown).
     """
     from ._strategy import OneForOne
 
@@ -781,6 +792,7 @@ async def open_supervisor(
         if breaker_factory is not None
         else (lambda breaker_name: CircuitBreaker(breaker_name, events=supervisor.events)),
         rng=rng,
+        on_child_removed=on_child_removed,
     )
     try:
         async with trio.open_nursery() as nursery:

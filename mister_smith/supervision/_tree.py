@@ -11,7 +11,7 @@ import attrs
 from ..errors import RecoveryStrategy
 from ..events import EventBus
 from ..types import Restart
-from ._child import Child, ChildState
+from ._child import Child, ChildSpec, ChildState
 from ._intensity import Backoff
 from ._strategy import SupervisionStrategyLike
 from ._supervisor import Supervisor, open_supervisor
@@ -107,6 +107,7 @@ class SupervisionTree:
         self._domain_restart_window = domain_restart_window
         self._domain_backoff = domain_backoff
         self._domains: dict[str, list[str]] = {}
+        self._specs: dict[str, list[ChildSpec]] = {}
 
     @property
     def events(self) -> EventBus:
@@ -138,6 +139,13 @@ class SupervisionTree:
             if sup is not None and len(sup.children()) < self.max_children_per_supervisor:
                 return sup
         name = domain if not names else f"{domain}#{len(names) + 1}"
+        specs = self._specs[name] = []
+
+        def forget(child: Child) -> None:
+            for spec in list(specs):
+                if spec.name == child.name:
+                    specs.remove(spec)
+
         sup = await self.root.start_supervisor(
             name,
             strategy=self._domain_strategy,
@@ -146,6 +154,8 @@ class SupervisionTree:
             backoff=self._domain_backoff,
             restart=Restart.PERMANENT,
             recovery=RecoveryStrategy.Restart(),
+            children=specs,
+            on_child_removed=forget,
         )
         names.append(name)
         return sup
@@ -153,9 +163,18 @@ class SupervisionTree:
     async def route_to_domain(
         self, domain: str, fn: Callable[..., Awaitable[object]], *args: Any, **options: Any
     ) -> Child:
-        """Start ``fn(*args)`` under ``domain``'s supervisor (options as for ``start_child``)."""
+        """Start ``fn(*args)`` under ``domain``'s supervisor (options as for ``start_child``).
+
+        The child is remembered by its domain supervisor's spec list, so when the
+        domain supervisor is restarted the child is started again with it.
+        """
         sup = await self.domain_supervisor(domain)
-        return await sup.start_child(fn, *args, **options)
+        spec = ChildSpec.of(fn, *args, **options)
+        child = await sup.start_child(spec)
+        if spec.name is None:
+            spec = attrs.evolve(spec, name=child.name)
+        self._specs[sup.name].append(spec)
+        return child
 
     def snapshot(self) -> TreeSnapshot:
         """A frozen description of the whole tree."""
