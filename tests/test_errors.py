@@ -217,7 +217,7 @@ def test_subclass_overrides_defaults() -> None:
         default_severity = ErrorSeverity.LOW
         # The ignore works around the typing bug pinned by
         # test_overriding_a_kinds_default_recovery_type_checks below.
-        default_recovery = RecoveryStrategy.Retry(max_attempts=5, delay=0.0)  # type: ignore[assignment]
+        default_recovery = RecoveryStrategy.Retry(max_attempts=5, delay=0.0)
 
     class StillFlaky(FlakyDisk):
         pass
@@ -233,13 +233,6 @@ def test_subclass_overrides_defaults() -> None:
     assert FlakyDisk(severity=ErrorSeverity.HIGH).severity is ErrorSeverity.HIGH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: each kind's default_recovery is inferred as its concrete variant "
-    "(e.g. PersistenceError.default_recovery: _Failover), so a subclass overriding it "
-    "with another strategy is a mypy --strict error; the kinds in errors/_taxonomy.py "
-    "need `default_recovery: ClassVar[RecoveryStrategy] = ...`",
-)
 def test_overriding_a_kinds_default_recovery_type_checks(tmp_path: Path) -> None:
     snippet = tmp_path / "override.py"
     snippet.write_text(

@@ -250,11 +250,6 @@ async def test_predicate_filters_stream() -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an exception from a stream predicate propagates out of EventBus.emit "
-    "and the remaining subscribers and handlers never see the event",
-)
 async def test_failing_predicate_does_not_break_emit() -> None:
     bus = EventBus()
     seen: list[Event] = []
@@ -647,12 +642,6 @@ async def test_closed_stream_cannot_be_reentered() -> None:
     assert bus.statistics().subscribers == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: EventStream.__aenter__ on an already-open stream registers it a second "
-    "time (each event queued twice) and close() removes only one registration, so the "
-    "bus keeps a dead subscriber forever",
-)
 async def test_entering_an_open_stream_again_never_registers_it_twice() -> None:
     bus = EventBus()
     stream = bus.subscribe(Ping)

@@ -44,43 +44,43 @@ class MisterSmithError(Exception):
 class RuntimeFault(MisterSmithError):
     """A failure of running code (also what any non-framework exception counts as)."""
 
-    default_severity = ErrorSeverity.CRITICAL
-    default_recovery = RecoveryStrategy.Restart()
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.CRITICAL
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.Restart()
 
 
 class SupervisionError(MisterSmithError):
     """A supervisor could not keep its children running."""
 
-    default_severity = ErrorSeverity.HIGH
-    default_recovery = RecoveryStrategy.Escalate()
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.HIGH
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.Escalate()
 
 
 class ConfigError(MisterSmithError, ValueError):
     """Configuration is missing, malformed or inconsistent."""
 
-    default_severity = ErrorSeverity.MEDIUM
-    default_recovery = RecoveryStrategy.Reload()
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.MEDIUM
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.Reload()
 
 
 class ResourceError(MisterSmithError):
     """A bounded resource (pool, slot, memory) is not available."""
 
-    default_severity = ErrorSeverity.MEDIUM
-    default_recovery = RecoveryStrategy.Retry(max_attempts=3, delay=1.0)
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.MEDIUM
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.Retry(max_attempts=3, delay=1.0)
 
 
 class NetworkError(MisterSmithError, ConnectionError):
     """A remote peer or service could not be reached or answered badly."""
 
-    default_severity = ErrorSeverity.LOW
-    default_recovery = RecoveryStrategy.CircuitBreaker()
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.LOW
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.CircuitBreaker()
 
 
 class PersistenceError(MisterSmithError):
     """Durable state could not be read or written."""
 
-    default_severity = ErrorSeverity.HIGH
-    default_recovery = RecoveryStrategy.Failover()
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.HIGH
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.Failover()
 
 
 # --- the wider design's kinds (light retry: 1 attempt, 100 ms) -------------------------
@@ -89,36 +89,36 @@ class PersistenceError(MisterSmithError):
 class ActorError(MisterSmithError):
     """An actor could not accept or process a message."""
 
-    default_severity = ErrorSeverity.MEDIUM
-    default_recovery = _LIGHT_RETRY
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.MEDIUM
+    default_recovery: ClassVar[RecoveryStrategy] = _LIGHT_RETRY
 
 
 class TaskError(MisterSmithError):
     """An async task failed, timed out or could not be queued."""
 
-    default_severity = ErrorSeverity.LOW
-    default_recovery = _LIGHT_RETRY
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.LOW
+    default_recovery: ClassVar[RecoveryStrategy] = _LIGHT_RETRY
 
 
 class StreamError(MisterSmithError):
     """A stream-processing stage failed."""
 
-    default_severity = ErrorSeverity.MEDIUM
-    default_recovery = _LIGHT_RETRY
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.MEDIUM
+    default_recovery: ClassVar[RecoveryStrategy] = _LIGHT_RETRY
 
 
 class EventError(MisterSmithError):
     """An event could not be delivered or handled."""
 
-    default_severity = ErrorSeverity.LOW
-    default_recovery = _LIGHT_RETRY
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.LOW
+    default_recovery: ClassVar[RecoveryStrategy] = _LIGHT_RETRY
 
 
 class ToolError(MisterSmithError):
     """A tool call was refused or failed."""
 
-    default_severity = ErrorSeverity.LOW
-    default_recovery = _LIGHT_RETRY
+    default_severity: ClassVar[ErrorSeverity] = ErrorSeverity.LOW
+    default_recovery: ClassVar[RecoveryStrategy] = _LIGHT_RETRY
 
 
 # --- specific errors -------------------------------------------------------------------

@@ -31,7 +31,8 @@ class EventBusStatistics:
         emitted: Events emitted since the bus was created.
         delivered: Events queued to streams or passed to handlers.
         dropped: Events dropped because a subscriber's queue was full (oldest first).
-        handler_failures: Handler calls that raised (logged and isolated).
+        handler_failures: Handler calls and stream predicates that raised (logged and
+            isolated; a stream whose predicate raised skips that event).
         subscribers: Open subscription streams.
         handlers: Registered handler callbacks.
         history_len: Events currently held in the history ring buffer.
@@ -87,8 +88,15 @@ class EventStream(Generic[E]):
 
     def _offer(self, event: Event) -> int:
         """Queue ``event`` if it matches; return 1 if queued, 0 if filtered out."""
-        if self._predicate is not None and not self._predicate(event):  # type: ignore[arg-type]
-            return 0
+        if self._predicate is not None:
+            try:
+                wanted = self._predicate(event)  # type: ignore[arg-type]
+            except Exception:
+                self._bus._handler_failures += 1
+                logger.exception("event stream predicate failed on %s", event.event_type)
+                return 0
+            if not wanted:
+                return 0
         if len(self._queue) >= self._capacity:
             self._queue.popleft()
             self._dropped += 1
@@ -150,6 +158,8 @@ class EventStream(Generic[E]):
     async def __aenter__(self) -> Self:
         if self._closed:
             raise RuntimeError("this event stream was already closed")
+        if self._open:
+            raise RuntimeError("this event stream is already open")
         self._open = True
         self._bus._add_stream(self)
         return self

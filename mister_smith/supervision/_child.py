@@ -43,6 +43,9 @@ class ChildSpec:
             defaults when the recovery is ``CircuitBreaker`` and none is given).
         heartbeat_timeout: When set, the child must call :func:`heartbeat` at least this
             often or it is declared hung and handled like a crash.
+        on_terminated: Called once, synchronously, when the child is gone for good
+            (removed after its last exit, stopped, or its supervisor shut down or
+            failed) — never between restarts.
     """
 
     fn: Callable[..., Awaitable[object]]
@@ -54,6 +57,7 @@ class ChildSpec:
     fallback: ChildSpec | None = None
     breaker: CircuitBreaker | None = None
     heartbeat_timeout: float | None = None
+    on_terminated: Callable[[Child], object] | None = None
 
     @classmethod
     def of(
@@ -67,6 +71,7 @@ class ChildSpec:
         fallback: ChildSpec | Callable[..., Awaitable[object]] | None = None,
         breaker: CircuitBreaker | None = None,
         heartbeat_timeout: float | None = None,
+        on_terminated: Callable[[Child], object] | None = None,
     ) -> ChildSpec:
         """Trio-style constructor: the callable, its arguments, then keyword options."""
         if not callable(fn):
@@ -87,6 +92,7 @@ class ChildSpec:
             fallback,
             breaker,
             heartbeat_timeout,
+            on_terminated,
         )
 
     def accepts_task_status(self) -> bool:
@@ -174,6 +180,14 @@ class Child:
     retries: int = 0
     value: Any = None
     _run: _Run | None = None
+    _terminated: bool = False
+
+    def _terminate(self) -> None:
+        if self._terminated:
+            return
+        self._terminated = True
+        if self.spec.on_terminated is not None:
+            self.spec.on_terminated(self)
 
     def heartbeat(self) -> None:
         """Report that this child is alive (for heartbeat monitoring)."""

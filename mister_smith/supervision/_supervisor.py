@@ -367,6 +367,7 @@ class Supervisor:
             self._detector.unwatch(child.name)
             if self._on_child_removed is not None and not self._stopping:
                 self._on_child_removed(child)
+            child._terminate()
         self._check_idle()
 
     def _check_idle(self) -> None:
@@ -663,6 +664,7 @@ class Supervisor:
         for child in reversed(list(self._children)):
             await self._stop_run(child)
             child.state = ChildState.STOPPED
+            child._terminate()
 
     def _fail(self, child: Child, error: BaseException | None, decision: Decision) -> None:
         if self._failure is not None:

@@ -17,7 +17,9 @@ class _TypedId:
     """Common behaviour of the typed ids; not used directly."""
 
     prefix: ClassVar[str] = "id"
-    uuid: uuid.UUID = attrs.field(factory=uuid.uuid4)
+    uuid: uuid.UUID = attrs.field(
+        factory=uuid.uuid4, validator=attrs.validators.instance_of(uuid.UUID)
+    )
 
     @classmethod
     def new(cls) -> Self:
