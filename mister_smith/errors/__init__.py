@@ -17,7 +17,11 @@ PersistenceError    HIGH         Failover
 from ._severity import ErrorSeverity as ErrorSeverity
 from ._severity import RecoveryAction as RecoveryAction
 from ._severity import RecoveryStrategy as RecoveryStrategy
+from ._taxonomy import ActorCrashed as ActorCrashed
 from ._taxonomy import ActorError as ActorError
+from ._taxonomy import ActorNameTaken as ActorNameTaken
+from ._taxonomy import ActorNotFound as ActorNotFound
+from ._taxonomy import HandlerTimeout as HandlerTimeout
 from ._taxonomy import ActorStopped as ActorStopped
 from ._taxonomy import AskTimeout as AskTimeout
 from ._taxonomy import CircuitOpenError as CircuitOpenError
@@ -50,6 +54,10 @@ from ._taxonomy import classify_error as classify_error
 from ._taxonomy import unwrap_single as unwrap_single
 
 __all__ = [
+    "ActorCrashed",
+    "ActorNameTaken",
+    "ActorNotFound",
+    "HandlerTimeout",
     "CircuitOpenError",
     "HeartbeatTimeout",
     "ActorError",

@@ -181,6 +181,22 @@ class ActorStopped(ActorError):
     """The actor has stopped (or was never running); the message was not accepted."""
 
 
+class ActorCrashed(ActorError):
+    """The actor crashed while handling this ``ask``'s message; the cause is ``__cause__``."""
+
+
+class HandlerTimeout(ActorError, TimeoutError):
+    """An actor's handler ran past its per-message deadline (counts as a failure)."""
+
+
+class ActorNameTaken(ActorError, ValueError):
+    """An actor with that name is already registered in the actor system."""
+
+
+class ActorNotFound(ActorError, LookupError):
+    """No actor is registered under that name."""
+
+
 class AskTimeout(ActorError, TimeoutError):
     """``ask`` did not get a reply before its deadline (queueing and reply included)."""
 

@@ -102,7 +102,8 @@ class EventStream(Generic[E]):
             self._dropped += 1
             self._bus._dropped += 1
         self._queue.append(event)  # type: ignore[arg-type]
-        self._lot.unpark_all()
+        if self._lot:  # only wake when someone waits: keeps emit cheap
+            self._lot.unpark_all()
         return 1
 
     async def receive(self) -> E:

@@ -1,0 +1,31 @@
+"""Actors: supervised mailboxes with refs, an actor system and bounded spawning."""
+
+from ._actor import Actor as Actor
+from ._actor import ActorContext as ActorContext
+from ._cell import ActorStatistics as ActorStatistics
+from ._cell import ActorStatus as ActorStatus
+from ._cell import MailboxStatistics as MailboxStatistics
+from ._ref import ActorRef as ActorRef
+from ._spawn import SpawnController as SpawnController
+from ._spawn import SpawnStatistics as SpawnStatistics
+from ._system import ActorSystem as ActorSystem
+from ._system import ActorSystemStatistics as ActorSystemStatistics
+from ._system import DeadLetterRecord as DeadLetterRecord
+from ._system import MessageMiddleware as MessageMiddleware
+from ._system import open_actor_system as open_actor_system
+
+__all__ = [
+    "Actor",
+    "ActorContext",
+    "ActorRef",
+    "ActorStatistics",
+    "ActorStatus",
+    "ActorSystem",
+    "ActorSystemStatistics",
+    "DeadLetterRecord",
+    "MailboxStatistics",
+    "MessageMiddleware",
+    "SpawnController",
+    "SpawnStatistics",
+    "open_actor_system",
+]

@@ -1,0 +1,95 @@
+"""The ``Actor`` base class and the context each incarnation receives."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..events import EventBus
+from ..types import Restart
+
+if TYPE_CHECKING:
+    from ..supervision import Supervisor
+    from ._cell import ActorCell
+    from ._ref import ActorRef
+    from ._system import ActorSystem
+
+
+class Actor:
+    """Base class of actors: subclass it and implement :meth:`handle`.
+
+    A fresh instance is built from the factory given to
+    :meth:`~mister_smith.actors.ActorSystem.spawn` at every (re)start, so state resets
+    on restart, as in OTP. Messages are handled one at a time, in arrival order.
+    """
+
+    async def handle(self, message: Any, ctx: ActorContext) -> Any:
+        """Handle one message; the return value is the reply to an ``ask``.
+
+        An exception crashes this incarnation: the message goes to dead letters (it is
+        never redelivered) and the supervisor decides what happens next.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement handle()")
+
+    async def on_start(self, ctx: ActorContext) -> None:
+        """Called before the first message of each incarnation."""
+
+    async def on_stop(self, ctx: ActorContext) -> None:
+        """Called when an incarnation ends (stop, crash or shutdown). Awaits here are
+        shielded up to the actor's shutdown timeout."""
+
+    async def on_restart(self, ctx: ActorContext, error: BaseException | None) -> None:
+        """Called on a new incarnation after a restart, before :meth:`on_start`."""
+
+
+class ActorContext:
+    """What an actor incarnation can reach: its ref, the system, the event bus."""
+
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+        self._children: Supervisor | None = None
+
+    @property
+    def ref(self) -> ActorRef:
+        """This actor's own ref."""
+        return self._cell.ref
+
+    @property
+    def name(self) -> str:
+        """This actor's name."""
+        return self._cell.name
+
+    @property
+    def system(self) -> ActorSystem:
+        """The actor system."""
+        return self._cell.system
+
+    @property
+    def events(self) -> EventBus:
+        """The event bus."""
+        return self._cell.system.events
+
+    @property
+    def incarnation(self) -> int:
+        """1 for the first run, 2 after the first restart, ..."""
+        return self._cell.incarnations
+
+    async def spawn(self, factory: Callable[..., Actor], *args: Any, **options: Any) -> ActorRef:
+        """Spawn a child actor supervised under this actor: the children are stopped
+        whenever this actor's incarnation ends (restart or stop)."""
+        if self._children is None:
+            parent = self._cell.supervisor
+            assert parent is not None
+            self._children = await parent.start_supervisor(
+                f"{self._cell.name}.children", restart=Restart.TEMPORARY
+            )
+        return await self._cell.system.spawn(factory, *args, supervisor=self._children, **options)
+
+    async def _stop_children(self) -> None:
+        children = self._children
+        self._children = None
+        parent = self._cell.supervisor
+        if children is not None and parent is not None:
+            with contextlib.suppress(LookupError):
+                await parent.stop_child(children.name)

@@ -1,0 +1,221 @@
+"""The actor cell: mailbox and accounting shared by every incarnation of an actor."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ..errors import ActorStopped, MisterSmithError
+from ..types import ActorId
+
+if TYPE_CHECKING:
+    from ..supervision import Child, Supervisor
+    from ._actor import Actor, ActorContext
+    from ._system import ActorSystem
+
+
+class ActorStatus(enum.Enum):
+    """Where an actor is in its life (the wider design's agent status, simplified)."""
+
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+
+
+@attrs.frozen
+class MailboxStatistics:
+    """Counters of an actor's mailbox.
+
+    ``accepted == handled + dead_lettered + queued + in_flight`` at all times.
+    """
+
+    capacity: int
+    queued: int
+    accepted: int
+    handled: int
+    dead_lettered: int
+    in_flight: int
+
+
+@attrs.frozen
+class ActorStatistics:
+    """Counters of one actor (stable across its restarts)."""
+
+    name: str
+    status: ActorStatus
+    queued: int
+    capacity: int
+    accepted: int
+    handled: int
+    failed: int
+    dead_lettered: int
+    restarts: int
+    in_flight: int
+
+    @property
+    def load(self) -> int:
+        """Queued plus in-flight messages: the live load used by load-balanced routing."""
+        return self.queued + self.in_flight
+
+
+@attrs.define(eq=False)
+class Reply:
+    """Where an ``ask``'s answer goes."""
+
+    event: trio.Event = attrs.field(factory=trio.Event)
+    value: Any = None
+    error: BaseException | None = None
+    abandoned: bool = False
+
+    def set_value(self, value: Any) -> None:
+        if not self.event.is_set():
+            self.value = value
+            self.event.set()
+
+    def set_error(self, error: BaseException) -> None:
+        if not self.event.is_set():
+            self.error = error
+            self.event.set()
+
+
+@attrs.define(eq=False, slots=True)
+class Ask:
+    """A message sent with ``ask``: the payload plus its reply slot."""
+
+    message: Any
+    reply: Reply
+
+
+def payload(envelope: Any) -> Any:
+    """The user's message inside a mailbox item."""
+    return envelope.message if isinstance(envelope, Ask) else envelope
+
+
+class ActorCell:
+    """Everything an actor keeps across restarts: identity, mailbox, counters."""
+
+    __slots__ = (
+        "accepted",
+        "actor_id",
+        "args",
+        "capabilities",
+        "child",
+        "closed",
+        "ctx",
+        "current",
+        "dead_lettered",
+        "factory",
+        "failed",
+        "handled",
+        "handler_timeout",
+        "incarnations",
+        "instance",
+        "last_error",
+        "mailbox_capacity",
+        "middleware",
+        "name",
+        "receive",
+        "ref",
+        "role",
+        "send",
+        "supervisor",
+        "system",
+        "terminated",
+    )
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        factory: Callable[..., Actor],
+        args: tuple[Any, ...],
+        *,
+        name: str,
+        mailbox_capacity: int,
+        handler_timeout: float | None,
+        middleware: tuple[Any, ...],
+        role: str | None,
+        capabilities: frozenset[str],
+    ) -> None:
+        from ._ref import ActorRef
+
+        self.system = system
+        self.factory = factory
+        self.args = args
+        self.name = name
+        self.actor_id = ActorId.new()
+        self.mailbox_capacity = mailbox_capacity
+        self.send, self.receive = trio.open_memory_channel[Any](mailbox_capacity)
+        self.handler_timeout = handler_timeout
+        self.middleware = middleware
+        self.role = role
+        self.capabilities = capabilities
+        self.accepted = 0
+        self.handled = 0
+        self.failed = 0
+        self.dead_lettered = 0
+        self.incarnations = 0
+        self.current: Any = None
+        self.last_error: BaseException | None = None
+        self.closed = False
+        self.terminated = trio.Event()
+        self.child: Child | None = None
+        self.supervisor: Supervisor | None = None
+        self.instance: Actor | None = None
+        self.ctx: ActorContext | None = None
+        self.ref = ActorRef(self)
+
+    def stopped_error(self) -> ActorStopped:
+        return ActorStopped(f"actor {self.name!r} is stopped")
+
+    def queued(self) -> int:
+        return self.send.statistics().current_buffer_used
+
+    @property
+    def status(self) -> ActorStatus:
+        if self.closed:
+            return ActorStatus.STOPPED
+        child = self.child
+        if child is None:
+            return ActorStatus.STARTING
+        if child.state.value in ("waiting", "starting") and self.incarnations > 0:
+            return ActorStatus.RESTARTING
+        if child.state.value != "running":
+            return ActorStatus.STARTING
+        return ActorStatus.BUSY if self.current is not None else ActorStatus.IDLE
+
+    def mailbox_statistics(self) -> MailboxStatistics:
+        return MailboxStatistics(
+            capacity=self.mailbox_capacity,
+            queued=self.queued(),
+            accepted=self.accepted,
+            handled=self.handled,
+            dead_lettered=self.dead_lettered,
+            in_flight=0 if self.current is None else 1,
+        )
+
+    def statistics(self) -> ActorStatistics:
+        return ActorStatistics(
+            name=self.name,
+            status=self.status,
+            queued=self.queued(),
+            capacity=self.mailbox_capacity,
+            accepted=self.accepted,
+            handled=self.handled,
+            failed=self.failed,
+            dead_lettered=self.dead_lettered,
+            restarts=0 if self.child is None else self.child.restarts,
+            in_flight=0 if self.current is None else 1,
+        )
+
+    def dead_letter(self, envelope: Any, reason: str, error: MisterSmithError) -> None:
+        """Record ``envelope`` as never handled, and fail its ``ask`` if it has one."""
+        self.dead_lettered += 1
+        if isinstance(envelope, Ask):
+            envelope.reply.set_error(error)
+        self.system._record_dead_letter(self, payload(envelope), reason)

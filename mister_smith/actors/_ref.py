@@ -1,0 +1,164 @@
+"""``ActorRef``: how everyone talks to an actor."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..errors import AskTimeout, MailboxFull
+from ..types import ActorId
+from ._cell import ActorStatistics, Ask, MailboxStatistics, Reply
+
+if TYPE_CHECKING:
+    from ._cell import ActorCell
+
+
+class ActorRef:
+    """A cheap, hashable handle on an actor, valid across its restarts.
+
+    ``await ref.tell(msg)`` waits for mailbox room (backpressure);
+    ``ref.tell_nowait(msg)`` raises :class:`~mister_smith.errors.MailboxFull`
+    instead; ``await ref.ask(msg, timeout=...)`` returns the handler's reply. Sending
+    to a stopped actor raises :class:`~mister_smith.errors.ActorStopped`.
+    """
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+
+    @property
+    def name(self) -> str:
+        """The actor's unique name in its system."""
+        return self._cell.name
+
+    @property
+    def actor_id(self) -> ActorId:
+        """The actor's id (stable across restarts)."""
+        return self._cell.actor_id
+
+    @property
+    def role(self) -> str | None:
+        """The role given at spawn, if any."""
+        return self._cell.role
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Capabilities declared at spawn (used by capability-based routing)."""
+        return self._cell.capabilities
+
+    @property
+    def is_alive(self) -> bool:
+        """Whether the actor still accepts messages."""
+        return not self._cell.closed
+
+    async def tell(self, message: Any) -> None:
+        """Send ``message``, waiting while the mailbox is full.
+
+        Raises:
+            ActorStopped: the actor is stopped (the message was not accepted).
+        """
+        cell = self._cell
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if cell.closed:
+            raise cell.stopped_error()
+        try:
+            cell.send.send_nowait(message)
+        except trio.WouldBlock:
+            try:
+                await cell.send.send(message)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise cell.stopped_error() from None
+            cell.accepted += 1
+            return
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise cell.stopped_error() from None
+        cell.accepted += 1
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def tell_nowait(self, message: Any) -> None:
+        """Send ``message`` if the mailbox has room.
+
+        Raises:
+            MailboxFull: the mailbox is at capacity.
+            ActorStopped: the actor is stopped.
+        """
+        cell = self._cell
+        if cell.closed:
+            raise cell.stopped_error()
+        try:
+            cell.send.send_nowait(message)
+        except trio.WouldBlock:
+            raise MailboxFull(
+                f"mailbox of actor {cell.name!r} is full ({cell.mailbox_capacity} messages)"
+            ) from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise cell.stopped_error() from None
+        cell.accepted += 1
+
+    async def ask(self, message: Any, *, timeout: float | None = None) -> Any:
+        """Send ``message`` and wait for the handler's return value.
+
+        The deadline covers waiting for mailbox room *and* for the reply. If the actor
+        crashes while handling the message, or stops before handling it, this fails at
+        once rather than waiting for the deadline.
+
+        Args:
+            message: The message.
+            timeout: Seconds (default: the system's ``ask_timeout``; ``math.inf`` waits
+                forever).
+
+        Raises:
+            AskTimeout: no reply in time (a ``TimeoutError``).
+            ActorCrashed: handling this message crashed the actor (cause attached).
+            ActorStopped: the actor stopped before handling it.
+        """
+        cell = self._cell
+        if timeout is None:
+            timeout = cell.system.ask_timeout
+        if not timeout >= 0:
+            raise ValueError(f"ask timeout must be >= 0, got {timeout!r}")
+        reply = Reply()
+        with trio.move_on_after(timeout):
+            await self.tell(Ask(message, reply))
+            await reply.event.wait()
+        if not reply.event.is_set():
+            reply.abandoned = True
+            raise AskTimeout(
+                f"no reply from actor {cell.name!r} within {timeout} s"
+                if math.isfinite(timeout)
+                else f"no reply from actor {cell.name!r}"
+            )
+        if reply.error is not None:
+            raise reply.error
+        return reply.value
+
+    async def stop(self) -> None:
+        """Stop the actor for good; queued messages become dead letters."""
+        await self._cell.system.stop(self)
+
+    def statistics(self) -> ActorStatistics:
+        """The actor's counters (live load included)."""
+        return self._cell.statistics()
+
+    def mailbox_statistics(self) -> MailboxStatistics:
+        """The mailbox's counters."""
+        return self._cell.mailbox_statistics()
+
+    async def wait_stopped(self) -> None:
+        """Wait until the actor has stopped for good."""
+        await self._cell.terminated.wait()
+
+    def __hash__(self) -> int:
+        return hash(self._cell.actor_id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorRef) and other._cell is self._cell
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self._cell.name} {self._cell.actor_id}>"
+
+    def __str__(self) -> str:
+        return self._cell.name
