@@ -238,7 +238,8 @@ class Supervisor:
             name=name,
             restart=restart,
             recovery=recovery,
-            shutdown_timeout=shutdown_timeout,
+            # A supervisor child is bounded by its own children's timeouts.
+            shutdown_timeout=math.inf if shutdown_timeout is None else shutdown_timeout,
         )
         nested: Supervisor = child.value
         return nested
@@ -291,18 +292,20 @@ class Supervisor:
         self._discard(child)
         child.state = ChildState.STOPPED
 
-    async def stop(self) -> None:
+    async def stop(self, *, timeout: float | None = None) -> None:
         """Shut down: stop the children in reverse start order, then end the supervisor.
 
         Each child gets its ``shutdown_timeout`` (see :func:`shutdown_grace`); the
-        whole shutdown is bounded by the sum of those. Idempotent.
+        whole shutdown is bounded by the sum of those, or by ``timeout`` when given
+        (children not stopped by then are cancelled at once). Idempotent.
         """
         if self._nursery is None:
             return
         if not self._stopping:
             self._stopping = True
             self._state = SupervisorState.STOPPING
-            with trio.CancelScope(shield=True):
+            deadline = math.inf if timeout is None else trio.current_time() + timeout
+            with trio.CancelScope(shield=True, deadline=deadline):
                 await self._shutdown_children()
             self._emit_stopped("shutdown")
         self._nursery.cancel_scope.cancel()
@@ -323,10 +326,11 @@ class Supervisor:
         """Upper bound in seconds of an orderly shutdown of this supervisor's subtree."""
         total = 0.0
         for child in self._children:
-            total += child.shutdown_timeout + _STUCK_MARGIN
             nested = child.value
             if isinstance(nested, Supervisor):
-                total += nested.shutdown_bound()
+                total += min(child.shutdown_timeout, nested.shutdown_bound()) + _STUCK_MARGIN
+            else:
+                total += child.shutdown_timeout + _STUCK_MARGIN
         return total
 
     def __repr__(self) -> str:
@@ -661,10 +665,24 @@ class Supervisor:
             )
 
     async def _shutdown_children(self) -> None:
-        for child in reversed(list(self._children)):
-            await self._stop_run(child)
-            child.state = ChildState.STOPPED
-            child._terminate()
+        children = list(self._children)
+        try:
+            for child in reversed(children):
+                await self._stop_run(child)
+                child.state = ChildState.STOPPED
+                child._terminate()
+        finally:
+            # If the graceful sequence was cut short (its deadline passed), stop the
+            # rest at once: their scopes are shielded, so only this reaches them.
+            now = trio.current_time()
+            for child in children:
+                run = child._run
+                if run is not None and not run.done.is_set():
+                    run.stop_requested = True
+                    run.grace_deadline = min(run.grace_deadline, now)
+                    run.scope.cancel()
+                child.state = ChildState.STOPPED
+                child._terminate()
 
     def _fail(self, child: Child, error: BaseException | None, decision: Decision) -> None:
         if self._failure is not None:
@@ -676,8 +694,10 @@ class Supervisor:
                 f"{self.restart_window} s (last failure: child {child.name!r})"
             )
         else:
+            leaf = None if error is None else unwrap_single(error)
             failure = EscalatedError(
-                f"child {child.name!r} of supervisor {self.name!r} escalated: {error!r}",
+                f"child {child.name!r} of supervisor {self.name!r} escalated "
+                f"{type(leaf).__name__}: {leaf}",
                 supervisor=self.name,
                 child=child.name,
             )
@@ -821,7 +841,14 @@ async def open_supervisor(
                 if not supervisor._stopping:
                     supervisor._stopping = True
                     supervisor._state = SupervisorState.STOPPING
-                    with trio.CancelScope(shield=True):
+                    # Nested under a stopping parent: stay within the parent's grace.
+                    outer = _current_run.get()
+                    deadline = (
+                        outer.grace_deadline
+                        if outer is not None and outer.stop_requested
+                        else math.inf
+                    )
+                    with trio.CancelScope(shield=True, deadline=deadline):
                         await supervisor._shutdown_children()
                     if supervisor._failure is None:
                         supervisor._emit_stopped("shutdown")
