@@ -1,0 +1,86 @@
+"""``ConfigValidationError``: every problem found in a configuration, reported at once."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from mister_smith.errors import ConfigError
+
+
+@attrs.frozen
+class Issue:
+    """One invalid field of one settings object, before it is placed in a key path.
+
+    Settings classes raise these (wrapped in :class:`ConfigValidationError`) from their
+    validators; the loader re-labels them with the full key path or environment variable.
+
+    Attributes:
+        field: The attribute name, e.g. ``"restart_window"``.
+        value: The offending value.
+        reason: What is wrong, e.g. ``"must be > 0 seconds"``.
+    """
+
+    field: str
+    value: object
+    reason: str
+
+
+class ConfigValidationError(ConfigError):
+    """A configuration is invalid; :attr:`problems` lists everything that is wrong.
+
+    Each problem names the full key path (``supervision.restart_window``) or, for
+    values from the environment, the variable (``MISTER_SMITH__SUPERVISION__RESTART_WINDOW``)
+    and the bad value. Being a :class:`~mister_smith.errors.ConfigError`, it is also a
+    ``ValueError``.
+
+    Attributes:
+        problems: One human-readable line per problem, in the order they were found.
+        source: Where the configuration came from (a file name, ``"<string>"``,
+            ``"environment"``...), or ``None`` when it was built in Python.
+    """
+
+    problems: list[str]
+    source: str | None
+
+    def __init__(self, problems: Iterable[str], *, source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        self._issues: tuple[Issue, ...] = ()
+        super().__init__(_summary(self.problems, source))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild from the problem list (not the summary in ``args``) when unpickled.
+        rebuild = functools.partial(type(self), source=self.source)
+        return (rebuild, (self.problems,), self.__dict__)
+
+
+def _summary(problems: list[str], source: str | None) -> str:
+    where = f" ({source})" if source else ""
+    if len(problems) == 1:
+        return f"invalid configuration{where}: {problems[0]}"
+    lines = "".join(f"\n  - {problem}" for problem in problems)
+    return f"invalid configuration{where}, {len(problems)} problems:{lines}"
+
+
+def describe(label: str, reason: str, value: object) -> str:
+    """The one-line form of a problem: ``"<label>: <reason>, got <value!r>"``."""
+    return f"{label}: {reason}, got {value!r}"
+
+
+def invalid_fields(owner: type, issues: Iterable[Issue]) -> ConfigValidationError:
+    """The error a settings class raises for ``issues`` (labelled ``Owner.field``)."""
+    found = tuple(issues)
+    error = ConfigValidationError(
+        describe(f"{owner.__name__}.{issue.field}", issue.reason, issue.value) for issue in found
+    )
+    error._issues = found
+    return error
+
+
+def issues_of(error: ConfigValidationError) -> tuple[Issue, ...]:
+    """The structured issues behind ``error`` (empty if it was not raised by a validator)."""
+    return error._issues
