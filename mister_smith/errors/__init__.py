@@ -35,6 +35,7 @@ from ._taxonomy import InvalidToolInput as InvalidToolInput
 from ._taxonomy import MailboxFull as MailboxFull
 from ._taxonomy import MisterSmithError as MisterSmithError
 from ._taxonomy import NetworkError as NetworkError
+from ._taxonomy import NoRouteError as NoRouteError
 from ._taxonomy import PersistenceError as PersistenceError
 from ._taxonomy import PoolExhausted as PoolExhausted
 from ._taxonomy import ResourceError as ResourceError
@@ -54,6 +55,7 @@ from ._taxonomy import classify_error as classify_error
 from ._taxonomy import unwrap_single as unwrap_single
 
 __all__ = [
+    "NoRouteError",
     "ActorCrashed",
     "ActorNameTaken",
     "ActorNotFound",

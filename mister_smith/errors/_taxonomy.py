@@ -197,6 +197,10 @@ class ActorNotFound(ActorError, LookupError):
     """No actor is registered under that name."""
 
 
+class NoRouteError(ActorError, LookupError):
+    """No live member of the group can take the message (e.g. none has the capability)."""
+
+
 class AskTimeout(ActorError, TimeoutError):
     """``ask`` did not get a reply before its deadline (queueing and reply included)."""
 
