@@ -50,6 +50,12 @@ class ActorRef:
         return self._cell.capabilities
 
     @property
+    def load(self) -> int:
+        """Messages queued plus the one in flight: the live load routing reads."""
+        cell = self._cell
+        return cell.send.statistics().current_buffer_used + (cell.current is not None)
+
+    @property
     def is_alive(self) -> bool:
         """Whether the actor still accepts messages."""
         return not self._cell.closed

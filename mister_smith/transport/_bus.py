@@ -50,6 +50,7 @@ class MessageBus:
 
     def __init__(self, *, defaults: bool = True) -> None:
         self._groups: dict[str, list[ActorRef]] = {}
+        self._alive: dict[str, tuple[ActorRef, ...]] = {}
         self._strategies: dict[str, RoutingStrategy] = {}
         self._ordered: list[tuple[str, RoutingStrategy]] = []
         self._routed = 0
@@ -75,12 +76,14 @@ class MessageBus:
                 raise TypeError(f"group members must be ActorRefs, got {ref!r}")
             if ref not in members:
                 members.append(ref)
+        self._alive.pop(group, None)
 
     def leave(self, group: str, ref: ActorRef) -> None:
         """Remove ``ref`` from ``group`` (no error if it is not a member)."""
         members = self._groups.get(group)
         if members and ref in members:
             members.remove(ref)
+        self._alive.pop(group, None)
 
     def members(self, group: str) -> list[ActorRef]:
         """The live members of ``group``, in join order.
@@ -88,14 +91,23 @@ class MessageBus:
         Raises:
             NoRouteError: there is no such group.
         """
-        try:
-            members = self._groups[group]
-        except KeyError:
-            raise NoRouteError(f"no message group named {group!r}") from None
-        alive = [ref for ref in members if ref.is_alive]
-        if len(alive) != len(members):
-            members[:] = alive
-        return list(alive)
+        return list(self._live(group, refresh=True))
+
+    def _live(self, group: str, *, refresh: bool = False) -> tuple[ActorRef, ...]:
+        """The cached live members (the same tuple object until membership changes)."""
+        alive = self._alive.get(group)
+        if alive is None or refresh:
+            try:
+                members = self._groups[group]
+            except KeyError:
+                raise NoRouteError(f"no message group named {group!r}") from None
+            fresh = tuple(ref for ref in members if ref.is_alive)
+            if len(fresh) != len(members):
+                members[:] = fresh
+            if alive is None or fresh != alive:
+                alive = fresh
+                self._alive[group] = alive
+        return alive
 
     def groups(self) -> list[str]:
         """Every group name."""
@@ -140,10 +152,26 @@ class MessageBus:
                 strategy could place the message.
         """
         try:
-            candidates = self.members(group)
+            candidates = self._live(group)
         except NoRouteError:
             self._no_route += 1
             raise
+        name, recipient = self._choose(group, message, strategy, candidates)
+        if not recipient.is_alive:
+            # A member died since the cache was built: drop the dead and choose again.
+            candidates = self._live(group, refresh=True)
+            name, recipient = self._choose(group, message, strategy, candidates)
+        self._routed += 1
+        self._by_strategy[name] = self._by_strategy.get(name, 0) + 1
+        return recipient
+
+    def _choose(
+        self,
+        group: str,
+        message: Any,
+        strategy: str | None,
+        candidates: tuple[ActorRef, ...],
+    ) -> tuple[str, ActorRef]:
         if not candidates:
             self._no_route += 1
             raise NoRouteError(f"message group {group!r} has no live member")
@@ -162,9 +190,7 @@ class MessageBus:
             for name, candidate_strategy in chosen_strategies:
                 recipient = candidate_strategy.select_recipient(message, candidates)
                 if recipient is not None:
-                    self._routed += 1
-                    self._by_strategy[name] = self._by_strategy.get(name, 0) + 1
-                    return recipient
+                    return name, recipient
         except NoRouteError:
             self._no_route += 1
             raise

@@ -46,11 +46,15 @@ class RoutingStrategy(Protocol):
 def least_loaded(candidates: Sequence[ActorRef]) -> ActorRef:
     """The candidate with the smallest live load (queued + in flight); first on ties."""
     best = candidates[0]
-    best_load = best.statistics().load
-    for ref in candidates[1:]:
-        load = ref.statistics().load
+    best_load = best.load
+    if best_load == 0:
+        return best
+    for ref in candidates:
+        load = ref.load
         if load < best_load:
             best, best_load = ref, load
+            if load == 0:
+                break
     return best
 
 
@@ -84,13 +88,23 @@ class CapabilityBasedRouting:
     """
 
     routing_priority: int = RoutingPriority.HIGH
+    _cache: tuple[object, dict[frozenset[str], list[ActorRef]]] | None = attrs.field(
+        default=None, init=False
+    )
 
     def select_recipient(self, message: Any, candidates: Sequence[ActorRef]) -> ActorRef | None:
         """A capable, least-loaded candidate; ``None`` when nothing is required."""
         required = message_requirements(message)
         if not required:
             return None
-        capable = [ref for ref in candidates if required <= ref.capabilities]
+        # The bus passes the same sequence object until membership changes.
+        if self._cache is None or self._cache[0] is not candidates:
+            self._cache = (candidates, {})
+        by_requirement = self._cache[1]
+        capable = by_requirement.get(required)
+        if capable is None:
+            capable = [ref for ref in candidates if required <= ref.capabilities]
+            by_requirement[required] = capable
         if not capable:
             raise NoRouteError(
                 f"no live member has the capabilities {sorted(required)} "
@@ -137,6 +151,7 @@ class ConsistentHashRouting:
     _rings: dict[tuple[str, ...], tuple[list[int], list[str]]] = attrs.field(
         factory=dict, init=False
     )
+    _cache: tuple[object, list[int], list[ActorRef]] | None = attrs.field(default=None, init=False)
 
     def _ring(self, names: tuple[str, ...]) -> tuple[list[int], list[str]]:
         ring = self._rings.get(names)
@@ -163,8 +178,13 @@ class ConsistentHashRouting:
         key = message_key(message)
         if key is None:
             return None
-        by_name = {ref.name: ref for ref in candidates}
-        return by_name[self.owner(key, list(by_name))]
+        # The bus passes the same sequence object until membership changes.
+        if self._cache is None or self._cache[0] is not candidates:
+            by_name = {ref.name: ref for ref in candidates}
+            points, owners = self._ring(tuple(sorted(by_name)))
+            self._cache = (candidates, points, [by_name[name] for name in owners])
+        _, points, refs = self._cache
+        return refs[bisect.bisect(points, _hash(key)) % len(points)]
 
     def priority(self) -> int:
         """Normal priority."""
