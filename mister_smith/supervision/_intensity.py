@@ -61,7 +61,12 @@ class Backoff:
 
     def delay(self, attempt: int, rand: float = 0.5) -> float:
         """Delay before the ``attempt``-th consecutive restart (``rand`` in [0, 1))."""
-        base = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
+        base = self.initial
+        for _ in range(max(0, attempt)):  # grows geometrically: stops within ~1,100 steps
+            if base >= self.maximum or self.factor == 1.0:
+                break
+            base *= self.factor
+        base = min(self.maximum, base)
         spread = base * self.jitter * (2.0 * rand - 1.0)
         return max(0.0, min(self.maximum, base + spread))
 
