@@ -146,6 +146,7 @@ class _Run:
     stop_requested: bool = False
     grace_deadline: float = math.inf
     hung: bool = False
+    injected: BaseException | None = None
     status_sent: bool = False
 
 
@@ -189,9 +190,26 @@ class Child:
         if self.spec.on_terminated is not None:
             self.spec.on_terminated(self)
 
+    heartbeats_dropped: bool = False
+    """While true, :meth:`heartbeat` is ignored (failure injection: a silent child)."""
+
     def heartbeat(self) -> None:
         """Report that this child is alive (for heartbeat monitoring)."""
-        self.supervisor._heartbeat(self)
+        if not self.heartbeats_dropped:
+            self.supervisor._heartbeat(self)
+
+    def inject_failure(self, error: BaseException) -> bool:
+        """Crash the current run as if it had raised ``error`` (for failure injection).
+
+        The run is cancelled at its next checkpoint and its exit is handled exactly
+        like a crash with ``error``. Returns ``False`` when the child is not running.
+        """
+        run = self._run
+        if run is None or run.done.is_set() or run.stop_requested:
+            return False
+        run.injected = error
+        run.scope.cancel()
+        return True
 
     async def stop(self) -> None:
         """Stop this child for good (graceful, within its shutdown timeout)."""

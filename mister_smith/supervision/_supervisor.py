@@ -474,6 +474,8 @@ class Supervisor:
                 # Ended (failed, stopped or returned) before saying it started: let
                 # whoever waits on this run go on; the exit is handled below.
                 started(child.value)
+            if run.injected is not None and error is None and run.scope.cancelled_caught:
+                error = run.injected
             if run.hung and error is None:
                 error = HeartbeatTimeout(
                     f"child {child.name!r} of {self.name!r} missed its heartbeats"
