@@ -1,0 +1,121 @@
+"""Agents: actors that reason through a model, act through tools, keep a bounded
+context, and work in teams composed for the task at hand.
+
+* :class:`Model` is the protocol; :class:`ScriptedModel` is deterministic and embedded,
+  :class:`OpenAICompatibleModel` and :class:`AnthropicModel` speak HTTP.
+* :class:`Agent` runs the model → tools → model loop for each task it is sent.
+* :class:`ContextWindow` keeps recent messages and folds old ones into a summary.
+* :func:`analyze_requirements` and :func:`create_dynamic_team` compose teams.
+"""
+
+from ._agent import Agent as Agent
+from ._agent import AgentResult as AgentResult
+from ._agent import AgentSpec as AgentSpec
+from ._agent import AgentTask as AgentTask
+from ._agent import ContextSettings as ContextSettings
+from ._agent import ToolInvoker as ToolInvoker
+from ._agent import available_tool_specs as available_tool_specs
+from ._agent import format_tool_error as format_tool_error
+from ._agent import format_tool_result as format_tool_result
+from ._anthropic import AnthropicModel as AnthropicModel
+from ._context import ContextStatistics as ContextStatistics
+from ._context import ContextWindow as ContextWindow
+from ._context import ExtractiveSummarizer as ExtractiveSummarizer
+from ._context import ModelSummarizer as ModelSummarizer
+from ._context import Summarizer as Summarizer
+from ._errors import InvalidTask as InvalidTask
+from ._errors import MalformedModelResponse as MalformedModelResponse
+from ._errors import MaxTurnsExceeded as MaxTurnsExceeded
+from ._errors import MissingApiKey as MissingApiKey
+from ._errors import ModelAuthError as ModelAuthError
+from ._errors import ModelError as ModelError
+from ._errors import ModelHTTPError as ModelHTTPError
+from ._errors import ModelRateLimited as ModelRateLimited
+from ._errors import ModelTimeout as ModelTimeout
+from ._errors import ScriptExhausted as ScriptExhausted
+from ._errors import TeamError as TeamError
+from ._events import AgentProgress as AgentProgress
+from ._http import HttpModel as HttpModel
+from ._http import HttpModelStatistics as HttpModelStatistics
+from ._http import RetryPolicy as RetryPolicy
+from ._messages import Message as Message
+from ._messages import Role as Role
+from ._messages import ToolCall as ToolCall
+from ._messages import estimate_tokens as estimate_tokens
+from ._model import Model as Model
+from ._model import ModelLimits as ModelLimits
+from ._model import ModelRequest as ModelRequest
+from ._model import ModelResponse as ModelResponse
+from ._model import StopReason as StopReason
+from ._model import ToolSpec as ToolSpec
+from ._model import Usage as Usage
+from ._openai import OpenAICompatibleModel as OpenAICompatibleModel
+from ._scripted import ScriptedModel as ScriptedModel
+from ._scripted import ScriptedModelStatistics as ScriptedModelStatistics
+from ._scripted import ScriptRule as ScriptRule
+from ._scripted import after_tool as after_tool
+from ._scripted import always as always
+from ._scripted import answer as answer
+from ._scripted import answer_with_tool_results as answer_with_tool_results
+from ._scripted import both as both
+from ._scripted import call_tools as call_tools
+from ._scripted import first_turn as first_turn
+from ._scripted import rule as rule
+from ._scripted import user_matches as user_matches
+
+__all__ = [
+    "Agent",
+    "AgentProgress",
+    "AgentResult",
+    "AgentSpec",
+    "AgentTask",
+    "AnthropicModel",
+    "ContextSettings",
+    "ContextStatistics",
+    "ContextWindow",
+    "ExtractiveSummarizer",
+    "HttpModel",
+    "HttpModelStatistics",
+    "InvalidTask",
+    "MalformedModelResponse",
+    "MaxTurnsExceeded",
+    "Message",
+    "MissingApiKey",
+    "Model",
+    "ModelAuthError",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelLimits",
+    "ModelRateLimited",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelSummarizer",
+    "ModelTimeout",
+    "OpenAICompatibleModel",
+    "RetryPolicy",
+    "Role",
+    "ScriptExhausted",
+    "ScriptRule",
+    "ScriptedModel",
+    "ScriptedModelStatistics",
+    "StopReason",
+    "Summarizer",
+    "TeamError",
+    "ToolCall",
+    "ToolInvoker",
+    "ToolSpec",
+    "Usage",
+    "after_tool",
+    "always",
+    "answer",
+    "answer_with_tool_results",
+    "available_tool_specs",
+    "both",
+    "call_tools",
+    "estimate_tokens",
+    "first_turn",
+    "format_tool_error",
+    "format_tool_result",
+    "rule",
+    "user_matches",
+]

@@ -1,0 +1,421 @@
+"""``Agent``: an actor that works on tasks by reasoning through a model and calling tools."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import trio
+
+from ..actors import Actor, ActorContext
+from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
+from ..events import EventBus, TaskCompleted, TaskFailed
+from ..types import TaskId
+from ._context import ContextWindow, Summarizer
+from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout
+from ._events import AgentProgress
+from ._messages import Message, ToolCall
+from ._model import Model, ModelLimits, ModelRequest, ModelResponse, ToolSpec, Usage
+
+logger = logging.getLogger("mister_smith.agents")
+
+
+@runtime_checkable
+class ToolInvoker(Protocol):
+    """What an agent needs from a tool bus (:class:`mister_smith.tools.ToolBus` is one)."""
+
+    async def call(
+        self,
+        caller: str,
+        name: str,
+        args: Mapping[str, Any],
+        *,
+        roles: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> Any:
+        """Call tool ``name`` for ``caller`` under the deadline ``timeout``."""
+        ...
+
+    def list_available_tools(self, caller: str, *, roles: Sequence[str] = ()) -> Sequence[Any]:
+        """The schemas of the tools ``caller`` may call."""
+        ...
+
+
+@attrs.frozen
+class ContextSettings:
+    """Bounds of an agent's context window (see :class:`ContextWindow`)."""
+
+    max_messages: int = attrs.field(default=50, validator=attrs.validators.ge(2))
+    max_tokens: int = attrs.field(default=16_000, validator=attrs.validators.ge(16))
+    max_summary_tokens: int | None = None
+    max_message_tokens: int | None = None
+
+
+def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
+    return tuple(value)
+
+
+def _names(value: Sequence[str] | None) -> frozenset[str] | None:
+    return None if value is None else frozenset(value)
+
+
+@attrs.frozen
+class AgentSpec:
+    """Everything that defines an agent apart from its model and tools.
+
+    Attributes:
+        role: What the agent is for (``"researcher"``, ``"writer"``, ...).
+        system_prompt: Instructions given to the model on every turn.
+        capabilities: Declared capabilities (used by teams and capability routing).
+        allowed_tools: Tools the agent may call (``None``: whatever the tool bus grants
+            it). Calls to other tools are refused and reported to the model.
+        max_turns: Model turns per task before :class:`MaxTurnsExceeded`.
+        tool_timeout: Deadline of each tool call (``None``: the tool bus's); always
+            capped by the task's own deadline.
+        model_timeout: Deadline of each model call (``None``: the model's own).
+        parallel_tool_calls: Run the tool calls of one model turn concurrently.
+        max_parallel_tools: Most tool calls running at once.
+        limits: Limits passed to the model.
+        context: Bounds of the context window.
+        persistent_context: Keep the context across tasks (else each task starts fresh).
+    """
+
+    role: str
+    system_prompt: str = ""
+    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    allowed_tools: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    max_turns: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+    tool_timeout: float | None = None
+    model_timeout: float | None = None
+    parallel_tool_calls: bool = True
+    max_parallel_tools: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    limits: ModelLimits = attrs.field(factory=ModelLimits)
+    context: ContextSettings = attrs.field(factory=ContextSettings)
+    persistent_context: bool = False
+
+
+@attrs.frozen
+class AgentTask:
+    """A task for an agent.
+
+    Attributes:
+        prompt: What to do.
+        task_id: Identifies the task in events.
+        deadline: Absolute Trio-clock time by which it must be done (``None``: none);
+            tool calls and delegated tasks inherit it.
+        context: Messages placed before the prompt (e.g. a previous stage's output).
+        correlation_id: Carried into the task's events.
+    """
+
+    prompt: str
+    task_id: TaskId = attrs.field(factory=TaskId.new)
+    deadline: float | None = None
+    context: tuple[Message, ...] = attrs.field(default=(), converter=_messages)
+    correlation_id: str | None = None
+
+    @classmethod
+    def with_timeout(cls, prompt: str, timeout: float | None, **options: Any) -> AgentTask:
+        """A task due ``timeout`` seconds from now (``None``: no deadline)."""
+        deadline = None if timeout is None else trio.current_time() + timeout
+        return cls(prompt, deadline=deadline, **options)
+
+    @classmethod
+    def coerce(cls, message: Any) -> AgentTask:
+        """Accept an :class:`AgentTask`, a string, or a mapping with ``task``/``prompt``/
+        ``message``/``input`` (and optional ``timeout`` seconds or ``deadline``).
+
+        Raises:
+            InvalidTask: anything else.
+        """
+        if isinstance(message, AgentTask):
+            return message
+        if isinstance(message, str):
+            return cls(message)
+        if isinstance(message, Mapping):
+            for key in ("task", "prompt", "message", "input"):
+                if isinstance(message.get(key), str):
+                    deadline = message.get("deadline")
+                    timeout = message.get("timeout")
+                    if deadline is None and isinstance(timeout, int | float):
+                        deadline = trio.current_time() + float(timeout)
+                    return cls(message[key], deadline=deadline)
+        raise InvalidTask(f"not a task: {message!r:.200}")
+
+
+@attrs.frozen
+class AgentResult:
+    """What an agent returns for a task.
+
+    Attributes:
+        task_id: The task.
+        agent: The agent's name.
+        role: Its role.
+        answer: The model's final answer.
+        usage: Tokens used over all turns.
+        turns: Model turns used.
+        tool_calls: Tool calls made.
+        tool_errors: Tool calls that failed (reported to the model, which carried on).
+        duration: Seconds from start to answer (Trio clock).
+    """
+
+    task_id: TaskId
+    agent: str
+    role: str
+    answer: str
+    usage: Usage
+    turns: int
+    tool_calls: int
+    tool_errors: int
+    duration: float
+
+
+def format_tool_result(value: Any) -> str:
+    """A tool's return value as text for the model (strings as they are, else JSON)."""
+    if isinstance(value, str):
+        return value
+    if attrs.has(type(value)):
+        value = attrs.asdict(value)
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def format_tool_error(error: BaseException) -> str:
+    """A tool failure as text for the model: error type, message and cause."""
+    text = f"{type(error).__name__}: {error}"
+    cause = error.__cause__
+    if isinstance(error, ToolExecutionFailed) and cause is not None:
+        text += f" (caused by {type(cause).__name__}: {cause})"
+    return text
+
+
+def available_tool_specs(
+    tools: ToolInvoker | None, caller: str, roles: Sequence[str], allowed: frozenset[str] | None
+) -> tuple[ToolSpec, ...]:
+    """The tools ``caller`` may call, as model :class:`ToolSpec` s, sorted by name."""
+    if tools is None:
+        return ()
+    specs = [ToolSpec.from_schema(s) for s in tools.list_available_tools(caller, roles=roles)]
+    return tuple(
+        sorted((s for s in specs if allowed is None or s.name in allowed), key=lambda s: s.name)
+    )
+
+
+class Agent(Actor):
+    """An actor that works on tasks through a model and tools.
+
+    For each task it runs the loop: ask the model; run the tool calls it asks for
+    through the tool bus (concurrently, each under its deadline); give the results
+    (or the errors, e.g. a timeout) back to the model; until the model answers or
+    ``max_turns`` is used up (→ :class:`MaxTurnsExceeded`). The conversation lives in a
+    bounded :class:`ContextWindow`. It emits :class:`AgentProgress` per turn and
+    :class:`~mister_smith.events.TaskCompleted` (answer and usage) or
+    :class:`~mister_smith.events.TaskFailed`.
+
+    Errors other than tool errors (the model failing, running out of turns or time,
+    a bug) propagate: the actor crashes, the ``ask`` fails with
+    :class:`~mister_smith.errors.ActorCrashed`, and supervision decides what happens
+    next — a fresh incarnation starts with an empty context.
+
+    Spawn with :func:`spawn_agent` or ``system.spawn(Agent, spec, model, tools, ...)``.
+
+    Args:
+        spec: Role, prompt, limits.
+        model: The model it reasons with.
+        tools: The tool bus (``None``: no tools).
+        summarizer: Folds old context (default: extractive).
+    """
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        model: Model,
+        tools: ToolInvoker | None = None,
+        *,
+        summarizer: Summarizer | None = None,
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self.tools = tools
+        self.summarizer = summarizer
+        self._context: ContextWindow | None = None
+        self._limiter = trio.CapacityLimiter(spec.max_parallel_tools)
+
+    def new_context(self, name: str, events: EventBus | None) -> ContextWindow:
+        """A context window with the spec's bounds."""
+        settings = self.spec.context
+        return ContextWindow(
+            max_messages=settings.max_messages,
+            max_tokens=settings.max_tokens,
+            max_summary_tokens=settings.max_summary_tokens,
+            max_message_tokens=settings.max_message_tokens,
+            summarizer=self.summarizer,
+            events=events,
+            owner=name,
+        )
+
+    async def handle(self, message: Any, ctx: ActorContext) -> AgentResult:
+        """Work on a task (see :meth:`AgentTask.coerce` for what counts as one)."""
+        return await self.run_task(AgentTask.coerce(message), ctx.name, ctx.events)
+
+    async def run_task(self, task: AgentTask, name: str, events: EventBus | None) -> AgentResult:
+        """Run ``task`` to its answer as agent ``name``; usable without an actor system."""
+        started = trio.current_time()
+        try:
+            deadline = math.inf if task.deadline is None else task.deadline
+            with trio.move_on_at(deadline) as scope:
+                result = await self._loop(task, name, events, started)
+            if scope.cancelled_caught:
+                raise TaskTimeout(f"agent {name!r} did not finish task {task.task_id} in time")
+        except Exception as exc:
+            if events is not None:
+                events.emit(
+                    TaskFailed(
+                        source=name,
+                        task_id=task.task_id,
+                        error_type=type(exc).__name__,
+                        error=str(exc),
+                        agent=name,
+                        correlation_id=task.correlation_id,
+                    )
+                )
+            raise
+        if events is not None:
+            events.emit(
+                TaskCompleted(
+                    source=name,
+                    task_id=task.task_id,
+                    result=result.answer,
+                    agent=name,
+                    duration=result.duration,
+                    usage=result.usage.as_dict(),
+                    correlation_id=task.correlation_id,
+                )
+            )
+        return result
+
+    async def _loop(
+        self, task: AgentTask, name: str, events: EventBus | None, started: float
+    ) -> AgentResult:
+        spec = self.spec
+        if spec.persistent_context:
+            if self._context is None:
+                self._context = self.new_context(name, events)
+            context = self._context
+        else:
+            context = self.new_context(name, events)
+        await context.extend(task.context)
+        await context.add(Message.user(task.prompt))
+        roles = (spec.role,)
+        tool_specs = available_tool_specs(self.tools, name, roles, spec.allowed_tools)
+        usage = Usage()
+        tool_calls = tool_errors = 0
+        for turn in range(1, spec.max_turns + 1):
+            request = ModelRequest(context.render(spec.system_prompt), tool_specs, spec.limits)
+            response = await self._complete(request)
+            usage = usage + response.usage
+            await context.add(Message.assistant(response.text, response.tool_calls))
+            if response.is_final:
+                self._progress(events, name, task, turn, tool_calls, 1.0, "done")
+                return AgentResult(
+                    task.task_id,
+                    name,
+                    spec.role,
+                    response.text,
+                    usage,
+                    turn,
+                    tool_calls,
+                    tool_errors,
+                    trio.current_time() - started,
+                )
+            results = await self._run_tools(response.tool_calls, name, roles, task.deadline)
+            tool_calls += len(results)
+            tool_errors += sum(1 for r in results if r.is_error)
+            await context.extend(results)
+            fraction = response.progress if response.progress is not None else turn / spec.max_turns
+            self._progress(events, name, task, turn, tool_calls, fraction, "working")
+        self._progress(events, name, task, spec.max_turns, tool_calls, 1.0, "failed")
+        raise MaxTurnsExceeded(
+            f"agent {name!r} reached max_turns={spec.max_turns} without an answer",
+            agent=name,
+            turns=spec.max_turns,
+        )
+
+    def _progress(
+        self,
+        events: EventBus | None,
+        name: str,
+        task: AgentTask,
+        turn: int,
+        tool_calls: int,
+        fraction: float,
+        status: str,
+    ) -> None:
+        if events is not None:
+            events.emit(
+                AgentProgress(
+                    source=name,
+                    agent=name,
+                    role=self.spec.role,
+                    task_id=task.task_id,
+                    turn=turn,
+                    max_turns=self.spec.max_turns,
+                    tool_calls=tool_calls,
+                    progress=min(1.0, max(0.0, fraction)),
+                    status=status,
+                    correlation_id=task.correlation_id,
+                )
+            )
+
+    async def _complete(self, request: ModelRequest) -> ModelResponse:
+        timeout = self.spec.model_timeout
+        if timeout is None:
+            return await self.model.complete(request)
+        with trio.move_on_after(timeout) as scope:
+            return await self.model.complete(request)
+        assert scope.cancelled_caught
+        raise ModelTimeout(f"model {self.model.name!r} did not answer within {timeout} s")
+
+    async def _run_tools(
+        self, calls: Sequence[ToolCall], name: str, roles: Sequence[str], deadline: float | None
+    ) -> list[Message]:
+        results: list[Message | None] = [None] * len(calls)
+
+        async def run(index: int) -> None:
+            async with self._limiter:
+                results[index] = await self._run_tool(calls[index], name, roles, deadline)
+
+        if self.spec.parallel_tool_calls and len(calls) > 1:
+            async with trio.open_nursery() as nursery:
+                for index in range(len(calls)):
+                    nursery.start_soon(run, index)
+        else:
+            for index in range(len(calls)):
+                await run(index)
+        return [result for result in results if result is not None]
+
+    async def _run_tool(
+        self, call: ToolCall, name: str, roles: Sequence[str], deadline: float | None
+    ) -> Message:
+        allowed = self.spec.allowed_tools
+        if self.tools is None or (allowed is not None and call.name not in allowed):
+            refusal = ToolPermissionDenied(f"agent {name!r} may not call tool {call.name!r}")
+            await trio.lowlevel.checkpoint()
+            return Message.tool_result(call, format_tool_error(refusal), is_error=True)
+        timeout = self.spec.tool_timeout
+        if deadline is not None:
+            remaining = max(1e-6, deadline - trio.current_time())
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        try:
+            value = await self.tools.call(
+                name, call.name, call.arguments, roles=roles, timeout=timeout
+            )
+        except ToolError as exc:
+            logger.debug("agent %s: tool %s failed: %s", name, call.name, exc)
+            return Message.tool_result(call, format_tool_error(exc), is_error=True)
+        return Message.tool_result(call, format_tool_result(value))

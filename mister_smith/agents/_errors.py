@@ -1,0 +1,96 @@
+"""Errors raised by models, the agent loop and teams.
+
+Each fits the project's taxonomy (:mod:`mister_smith.errors`) so supervision knows how
+severe it is and how to recover: a failing model endpoint is a
+:class:`~mister_smith.errors.NetworkError` (recovered through a circuit breaker), an
+agent that runs out of turns is a :class:`~mister_smith.errors.TaskError`.
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, ErrorSeverity, NetworkError, RecoveryStrategy, TaskError
+
+
+class ModelError(NetworkError):
+    """A model call failed.
+
+    Attributes:
+        endpoint: The URL (or name) of the model endpoint; never includes credentials.
+        status: The HTTP status of the last attempt, when there was one.
+    """
+
+    def __init__(
+        self,
+        *args: object,
+        endpoint: str = "",
+        status: int | None = None,
+        severity: ErrorSeverity | None = None,
+        recovery_strategy: RecoveryStrategy | None = None,
+    ) -> None:
+        super().__init__(*args, severity=severity, recovery_strategy=recovery_strategy)
+        self.endpoint = endpoint
+        self.status = status
+
+
+class ModelHTTPError(ModelError):
+    """The endpoint answered with an error status (after any retries)."""
+
+
+class ModelRateLimited(ModelHTTPError):
+    """The endpoint kept answering 429 Too Many Requests until the retries ran out.
+
+    Attributes:
+        retry_after: The server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    retry_after: float | None = None
+
+
+class ModelAuthError(ModelHTTPError, PermissionError):
+    """The endpoint refused the credentials (401/403); never retried."""
+
+
+class ModelTimeout(ModelError, TimeoutError):
+    """The model did not answer within its deadline."""
+
+
+class MalformedModelResponse(ModelError, ValueError):
+    """The endpoint answered 2xx but the body is not the JSON its API promises."""
+
+
+class MissingApiKey(ConfigError):
+    """The environment variable that should hold the model's API key is unset or empty."""
+
+
+class ScriptExhausted(TaskError, LookupError):
+    """No rule of a :class:`~mister_smith.agents.ScriptedModel` matched the conversation."""
+
+
+class MaxTurnsExceeded(TaskError):
+    """An agent used all its model turns without reaching an answer.
+
+    Attributes:
+        agent: The agent's name.
+        turns: The turns it used (its ``max_turns``).
+    """
+
+    def __init__(
+        self,
+        *args: object,
+        agent: str = "",
+        turns: int = 0,
+        severity: ErrorSeverity | None = None,
+        recovery_strategy: RecoveryStrategy | None = None,
+    ) -> None:
+        super().__init__(*args, severity=severity, recovery_strategy=recovery_strategy)
+        self.agent = agent
+        self.turns = turns
+
+
+class TeamError(TaskError):
+    """A team could not be composed or could not finish its task."""
+
+
+class InvalidTask(TaskError, TypeError):
+    """An agent was sent something that is not a task (an ``AgentTask``, a string, or a
+    mapping with a ``task``/``prompt`` key)."""

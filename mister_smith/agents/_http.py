@@ -1,0 +1,391 @@
+"""What the HTTP model adapters share: deadlines, retries with backoff, a circuit breaker
+per endpoint, API keys from the environment (never logged), typed errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+import httpx
+import trio
+
+from ..events import EventBus
+from ..supervision import Backoff, CircuitBreaker
+from ._errors import (
+    MalformedModelResponse,
+    MissingApiKey,
+    ModelAuthError,
+    ModelError,
+    ModelHTTPError,
+    ModelRateLimited,
+    ModelTimeout,
+)
+from ._model import ModelRequest, ModelResponse
+
+logger = logging.getLogger("mister_smith.agents.http")
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+"""Statuses worth retrying: timeouts, rate limits, overload and server errors."""
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How an HTTP model retries a failed attempt.
+
+    Attributes:
+        max_attempts: Attempts in all, the first included (>= 1).
+        backoff: Delay before each retry (exponential with jitter).
+        retry_statuses: HTTP statuses that are retried (others fail at once).
+        max_retry_after: Cap on a server's ``Retry-After`` (seconds).
+    """
+
+    max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    backoff: Backoff = attrs.field(
+        factory=lambda: Backoff(initial=0.5, maximum=8.0, factor=2.0, jitter=0.1)
+    )
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+    max_retry_after: float = attrs.field(default=30.0, validator=attrs.validators.ge(0.0))
+
+
+class Secret:
+    """A credential that never shows itself in ``repr``, ``str``, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The credential itself (only for the request header)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+def _resolve_api_key(api_key: str | None, env: str | None, required: bool) -> Secret | None:
+    if api_key:
+        return Secret(api_key)
+    value = os.environ.get(env, "") if env else ""
+    if value:
+        return Secret(value)
+    if required:
+        raise MissingApiKey(
+            f"set the {env} environment variable to the model's API key"
+            if env
+            else "this model needs an API key"
+        )
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _error_excerpt(response: httpx.Response) -> str:
+    """The API's error message (JSON ``error.message``), else the start of the body."""
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return response.text[:200].strip()
+    if isinstance(data, Mapping):
+        error = data.get("error")
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return str(error["message"])[:200]
+        if isinstance(error, str):
+            return error[:200]
+    return json.dumps(data)[:200]
+
+
+class HttpModel:
+    """Base of the HTTP model adapters: one endpoint, one breaker, bounded retries.
+
+    Subclasses build the request body and headers and parse the response. Every
+    :meth:`complete` runs under ``timeout`` seconds in total (→
+    :class:`~mister_smith.agents.ModelTimeout`); each attempt under ``attempt_timeout``.
+    Connection errors, attempt timeouts and 5xx answers count as failures of the
+    endpoint's :class:`~mister_smith.supervision.CircuitBreaker`; once it is open calls
+    fail fast with :class:`~mister_smith.errors.CircuitOpenError`. 429 and 5xx answers
+    are retried after the backoff (or the server's ``Retry-After``).
+
+    The HTTP client is created on first use and closed by :meth:`aclose` (or use the
+    model as an async context manager); pass ``client`` to share one, or ``transport``
+    (e.g. ``httpx.MockTransport``) to test without a socket.
+    """
+
+    default_base_url = ""
+    path = ""
+    default_api_key_env: str | None = None
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        require_api_key: bool = True,
+        timeout: float = 120.0,
+        attempt_timeout: float | None = 60.0,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        events: EventBus | None = None,
+        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        if attempt_timeout is not None and not attempt_timeout > 0:
+            raise ValueError(f"attempt_timeout must be > 0, got {attempt_timeout!r}")
+        self.model = model
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.endpoint = f"{self.base_url}{self.path}"
+        env = api_key_env if api_key_env is not None else self.default_api_key_env
+        self._secret = _resolve_api_key(api_key, env, require_api_key)
+        self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker(f"model:{self.endpoint}", events=events)
+        self._client = client
+        self._owns_client = client is None
+        self._transport = transport
+        self._rng = rng or random.Random()
+        self._attempts = 0
+        self._retries = 0
+
+    @property
+    def name(self) -> str:
+        """``<model>@<endpoint>``."""
+        return f"{self.model}@{self.endpoint}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, endpoint={self.endpoint!r})"
+
+    @property
+    def _api_key(self) -> str | None:
+        return None if self._secret is None else self._secret.reveal()
+
+    # -- to implement -----------------------------------------------------------------
+
+    def build_body(self, request: ModelRequest) -> dict[str, Any]:
+        """The JSON body for ``request``."""
+        raise NotImplementedError
+
+    def build_headers(self) -> dict[str, str]:
+        """Headers for every request (credentials included)."""
+        raise NotImplementedError
+
+    def parse_response(self, data: Any) -> ModelResponse:
+        """The :class:`ModelResponse` in a 2xx JSON body.
+
+        Raises:
+            MalformedModelResponse: the body is not what the API promises.
+        """
+        raise NotImplementedError
+
+    # -- the call ---------------------------------------------------------------------
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(transport=self._transport, timeout=None)
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this model created it."""
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.aclose()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        """Send ``request``; retry, back off and trip the breaker as configured.
+
+        Raises:
+            ModelTimeout: no answer within ``timeout`` (attempts and waits included).
+            ModelRateLimited: still rate limited after the last attempt.
+            ModelHTTPError: an error status that is not retried, or the last attempt's.
+            ModelAuthError: the credentials were refused.
+            MalformedModelResponse: a 2xx answer that is not the API's JSON.
+            CircuitOpenError: the endpoint's breaker is open.
+            ModelError: the endpoint could not be reached.
+        """
+        body = self.build_body(request)
+        with trio.move_on_after(self.timeout) as scope:
+            return await self._send(body)
+        assert scope.cancelled_caught
+        raise ModelTimeout(
+            f"model {self.model!r} did not answer within {self.timeout} s", endpoint=self.endpoint
+        )
+
+    async def _send(self, body: dict[str, Any]) -> ModelResponse:
+        policy = self.retry
+        last_error: ModelError | None = None
+        for attempt in range(policy.max_attempts):
+            if attempt:
+                self._retries += 1
+            self._attempts += 1
+            response, error = await self._attempt(body)
+            if response is not None:
+                return self._parse(response)
+            assert error is not None
+            last_error = error
+            if attempt + 1 >= policy.max_attempts:
+                break
+            delay = policy.backoff.delay(attempt, self._rng.random())
+            if isinstance(error, ModelRateLimited) and error.retry_after is not None:
+                delay = min(error.retry_after, policy.max_retry_after)
+            logger.info(
+                "model %s attempt %d failed (%s); retrying in %.2f s",
+                self.endpoint,
+                attempt + 1,
+                type(error).__name__,
+                delay,
+            )
+            await trio.sleep(delay)
+        assert last_error is not None
+        raise last_error
+
+    async def _attempt(
+        self, body: dict[str, Any]
+    ) -> tuple[httpx.Response | None, ModelError | None]:
+        """One attempt: the 2xx response, or the retryable error. Raises what is final."""
+        breaker = self.breaker
+        breaker.acquire_nowait()
+        endpoint = self.endpoint
+        try:
+            attempt_timeout = math.inf if self.attempt_timeout is None else self.attempt_timeout
+            with trio.move_on_after(attempt_timeout) as scope:
+                response = await self._get_client().post(
+                    endpoint, json=body, headers=self.build_headers()
+                )
+                await response.aread()
+            if scope.cancelled_caught:
+                breaker.record_failure()
+                return None, ModelTimeout(
+                    f"model endpoint {endpoint} did not answer within {self.attempt_timeout} s",
+                    endpoint=endpoint,
+                )
+        except httpx.TransportError as exc:
+            breaker.record_failure()
+            return None, ModelError(
+                f"cannot reach model endpoint {endpoint}: {type(exc).__name__}", endpoint=endpoint
+            )
+        except BaseException:
+            breaker.release()
+            raise
+        status = response.status_code
+        logger.debug("model %s answered %d", endpoint, status)
+        if 200 <= status < 300:
+            breaker.record_success()
+            return response, None
+        excerpt = _error_excerpt(response)
+        if status == 429:
+            breaker.release()
+            limited = ModelRateLimited(
+                f"model endpoint {endpoint} is rate limiting (429): {excerpt}",
+                endpoint=endpoint,
+                status=status,
+            )
+            limited.retry_after = _retry_after(response)
+            return None, limited
+        if status >= 500:
+            breaker.record_failure()
+        else:
+            breaker.record_success()
+        if status in (401, 403):
+            raise ModelAuthError(
+                f"model endpoint {endpoint} refused the credentials ({status}): {excerpt}",
+                endpoint=endpoint,
+                status=status,
+            )
+        error = ModelHTTPError(
+            f"model endpoint {endpoint} answered {status}: {excerpt}",
+            endpoint=endpoint,
+            status=status,
+        )
+        if status in self.retry.retry_statuses:
+            return None, error
+        raise error
+
+    def _parse(self, response: httpx.Response) -> ModelResponse:
+        try:
+            data = response.json()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedModelResponse(
+                f"model endpoint {self.endpoint} answered {response.status_code} with a body "
+                f"that is not JSON: {response.text[:80]!r}",
+                endpoint=self.endpoint,
+                status=response.status_code,
+            ) from exc
+        try:
+            return self.parse_response(data)
+        except MalformedModelResponse:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedModelResponse(
+                f"model endpoint {self.endpoint} answered JSON of the wrong shape: "
+                f"{type(exc).__name__}: {exc}",
+                endpoint=self.endpoint,
+                status=response.status_code,
+            ) from exc
+
+    def statistics(self) -> HttpModelStatistics:
+        """Attempts, retries and the breaker's state."""
+        return HttpModelStatistics(self._attempts, self._retries, self.breaker.state.value)
+
+
+@attrs.frozen
+class HttpModelStatistics:
+    """Counters of an :class:`HttpModel`."""
+
+    attempts: int
+    retries: int
+    breaker_state: str
+
+
+def malformed(endpoint: str, what: str) -> MalformedModelResponse:
+    """A :class:`MalformedModelResponse` saying ``what`` is wrong."""
+    return MalformedModelResponse(f"model endpoint {endpoint} answered {what}", endpoint=endpoint)
+
+
+def parse_arguments(endpoint: str, raw: Any) -> dict[str, Any]:
+    """Tool-call arguments: a JSON object, or a string holding one."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise malformed(
+                endpoint, f"tool-call arguments that are not JSON: {raw[:80]!r}"
+            ) from None
+    if not isinstance(raw, dict):
+        raise malformed(endpoint, f"tool-call arguments that are not an object: {raw!r}")
+    return raw

@@ -1,0 +1,226 @@
+"""Fake model servers for the HTTP adapter tests: an ASGI app on 127.0.0.1 only.
+
+:class:`FakeModelServer` speaks just enough of OpenAI's chat-completions and Anthropic's
+messages APIs: each request is recorded and answered with the next scripted
+:class:`Reply` (a JSON body, an error status, a malformed body or a hang). Serve it with
+:func:`serve_fake` (hypercorn on port 0) or use :meth:`FakeModelServer.transport` for an
+``httpx.MockTransport`` when no socket is needed.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import attrs
+import httpx
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+@attrs.frozen
+class Reply:
+    """One scripted answer.
+
+    Attributes:
+        status: HTTP status.
+        body: A JSON-able value, or raw ``bytes`` (e.g. malformed JSON).
+        headers: Extra headers (e.g. ``retry-after``).
+        hang: Never answer (the client's deadline must end the wait).
+    """
+
+    status: int = 200
+    body: Any = None
+    headers: tuple[tuple[str, str], ...] = ()
+    hang: bool = False
+
+    def encoded(self) -> bytes:
+        """The body as bytes."""
+        if isinstance(self.body, bytes):
+            return self.body
+        return json.dumps(self.body).encode()
+
+
+@attrs.frozen
+class RecordedRequest:
+    """A request the fake server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@attrs.define
+class FakeModelServer:
+    """Answers each request with the next queued :class:`Reply` (500 when none is left)."""
+
+    replies: collections.deque[Reply] = attrs.field(factory=collections.deque)
+    requests: list[RecordedRequest] = attrs.field(factory=list)
+
+    def push(self, *replies: Reply) -> None:
+        """Queue replies, answered in order."""
+        self.replies.extend(replies)
+
+    def _next(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        self.requests.append(RecordedRequest(method, path, headers, body))
+        if not self.replies:
+            return Reply(500, {"error": {"message": "the fake server has no reply queued"}})
+        return self.replies.popleft()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI application."""
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        reply = self._next(scope["method"], scope["path"], headers, raw)
+        if reply.hang:
+            await trio.sleep_forever()
+        body = reply.encoded()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *((k.encode(), v.encode()) for k, v in reply.headers),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def transport(self) -> httpx.MockTransport:
+        """The same behaviour as an in-process ``httpx.MockTransport`` (no socket)."""
+
+        async def handle(request: httpx.Request) -> httpx.Response:
+            raw = await request.aread()
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            reply = self._next(request.method, request.url.path, headers, raw)
+            if reply.hang:
+                await trio.sleep_forever()
+            return httpx.Response(
+                reply.status, content=reply.encoded(), headers=list(reply.headers)
+            )
+
+        return httpx.MockTransport(handle)
+
+
+@asynccontextmanager
+async def serve_fake(app: FakeModelServer) -> AsyncIterator[str]:
+    """Serve ``app`` with hypercorn on 127.0.0.1, a free port; yield its base URL."""
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 0.1
+    async with trio.open_nursery() as nursery:
+        asgi_app: Any = app
+        binds = await nursery.start(partial(serve, asgi_app, config, mode="asgi"))
+        try:
+            yield str(binds[0])
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+# --- reply builders -------------------------------------------------------------------
+
+
+def openai_reply(
+    text: str | None = None,
+    tool_calls: list[tuple[str, str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    *,
+    prompt_tokens: int = 11,
+    completion_tokens: int = 7,
+) -> Reply:
+    """A chat-completions answer: text and/or ``(id, name, arguments)`` tool calls."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": id_,
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
+            for id_, name, args in tool_calls
+        ]
+    return Reply(
+        200,
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "model": "fake-gpt",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if tool_calls else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        },
+    )
+
+
+def anthropic_reply(
+    text: str | None = None,
+    tool_uses: list[tuple[str, str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    *,
+    input_tokens: int = 13,
+    output_tokens: int = 5,
+) -> Reply:
+    """A messages-API answer: text and/or ``(id, name, input)`` tool-use blocks."""
+    content: list[dict[str, Any]] = []
+    if text is not None:
+        content.append({"type": "text", "text": text})
+    content.extend({"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in tool_uses)
+    return Reply(
+        200,
+        {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": "fake-claude",
+            "content": content,
+            "stop_reason": "tool_use" if tool_uses else "end_turn",
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        },
+    )
+
+
+def error_reply(status: int, message: str = "boom", **headers: str) -> Reply:
+    """An API error answer."""
+    return Reply(
+        status,
+        {"error": {"type": "error", "message": message}},
+        tuple((k.replace("_", "-"), v) for k, v in headers.items()),
+    )
