@@ -431,13 +431,6 @@ async def test_circuit_breaker_gates_restarts_while_open(autojump_clock: trio.ab
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: each breaker-gated restart calls record_success() on admission "
-    "(_supervisor._run_child), which resets the closed breaker's consecutive-failure "
-    "count, so a breaker with failure_threshold > 1 never opens and a crashing child "
-    "restarts forever (breaker restarts do not count toward intensity)",
-)
 async def test_circuit_breaker_opens_after_threshold_consecutive_crashes(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -541,12 +534,6 @@ async def test_ignore_treats_a_transient_childs_failure_as_a_normal_exit(
     assert [e.reason for e in bus.history(SupervisorStopped)] == ["normal"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): after an Ignore decision the child is left in ChildState.FAILED "
-    "(_on_exit: 'FAILED if error is not None'), although Ignore 'treats the exit as "
-    "normal' and a normal exit of a transient child leaves it STOPPED",
-)
 async def test_ignored_failure_leaves_the_child_stopped(autojump_clock: trio.abc.Clock) -> None:
     async with open_supervisor() as sup:
         child = await sup.start_child(

@@ -364,11 +364,6 @@ async def test_group_restart_counts_once_toward_intensity(
     assert trio.current_time() == 10.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two children of a OneForAll supervisor failing at the same instant leave "
-    "a second, orphaned run of one child (not referenced by child._run, never stopped)",
-)
 async def test_simultaneous_failures_under_one_for_all_leave_no_orphan(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -402,12 +397,6 @@ async def test_simultaneous_failures_under_one_for_all_leave_no_orphan(
     assert trio.current_time() == 5.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a group restart in progress keeps relaunching the remaining members after "
-    "stop() began (_restart_group checks _halted() only before the loop), so a child is "
-    "started during shutdown and outlives stop()",
-)
 async def test_stop_during_a_group_restart_starts_nothing_new(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -479,12 +468,6 @@ async def test_backoff_jitter_uses_the_supervisor_rng(autojump_clock: trio.abc.C
     assert journal.times("start", "w") == [0.0, 2.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a restart's backoff delay is slept inside nursery.start() under the "
-    "supervisor's _group_lock (_restart_group -> _relaunch), so under OneForOne one "
-    "child's backoff delays the restart of every other child",
-)
 async def test_backoff_of_one_child_does_not_delay_another(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -628,12 +611,6 @@ async def test_error_in_the_body_shuts_down_and_propagates(
     assert trio.current_time() == 3.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stop(timeout=) does not cut short the child whose shutdown_grace() is "
-    "already running when the timeout passes (its shielded grace scope keeps the old "
-    "deadline), so that child outlives the bound and stop() returns while it still runs",
-)
 async def test_stop_timeout_bounds_the_whole_shutdown(autojump_clock: trio.abc.Clock) -> None:
     journal = Journal()
     async with trio.open_nursery() as nursery:

@@ -174,6 +174,11 @@ class CircuitBreaker:
         return self._sync_state()
 
     @property
+    def reset_timeout(self) -> float:
+        """Seconds the breaker stays open before letting probes through."""
+        return self._core.reset_timeout
+
+    @property
     def retry_at(self) -> float:
         """Trio-clock time at which an open breaker lets probes through."""
         return self._core.retry_at

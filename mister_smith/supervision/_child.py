@@ -148,6 +148,7 @@ class _Run:
     hung: bool = False
     injected: BaseException | None = None
     status_sent: bool = False
+    grace_scopes: list[trio.CancelScope] = attrs.field(factory=list)
 
 
 _current_run: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
@@ -190,6 +191,8 @@ class Child:
         if self.spec.on_terminated is not None:
             self.spec.on_terminated(self)
 
+    started_at: float = 0.0
+    """Trio-clock time its latest run started running."""
     heartbeats_dropped: bool = False
     """While true, :meth:`heartbeat` is ignored (failure injection: a silent child)."""
 
@@ -252,4 +255,6 @@ def shutdown_grace() -> trio.CancelScope:
     run = _current_run.get()
     if run is None or not run.stop_requested:
         return trio.CancelScope()
-    return trio.CancelScope(shield=True, deadline=run.grace_deadline)
+    scope = trio.CancelScope(shield=True, deadline=run.grace_deadline)
+    run.grace_scopes.append(scope)  # a hard stop (stop(timeout=)) cancels it too
+    return scope

@@ -34,7 +34,7 @@ from ..events import (
     SupervisorStopped,
 )
 from ..types import Restart
-from ._breaker import CircuitBreaker
+from ._breaker import BreakerState, CircuitBreaker
 from ._child import Child, ChildSpec, ChildState, RecoveryPolicy, _current_run, _Run
 from ._decision import Decision, SupervisorPolicy
 from ._detector import FailureDetector
@@ -439,11 +439,11 @@ class Supervisor:
                         await trio.sleep(run.delay)
                     if run.gate is not None:
                         # The breaker admits this restart; it counts as a probe success.
-                        await run.gate.wait_until_allowed()
-                        run.gate.record_success()
+                        await _admit(run.gate)
                     now = trio.current_time()
                     child.state = ChildState.RUNNING
                     self._policy.child_started(child.name, now)
+                    child.started_at = now
                     if spec.heartbeat_timeout is not None:
                         self._detector.watch(child.name, spec.heartbeat_timeout, now)
                         self._detector_changed.set()
@@ -526,12 +526,13 @@ class Supervisor:
                 child.state = ChildState.STOPPED
             return
 
+        strategy = None if error is None else child.spec.resolve_recovery(error)
         decision = self._policy.decide(
             child.name,
             child.restart,
             error,
             now=trio.current_time(),
-            strategy=None if error is None else child.spec.resolve_recovery(error),
+            strategy=strategy,
             has_fallback=child.spec.fallback is not None,
             rand=self._rng.random(),
         )
@@ -542,7 +543,15 @@ class Supervisor:
             child.state = ChildState.FAILED
             self._fail(child, error, decision)
         elif decision.remove:
-            child.state = ChildState.FAILED if error is not None else ChildState.STOPPED
+            # An error the recovery policy says to ignore is a normal exit; a temporary
+            # child that crashed (hence not restarted) has failed.
+            requested = (
+                None
+                if error is None
+                else (strategy or classify_error(error).recovery_strategy).action
+            )
+            failed = error is not None and requested is not RecoveryAction.IGNORE
+            child.state = ChildState.FAILED if failed else ChildState.STOPPED
             self._discard(child)
         else:
             self._carry_out(child, error, decision)
@@ -582,6 +591,10 @@ class Supervisor:
         if decision.action is RecoveryAction.CIRCUIT_BREAKER:
             gate = self._breaker_for(child)
             if gate is not None:
+                ran_for = trio.current_time() - child.started_at
+                if ran_for >= gate.reset_timeout:
+                    # It ran well for a while: failures before this are not consecutive.
+                    gate.record_success()
                 gate.record_failure()
         if decision.in_place:
             child.retries += 1
@@ -605,25 +618,32 @@ class Supervisor:
         gate: CircuitBreaker | None,
     ) -> None:
         try:
+            # Wait out the backoff and the breaker *before* taking the lock, so one
+            # child's delay never holds up another child's restart.
+            if decision.delay > 0:
+                await trio.sleep(decision.delay)
+            if gate is not None and not self._halted():
+                await _admit(gate)
             async with self._group_lock:
                 if self._halted():
                     return
-                for sibling in reversed(group):
-                    if sibling is not failed:
-                        await self._stop_run(sibling)
+                # Stop every member still running, the failed child included: another
+                # group restart may have relaunched it meanwhile (no orphan runs).
+                for member in reversed(group):
+                    await self._stop_run(member)
                 if decision.reload and self._reload is not None:
                     try:
                         await self._reload()
                     except Exception as exc:
                         self._fail(failed, exc, Decision(action=RecoveryAction.ESCALATE))
                         return
-                if self._halted():
-                    return
                 for member in group:
+                    if self._halted():
+                        return
                     if self._by_name.get(member.name) is not member:
                         continue
                     if member is failed:
-                        await self._relaunch(member, decision.action, decision.delay, gate)
+                        await self._relaunch(member, decision.action, 0.0, None)
                     elif member.restart is Restart.TEMPORARY:
                         member.state = ChildState.STOPPED
                         self._discard(member)
@@ -675,7 +695,11 @@ class Supervisor:
                 child._terminate()
         finally:
             # If the graceful sequence was cut short (its deadline passed), stop the
-            # rest at once: their scopes are shielded, so only this reaches them.
+            # rest at once: their scopes are shielded, so only this reaches them. One
+            # scheduling round first lets a child finishing at this very instant finish.
+            if any(c._run is not None and not c._run.done.is_set() for c in children):
+                with trio.CancelScope(shield=True):
+                    await trio.lowlevel.checkpoint()
             now = trio.current_time()
             for child in children:
                 run = child._run
@@ -683,6 +707,8 @@ class Supervisor:
                     run.stop_requested = True
                     run.grace_deadline = min(run.grace_deadline, now)
                     run.scope.cancel()
+                    for grace in run.grace_scopes:
+                        grace.cancel()
                 child.state = ChildState.STOPPED
                 child._terminate()
 
@@ -740,6 +766,14 @@ class Supervisor:
                 )
                 child._run.hung = True
                 child._run.scope.cancel()
+
+
+async def _admit(gate: CircuitBreaker) -> None:
+    """Wait until ``gate`` admits a restart. A half-open breaker's probe counts as a
+    success once admitted; a closed breaker keeps counting consecutive failures."""
+    await gate.wait_until_allowed()
+    if gate.state is BreakerState.HALF_OPEN:
+        gate.record_success()
 
 
 class _StatusForwarder:
