@@ -39,14 +39,16 @@ class Summarizer(Protocol):
 
 
 def clip(text: str, max_tokens: int) -> str:
-    """``text`` cut to at most ``max_tokens`` estimated tokens, with a truncation mark."""
+    """``text`` cut to at most ``max_tokens`` estimated tokens, keeping its beginning and,
+    when there is room, a mark saying how much was cut."""
     limit = max(0, max_tokens * CHARS_PER_TOKEN)
     if len(text) <= limit:
         return text
-    mark = TRUNCATION_MARK.format(omitted=len(text) - limit)
-    keep = max(0, limit - len(mark) - 20)  # leave room for the count growing
-    mark = TRUNCATION_MARK.format(omitted=len(text) - keep)
-    return (text[:keep] + mark)[:limit]
+    longest_mark = len(TRUNCATION_MARK.format(omitted=len(text)))
+    if limit < 2 * longest_mark:
+        return text[:limit]
+    keep = limit - longest_mark
+    return text[:keep] + TRUNCATION_MARK.format(omitted=len(text) - keep)
 
 
 def _one_line(message: Message, width: int) -> str:
@@ -178,8 +180,10 @@ class ContextWindow:
         owner: The agent's name in events.
 
     When adding a message overflows either bound, the oldest half of the window (at
-    least one message, extended so the window never starts with tool results whose
-    call was folded) goes to the summarizer; this repeats until both bounds hold.
+    least one message) goes to the summarizer; this repeats until both bounds hold. The
+    cut never separates tool results from the call they answer: it moves back to before
+    that call, or (when the call is the oldest message) past the results; results whose
+    call was folded already (it alone broke the budget) are folded as they arrive.
     """
 
     def __init__(
@@ -254,9 +258,7 @@ class ContextWindow:
         self._window.append(message)
         self._tokens += message.tokens
         self._added += 1
-        while self._window and (
-            len(self._window) > self.max_messages or self._tokens > self.max_tokens
-        ):
+        while self._over():
             await self._fold()
         if self._folds == 0:
             await trio.lowlevel.checkpoint()
@@ -266,11 +268,38 @@ class ContextWindow:
         for message in messages:
             await self.add(message)
 
+    def _over(self) -> bool:
+        window = self._window
+        return bool(window) and (
+            len(window) > self.max_messages
+            or self._tokens > self.max_tokens
+            or window[0].role is Role.TOOL
+        )
+
+    def _cut(self) -> int:
+        """How many of the oldest messages the next fold takes."""
+        window = self._window
+        if window[0].role is Role.TOOL:  # results whose call was folded already
+            cut = 0
+            while cut < len(window) and window[cut].role is Role.TOOL:
+                cut += 1
+            return cut
+        cut = max(1, len(window) // 2)
+        if cut < len(window) and window[cut].role is Role.TOOL:
+            # keep a tool round together: cut before the call the results answer,
+            # or after the results when that call is the oldest message
+            back = cut
+            while back > 0 and window[back].role is Role.TOOL:
+                back -= 1
+            if back >= 1:
+                return back
+            while cut < len(window) and window[cut].role is Role.TOOL:
+                cut += 1
+        return cut
+
     async def _fold(self) -> None:
         window = self._window
-        cut = max(1, len(window) // 2)
-        while cut < len(window) and window[cut].role is Role.TOOL:
-            cut += 1
+        cut = self._cut()
         folded = [window.popleft() for _ in range(cut)]
         self._tokens -= sum(m.tokens for m in folded)
         self._summarized += len(folded)
