@@ -240,12 +240,6 @@ async def test_max_children_per_supervisor_must_be_positive(
             pass  # pragma: no cover
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: while a domain supervisor is shutting down after giving up (before the "
-    "root restarts it), route_to_domain picks the dying supervisor (child.value still "
-    "points at it) and start_child raises SupervisionError 'not accepting children'",
-)
 async def test_routing_while_a_domain_restarts_does_not_fail(
     autojump_clock: trio.abc.Clock,
 ) -> None:

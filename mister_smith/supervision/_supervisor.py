@@ -426,11 +426,29 @@ class Supervisor:
         error: BaseException | None = None
         first_start = run.action is None
 
-        def started(value: Any = None) -> None:
+        def started(value: Any = None, *, announce: bool = True) -> None:
             child.value = value
-            if not run.status_sent:
-                run.status_sent = True
-                task_status.started(child)
+            if run.status_sent:
+                return
+            run.status_sent = True
+            if announce:
+                # Announced once the child says it has started (``task_status``), so a
+                # listener sees a child that is ready, with ``child.value`` set.
+                self.events.emit(
+                    ChildStarted(source=self.name, supervisor=self.name, child=child.name)
+                )
+                if not first_start:
+                    assert run.action is not None
+                    self.events.emit(
+                        ComponentRecovered(
+                            source=self.name,
+                            supervisor=self.name,
+                            child=child.name,
+                            action=run.action,
+                            restarts=child.restarts,
+                        )
+                    )
+            task_status.started(child)
 
         try:
             try:
@@ -447,20 +465,6 @@ class Supervisor:
                     if spec.heartbeat_timeout is not None:
                         self._detector.watch(child.name, spec.heartbeat_timeout, now)
                         self._detector_changed.set()
-                    self.events.emit(
-                        ChildStarted(source=self.name, supervisor=self.name, child=child.name)
-                    )
-                    if not first_start:
-                        assert run.action is not None
-                        self.events.emit(
-                            ComponentRecovered(
-                                source=self.name,
-                                supervisor=self.name,
-                                child=child.name,
-                                action=run.action,
-                                restarts=child.restarts,
-                            )
-                        )
                     if spec.accepts_task_status():
                         await spec.fn(*spec.args, task_status=_StatusForwarder(started))
                     else:
@@ -473,7 +477,7 @@ class Supervisor:
             if not run.status_sent:
                 # Ended (failed, stopped or returned) before saying it started: let
                 # whoever waits on this run go on; the exit is handled below.
-                started(child.value)
+                started(child.value, announce=False)
             if run.injected is not None and error is None and run.scope.cancelled_caught:
                 error = run.injected
             if run.hung and error is None:

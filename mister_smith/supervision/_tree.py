@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
 
-from ..errors import RecoveryStrategy
-from ..events import EventBus
+from ..errors import RecoveryStrategy, SupervisionError
+from ..events import ChildStarted, EventBus
 from ..types import Restart
 from ._child import Child, ChildSpec, ChildState
 from ._intensity import Backoff
@@ -75,6 +76,10 @@ def _child_snapshot(child: Child) -> TreeSnapshot:
     return TreeSnapshot(child.name, "child", child.state.value, child.restarts)
 
 
+def _started_under(supervisor: str, child: str, event: ChildStarted) -> bool:
+    return event.supervisor == supervisor and event.child == child
+
+
 class SupervisionTree:
     """A root supervisor with domain supervisors created on demand.
 
@@ -83,7 +88,9 @@ class SupervisionTree:
     ``max_children_per_supervisor``: a full one gets a sibling (``domain#2``, ...), so
     no single supervisor becomes a monolithic bottleneck. Domain supervisors are
     restarted by the root (``Restart`` recovery) and re-create the children routed to
-    them. Open one with :func:`open_supervision_tree`.
+    them; routing to a domain whose supervisor is being restarted waits for it (up to
+    ``restart_wait`` seconds, the escalation timeout). Open one with
+    :func:`open_supervision_tree`.
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class SupervisionTree:
         domain_max_restarts: int,
         domain_restart_window: float,
         domain_backoff: Backoff | None,
+        restart_wait: float = 10.0,
     ) -> None:
         if max_children_per_supervisor < 1:
             raise ValueError(
@@ -102,6 +110,7 @@ class SupervisionTree:
             )
         self.root = root
         self.max_children_per_supervisor = max_children_per_supervisor
+        self.restart_wait = restart_wait
         self._domain_strategy = domain_strategy
         self._domain_max_restarts = domain_max_restarts
         self._domain_restart_window = domain_restart_window
@@ -121,6 +130,19 @@ class SupervisionTree:
             result[domain] = [sup for name in names if (sup := self._supervisor(name))]
         return result
 
+    def _domain_state(self, name: str) -> tuple[Supervisor, bool] | None:
+        """The domain supervisor called ``name`` and whether it is up, or ``None`` if the
+        root no longer has it."""
+        try:
+            child = self.root.child(name)
+        except LookupError:
+            return None
+        value = child.value
+        if not isinstance(value, Supervisor):
+            return None
+        up = child.state is ChildState.RUNNING and value.state == "running"
+        return value, up
+
     def _supervisor(self, name: str) -> Supervisor | None:
         try:
             child = self.root.child(name)
@@ -134,10 +156,32 @@ class SupervisionTree:
         if not domain or "#" in domain or "/" in domain:
             raise ValueError(f"domain names must be non-empty without '#' or '/': {domain!r}")
         names = self._domains.setdefault(domain, [])
-        for name in names:
-            sup = self._supervisor(name)
-            if sup is not None and len(sup.children()) < self.max_children_per_supervisor:
-                return sup
+        while True:
+            restarting: str | None = None
+            for name in names:
+                state = self._domain_state(name)
+                if state is None:
+                    continue
+                sup, running = state
+                if not running:
+                    restarting = restarting or name
+                elif len(sup.children()) < self.max_children_per_supervisor:
+                    return sup
+            if restarting is None:
+                break
+            # That domain supervisor is being restarted by the root: wait for it rather
+            # than handing out a dying one or starting a needless sibling.
+            try:
+                await self.events.wait_for_event(
+                    ChildStarted,
+                    functools.partial(_started_under, self.root.name, restarting),
+                    timeout=self.restart_wait,
+                )
+            except TimeoutError:
+                raise SupervisionError(
+                    f"domain supervisor {restarting!r} did not come back within "
+                    f"{self.restart_wait} s"
+                ) from None
         name = domain if not names else f"{domain}#{len(names) + 1}"
         specs = self._specs[name] = []
 
