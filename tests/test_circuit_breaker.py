@@ -232,12 +232,6 @@ async def test_record_failure_without_admission(autojump_clock: trio.abc.Clock) 
     assert breaker.statistics().failures == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): with reset_timeout=0 the OPEN state is never observed by "
-    "_sync_state (current_state turns it HALF_OPEN at once), so no closed->open "
-    "CircuitStateChanged is emitted and statistics().opened stays 0",
-)
 async def test_zero_reset_timeout_still_reports_the_opening(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -248,12 +242,6 @@ async def test_zero_reset_timeout_still_reports_the_opening(
     assert changes(bus)[0] == ("closed", "open", 1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor, trio convention): `async with breaker` on the fast path has no "
-    "schedule point (__aenter__ only calls checkpoint_if_cancelled, __aexit__ none), so "
-    "it is not a full checkpoint",
-)
 async def test_async_with_breaker_is_a_checkpoint(autojump_clock: trio.abc.Clock) -> None:
     breaker = CircuitBreaker()
     with trio.testing.assert_checkpoints():

@@ -152,7 +152,14 @@ class CircuitBreaker:
         self._last_state = BreakerState.CLOSED
 
     def _sync_state(self) -> BreakerState:
+        # Note the raw state first: with reset_timeout=0 an opened breaker is already
+        # half-open by the clock, but the opening must still be seen and counted.
+        self._note(self._core.state)
         state = self._core.current_state(trio.current_time())
+        self._note(state)
+        return state
+
+    def _note(self, state: BreakerState) -> None:
         if state is not self._last_state:
             if state is BreakerState.OPEN:
                 self._opened += 1
@@ -166,7 +173,6 @@ class CircuitBreaker:
                     )
                 )
             self._last_state = state
-        return state
 
     @property
     def state(self) -> BreakerState:
@@ -230,7 +236,7 @@ class CircuitBreaker:
             return await fn(*args, **kwargs)
 
     async def __aenter__(self) -> CircuitBreaker:
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await trio.lowlevel.checkpoint()
         self.acquire_nowait()
         return self
 
