@@ -1,0 +1,81 @@
+"""Tools: typed, validated, permissioned, deadline-bound calls that never block the loop.
+
+- :class:`Tool` is the protocol; :func:`tool` builds one from a typed ``async def``
+  (schema from the signature, description from the docstring). Sync functions are
+  refused unless declared ``blocking=True``; they then run in worker threads
+  (:func:`run_blocking`) under the bus's limiter and are abandoned on timeout.
+- :class:`ToolBus` registers tools and runs every call through lookup, permissions,
+  :class:`ToolSchema` validation, a cancel-scope deadline, metrics and a ``ToolCalled``
+  event.
+- :class:`BlockingDetector` / :func:`monitor_blocking` report task steps that block the
+  loop as ``LoopBlocked`` events naming the task and tool.
+- Built-ins: :class:`EchoTool`, workspace-confined file tools (:class:`Workspace`),
+  :class:`HttpGetTool`, :class:`CommandTool`, and :class:`AgentTool` wrapping anything
+  :class:`Askable`.
+"""
+
+from ._agent import AgentTool as AgentTool
+from ._agent import Askable as Askable
+from ._blocking import BlockedStep as BlockedStep
+from ._blocking import BlockingDetector as BlockingDetector
+from ._blocking import BlockingStatistics as BlockingStatistics
+from ._blocking import LoopBlockedError as LoopBlockedError
+from ._blocking import monitor_blocking as monitor_blocking
+from ._bus import DuplicateTool as DuplicateTool
+from ._bus import ToolBus as ToolBus
+from ._bus import ToolBusStatistics as ToolBusStatistics
+from ._bus import ToolPolicy as ToolPolicy
+from ._bus import ToolSpec as ToolSpec
+from ._bus import ToolStatistics as ToolStatistics
+from ._command import AllowedCommand as AllowedCommand
+from ._command import CommandTool as CommandTool
+from ._context import ToolCallContext as ToolCallContext
+from ._context import current_tool_call as current_tool_call
+from ._context import run_blocking as run_blocking
+from ._echo import EchoTool as EchoTool
+from ._files import ListDirectoryTool as ListDirectoryTool
+from ._files import ReadFileTool as ReadFileTool
+from ._files import Workspace as Workspace
+from ._files import WriteFileTool as WriteFileTool
+from ._http import HttpGetTool as HttpGetTool
+from ._schema import SchemaViolation as SchemaViolation
+from ._schema import ToolSchema as ToolSchema
+from ._signature import Param as Param
+from ._signature import schema_for_type as schema_for_type
+from ._tool import FunctionTool as FunctionTool
+from ._tool import Tool as Tool
+from ._tool import tool as tool
+
+__all__ = [
+    "AgentTool",
+    "AllowedCommand",
+    "Askable",
+    "BlockedStep",
+    "BlockingDetector",
+    "BlockingStatistics",
+    "CommandTool",
+    "DuplicateTool",
+    "EchoTool",
+    "FunctionTool",
+    "HttpGetTool",
+    "ListDirectoryTool",
+    "LoopBlockedError",
+    "Param",
+    "ReadFileTool",
+    "SchemaViolation",
+    "Tool",
+    "ToolBus",
+    "ToolBusStatistics",
+    "ToolCallContext",
+    "ToolPolicy",
+    "ToolSchema",
+    "ToolSpec",
+    "ToolStatistics",
+    "Workspace",
+    "WriteFileTool",
+    "current_tool_call",
+    "monitor_blocking",
+    "run_blocking",
+    "schema_for_type",
+    "tool",
+]
