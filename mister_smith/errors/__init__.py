@@ -21,7 +21,6 @@ from ._taxonomy import ActorCrashed as ActorCrashed
 from ._taxonomy import ActorError as ActorError
 from ._taxonomy import ActorNameTaken as ActorNameTaken
 from ._taxonomy import ActorNotFound as ActorNotFound
-from ._taxonomy import HandlerTimeout as HandlerTimeout
 from ._taxonomy import ActorStopped as ActorStopped
 from ._taxonomy import AskTimeout as AskTimeout
 from ._taxonomy import CircuitOpenError as CircuitOpenError
@@ -30,6 +29,7 @@ from ._taxonomy import ErrorClassification as ErrorClassification
 from ._taxonomy import EscalatedError as EscalatedError
 from ._taxonomy import EventError as EventError
 from ._taxonomy import EventTimeout as EventTimeout
+from ._taxonomy import HandlerTimeout as HandlerTimeout
 from ._taxonomy import HeartbeatTimeout as HeartbeatTimeout
 from ._taxonomy import InvalidToolInput as InvalidToolInput
 from ._taxonomy import MailboxFull as MailboxFull
