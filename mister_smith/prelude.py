@@ -1,0 +1,38 @@
+"""The design doc's prelude: ``from mister_smith.prelude import *``.
+
+Runtime (``RuntimeManager``, ``RuntimeConfig``), actors (``Actor``, ``ActorSystem``,
+``ActorRef``), async patterns (``AsyncTask``, ``TaskExecutor``, ``StreamProcessor``),
+tools (``Tool``, ``ToolBus``, ``ToolSchema``), the typed ids and every error.
+"""
+
+from .actors import Actor as Actor
+from .actors import ActorRef as ActorRef
+from .actors import ActorSystem as ActorSystem
+from .async_patterns import AsyncTask as AsyncTask
+from .async_patterns import StreamProcessor as StreamProcessor
+from .async_patterns import TaskExecutor as TaskExecutor
+from .errors import *  # noqa: F403
+from .errors import __all__ as _errors_all
+from .runtime import RuntimeConfig as RuntimeConfig
+from .runtime import RuntimeManager as RuntimeManager
+from .tools import Tool as Tool
+from .tools import ToolBus as ToolBus
+from .tools import ToolSchema as ToolSchema
+from .types import *  # noqa: F403
+from .types import __all__ as _types_all
+
+__all__ = [
+    "Actor",
+    "ActorRef",
+    "ActorSystem",
+    "AsyncTask",
+    "RuntimeConfig",
+    "RuntimeManager",
+    "StreamProcessor",
+    "TaskExecutor",
+    "Tool",
+    "ToolBus",
+    "ToolSchema",
+    *_types_all,
+    *_errors_all,
+]
