@@ -171,10 +171,14 @@ async def monitor_blocking(
     already raising): the test-suite mode that turns blocking into a failure.
     """
     detector = BlockingDetector(events, threshold=threshold, source=source)
+    task = trio.lowlevel.current_task()
     trio.lowlevel.add_instrument(detector)
+    # Time the rest of the current step too, from here to the block's exit.
+    detector.before_task_step(task)
     try:
         yield detector
     finally:
+        detector.after_task_step(task)
         trio.lowlevel.remove_instrument(detector)
     if strict:
         detector.check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -137,13 +138,14 @@ class HttpGetTool:
                         continue
                     body = bytearray()
                     truncated = False
-                    async for chunk in response.aiter_bytes():
-                        room = self.max_bytes - len(body)
-                        if len(chunk) > room:
-                            body += chunk[:room]
-                            truncated = True
-                            break
-                        body += chunk
+                    async with contextlib.aclosing(response.aiter_bytes()) as chunks:
+                        async for chunk in chunks:
+                            room = self.max_bytes - len(body)
+                            if len(chunk) > room:
+                                body += chunk[:room]
+                                truncated = True
+                                break
+                            body += chunk
                     return {
                         "url": str(url),
                         "status": response.status_code,
