@@ -396,8 +396,15 @@ class TaskExecutor:
         """
         handles: list[TaskHandle[T]] = []
         fatal: list[BaseException] = []
+        pending = 0
+        all_done = trio.Event()
+        submitting = True
 
         def on_done(handle: TaskHandle[T]) -> None:
+            nonlocal pending
+            pending -= 1
+            if pending == 0 and not submitting:
+                all_done.set()
             result = handle.outcome
             if (
                 result is not None
@@ -414,20 +421,32 @@ class TaskExecutor:
             for task in tasks:
                 if fatal:
                     break
-                fn = task.execute if isinstance(task, AsyncTask) else task
-                handle = await self.submit(fn, timeout=timeout, retry=retry)
+                # Not isinstance(task, AsyncTask): protocol checks are slow per task.
+                execute = getattr(task, "execute", None)
+                fn: Callable[[], Awaitable[T]] = (
+                    execute if callable(execute) else cast(Callable[[], Awaitable[T]], task)
+                )
+                if self._queue_full():
+                    handle = await self.submit(fn, timeout=timeout, retry=retry)
+                else:
+                    handle = self.submit_nowait(fn, timeout=timeout, retry=retry)
                 handles.append(handle)
+                pending += 1
                 handle._on_done(on_done)
                 if fatal:
                     handle.cancel()
-            results = [await handle.wait() for handle in handles]
+            submitting = False
+            if pending == 0:
+                all_done.set()
+            # One wait for the whole batch (this is also the call's checkpoint).
+            await all_done.wait()
         except BaseException:
             for handle in handles:
                 handle.cancel()
             raise
         if fatal:
             raise fatal[0]
-        return results
+        return [result for handle in handles if (result := handle.outcome) is not None]
 
     # -- running ------------------------------------------------------------------------
 
@@ -482,18 +501,17 @@ class TaskExecutor:
         self._running += 1
         try:
             with handle._scope:
-                async for attempt in job.retry.attempts():
-                    with attempt:
-                        attempts = attempt.num
-                        if attempts > 1:
-                            self._retries += 1
-                        with trio.move_on_after(job.timeout) as deadline:
-                            value = await job.fn(*job.args)
-                        if deadline.cancelled_caught:
-                            raise TaskTimeout(
-                                f"task {handle.name} timed out after {job.timeout} s "
-                                f"(attempt {attempts})"
-                            )
+                if job.retry.max_attempts == 1:
+                    # Nothing to retry: skip the retry machinery.
+                    attempts = 1
+                    value = await self._attempt(job, attempts)
+                else:
+                    async for attempt in job.retry.attempts():
+                        with attempt:
+                            attempts = attempt.num
+                            if attempts > 1:
+                                self._retries += 1
+                            value = await self._attempt(job, attempts)
                 self._end(handle, TaskStatus.COMPLETED, started_at, attempts, value=value)
             if handle._scope.cancelled_caught:
                 self._end(
@@ -521,6 +539,15 @@ class TaskExecutor:
                 )
             self._start_next()
             self._space.unpark()
+
+    @staticmethod
+    async def _attempt(job: _Job[T], attempt: int) -> T:
+        # Reaching the raise means our own deadline (not an outer one) cancelled it.
+        with trio.move_on_after(job.timeout):
+            return await job.fn(*job.args)
+        raise TaskTimeout(
+            f"task {job.handle.name} timed out after {job.timeout} s (attempt {attempt})"
+        )
 
     def _end(
         self,

@@ -224,7 +224,8 @@ class Signature:
     Attributes:
         schema: The arguments' schema.
         description: The docstring's description part.
-        annotations: Each parameter's annotation, for :func:`structure_args`.
+        annotations: Each parameter's annotation for :func:`structure_args` (``None``
+            where values pass through unchanged).
     """
 
     schema: ToolSchema
@@ -274,7 +275,7 @@ def describe_function(fn: Callable[..., object]) -> Signature:
             if default is not _NO_DEFAULT:
                 schema.setdefault("default", default)
         properties[param.name] = schema
-        annotations[param.name] = annotation
+        annotations[param.name] = annotation if needs_structuring(annotation) else None
     return Signature(
         ToolSchema.from_properties(properties, required=required), description, annotations
     )
@@ -325,6 +326,18 @@ def structure(value: Any, annotation: Any) -> Any:
     return value
 
 
+def needs_structuring(annotation: Any) -> bool:
+    """Whether validated JSON values of ``annotation`` need :func:`structure` at all."""
+    return not (annotation in (str, int, bool, Any, object) or get_origin(annotation) is Literal)
+
+
 def structure_args(args: Mapping[str, Any], annotations: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for the function from validated ``args``."""
-    return {name: structure(value, annotations[name]) for name, value in args.items()}
+    """Keyword arguments for the function from validated ``args``.
+
+    ``annotations`` maps each parameter to its annotation, or to ``None`` when its
+    values pass through unchanged (see :func:`needs_structuring`).
+    """
+    return {
+        name: value if annotations[name] is None else structure(value, annotations[name])
+        for name, value in args.items()
+    }
