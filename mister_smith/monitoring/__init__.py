@@ -1,0 +1,69 @@
+"""Monitoring: Prometheus metrics, OpenTelemetry traces, log level, HTTP endpoints.
+
+:class:`FrameworkMetrics` keeps the framework's metrics in a registry of its own, fed
+by event-bus handlers and by ``statistics()`` read on every scrape.
+:func:`serve_monitoring` serves ``/health/live``, ``/health/ready`` and ``/metrics``
+from inside the Trio loop (hypercorn). :func:`tracer` opens sampled OpenTelemetry
+spans, or no-op ones when ``opentelemetry-api`` is absent. :func:`apply_log_level`
+sets the ``mister_smith`` logger tree's level. :func:`render_kubernetes` turns an
+``OrchestrationConfig`` into Deployment and HorizontalPodAutoscaler YAML whose probes
+point at these endpoints.
+"""
+
+from ._http import LIVE_PATH as LIVE_PATH
+from ._http import METRICS_PATH as METRICS_PATH
+from ._http import READY_PATH as READY_PATH
+from ._http import MonitoringApp as MonitoringApp
+from ._http import serve_monitoring as serve_monitoring
+from ._kubernetes import autoscaler_manifest as autoscaler_manifest
+from ._kubernetes import deployment_manifest as deployment_manifest
+from ._kubernetes import render_kubernetes as render_kubernetes
+from ._logging import LOGGER_NAME as LOGGER_NAME
+from ._logging import apply_log_level as apply_log_level
+from ._metrics import NAMESPACE as NAMESPACE
+from ._metrics import FrameworkMetrics as FrameworkMetrics
+from ._sources import ActorStatisticsLike as ActorStatisticsLike
+from ._sources import HasActorStatistics as HasActorStatistics
+from ._sources import HasBlockingStatistics as HasBlockingStatistics
+from ._sources import HasEventBusStatistics as HasEventBusStatistics
+from ._sources import HasPoolStatistics as HasPoolStatistics
+from ._sources import HealthSource as HealthSource
+from ._sources import HealthView as HealthView
+from ._sources import PoolStatisticsLike as PoolStatisticsLike
+from ._tracing import MESSAGE_SPAN as MESSAGE_SPAN
+from ._tracing import NOOP_SPAN as NOOP_SPAN
+from ._tracing import TOOL_SPAN as TOOL_SPAN
+from ._tracing import Span as Span
+from ._tracing import Tracer as Tracer
+from ._tracing import opentelemetry_available as opentelemetry_available
+from ._tracing import tracer as tracer
+
+__all__ = [
+    "LIVE_PATH",
+    "LOGGER_NAME",
+    "MESSAGE_SPAN",
+    "METRICS_PATH",
+    "NAMESPACE",
+    "NOOP_SPAN",
+    "READY_PATH",
+    "TOOL_SPAN",
+    "ActorStatisticsLike",
+    "FrameworkMetrics",
+    "HasActorStatistics",
+    "HasBlockingStatistics",
+    "HasEventBusStatistics",
+    "HasPoolStatistics",
+    "HealthSource",
+    "HealthView",
+    "MonitoringApp",
+    "PoolStatisticsLike",
+    "Span",
+    "Tracer",
+    "apply_log_level",
+    "autoscaler_manifest",
+    "deployment_manifest",
+    "opentelemetry_available",
+    "render_kubernetes",
+    "serve_monitoring",
+    "tracer",
+]
