@@ -190,7 +190,11 @@ class ToolBus:
     :class:`~mister_smith.ToolExecutionFailed` from it, except a ``ToolError`` the tool
     raises itself (e.g. a file tool refusing a path), which passes through as is. Every
     call, whatever its outcome, is counted in :meth:`statistics` and announced as a
-    ``ToolCalled`` event on ``events``.
+    ``ToolCalled`` event on ``events`` (a call cancelled from outside, which
+    ``ToolOutcome`` has no member for, is announced as ``FAILED`` with the error
+    ``"cancelled by the caller"`` and counted as ``cancelled``, not as a failure).
+    Each successful call ends with a schedule point, so a loop of calls to tools that
+    never checkpoint still lets other tasks run.
 
     Permissions: each tool is ``"open"`` (anyone may call it) or ``"restricted"`` (only
     callers and roles granted it). New tools get ``default_policy`` unless registered
