@@ -18,6 +18,7 @@ from fake_model_servers import (
 
 from mister_smith.agents import (
     AnthropicModel,
+    HttpRetryPolicy,
     MalformedModelResponse,
     Message,
     MissingApiKey,
@@ -29,13 +30,14 @@ from mister_smith.agents import (
     ModelRequest,
     ModelTimeout,
     OpenAICompatibleModel,
-    RetryPolicy,
     ScriptedModel,
     ScriptExhausted,
     StopReason,
     ToolCall,
-    ToolSpec,
+    ToolDefinition,
     Usage,
+)
+from mister_smith.agents.script import (
     after_tool,
     answer,
     answer_with_tool_results,
@@ -49,8 +51,8 @@ from mister_smith.events import CircuitStateChanged, EventBus
 from mister_smith.supervision import Backoff, CircuitBreaker
 
 SECRET = "sk-test-0123456789-secret"
-FAST = RetryPolicy(max_attempts=3, backoff=Backoff(initial=0.01, maximum=0.05, jitter=0.0))
-ECHO = ToolSpec(
+FAST = HttpRetryPolicy(max_attempts=3, backoff=Backoff(initial=0.01, maximum=0.05, jitter=0.0))
+ECHO = ToolDefinition(
     "echo",
     "Echo a message",
     {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
@@ -358,7 +360,7 @@ async def test_backoff_schedule_is_exact_in_virtual_time(autojump_clock: trio.ab
             seen.append(trio.current_time())
             return await inner.handle_async_request(request)
 
-    policy = RetryPolicy(max_attempts=3, backoff=Backoff(initial=0.5, maximum=10, jitter=0.0))
+    policy = HttpRetryPolicy(max_attempts=3, backoff=Backoff(initial=0.5, maximum=10, jitter=0.0))
     async with OpenAICompatibleModel(
         "m",
         base_url="http://fake",

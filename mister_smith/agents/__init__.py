@@ -14,15 +14,17 @@ from ._agent import AgentSpec as AgentSpec
 from ._agent import AgentTask as AgentTask
 from ._agent import ContextSettings as ContextSettings
 from ._agent import ToolInvoker as ToolInvoker
-from ._agent import available_tool_specs as available_tool_specs
+from ._agent import available_tool_definitions as available_tool_definitions
 from ._agent import format_tool_error as format_tool_error
 from ._agent import format_tool_result as format_tool_result
+from ._agent import spawn_agent as spawn_agent
 from ._anthropic import AnthropicModel as AnthropicModel
 from ._context import ContextStatistics as ContextStatistics
 from ._context import ContextWindow as ContextWindow
 from ._context import ExtractiveSummarizer as ExtractiveSummarizer
 from ._context import ModelSummarizer as ModelSummarizer
 from ._context import Summarizer as Summarizer
+from ._delegate import AgentEndpoint as AgentEndpoint
 from ._errors import InvalidTask as InvalidTask
 from ._errors import MalformedModelResponse as MalformedModelResponse
 from ._errors import MaxTurnsExceeded as MaxTurnsExceeded
@@ -37,9 +39,9 @@ from ._errors import TeamError as TeamError
 from ._events import AgentProgress as AgentProgress
 from ._http import HttpModel as HttpModel
 from ._http import HttpModelStatistics as HttpModelStatistics
-from ._http import RetryPolicy as RetryPolicy
+from ._http import HttpRetryPolicy as HttpRetryPolicy
 from ._messages import Message as Message
-from ._messages import Role as Role
+from ._messages import MessageRole as MessageRole
 from ._messages import ToolCall as ToolCall
 from ._messages import estimate_tokens as estimate_tokens
 from ._model import Model as Model
@@ -47,24 +49,16 @@ from ._model import ModelLimits as ModelLimits
 from ._model import ModelRequest as ModelRequest
 from ._model import ModelResponse as ModelResponse
 from ._model import StopReason as StopReason
-from ._model import ToolSpec as ToolSpec
+from ._model import ToolDefinition as ToolDefinition
 from ._model import Usage as Usage
 from ._openai import OpenAICompatibleModel as OpenAICompatibleModel
 from ._scripted import ScriptedModel as ScriptedModel
 from ._scripted import ScriptedModelStatistics as ScriptedModelStatistics
 from ._scripted import ScriptRule as ScriptRule
-from ._scripted import after_tool as after_tool
-from ._scripted import always as always
-from ._scripted import answer as answer
-from ._scripted import answer_with_tool_results as answer_with_tool_results
-from ._scripted import both as both
-from ._scripted import call_tools as call_tools
-from ._scripted import first_turn as first_turn
-from ._scripted import rule as rule
-from ._scripted import user_matches as user_matches
 
 __all__ = [
     "Agent",
+    "AgentEndpoint",
     "AgentProgress",
     "AgentResult",
     "AgentSpec",
@@ -92,8 +86,8 @@ __all__ = [
     "ModelSummarizer",
     "ModelTimeout",
     "OpenAICompatibleModel",
-    "RetryPolicy",
-    "Role",
+    "HttpRetryPolicy",
+    "MessageRole",
     "ScriptExhausted",
     "ScriptRule",
     "ScriptedModel",
@@ -103,19 +97,11 @@ __all__ = [
     "TeamError",
     "ToolCall",
     "ToolInvoker",
-    "ToolSpec",
+    "ToolDefinition",
     "Usage",
-    "after_tool",
-    "always",
-    "answer",
-    "answer_with_tool_results",
-    "available_tool_specs",
-    "both",
-    "call_tools",
+    "available_tool_definitions",
     "estimate_tokens",
-    "first_turn",
     "format_tool_error",
     "format_tool_result",
-    "rule",
-    "user_matches",
+    "spawn_agent",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
 import math
@@ -11,15 +13,16 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import trio
 
-from ..actors import Actor, ActorContext
+from ..actors import Actor, ActorContext, ActorRef, ActorSystem, MessageMiddleware, SpawnController
 from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
 from ..events import EventBus, TaskCompleted, TaskFailed
-from ..types import TaskId
+from ..supervision import RecoveryPolicy, Supervisor
+from ..types import Restart, TaskId
 from ._context import ContextWindow, Summarizer
 from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout
 from ._events import AgentProgress
 from ._messages import Message, ToolCall
-from ._model import Model, ModelLimits, ModelRequest, ModelResponse, ToolSpec, Usage
+from ._model import Model, ModelLimits, ModelRequest, ModelResponse, ToolDefinition, Usage
 
 logger = logging.getLogger("mister_smith.agents")
 
@@ -59,7 +62,11 @@ def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
     return tuple(value)
 
 
-def _names(value: Sequence[str] | None) -> frozenset[str] | None:
+def _strings(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+def _names(value: Iterable[str] | None) -> frozenset[str] | None:
     return None if value is None else frozenset(value)
 
 
@@ -86,7 +93,7 @@ class AgentSpec:
 
     role: str
     system_prompt: str = ""
-    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=_strings)
     allowed_tools: frozenset[str] | None = attrs.field(default=None, converter=_names)
     max_turns: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     tool_timeout: float | None = None
@@ -194,13 +201,13 @@ def format_tool_error(error: BaseException) -> str:
     return text
 
 
-def available_tool_specs(
+def available_tool_definitions(
     tools: ToolInvoker | None, caller: str, roles: Sequence[str], allowed: frozenset[str] | None
-) -> tuple[ToolSpec, ...]:
-    """The tools ``caller`` may call, as model :class:`ToolSpec` s, sorted by name."""
+) -> tuple[ToolDefinition, ...]:
+    """The tools ``caller`` may call, as model :class:`ToolDefinition` s, sorted by name."""
     if tools is None:
         return ()
-    specs = [ToolSpec.from_schema(s) for s in tools.list_available_tools(caller, roles=roles)]
+    specs = [ToolDefinition.from_schema(s) for s in tools.list_available_tools(caller, roles=roles)]
     return tuple(
         sorted((s for s in specs if allowed is None or s.name in allowed), key=lambda s: s.name)
     )
@@ -225,7 +232,7 @@ class Agent(Actor):
     Spawn with :func:`spawn_agent` or ``system.spawn(Agent, spec, model, tools, ...)``.
 
     Args:
-        spec: Role, prompt, limits.
+        spec: MessageRole, prompt, limits.
         model: The model it reasons with.
         tools: The tool bus (``None``: no tools).
         summarizer: Folds old context (default: extractive).
@@ -310,13 +317,29 @@ class Agent(Actor):
         else:
             context = self.new_context(name, events)
         await context.extend(task.context)
-        await context.add(Message.user(task.prompt))
+        await context.add(Message.user(task.prompt), pin=True)
+        try:
+            return await self._turns(task, name, events, started, context)
+        finally:
+            context.unpin_all()
+
+    async def _turns(
+        self,
+        task: AgentTask,
+        name: str,
+        events: EventBus | None,
+        started: float,
+        context: ContextWindow,
+    ) -> AgentResult:
+        spec = self.spec
         roles = (spec.role,)
-        tool_specs = available_tool_specs(self.tools, name, roles, spec.allowed_tools)
+        tool_definitions = available_tool_definitions(self.tools, name, roles, spec.allowed_tools)
         usage = Usage()
         tool_calls = tool_errors = 0
         for turn in range(1, spec.max_turns + 1):
-            request = ModelRequest(context.render(spec.system_prompt), tool_specs, spec.limits)
+            request = ModelRequest(
+                context.render(spec.system_prompt), tool_definitions, spec.limits
+            )
             response = await self._complete(request)
             usage = usage + response.usage
             await context.add(Message.assistant(response.text, response.tool_calls))
@@ -419,3 +442,62 @@ class Agent(Actor):
             logger.debug("agent %s: tool %s failed: %s", name, call.name, exc)
             return Message.tool_result(call, format_tool_error(exc), is_error=True)
         return Message.tool_result(call, format_tool_result(value))
+
+
+_agent_numbers = itertools.count(1)
+
+
+async def spawn_agent(
+    spawner: ActorSystem | SpawnController,
+    spec: AgentSpec,
+    model: Model,
+    tools: ToolInvoker | None = None,
+    *,
+    name: str | None = None,
+    summarizer: Summarizer | None = None,
+    supervisor: Supervisor | None = None,
+    middleware: Sequence[MessageMiddleware] = (),
+    restart: Restart | None = None,
+    recovery: RecoveryPolicy | None = None,
+    handler_timeout: float | None = None,
+    spawn_timeout: float | None = None,
+) -> ActorRef:
+    """Spawn an :class:`Agent` as a supervised actor and return its ref.
+
+    Args:
+        spawner: An actor system, or a :class:`~mister_smith.actors.SpawnController`
+            to stay within the agent bound (→ ``PoolExhausted``).
+        spec: The agent's role, prompt and limits.
+        model: Its model (kept across restarts; each incarnation starts with an empty
+            context).
+        tools: The tool bus.
+        name: Unique name (default ``<role>-<n>``).
+        summarizer: Folds old context (default: extractive).
+        supervisor: Where it runs (default: the actor system's supervisor).
+        middleware: Wrapped around its handling of each task.
+        restart: Restart type (default: the system's).
+        recovery: Recovery policy for its crashes (default: the error's own).
+        handler_timeout: Longest a task may run before the agent counts as failed.
+        spawn_timeout: With a controller, seconds to wait for a free slot.
+    """
+    system = spawner.system if isinstance(spawner, SpawnController) else spawner
+    if name is None:
+        name = f"{spec.role}-{next(_agent_numbers)}"
+        while system.get(name) is not None:
+            name = f"{spec.role}-{next(_agent_numbers)}"
+    factory = Agent if summarizer is None else functools.partial(Agent, summarizer=summarizer)
+    options: dict[str, Any] = {
+        "name": name,
+        "supervisor": supervisor,
+        "role": spec.role,
+        "capabilities": sorted(spec.capabilities),
+        "middleware": middleware,
+        "restart": restart,
+        "recovery": recovery,
+        "handler_timeout": handler_timeout,
+    }
+    if isinstance(spawner, SpawnController):
+        return await spawner.spawn_bounded(
+            factory, spec, model, tools, timeout=spawn_timeout, **options
+        )
+    return await spawner.spawn(factory, spec, model, tools, **options)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._http import HttpModel, malformed
-from ._messages import Message, Role, ToolCall
+from ._messages import Message, MessageRole, ToolCall
 from ._model import ModelRequest, ModelResponse, StopReason, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -32,11 +32,11 @@ def anthropic_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict[st
             turns.append({"role": role, "content": blocks})
 
     for message in messages:
-        if message.role is Role.SYSTEM:
+        if message.role is MessageRole.SYSTEM:
             system.append(message.content)
-        elif message.role is Role.USER:
+        elif message.role is MessageRole.USER:
             push("user", [{"type": "text", "text": message.content or "(empty)"}])
-        elif message.role is Role.TOOL:
+        elif message.role is MessageRole.TOOL:
             push(
                 "user",
                 [

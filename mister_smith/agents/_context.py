@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from ..events import ContextSummarized, EventBus
-from ._messages import CHARS_PER_TOKEN, Message, Role, estimate_tokens
+from ._messages import CHARS_PER_TOKEN, Message, MessageRole, estimate_tokens
 from ._model import Model, ModelLimits, ModelRequest
 
 logger = logging.getLogger("mister_smith.agents")
@@ -53,7 +53,7 @@ def clip(text: str, max_tokens: int) -> str:
 
 def _one_line(message: Message, width: int) -> str:
     text = " ".join(message.content.split())
-    if message.role is Role.TOOL:
+    if message.role is MessageRole.TOOL:
         head = f"{message.name or 'tool'} {'failed' if message.is_error else 'returned'}"
     elif message.tool_calls:
         calls = ", ".join(call.name for call in message.tool_calls)
@@ -219,6 +219,8 @@ class ContextWindow:
         self.events = events
         self.owner = owner
         self._window: collections.deque[Message] = collections.deque()
+        self._pins: collections.deque[bool] = collections.deque()
+        self._pinned = 0
         self._tokens = 0
         self._summary = ""
         self._added = 0
@@ -252,15 +254,23 @@ class ContextWindow:
         budget = max(1, self.max_message_tokens - overhead)
         return attrs.evolve(message, content=clip(message.content, budget))
 
-    async def add(self, message: Message) -> None:
-        """Append ``message``; fold the oldest messages into the summary on overflow."""
+    async def add(self, message: Message, *, pin: bool = False) -> None:
+        """Append ``message``; fold the oldest messages into the summary on overflow.
+
+        A pinned message (e.g. the task an agent works on) is never folded while
+        pinned; it still counts against the bounds, so pin few and unpin them with
+        :meth:`unpin_all` when they stop mattering.
+        """
         message = self._fit(message)
         self._window.append(message)
+        self._pins.append(pin)
+        self._pinned += pin
         self._tokens += message.tokens
         self._added += 1
+        folds = self._folds
         while self._over():
             await self._fold()
-        if self._folds == 0:
+        if self._folds == folds:
             await trio.lowlevel.checkpoint()
 
     async def extend(self, messages: Iterable[Message]) -> None:
@@ -268,39 +278,63 @@ class ContextWindow:
         for message in messages:
             await self.add(message)
 
+    def unpin_all(self) -> None:
+        """Let every pinned message be folded like the others from now on."""
+        if self._pinned:
+            self._pins = collections.deque(False for _ in self._pins)
+            self._pinned = 0
+
+    def _first_foldable(self) -> Message | None:
+        if not self._pinned:
+            return self._window[0] if self._window else None
+        for message, pinned in zip(self._window, self._pins, strict=True):
+            if not pinned:
+                return message
+        return None
+
     def _over(self) -> bool:
-        window = self._window
-        return bool(window) and (
-            len(window) > self.max_messages
+        first = self._first_foldable()
+        return first is not None and (
+            len(self._window) > self.max_messages
             or self._tokens > self.max_tokens
-            or window[0].role is Role.TOOL
+            or first.role is MessageRole.TOOL
         )
 
-    def _cut(self) -> int:
-        """How many of the oldest messages the next fold takes."""
-        window = self._window
-        if window[0].role is Role.TOOL:  # results whose call was folded already
+    @staticmethod
+    def _cut(window: Sequence[Message]) -> int:
+        """How many of the oldest (foldable) messages the next fold takes."""
+        if window[0].role is MessageRole.TOOL:  # results whose call was folded already
             cut = 0
-            while cut < len(window) and window[cut].role is Role.TOOL:
+            while cut < len(window) and window[cut].role is MessageRole.TOOL:
                 cut += 1
             return cut
         cut = max(1, len(window) // 2)
-        if cut < len(window) and window[cut].role is Role.TOOL:
+        if cut < len(window) and window[cut].role is MessageRole.TOOL:
             # keep a tool round together: cut before the call the results answer,
             # or after the results when that call is the oldest message
             back = cut
-            while back > 0 and window[back].role is Role.TOOL:
+            while back > 0 and window[back].role is MessageRole.TOOL:
                 back -= 1
             if back >= 1:
                 return back
-            while cut < len(window) and window[cut].role is Role.TOOL:
+            while cut < len(window) and window[cut].role is MessageRole.TOOL:
                 cut += 1
         return cut
 
     async def _fold(self) -> None:
         window = self._window
-        cut = self._cut()
-        folded = [window.popleft() for _ in range(cut)]
+        if not self._pinned:
+            cut = self._cut(window)
+            folded = [window.popleft() for _ in range(cut)]
+            for _ in range(cut):
+                self._pins.popleft()
+        else:
+            free = [index for index, pinned in enumerate(self._pins) if not pinned]
+            cut = self._cut([window[index] for index in free])
+            taken = set(free[:cut])
+            folded = [window[index] for index in free[:cut]]
+            self._window = collections.deque(m for i, m in enumerate(window) if i not in taken)
+            self._pins = collections.deque(p for i, p in enumerate(self._pins) if i not in taken)
         self._tokens -= sum(m.tokens for m in folded)
         self._summarized += len(folded)
         self._folds += 1
@@ -331,6 +365,8 @@ class ContextWindow:
         """Forget the window and the summary (counted as ``cleared``)."""
         self._cleared += len(self._window)
         self._window.clear()
+        self._pins.clear()
+        self._pinned = 0
         self._tokens = 0
         self._summary = ""
 

@@ -36,7 +36,7 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 
 @attrs.frozen
-class RetryPolicy:
+class HttpRetryPolicy:
     """How an HTTP model retries a failed attempt.
 
     Attributes:
@@ -143,7 +143,7 @@ class HttpModel:
         require_api_key: bool = True,
         timeout: float = 120.0,
         attempt_timeout: float | None = 60.0,
-        retry: RetryPolicy | None = None,
+        retry: HttpRetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
         events: EventBus | None = None,
         client: httpx.AsyncClient | None = None,
@@ -161,7 +161,7 @@ class HttpModel:
         self._secret = _resolve_api_key(api_key, env, require_api_key)
         self.timeout = timeout
         self.attempt_timeout = attempt_timeout
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or HttpRetryPolicy()
         self.breaker = breaker or CircuitBreaker(f"model:{self.endpoint}", events=events)
         self._client = client
         self._owns_client = client is None

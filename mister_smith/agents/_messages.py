@@ -26,7 +26,7 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-class Role(enum.Enum):
+class MessageRole(enum.Enum):
     """Who a message is from."""
 
     SYSTEM = "system"
@@ -75,7 +75,7 @@ class Message:
         is_error: For a tool result, whether the call failed.
     """
 
-    role: Role
+    role: MessageRole
     content: str = ""
     tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_tool_calls)
     tool_call_id: str | None = None
@@ -85,22 +85,22 @@ class Message:
     @classmethod
     def system(cls, content: str) -> Message:
         """A system (instructions) message."""
-        return cls(Role.SYSTEM, content)
+        return cls(MessageRole.SYSTEM, content)
 
     @classmethod
     def user(cls, content: str) -> Message:
         """A user message."""
-        return cls(Role.USER, content)
+        return cls(MessageRole.USER, content)
 
     @classmethod
     def assistant(cls, content: str = "", tool_calls: tuple[ToolCall, ...] = ()) -> Message:
         """An assistant message: text, tool calls, or both."""
-        return cls(Role.ASSISTANT, content, tool_calls)
+        return cls(MessageRole.ASSISTANT, content, tool_calls)
 
     @classmethod
     def tool_result(cls, call: ToolCall, content: str, *, is_error: bool = False) -> Message:
         """The result of ``call`` (its error text when ``is_error``)."""
-        return cls(Role.TOOL, content, (), call.id, call.name, is_error)
+        return cls(MessageRole.TOOL, content, (), call.id, call.name, is_error)
 
     @property
     def tokens(self) -> int:

@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ._messages import Message, Role, ToolCall
+from ._messages import Message, MessageRole, ToolCall
 
 
 def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -55,7 +55,7 @@ def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
     return tuple(value)
 
 
-def _tool_specs(value: Iterable[ToolSpec]) -> tuple[ToolSpec, ...]:
+def _tool_definitions(value: Iterable[ToolDefinition]) -> tuple[ToolDefinition, ...]:
     return tuple(value)
 
 
@@ -68,7 +68,7 @@ def _schema(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @attrs.frozen
-class ToolSpec:
+class ToolDefinition:
     """A tool as a model sees it: name, description and JSON Schema of its input.
 
     Build one from a tool bus schema with :meth:`from_schema`.
@@ -81,17 +81,19 @@ class ToolSpec:
     )
 
     @classmethod
-    def from_schema(cls, schema: Any) -> ToolSpec:
-        """Adapt any object with ``name``, ``description`` and a JSON-Schema attribute
-        (``input_schema``, ``parameters`` or ``json_schema``) — e.g. a ``ToolSchema``."""
-        if isinstance(schema, ToolSpec):
+    def from_schema(cls, schema: Any) -> ToolDefinition:
+        """Adapt any object with ``name``, ``description`` and a JSON Schema in
+        ``input_schema`` (a mapping, or an object with ``to_dict()`` such as a
+        :class:`~mister_smith.tools.ToolSchema`) — e.g. a tool or its listing entry."""
+        if isinstance(schema, ToolDefinition):
             return schema
         name = str(schema.name)
         description = str(getattr(schema, "description", "") or "")
         for attribute in ("input_schema", "parameters", "json_schema", "schema"):
             value = getattr(schema, attribute, None)
-            if callable(value):
-                value = value()
+            to_dict = getattr(value, "to_dict", None)
+            if callable(to_dict):
+                value = to_dict()
             if isinstance(value, Mapping):
                 return cls(name, description, value)
         return cls(name, description)
@@ -115,22 +117,22 @@ class ModelRequest:
     """What an agent asks a model: the conversation, the tools it may call, limits."""
 
     messages: tuple[Message, ...] = attrs.field(converter=_messages)
-    tools: tuple[ToolSpec, ...] = attrs.field(default=(), converter=_tool_specs)
+    tools: tuple[ToolDefinition, ...] = attrs.field(default=(), converter=_tool_definitions)
     limits: ModelLimits = attrs.field(factory=ModelLimits)
 
     @property
     def system_prompt(self) -> str:
         """The system messages' text, joined by blank lines."""
-        return "\n\n".join(m.content for m in self.messages if m.role is Role.SYSTEM)
+        return "\n\n".join(m.content for m in self.messages if m.role is MessageRole.SYSTEM)
 
     def conversation(self) -> tuple[Message, ...]:
         """The messages other than system messages."""
-        return tuple(m for m in self.messages if m.role is not Role.SYSTEM)
+        return tuple(m for m in self.messages if m.role is not MessageRole.SYSTEM)
 
     def last_user_message(self) -> Message | None:
         """The latest user message, if any."""
         for message in reversed(self.messages):
-            if message.role is Role.USER:
+            if message.role is MessageRole.USER:
                 return message
         return None
 
@@ -138,7 +140,7 @@ class ModelRequest:
         """The tool results that answer the latest assistant message's calls."""
         results: list[Message] = []
         for message in reversed(self.messages):
-            if message.role is Role.TOOL:
+            if message.role is MessageRole.TOOL:
                 results.append(message)
             else:
                 break
@@ -147,7 +149,7 @@ class ModelRequest:
     def last_assistant_message(self) -> Message | None:
         """The latest assistant message, if any."""
         for message in reversed(self.messages):
-            if message.role is Role.ASSISTANT:
+            if message.role is MessageRole.ASSISTANT:
                 return message
         return None
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._http import HttpModel, malformed, parse_arguments
-from ._messages import Message, Role, ToolCall
+from ._messages import Message, MessageRole, ToolCall
 from ._model import ModelRequest, ModelResponse, StopReason, Usage
 
 _FINISH = {
@@ -22,12 +22,12 @@ def openai_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """``messages`` in the chat-completions wire format."""
     out: list[dict[str, Any]] = []
     for message in messages:
-        if message.role is Role.TOOL:
+        if message.role is MessageRole.TOOL:
             content = message.content
             if message.is_error and not content.startswith("ERROR"):
                 content = f"ERROR: {content}"
             out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": content})
-        elif message.role is Role.ASSISTANT:
+        elif message.role is MessageRole.ASSISTANT:
             entry: dict[str, Any] = {"role": "assistant", "content": message.content or None}
             if message.tool_calls:
                 entry["tool_calls"] = [

@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from ._errors import ScriptExhausted
-from ._messages import Message, Role, ToolCall, estimate_tokens
+from ._messages import Message, MessageRole, ToolCall, estimate_tokens
 from ._model import ModelRequest, ModelResponse, StopReason, Usage, messages_tokens
 
 Predicate = Callable[[ModelRequest], bool]
@@ -144,7 +144,7 @@ def always(request: ModelRequest) -> bool:
 
 def first_turn(request: ModelRequest) -> bool:
     """Matches when the conversation ends with the user's message (no tool results yet)."""
-    return bool(request.messages) and request.messages[-1].role is Role.USER
+    return bool(request.messages) and request.messages[-1].role is MessageRole.USER
 
 
 def after_tool(name: str | None = None, *, failed: bool | None = None) -> Predicate:

@@ -1,0 +1,82 @@
+"""``AgentEndpoint``: an agent reachable with ``ask(message, *, timeout=)``, the caller's
+deadline travelling with the task (what :class:`mister_smith.tools.AgentTool` wraps)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import trio
+
+from ..actors import ActorRef
+from ..errors import ActorCrashed, AskTimeout, TaskTimeout
+from ._agent import AgentResult, AgentTask
+
+
+class AgentEndpoint:
+    """Talks to an agent actor so that the caller's deadline becomes the task's.
+
+    ``await endpoint.ask(message, timeout=...)`` turns ``message`` into an
+    :class:`AgentTask` whose ``deadline`` is the earlier of ``now + timeout`` and the
+    caller's own effective deadline (``trio.current_effective_deadline()``, e.g. the
+    tool bus's cancel scope), so a delegate stops working when its caller stops
+    waiting. The answer text is returned (``full_result=True``: the
+    :class:`AgentResult`).
+
+    A delegate that crashed while working on the task is asked again, up to
+    ``retries`` times, if it was restarted and time remains.
+    """
+
+    def __init__(self, ref: ActorRef, *, retries: int = 0, full_result: bool = False) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries!r}")
+        self.ref = ref
+        self.retries = retries
+        self.full_result = full_result
+
+    @property
+    def name(self) -> str:
+        """The agent's name."""
+        return self.ref.name
+
+    def _task(self, message: Any, deadline: float) -> AgentTask:
+        task = AgentTask.coerce(message)
+        if math.isfinite(deadline) and (task.deadline is None or deadline < task.deadline):
+            task = AgentTask(
+                task.prompt,
+                task.task_id,
+                deadline,
+                task.context,
+                task.correlation_id,
+            )
+        return task
+
+    async def ask(self, message: Any, *, timeout: float | None = None) -> Any:
+        """Give the agent a task and wait for its answer within the deadline.
+
+        Raises:
+            AskTimeout: no answer in time.
+            ActorCrashed: the agent crashed on it (and on every retry).
+            ActorStopped: the agent is stopped.
+        """
+        deadline = trio.current_effective_deadline()
+        if timeout is not None:
+            deadline = min(deadline, trio.current_time() + timeout)
+        task = self._task(message, deadline)
+        for attempt in range(self.retries + 1):
+            remaining = deadline - trio.current_time()
+            try:
+                result: AgentResult = await self.ref.ask(
+                    task, timeout=max(0.0, remaining) if math.isfinite(remaining) else math.inf
+                )
+            except ActorCrashed as crash:
+                if isinstance(crash.__cause__, TaskTimeout):
+                    raise AskTimeout(f"agent {self.name!r} ran out of time") from crash
+                if attempt >= self.retries or not self.ref.is_alive:
+                    raise
+                continue
+            return result if self.full_result else result.answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def __repr__(self) -> str:
+        return f"AgentEndpoint({self.ref.name!r})"
