@@ -192,8 +192,11 @@ class ConnectionPool(Generic[T]):
         waiter = _AsyncWaiter()
         core.enqueue(waiter)
         try:
-            with trio.move_on_at(deadline):
+            if deadline == math.inf:
                 await waiter.event.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await waiter.event.wait()
         except BaseException:
             # Cancelled from outside: pass on anything it was given meanwhile.
             core.cancel_wait(waiter, trio.current_time())
