@@ -6,6 +6,8 @@ context, and work in teams composed for the task at hand.
 * :class:`Agent` runs the model → tools → model loop for each task it is sent.
 * :class:`ContextWindow` keeps recent messages and folds old ones into a summary.
 * :func:`analyze_requirements` and :func:`create_dynamic_team` compose teams.
+
+Rule helpers for scripted models live in :mod:`mister_smith.agents.script`.
 """
 
 from ._agent import Agent as Agent
@@ -52,11 +54,35 @@ from ._model import StopReason as StopReason
 from ._model import ToolDefinition as ToolDefinition
 from ._model import Usage as Usage
 from ._openai import OpenAICompatibleModel as OpenAICompatibleModel
+from ._roles import DEFAULT_CATALOG as DEFAULT_CATALOG
+from ._roles import AgentRole as AgentRole
+from ._roles import CoordinationMode as CoordinationMode
+from ._roles import RoleCatalog as RoleCatalog
+from ._roles import analyze_requirements as analyze_requirements
+from ._roles import analyze_requirements_with_model as analyze_requirements_with_model
+from ._roles import choose_coordination as choose_coordination
 from ._scripted import ScriptedModel as ScriptedModel
 from ._scripted import ScriptedModelStatistics as ScriptedModelStatistics
 from ._scripted import ScriptRule as ScriptRule
+from ._teams import Team as Team
+from ._teams import TeamMember as TeamMember
+from ._teams import TeamResult as TeamResult
+from ._teams import create_dynamic_team as create_dynamic_team
+from ._teams import join_answers as join_answers
 
 __all__ = [
+    "DEFAULT_CATALOG",
+    "AgentRole",
+    "CoordinationMode",
+    "RoleCatalog",
+    "Team",
+    "TeamMember",
+    "TeamResult",
+    "analyze_requirements",
+    "analyze_requirements_with_model",
+    "choose_coordination",
+    "create_dynamic_team",
+    "join_answers",
     "Agent",
     "AgentEndpoint",
     "AgentProgress",
