@@ -193,11 +193,11 @@ class PoolCoreMachine(RuleBasedStateMachine):
     @rule()
     def reap(self) -> None:
         deadline = self.core.next_deadline()
-        closed_before = len(self.closed_ids)
+        closing_before = len(self.closing)
         self.core.reap(self.now)
         self.settle()
         if deadline <= self.now:
-            assert len(self.closed_ids) > closed_before, "a due deadline closed nothing"
+            assert len(self.closing) > closing_before, "a due deadline closed nothing"
 
     @rule()
     def close(self) -> None:
