@@ -52,6 +52,9 @@ class FailureType:
         """The exception this failure raises in its target (``None``: it raises nothing)."""
         return None
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
     def __repr__(self) -> str:
         return f"FailureType.{type(self).__name__.upper()}"
 

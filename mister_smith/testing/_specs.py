@@ -20,6 +20,13 @@ from ..types import Restart
 from ._failures import FailureType
 
 
+class PrettyRepr:
+    """Makes hypothesis (and IPython) print the ``repr`` rather than attrs fields."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
 def _kwargs(pairs: list[tuple[str, Any, Any]]) -> str:
     """``name=value`` for each (name, value, default) whose value is not the default."""
     return "".join(f", {name}={_show(value)}" for name, value, default in pairs if value != default)
@@ -34,7 +41,7 @@ def _show(value: Any) -> str:
 
 
 @attrs.frozen(repr=False)
-class ActorSpec:
+class ActorSpec(PrettyRepr):
     """An actor in a tree: a :class:`~mister_smith.testing.ScriptedActor` doing :class:`Work`.
 
     Attributes:
@@ -61,7 +68,7 @@ class ActorSpec:
 
 
 @attrs.frozen(repr=False)
-class WorkerSpec:
+class WorkerSpec(PrettyRepr):
     """A plain supervised child that idles (heartbeating when monitored).
 
     Attributes:
@@ -86,7 +93,7 @@ class WorkerSpec:
 
 
 @attrs.frozen(repr=False)
-class FlakyToolSpec:
+class FlakyToolSpec(PrettyRepr):
     """A tool registered on the tool bus: a :class:`~mister_smith.testing.FlakyTool`.
 
     Attributes:
@@ -105,7 +112,7 @@ class FlakyToolSpec:
 
 
 @attrs.frozen(repr=False)
-class SupervisorSpec:
+class SupervisorSpec(PrettyRepr):
     """A supervisor and what runs under it, started in order.
 
     Nested supervisors and workers are started from specs at every (re)start of this
@@ -226,7 +233,7 @@ class Work:
 
 
 @attrs.frozen(repr=False)
-class Send:
+class Send(PrettyRepr):
     """Send :class:`Work` to an actor at ``at`` seconds into the run.
 
     Attributes:
@@ -251,7 +258,7 @@ class Send:
 
 
 @attrs.frozen(repr=False)
-class CallTool:
+class CallTool(PrettyRepr):
     """Call a tool through the tool bus at ``at`` seconds into the run.
 
     Attributes:
@@ -273,7 +280,7 @@ Operation = Send | CallTool
 
 
 @attrs.frozen(repr=False)
-class ScheduledFailure:
+class ScheduledFailure(PrettyRepr):
     """Inject ``failure`` into the node or tool called ``target`` at ``at`` seconds."""
 
     at: float
@@ -284,8 +291,8 @@ class ScheduledFailure:
         return f"ScheduledFailure({self.at!r}, {self.target!r}, {self.failure!r})"
 
 
-@attrs.frozen
-class Scenario:
+@attrs.frozen(repr=False)
+class Scenario(PrettyRepr):
     """A tree, a workload and a failure schedule, run together by the harness.
 
     Attributes:
@@ -299,3 +306,15 @@ class Scenario:
     workload: tuple[Operation, ...] = ()
     schedule: tuple[ScheduledFailure, ...] = ()
     settle: float = 30.0
+
+    def __repr__(self) -> str:
+        def block(items: tuple[Any, ...]) -> str:
+            if not items:
+                return "()"
+            return "(" + "".join(f"\n        {item!r}," for item in items) + "\n    )"
+
+        settle = "" if self.settle == 30.0 else f"\n    settle={self.settle!r},"
+        return (
+            f"Scenario(\n    tree={self.tree._render(1)},\n    workload={block(self.workload)},"
+            f"\n    schedule={block(self.schedule)},{settle}\n)"
+        )
