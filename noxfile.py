@@ -59,3 +59,21 @@ def demo(session: nox.Session) -> None:
     """Run the main job: a supervised agent team on embedded defaults."""
     session.install("-e", ".[http]")
     session.run("mister-smith", "demo", *session.posargs)
+
+
+@nox.session(python=_python())
+def bench_peers(session: nox.Session) -> None:
+    """Ours next to triotp, pykka, thespian and autogen-core on the same workloads.
+
+    The peers are installed into this session's own virtualenv only, one at a time: one
+    that fails to install does not stop the run, the table shows it as unavailable.
+    triotp 0.2.1 pins trio<0.20 and trio-util<0.8, which ours rules out, so it goes in
+    with --no-deps (plus its Logbook dependency; tenacity comes with ours) and runs on
+    our Trio. ``nox -s bench_peers -- --quick`` is the short run.
+    """
+    session.install("-e", ".")
+    for peer in ("pykka", "thespian", "autogen-core"):
+        session.install(peer, success_codes=[0, 1])
+    session.install("--no-deps", "triotp", success_codes=[0, 1])
+    session.install("Logbook", success_codes=[0, 1])
+    session.run("python", "-m", "benchmarks.peers", *session.posargs)
