@@ -522,3 +522,17 @@ async def test_repr_and_statistics_are_frozen(autojump_clock: trio.testing.MockC
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             stats.size = 3  # type: ignore[misc]
     assert "closed" in repr(pool)
+
+
+async def test_cancelling_the_pool_body_closes_everything(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    backend = Backend(close_delay=0.5)
+    with trio.move_on_after(1):
+        async with pool_of(backend, min_size=2, max_size=3) as pool, pool.acquire():
+            await trio.sleep_forever()
+    # Closing is shielded (bounded by close_timeout), so the cancellation waits for it.
+    assert len(backend.made) == 2
+    assert backend.open_connections() == []
+    assert trio.current_time() == 1.5
+    assert pool.statistics().closed == 2

@@ -423,7 +423,8 @@ class HealthMonitor:
         """Wait until component ``name`` is reported failed, then raise.
 
         Await it inside the component's supervised task (next to its work, e.g. in
-        the task's nursery) so the component's supervisor handles the failure.
+        the task's nursery) so the component's supervisor handles the failure. It
+        waits for ever when no check by that name is (or gets) registered.
 
         Raises:
             ComponentUnhealthy: the component was ``UNHEALTHY`` in

@@ -93,7 +93,10 @@ class ResourceManager:
         """Open a resource in a new supervised child and return it once open.
 
         ``open_resource()`` must return an async context manager; the child enters it,
-        publishes what it yields under ``name``, and exits it when stopped.
+        publishes what it yields under ``name``, and exits it when stopped. If the
+        manager's health monitor has a check named ``name`` (add it first), the child
+        also awaits :meth:`HealthMonitor.guard`, so a resource that stays unhealthy is
+        restarted by the supervisor.
 
         Raises:
             ValueError: ``name`` is taken.
@@ -253,7 +256,9 @@ class ResourceManager:
         try:
             child = self.supervisor.child(name)
         except LookupError:
-            return  # already gone (e.g. removed by its supervisor after failing)
+            # Already gone (e.g. removed by its supervisor after failing).
+            await trio.lowlevel.checkpoint()
+            return
         await child.stop()
 
 

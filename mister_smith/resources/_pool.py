@@ -145,7 +145,7 @@ class ConnectionPool(Generic[T]):
 
         Args:
             timeout: Seconds to wait (waiting and creating together) instead of the
-                pool's ``acquire_timeout``.
+                pool's ``acquire_timeout`` (``math.inf``: for ever).
 
         Raises:
             PoolExhausted: nothing became free in time (on entering).
