@@ -536,3 +536,57 @@ async def test_cancelling_the_pool_body_closes_everything(
     assert backend.open_connections() == []
     assert trio.current_time() == 1.5
     assert pool.statistics().closed == 2
+
+
+async def test_connection_created_after_close_is_closed_not_handed_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    backend = Backend(connect_delay=5.0)
+    outcome: list[BaseException] = []
+    async with trio.open_nursery() as outer:
+
+        async def late_acquirer(pool: ConnectionPool[Conn]) -> None:
+            try:
+                async with pool.acquire():
+                    pytest.fail("the pool closed while this connection was being created")
+            except PoolClosed as exc:
+                outcome.append(exc)
+
+        async with pool_of(backend, acquire_timeout=60.0) as pool:
+            outer.start_soon(late_acquirer, pool)
+            await trio.sleep(1)
+            assert pool.statistics().creating == 1
+    assert len(outcome) == 1
+    [conn] = backend.made
+    assert conn.closed
+    assert pool.statistics().size == 0
+
+
+async def test_close_errors_are_logged_not_raised(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def connect() -> Conn:
+        await trio.sleep(0)
+        return Conn(0, 0.0)
+
+    async def broken_close(conn: Conn) -> None:
+        raise OSError("socket already gone")
+
+    async with open_pool(connect, close=broken_close, min_size=2):
+        pass
+    assert caplog.text.count("closing a connection raised") == 2
+
+
+async def test_waiting_without_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    async with pool_of(Backend(), max_size=1, acquire_timeout=None) as pool:
+        assert pool.acquire_timeout == math.inf
+        async with trio.open_nursery() as nursery:
+
+            async def hold() -> None:
+                async with pool.acquire():
+                    await trio.sleep(3600)
+
+            nursery.start_soon(hold)
+            await trio.testing.wait_all_tasks_blocked()
+            async with pool.acquire():
+                assert trio.current_time() == 3600
