@@ -53,6 +53,7 @@ def test_events_feed_the_counters() -> None:
     bus = EventBus()
     metrics = FrameworkMetrics()
     metrics.attach(bus)
+    metrics.attach(bus)  # idempotent: nothing is counted twice
     actor = ActorId.new()
     bus.emit(AgentSpawned(actor_id=actor, name="a", role="researcher"))
     bus.emit(AgentSpawned(actor_id=actor, name="b"))

@@ -22,14 +22,12 @@ from ._logging import LOGGER_NAME as LOGGER_NAME
 from ._logging import apply_log_level as apply_log_level
 from ._metrics import NAMESPACE as NAMESPACE
 from ._metrics import FrameworkMetrics as FrameworkMetrics
-from ._sources import ActorStatisticsLike as ActorStatisticsLike
-from ._sources import HasActorStatistics as HasActorStatistics
-from ._sources import HasBlockingStatistics as HasBlockingStatistics
-from ._sources import HasEventBusStatistics as HasEventBusStatistics
-from ._sources import HasPoolStatistics as HasPoolStatistics
+from ._sources import ActorMetricsSource as ActorMetricsSource
+from ._sources import BlockingMetricsSource as BlockingMetricsSource
+from ._sources import EventBusMetricsSource as EventBusMetricsSource
 from ._sources import HealthSource as HealthSource
 from ._sources import HealthView as HealthView
-from ._sources import PoolStatisticsLike as PoolStatisticsLike
+from ._sources import PoolMetricsSource as PoolMetricsSource
 from ._tracing import MESSAGE_SPAN as MESSAGE_SPAN
 from ._tracing import NOOP_SPAN as NOOP_SPAN
 from ._tracing import TOOL_SPAN as TOOL_SPAN
@@ -47,16 +45,14 @@ __all__ = [
     "NOOP_SPAN",
     "READY_PATH",
     "TOOL_SPAN",
-    "ActorStatisticsLike",
     "FrameworkMetrics",
-    "HasActorStatistics",
-    "HasBlockingStatistics",
-    "HasEventBusStatistics",
-    "HasPoolStatistics",
+    "ActorMetricsSource",
+    "BlockingMetricsSource",
+    "EventBusMetricsSource",
+    "PoolMetricsSource",
     "HealthSource",
     "HealthView",
     "MonitoringApp",
-    "PoolStatisticsLike",
     "Span",
     "Tracer",
     "apply_log_level",

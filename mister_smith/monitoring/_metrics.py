@@ -45,11 +45,11 @@ from ..events import (
     ToolOutcome,
 )
 from ._sources import (
-    HasActorStatistics,
-    HasBlockingStatistics,
-    HasEventBusStatistics,
-    HasPoolStatistics,
+    ActorMetricsSource,
+    BlockingMetricsSource,
+    EventBusMetricsSource,
     HealthSource,
+    PoolMetricsSource,
     PoolStatisticsLike,
 )
 
@@ -69,7 +69,7 @@ _HEALTH_STATUSES: Final = ("healthy", "degraded", "unhealthy", "unknown")
 PoolSource = Callable[[], Iterable[PoolStatisticsLike]]
 """Returns the current pools' statistics (e.g. ``lambda: manager.statistics().values()``)."""
 
-ActorSource = Callable[[], Iterable[HasActorStatistics]]
+ActorSource = Callable[[], Iterable[ActorMetricsSource]]
 """Returns the live actors (e.g. ``system.actors``)."""
 
 
@@ -194,15 +194,19 @@ class FrameworkMetrics:
         self._scraped = _StatisticsCollector()
         reg.register(self._scraped)
         self._registrations: list[HandlerRegistration] = []
+        self._attached: list[EventBus] = []
 
     # -- event feed -----------------------------------------------------------------------
 
     def attach(self, bus: EventBus) -> None:
         """Count what ``bus`` announces, and export its own counters on scrape.
 
-        Handlers are quick, synchronous and never raise into ``emit``. Attach a bus
-        once; :meth:`detach` removes every handler.
+        Handlers are quick, synchronous and never raise into ``emit``. Attaching the
+        same bus again does nothing; :meth:`detach` removes every handler.
         """
+        if any(bus is attached for attached in self._attached):
+            return
+        self._attached.append(bus)
         handlers: list[tuple[type[Any], Callable[[Any], None]]] = [
             (AgentSpawned, self._on_spawned),
             (AgentStopped, self._on_stopped),
@@ -229,6 +233,7 @@ class FrameworkMetrics:
         for registration in self._registrations:
             registration.remove()
         self._registrations.clear()
+        self._attached.clear()
 
     def _on_spawned(self, event: AgentSpawned) -> None:
         self.actors.inc()
@@ -294,7 +299,7 @@ class FrameworkMetrics:
 
     # -- scrape-time sources ----------------------------------------------------------------
 
-    def add_pool(self, pool: HasPoolStatistics) -> None:
+    def add_pool(self, pool: PoolMetricsSource) -> None:
         """Export ``pool.statistics()`` on every scrape."""
         self._scraped.pool_sources.append(lambda: (pool.statistics(),))
 
@@ -306,12 +311,12 @@ class FrameworkMetrics:
         """Export mailbox depth and message counters of the actors ``source()`` returns."""
         self._scraped.actor_sources.append(source)
 
-    def add_event_bus(self, bus: HasEventBusStatistics) -> None:
+    def add_event_bus(self, bus: EventBusMetricsSource) -> None:
         """Export the bus's emitted, dropped and handler-failure counters."""
         if bus not in self._scraped.buses:
             self._scraped.buses.append(bus)
 
-    def add_blocking_detector(self, detector: HasBlockingStatistics) -> None:
+    def add_blocking_detector(self, detector: BlockingMetricsSource) -> None:
         """Export the blocking detector's step counters."""
         self._scraped.detectors.append(detector)
 
@@ -326,8 +331,8 @@ class _StatisticsCollector:
     def __init__(self) -> None:
         self.pool_sources: list[PoolSource] = []
         self.actor_sources: list[ActorSource] = []
-        self.buses: list[HasEventBusStatistics] = []
-        self.detectors: list[HasBlockingStatistics] = []
+        self.buses: list[EventBusMetricsSource] = []
+        self.detectors: list[BlockingMetricsSource] = []
         self.health: HealthSource | None = None
 
     def describe(self) -> Iterable[Metric]:

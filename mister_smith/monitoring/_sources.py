@@ -69,7 +69,7 @@ class PoolStatisticsLike(Protocol):
         ...
 
 
-class HasPoolStatistics(Protocol):
+class PoolMetricsSource(Protocol):
     """A pool."""
 
     def statistics(self) -> PoolStatisticsLike:
@@ -100,7 +100,7 @@ class ActorStatisticsLike(Protocol):
         ...
 
 
-class HasActorStatistics(Protocol):
+class ActorMetricsSource(Protocol):
     """An actor (or its ref)."""
 
     def statistics(self) -> ActorStatisticsLike:
@@ -127,7 +127,7 @@ class EventBusStatisticsLike(Protocol):
         ...
 
 
-class HasEventBusStatistics(Protocol):
+class EventBusMetricsSource(Protocol):
     """An event bus."""
 
     def statistics(self) -> EventBusStatisticsLike:
@@ -149,7 +149,7 @@ class BlockingStatisticsLike(Protocol):
         ...
 
 
-class HasBlockingStatistics(Protocol):
+class BlockingMetricsSource(Protocol):
     """A blocking detector."""
 
     def statistics(self) -> BlockingStatisticsLike:
