@@ -50,7 +50,12 @@ class ToolInvoker(Protocol):
 
 @attrs.frozen
 class ContextSettings:
-    """Bounds of an agent's context window (see :class:`ContextWindow`)."""
+    """Bounds of an agent's context window (see :class:`ContextWindow`).
+
+    ``max_messages`` should exceed the tool calls the model makes in one turn plus two
+    (the task and the call): a larger round cannot stay in the window together and is
+    folded into the summary as its results arrive.
+    """
 
     max_messages: int = attrs.field(default=50, validator=attrs.validators.ge(2))
     max_tokens: int = attrs.field(default=16_000, validator=attrs.validators.ge(16))
@@ -81,8 +86,8 @@ class AgentSpec:
         allowed_tools: Tools the agent may call (``None``: whatever the tool bus grants
             it). Calls to other tools are refused and reported to the model.
         max_turns: Model turns per task before :class:`MaxTurnsExceeded`.
-        tool_timeout: Deadline of each tool call (``None``: the tool bus's); always
-            capped by the task's own deadline.
+        tool_timeout: Deadline of each tool call (``None``: the tool's own, else the
+            bus's); never later than the tool's own deadline or the task's.
         model_timeout: Deadline of each model call (``None``: the model's own).
         parallel_tool_calls: Run the tool calls of one model turn concurrently.
         max_parallel_tools: Most tool calls running at once.
@@ -205,12 +210,27 @@ def available_tool_definitions(
     tools: ToolInvoker | None, caller: str, roles: Sequence[str], allowed: frozenset[str] | None
 ) -> tuple[ToolDefinition, ...]:
     """The tools ``caller`` may call, as model :class:`ToolDefinition` s, sorted by name."""
+    return _tool_listing(tools, caller, roles, allowed)[0]
+
+
+def _tool_listing(
+    tools: ToolInvoker | None, caller: str, roles: Sequence[str], allowed: frozenset[str] | None
+) -> tuple[tuple[ToolDefinition, ...], dict[str, float]]:
+    """The definitions offered to the model, and each tool's own deadline (if listed)."""
     if tools is None:
-        return ()
-    specs = [ToolDefinition.from_schema(s) for s in tools.list_available_tools(caller, roles=roles)]
-    return tuple(
-        sorted((s for s in specs if allowed is None or s.name in allowed), key=lambda s: s.name)
-    )
+        return (), {}
+    listed = [
+        entry
+        for entry in tools.list_available_tools(caller, roles=roles)
+        if allowed is None or str(entry.name) in allowed
+    ]
+    timeouts: dict[str, float] = {}
+    for entry in listed:
+        own = getattr(entry, "timeout", None)
+        if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+            timeouts[str(entry.name)] = float(own)
+    definitions = sorted((ToolDefinition.from_schema(e) for e in listed), key=lambda d: d.name)
+    return tuple(definitions), timeouts
 
 
 class Agent(Actor):
@@ -252,6 +272,7 @@ class Agent(Actor):
         self.summarizer = summarizer
         self._context: ContextWindow | None = None
         self._limiter = trio.CapacityLimiter(spec.max_parallel_tools)
+        self._tool_timeouts: dict[str, float] = {}
 
     def new_context(self, name: str, events: EventBus | None) -> ContextWindow:
         """A context window with the spec's bounds."""
@@ -333,7 +354,9 @@ class Agent(Actor):
     ) -> AgentResult:
         spec = self.spec
         roles = (spec.role,)
-        tool_definitions = available_tool_definitions(self.tools, name, roles, spec.allowed_tools)
+        tool_definitions, self._tool_timeouts = _tool_listing(
+            self.tools, name, roles, spec.allowed_tools
+        )
         usage = Usage()
         tool_calls = tool_errors = 0
         for turn in range(1, spec.max_turns + 1):
@@ -430,10 +453,11 @@ class Agent(Actor):
             refusal = ToolPermissionDenied(f"agent {name!r} may not call tool {call.name!r}")
             await trio.lowlevel.checkpoint()
             return Message.tool_result(call, format_tool_error(refusal), is_error=True)
-        timeout = self.spec.tool_timeout
+        # the tightest of: the spec's tool deadline, the tool's own, the task's remainder
+        limits = [t for t in (self.spec.tool_timeout, self._tool_timeouts.get(call.name)) if t]
         if deadline is not None:
-            remaining = max(1e-6, deadline - trio.current_time())
-            timeout = remaining if timeout is None else min(timeout, remaining)
+            limits.append(max(1e-6, deadline - trio.current_time()))
+        timeout = min(limits) if limits else None
         try:
             value = await self.tools.call(
                 name, call.name, call.arguments, roles=roles, timeout=timeout

@@ -1,0 +1,142 @@
+"""The ``mister-smith`` command: ``demo``, ``run TASK`` and ``config``.
+
+``mister-smith demo`` is the main job: a runtime on embedded defaults (no API key, no
+server, no network) runs an agent team that surveys this package's source tree while
+faults are injected, shows live progress, and ends with a summary whose last line
+checks ``messages accepted = handled + dead-lettered``.
+
+Exit codes: 0 done, 1 the task failed, 2 usage or configuration error, 3 the message
+invariant did not hold, 130 interrupted (Ctrl-C / SIGTERM, after a graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import trio
+
+from ..config import AgentConfig, dump_config, load_config
+from ..errors import ConfigError
+from ._demo import PACKAGE_ROOT, DemoOptions, run_demo
+from ._run import RunOptions, run_task
+from ._session import EXIT_INTERRUPTED, EXIT_USAGE, MODEL_KINDS
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="mister-smith",
+        description="Supervised AI-agent systems on Trio.",
+        epilog="Exit codes: 0 done, 1 task failed, 2 usage/config error, "
+        "3 message invariant broken, 130 interrupted.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def display_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--no-color", action="store_true", help="no ANSI colours")
+        sub.add_argument(
+            "--plain",
+            action="store_true",
+            help="print plain lines even on a terminal (no live redraw)",
+        )
+        sub.add_argument(
+            "--model",
+            choices=MODEL_KINDS,
+            default="scripted",
+            help="scripted (embedded, default) or a real model over HTTP: openai "
+            "(OPENAI_API_KEY) or anthropic (ANTHROPIC_API_KEY)",
+        )
+        sub.add_argument("--config", type=Path, help="a TOML configuration file")
+        sub.add_argument(
+            "--timeout", type=float, default=45.0, help="seconds the team gets (default 45)"
+        )
+
+    demo = commands.add_parser(
+        "demo", help="run the main job: an agent team surveys this package under faults"
+    )
+    display_options(demo)
+    demo.add_argument(
+        "--no-faults", action="store_true", help="do not inject the crash, hang and flaky reads"
+    )
+    demo.add_argument(
+        "--workspace",
+        type=Path,
+        default=PACKAGE_ROOT,
+        help="directory to survey (default: the mister_smith package)",
+    )
+
+    run = commands.add_parser("run", help="run your own task with a dynamically composed team")
+    run.add_argument("task", help="what the team should do")
+    display_options(run)
+    run.add_argument(
+        "--workspace",
+        type=Path,
+        default=Path.cwd(),
+        help="directory the file tools are confined to (default: the current directory)",
+    )
+    run.add_argument("--allow-write", action="store_true", help="also grant the write_file tool")
+
+    config = commands.add_parser("config", help="print the effective configuration as TOML")
+    config.add_argument("--config", type=Path, help="a TOML configuration file")
+    return parser
+
+
+def _load(path: Path | None) -> AgentConfig:
+    return load_config(path)
+
+
+def _use_color(stream: TextIO, no_color: bool) -> bool:
+    return not no_color and "NO_COLOR" not in os.environ and stream.isatty()
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the ``mister-smith`` command; return its exit code."""
+    stream = sys.stdout if out is None else out
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = _load(getattr(args, "config", None))
+    except ConfigError as exc:
+        print(f"mister-smith: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "config":
+        stream.write(dump_config(config))
+        return 0
+    color = _use_color(stream, args.no_color)
+    live = stream.isatty() and not args.plain
+    try:
+        if args.command == "demo":
+            options = DemoOptions(
+                model=args.model,
+                color=color,
+                live=live,
+                workspace=args.workspace,
+                timeout=args.timeout,
+                faults=not args.no_faults,
+            )
+            demo_code: int = trio.run(run_demo, options, stream, config)
+            return demo_code
+        run_options = RunOptions(
+            task=args.task,
+            model=args.model,
+            color=color,
+            live=live,
+            workspace=args.workspace,
+            timeout=args.timeout,
+            allow_write=args.allow_write,
+        )
+        run_code: int = trio.run(run_task, run_options, stream, config)
+        return run_code
+    except ConfigError as exc:
+        print(f"mister-smith: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mister-smith: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
