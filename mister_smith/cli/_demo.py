@@ -108,9 +108,13 @@ def survey_recipe(
 ) -> TeamRecipe:
     """Register the workspace tools (with faults if asked) and plan the survey team."""
     catalog = DEFAULT_CATALOG.with_roles(*survey_roles())
-    roles = analyze_requirements(task, catalog=catalog)
-    if "surveyor" not in [r.name for r in roles]:
-        roles = [r for r in survey_roles() if r.name != "coordinator"] or roles
+    analysed = analyze_requirements(task, catalog=catalog)
+    roles = analysed
+    note = ""
+    if [r.name for r in roles] != ["coordinator", "surveyor", "writer"] and model == "scripted":
+        # the embedded model knows one way to survey: a coordinator delegating packages
+        roles = survey_roles()
+        note = " (the embedded model surveys with a coordinator, surveyors and a writer)"
     mode = choose_coordination(task, roles)
     composition = f"{mode.value} mode: " + ", ".join(
         f"{r.name} x{surveyors}" if r.name == "surveyor" and surveyors > 1 else r.name
@@ -118,7 +122,7 @@ def survey_recipe(
     )
     display.heading(f"mister-smith: {task}")
     display.line(f"workspace      {workspace}")
-    display.line(f"requirements   {', '.join(r.name for r in roles)} -> {composition}")
+    display.line(f"requirements   {', '.join(r.name for r in analysed)} -> {composition}{note}")
     display.line(f"model          {model}")
     bus = runtime.tool_bus
     ws = Workspace(workspace)

@@ -7,6 +7,8 @@ ANSI escapes) while event lines scroll above them; when the output is not a term
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Callable
 from typing import TextIO
 
@@ -55,6 +57,28 @@ class AgentLine:
     restarts: int = 0
     folds: int = 0
     status: str = "idle"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` visible characters (ANSI escapes do not count), so a
+    live line never wraps and the redraw stays in place."""
+    if len(_ANSI.sub("", text)) <= width:
+        return text
+    out: list[str] = []
+    visible = 0
+    position = 0
+    for match in _ANSI.finditer(text):
+        chunk = text[position : match.start()]
+        take = chunk[: max(0, width - visible)]
+        out.append(take)
+        visible += len(take)
+        out.append(match.group(0))
+        position = match.end()
+    out.append(text[position:][: max(0, width - visible)])
+    return "".join(out) + (RESET if "\x1b[" in text else "")
 
 
 def _short(text: str, width: int = 110) -> str:
@@ -146,7 +170,8 @@ class Display:
         if not self.live:
             return
         self._erase()
-        lines = self.block()
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        lines = [fit(line, width) for line in self.block()]
         self._write("\n".join(lines) + "\n")
         self._drawn = len(lines)
 

@@ -27,6 +27,7 @@ from ..agents import (
     create_dynamic_team,
 )
 from ..config import AgentConfig
+from ..errors import ConfigError
 from ..events import (
     ComponentRecovered,
     ContextSummarized,
@@ -177,9 +178,12 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        """0 done, 1 task failed, 3 invariant broken, 130 interrupted."""
+        """0 done, 1 task failed, 2 configuration error (e.g. a missing API key),
+        3 invariant broken, 130 interrupted."""
         if self.interrupted:
             return EXIT_INTERRUPTED
+        if isinstance(self.error, ConfigError):
+            return EXIT_USAGE
         if not self.invariant_holds:
             return EXIT_INVARIANT
         return EXIT_OK if self.result is not None else EXIT_TASK_FAILED
@@ -238,8 +242,14 @@ def print_summary(outcome: Outcome, out: TextIO, *, color: bool) -> None:
                     f"failed {stats.failures:<3} timeouts {stats.timeouts}"
                 )
     say(f"dead letters {len(outcome.dead_letters)}")
+    groups: list[tuple[str, str, int]] = []
     for letter in outcome.dead_letters:
-        say(f"  {letter.actor}: {letter.reason}")
+        if groups and groups[-1][:2] == (letter.actor, letter.reason):
+            groups[-1] = (letter.actor, letter.reason, groups[-1][2] + 1)
+        else:
+            groups.append((letter.actor, letter.reason, 1))
+    for actor, reason, count in groups:
+        say(f"  {actor}: {reason}" + (f" (x{count})" if count > 1 else ""))
     say(
         f"agents      {outcome.record.completed_tasks} tasks done, "
         f"{len(outcome.record.failed_tasks)} failed, {outcome.record.folds} context folds, "
