@@ -267,3 +267,28 @@ async def test_routing_while_a_domain_restarts_does_not_fail(
         assert late is not None
         running = [c.name for s in tree.domains()["d"] for c in s.children()]
         assert "late" in running
+
+
+async def test_routing_gives_up_when_a_domain_stays_down_too_long(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    journal = Journal()
+
+    async def very_slow_to_stop() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with shutdown_grace():
+                await trio.sleep(30)
+            journal.note("end", "slow")
+
+    async with open_supervision_tree(domain_max_restarts=0) as tree:
+        await tree.route_to_domain("d", very_slow_to_stop, name="slow", shutdown_timeout=60)
+        await tree.route_to_domain(
+            "d", worker, journal, "flaky", 1.0, name="flaky", restart=Restart.PERMANENT
+        )
+        await trio.sleep(1.5)  # the domain gave up at 1 and needs until 31 to stop
+        with pytest.raises(SupervisionError, match="did not come back"):
+            await tree.route_to_domain("d", worker, journal, "late", name="late")
+        assert trio.current_time() == 1.5 + tree.restart_wait
+    assert journal.times("start", "late") == []
