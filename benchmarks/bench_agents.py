@@ -1,0 +1,182 @@
+"""The agent loop next to calling the same model and tools by hand in raw Trio.
+
+Both sides use the same :class:`ScriptedModel` (no latency) and the same ``echo`` tool,
+so the figures isolate what the loop adds per model turn: the actor ``ask`` and mailbox,
+the context window (estimated tokens, folding bounds), building the request, the
+``ToolBus`` call (permission, schema validation, deadline, metrics), events
+(``AgentProgress``, ``TaskCompleted``, ``ToolCalled``) and the result record.
+
+- *turns*: tasks of ``TURNS`` turns, each a model call asking for one ``echo`` call; the
+  baseline keeps the conversation in a list and awaits ``tool.execute`` inside
+  ``trio.fail_after``. The figure is model turns per second.
+- *parallel*: one turn asking for ``FAN_OUT`` tool calls; the baseline runs them in a
+  nursery, each under ``fail_after``.
+- *task latency*: one-turn tasks (the model answers at once), ``ask`` to answer, against
+  one direct ``model.complete``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import trio
+
+from benchmarks import BenchCase, Latency, Throughput
+from mister_smith.actors import open_actor_system
+from mister_smith.agents import (
+    AgentSpec,
+    AgentTask,
+    ContextSettings,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ScriptedModel,
+    ToolCall,
+    ToolDefinition,
+    spawn_agent,
+)
+from mister_smith.agents.script import rule
+from mister_smith.events import EventBus
+from mister_smith.tools import EchoTool, ToolBus
+
+TURNS = 10
+"""Model turns per task in the turns case."""
+
+FAN_OUT = 8
+"""Tool calls in the one turn of the parallel case."""
+
+
+def cases(quick: bool) -> Sequence[BenchCase]:
+    """Turn throughput, a parallel tool round, and task latency."""
+    turns = 2_000 if quick else 20_000
+    return [
+        Throughput(
+            name=f"agent turns, {TURNS}-turn tasks",
+            unit="turns/s",
+            loops=turns,
+            ours=_agent_turns(1),
+            baseline=_direct_turns(1),
+            baseline_label="model.complete + tool.execute in fail_after, by hand",
+            description=f"each turn: scripted model call + 1 echo call; tasks of {TURNS} turns",
+        ),
+        Throughput(
+            name=f"agent turns, {FAN_OUT} parallel tool calls",
+            unit="turns/s",
+            loops=turns // 4,
+            ours=_agent_turns(FAN_OUT),
+            baseline=_direct_turns(FAN_OUT),
+            baseline_label=f"model.complete + nursery of {FAN_OUT} tool calls, by hand",
+            description=f"each turn: scripted model call + {FAN_OUT} concurrent echo calls",
+        ),
+        Latency(
+            name="one-turn task latency",
+            loops=turns // 2,
+            ours=_agent_latency,
+            baseline=_direct_latency,
+            baseline_label="one direct model.complete",
+            description="ask(task) to AgentResult for a model that answers at once",
+        ),
+    ]
+
+
+def _model(calls_per_turn: int, turns: int) -> ScriptedModel:
+    """Ask for ``calls_per_turn`` echo calls until ``turns`` turns are done, then answer."""
+
+    def respond(request: ModelRequest) -> ModelResponse:
+        last = request.last_assistant_message()
+        done = int(last.content) if last is not None and last.content else 0
+        if done + 1 >= turns:
+            return ModelResponse(text="finished")
+        calls = tuple(ToolCall("", "echo", {"message": f"m{i}"}) for i in range(calls_per_turn))
+        return ModelResponse(text=str(done + 1), tool_calls=calls)
+
+    return ScriptedModel([rule(lambda request: True, respond)])
+
+
+def _turns_per_task(calls_per_turn: int) -> int:
+    return TURNS if calls_per_turn == 1 else 2
+
+
+def _agent_turns(calls_per_turn: int) -> Callable[[int], Awaitable[float]]:
+    async def run(loops: int) -> float:
+        turns = _turns_per_task(calls_per_turn)
+        events = EventBus(history_size=0)
+        tools = ToolBus(events=events)
+        tools.register_tool(EchoTool())
+        spec = AgentSpec(
+            "bench",
+            max_turns=turns,
+            max_parallel_tools=FAN_OUT,
+            context=ContextSettings(max_messages=64),
+        )
+        async with open_actor_system(events=events) as system:
+            ref = await spawn_agent(system, spec, _model(calls_per_turn, turns), tools)
+            tasks = max(1, loops // turns)
+            started = time.perf_counter()
+            for _ in range(tasks):
+                await ref.ask(AgentTask("go"))
+            elapsed = time.perf_counter() - started
+            await system.shutdown()
+        return elapsed * loops / (tasks * turns)
+
+    return run
+
+
+def _direct_turns(calls_per_turn: int) -> Callable[[int], Awaitable[float]]:
+    async def run(loops: int) -> float:
+        turns = _turns_per_task(calls_per_turn)
+        model = _model(calls_per_turn, turns)
+        tool = EchoTool()
+        definitions = (ToolDefinition("echo", tool.description, tool.input_schema.to_dict()),)
+        tasks = max(1, loops // turns)
+        started = time.perf_counter()
+        for _ in range(tasks):
+            messages: list[Message] = [Message.user("go")]
+            while True:
+                response = await model.complete(ModelRequest(messages, definitions))
+                messages.append(Message.assistant(response.text, response.tool_calls))
+                if not response.tool_calls:
+                    break
+                results: list[Message | None] = [None] * len(response.tool_calls)
+
+                async def call(index: int, call: ToolCall, results: list[Message | None]) -> None:
+                    with trio.fail_after(30):
+                        value = await tool.execute(call.arguments)
+                    results[index] = Message.tool_result(call, str(value))
+
+                if len(response.tool_calls) == 1:
+                    await call(0, response.tool_calls[0], results)
+                else:
+                    async with trio.open_nursery() as nursery:
+                        for index, tool_call in enumerate(response.tool_calls):
+                            nursery.start_soon(call, index, tool_call, results)
+                messages.extend(r for r in results if r is not None)
+        elapsed = time.perf_counter() - started
+        return elapsed * loops / (tasks * turns)
+
+    return run
+
+
+async def _agent_latency(loops: int) -> list[float]:
+    events = EventBus(history_size=0)
+    latencies = []
+    async with open_actor_system(events=events) as system:
+        model = ScriptedModel([rule(lambda request: True, lambda r: ModelResponse(text="ok"))])
+        ref = await spawn_agent(system, AgentSpec("bench"), model)
+        for _ in range(loops):
+            started = time.perf_counter()
+            await ref.ask(AgentTask("go"))
+            latencies.append(time.perf_counter() - started)
+        await system.shutdown()
+    return latencies
+
+
+async def _direct_latency(loops: int) -> list[float]:
+    model = ScriptedModel([rule(lambda request: True, lambda r: ModelResponse(text="ok"))])
+    latencies = []
+    for _ in range(loops):
+        started = time.perf_counter()
+        await model.complete(ModelRequest([Message.user("go")]))
+        latencies.append(time.perf_counter() - started)
+    return latencies
