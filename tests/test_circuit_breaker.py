@@ -247,3 +247,22 @@ async def test_async_with_breaker_is_a_checkpoint(autojump_clock: trio.abc.Clock
     with trio.testing.assert_checkpoints():
         async with breaker:
             pass
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: wait_until_allowed() admits the call (acquire_nowait) and then "
+    "checkpoints; if that checkpoint raises Cancelled the half-open probe slot is never "
+    "released, so a breaker with half_open_max_calls=1 rejects every call forever with "
+    "a retry_at in the past",
+)
+async def test_cancelled_wait_until_allowed_does_not_leak_a_probe(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=2, half_open_max_calls=1)
+    breaker.record_failure()
+    await trio.sleep(2)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await breaker.wait_until_allowed()
+    assert await breaker.call(ok, 5) == 5
