@@ -292,3 +292,34 @@ async def test_routing_gives_up_when_a_domain_stays_down_too_long(
             await tree.route_to_domain("d", worker, journal, "late", name="late")
         assert trio.current_time() == 1.5 + tree.restart_wait
     assert journal.times("start", "late") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: domain_supervisor() picks the new supervisor's name before awaiting "
+    "root.start_supervisor() and records it only afterwards, so concurrent "
+    "route_to_domain() calls for a domain that does not exist yet (or is full) all pick "
+    "the same name and all but one fail with ValueError 'already has a child named'",
+)
+@pytest.mark.parametrize("per_supervisor", [100, 1])
+async def test_concurrent_routing_to_a_new_domain(
+    autojump_clock: trio.abc.Clock, per_supervisor: int
+) -> None:
+    journal = Journal()
+    errors: list[BaseException] = []
+
+    async def route(index: int) -> None:
+        try:
+            await tree.route_to_domain("d", worker, journal, f"w{index}", name=f"w{index}")
+        except Exception as exc:
+            errors.append(exc)
+
+    async with open_supervision_tree(max_children_per_supervisor=per_supervisor) as tree:
+        async with trio.open_nursery() as nursery:
+            for index in range(3):
+                nursery.start_soon(route, index)
+        routed = sorted(c.name for s in tree.domains()["d"] for c in s.children())
+        supervisors = sorted(sup_names(tree)["d"])
+    assert errors == []
+    assert routed == ["w0", "w1", "w2"]
+    assert supervisors == (["d"] if per_supervisor == 100 else ["d", "d#2", "d#3"])
