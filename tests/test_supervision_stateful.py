@@ -39,6 +39,7 @@ from mister_smith.supervision import (
     BreakerCore,
     BreakerState,
     Decision,
+    FailureDetector,
     OneForAll,
     OneForOne,
     RestartIntensity,
@@ -523,3 +524,49 @@ class StrategyMachine(RuleBasedStateMachine):
 
 
 TestStrategies = StrategyMachine.TestCase
+
+
+# -- failure detector ----------------------------------------------------------------------
+
+
+class DetectorMachine(RuleBasedStateMachine):
+    """``FailureDetector`` vs a dict of (last beat, timeout) per watched party."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.detector = FailureDetector()
+        self.model: dict[str, tuple[float, float]] = {}
+
+    @rule(step=steps)
+    def advance(self, step: float) -> None:
+        self.now += step
+
+    @rule(key=st.sampled_from("abcd"), timeout=st.sampled_from([0.25, 1.0, 2.5, 5.0]))
+    def watch(self, key: str, timeout: float) -> None:
+        self.detector.watch(key, timeout, self.now)
+        self.model[key] = (self.now, timeout)
+
+    @rule(key=st.sampled_from("abcd"))
+    def beat(self, key: str) -> None:
+        self.detector.heartbeat(key, self.now)
+        if key in self.model:
+            self.model[key] = (self.now, self.model[key][1])
+
+    @rule(key=st.sampled_from("abcd"))
+    def unwatch(self, key: str) -> None:
+        self.detector.unwatch(key)
+        self.model.pop(key, None)
+
+    @invariant()
+    def agrees(self) -> None:
+        expired = {k for k, (seen, timeout) in self.model.items() if self.now - seen >= timeout}
+        assert set(self.detector.expired(self.now)) == expired
+        assert set(self.detector.watched()) == set(self.model)
+        deadlines = [seen + timeout for seen, timeout in self.model.values()]
+        assert self.detector.next_deadline() == (min(deadlines) if deadlines else None)
+        for key, (seen, _) in self.model.items():
+            assert self.detector.silent_for(key, self.now) == self.now - seen
+
+
+TestFailureDetector = DetectorMachine.TestCase
