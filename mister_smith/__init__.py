@@ -17,6 +17,10 @@ from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .events import *  # noqa: F403
 from .events import __all__ as _events_all
+from .monitoring import *  # noqa: F403
+from .monitoring import __all__ as _monitoring_all
+from .resources import *  # noqa: F403
+from .resources import __all__ as _resources_all
 from .runtime import *  # noqa: F403
 from .runtime import __all__ as _runtime_all
 from .supervision import *  # noqa: F403
@@ -41,6 +45,8 @@ __all__ = sorted(
         *_async_patterns_all,
         *_tools_all,
         *_transport_all,
+        *_resources_all,
+        *_monitoring_all,
         *_runtime_all,
     }
 )

@@ -18,7 +18,13 @@ import trio
 import mister_smith
 from mister_smith import prelude
 from mister_smith.actors import Actor, ActorContext
-from mister_smith.config import ActorSettings, AgentConfig, RuntimeSettings, SupervisionSettings
+from mister_smith.config import (
+    ActorSettings,
+    AgentConfig,
+    MonitoringSettings,
+    RuntimeSettings,
+    SupervisionSettings,
+)
 from mister_smith.errors import EscalatedError, ResourceError, RestartIntensityExceeded
 from mister_smith.events import AgentStopped, DeadLetter, SupervisorStopped
 from mister_smith.runtime import RuntimeConfig, RuntimeManager, run
@@ -38,14 +44,14 @@ async def test_runtime_wires_the_components(autojump_clock: trio.abc.Clock) -> N
     async with RuntimeManager.open() as runtime:
         assert runtime.config == AgentConfig()
         assert runtime.supervision.state == "running"
-        assert [c.name for c in runtime.supervision.children()] == ["actors"]
+        assert [c.name for c in runtime.supervision.children()] == ["actors", "health"]
         assert runtime.actor_system.supervisor.name == "actors"
         assert runtime.tool_bus.events is runtime.events
         assert runtime.blocking_limiter.total_tokens == 512
         ref = await runtime.actor_system.spawn(Echo, name="echo")
         assert await ref.ask("hi") == "hi"
         tree = snapshot(runtime.supervision)
-        assert [node.name for node in tree.walk()] == ["root", "actors", "echo"]
+        assert [node.name for node in tree.walk()] == ["root", "actors", "echo", "health"]
         stats = runtime.statistics()
         assert stats["actors"].live_actors == 1
     assert runtime.supervision.state == "stopped"
@@ -186,3 +192,27 @@ def test_runtime_config_is_agent_config_and_prelude_exports() -> None:
     assert mister_smith.RuntimeManager is RuntimeManager
     assert attrs.has(AgentConfig)
     assert Restart.TRANSIENT is mister_smith.Restart.TRANSIENT
+
+
+async def test_monitoring_endpoints_over_loopback() -> None:
+    httpx = pytest.importorskip("httpx")
+    config = AgentConfig(
+        monitoring=MonitoringSettings(http_port=0, health_check_interval=0.05),
+    )
+    async with RuntimeManager.open(config, serve_http=True) as runtime:
+        assert runtime.http_port is not None
+        ref = await runtime.actor_system.spawn(Echo, name="echo")
+        await ref.ask("warm up")
+        base = f"http://127.0.0.1:{runtime.http_port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            live = await client.get("/health/live")
+            assert live.status_code == 200
+            assert live.json()["status"] == "healthy"
+            with trio.fail_after(5):
+                while (await client.get("/health/ready")).status_code != 200:
+                    await trio.sleep(0.05)
+            metrics = await client.get("/metrics")
+            assert metrics.status_code == 200
+            assert metrics.headers["content-type"].startswith("text/plain")
+            assert "mister_smith_" in metrics.text
+            await runtime.graceful_shutdown(timeout=5)

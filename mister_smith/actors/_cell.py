@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ..errors import ActorStopped, MisterSmithError
+from ..errors import ActorStopped
 from ..types import ActorId
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ class ActorCell:
             in_flight=0 if self.current is None else 1,
         )
 
-    def dead_letter(self, envelope: Any, reason: str, error: MisterSmithError) -> None:
+    def dead_letter(self, envelope: Any, reason: str, error: BaseException) -> None:
         """Record ``envelope`` as never handled, and fail its ``ask`` if it has one."""
         self.dead_lettered += 1
         if isinstance(envelope, Ask):

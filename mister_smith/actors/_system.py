@@ -12,7 +12,13 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from ..errors import ActorCrashed, ActorNameTaken, ActorNotFound, HandlerTimeout
+from ..errors import (
+    ActorCrashed,
+    ActorNameTaken,
+    ActorNotFound,
+    HandlerTimeout,
+    MessageRejected,
+)
 from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus
 from ..supervision import (
     ChildSpec,
@@ -243,6 +249,11 @@ class ActorSystem:
                         raise HandlerTimeout(
                             f"actor {cell.name!r} took longer than {timeout} s on a message"
                         )
+            except MessageRejected as exc:
+                # Refused before the handler saw it: not the actor's failure.
+                cell.current = None
+                cell.dead_letter(envelope, f"rejected: {exc}", exc)
+                continue
             except Exception as exc:
                 cell.current = None
                 cell.failed += 1

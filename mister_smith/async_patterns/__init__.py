@@ -8,9 +8,11 @@
   channels, so backpressure reaches the source, with an :class:`ErrorPolicy` per stage.
 - :class:`MiddlewareChain` applies :class:`AgentMiddleware` hooks around a handler
   (:class:`LoggingMiddleware`, :class:`MetricsMiddleware`); a middleware refuses a
-  message by raising :class:`MiddlewareRejected`.
+  message by raising :class:`MiddlewareRejected`; :class:`ActorMiddleware` applies a
+  chain around every actor's ``handle``.
 """
 
+from ._actors import ActorMiddleware as ActorMiddleware
 from ._executor import AsyncTask as AsyncTask
 from ._executor import ExecutorStatistics as ExecutorStatistics
 from ._executor import TaskCancelled as TaskCancelled
@@ -40,6 +42,7 @@ from ._stream import StageStatistics as StageStatistics
 from ._stream import StreamProcessor as StreamProcessor
 
 __all__ = [
+    "ActorMiddleware",
     "AgentMiddleware",
     "AsyncTask",
     "Batch",

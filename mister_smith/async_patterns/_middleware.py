@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import attrs
 import trio
 
-from ..errors import ActorError, ErrorSeverity, RecoveryStrategy
+from ..errors import ErrorSeverity, MessageRejected, RecoveryStrategy
 from ..types import ActorId
 from ._histogram import HistogramSnapshot, LatencyHistogram
 
@@ -22,7 +22,7 @@ CANCEL_GRACE = 1.0
 """Seconds ``on_error`` hooks may take when the handler was cancelled (they are shielded)."""
 
 
-class MiddlewareRejected(ActorError):
+class MiddlewareRejected(MessageRejected):
     """A middleware refused a message in ``before_process``; the handler never saw it.
 
     Attributes:

@@ -33,6 +33,7 @@ from ._taxonomy import HandlerTimeout as HandlerTimeout
 from ._taxonomy import HeartbeatTimeout as HeartbeatTimeout
 from ._taxonomy import InvalidToolInput as InvalidToolInput
 from ._taxonomy import MailboxFull as MailboxFull
+from ._taxonomy import MessageRejected as MessageRejected
 from ._taxonomy import MisterSmithError as MisterSmithError
 from ._taxonomy import NetworkError as NetworkError
 from ._taxonomy import NoRouteError as NoRouteError
@@ -55,6 +56,7 @@ from ._taxonomy import classify_error as classify_error
 from ._taxonomy import unwrap_single as unwrap_single
 
 __all__ = [
+    "MessageRejected",
     "NoRouteError",
     "ActorCrashed",
     "ActorNameTaken",

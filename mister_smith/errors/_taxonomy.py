@@ -197,6 +197,13 @@ class ActorNotFound(ActorError, LookupError):
     """No actor is registered under that name."""
 
 
+class MessageRejected(ActorError):
+    """A message was refused before its handler saw it (e.g. by middleware).
+
+    The actor keeps running: the message is dead-lettered and an ``ask`` raises this.
+    """
+
+
 class NoRouteError(ActorError, LookupError):
     """No live member of the group can take the message (e.g. none has the capability)."""
 

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import psutil
 import trio
 
-from ..actors import ActorSystem
+from ..actors import ActorRef, ActorSystem
+from ..async_patterns import ActorMiddleware, AgentMiddleware
 from ..config import AgentConfig
 from ..errors import ErrorSeverity, RecoveryStrategy, ResourceError, SupervisionError
 from ..events import ErrorOccurred, EventBus
+from ..monitoring import FrameworkMetrics, apply_log_level, serve_monitoring
+from ..resources import (
+    BlockingHealthCheck,
+    EventBusHealthCheck,
+    HealthMonitor,
+    MailboxHealthCheck,
+    SupervisorHealthCheck,
+)
 from ..supervision import Restart, Supervisor, open_supervisor
 from ..tools import BlockingDetector, ToolBus, ToolPolicy
 
@@ -45,6 +55,9 @@ class RuntimeManager:
             ``runtime.blocking_threads``, runs every blocking tool).
         blocking_detector: Reports task steps that block the loop longer than
             ``tools.blocking_threshold`` as ``LoopBlocked`` events.
+        health: The health monitor (liveness, readiness, per-component reports).
+        metrics: Framework metrics in their own Prometheus registry.
+        http_port: The port of the monitoring endpoints, when served.
     """
 
     @property
@@ -67,12 +80,32 @@ class RuntimeManager:
         self.actor_system = actor_system
         self.tool_bus = tool_bus
         self.blocking_detector = blocking_detector
+        self.health: HealthMonitor
+        self.metrics: FrameworkMetrics
+        self.http_port: int | None = None
         self._shutdown_reason: str | None = None
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, config: AgentConfig | None = None) -> AsyncIterator[RuntimeManager]:
+    async def open(
+        cls,
+        config: AgentConfig | None = None,
+        *,
+        middleware: Sequence[AgentMiddleware] = (),
+        serve_http: bool = False,
+    ) -> AsyncIterator[RuntimeManager]:
         """Start the runtime from ``config`` (defaults when omitted); stop it on exit.
+
+        ``middleware`` (e.g. ``LoggingMiddleware()``, ``MetricsMiddleware()``) is applied
+        around every message every actor and agent handles, outermost first.
+
+        Health checks (root supervisor, event bus, mailboxes, blocking detector) run
+        every ``monitoring.health_check_interval`` as a supervised child, framework
+        metrics are kept in :attr:`metrics`, and ``monitoring.log_level`` is applied to
+        the ``mister_smith`` loggers. With ``serve_http=True`` the ``/health/live``,
+        ``/health/ready`` and ``/metrics`` endpoints are served on
+        ``monitoring.http_host``:``monitoring.http_port`` (port 0 picks a free port,
+        see :attr:`http_port`).
 
         ``RuntimeSettings`` take effect here: ``blocking_threads`` sizes
         :attr:`blocking_limiter` (used by blocking tools), ``thread_stack_size`` is
@@ -113,6 +146,7 @@ class RuntimeManager:
                 ask_timeout=config.actors.ask_timeout,
                 dead_letter_log_size=config.actors.dead_letter_log_size,
                 default_restart=supervision.strategy.restart_type,
+                middleware=[ActorMiddleware(middleware)] if middleware else (),
             )
             tool_bus = ToolBus(
                 events=events,
@@ -124,6 +158,38 @@ class RuntimeManager:
             detector = BlockingDetector(events, threshold=config.tools.blocking_threshold)
             trio.lowlevel.add_instrument(detector)
             runtime = cls(config, events, root, actor_system, tool_bus, detector)
+            apply_log_level(config.monitoring)
+            runtime.health = HealthMonitor(
+                [
+                    SupervisorHealthCheck(root, name="root"),
+                    EventBusHealthCheck(events),
+                    MailboxHealthCheck(_mailboxes(actor_system)),
+                    BlockingHealthCheck(detector),
+                ],
+                events=events,
+                root=root,
+                settings=config.monitoring,
+            )
+            runtime.metrics = FrameworkMetrics()
+            runtime.metrics.attach(events)
+            runtime.metrics.add_actors(actor_system.actors)
+            runtime.metrics.add_event_bus(events)
+            runtime.metrics.add_blocking_detector(detector)
+            runtime.metrics.add_health(runtime.health)
+            await root.start_child(runtime.health.run, name="health", restart=Restart.PERMANENT)
+            if serve_http:
+                http = await root.start_child(
+                    functools.partial(
+                        serve_monitoring,
+                        config.monitoring.http_host,
+                        config.monitoring.http_port,
+                        health=runtime.health,
+                        registry=runtime.metrics.registry,
+                    ),
+                    name="http",
+                    restart=Restart.PERMANENT,
+                )
+                runtime.http_port = http.value
             if settings.max_memory is not None:
                 await root.start_child(
                     _memory_watchdog,
@@ -136,6 +202,7 @@ class RuntimeManager:
                 await runtime.graceful_shutdown()
             finally:
                 trio.lowlevel.remove_instrument(detector)
+                runtime.metrics.detach()
 
     async def graceful_shutdown(self, timeout: float | None = None) -> None:
         """Stop everything in reverse start order.
@@ -158,6 +225,13 @@ class RuntimeManager:
             "tools": self.tool_bus.statistics(),
             "blocking": self.blocking_detector.statistics(),
         }
+
+
+def _mailboxes(system: ActorSystem) -> Callable[[], dict[str, ActorRef]]:
+    def current() -> dict[str, ActorRef]:
+        return {ref.name: ref for ref in system.actors()}
+
+    return current
 
 
 async def _memory_watchdog(limit: int) -> None:
@@ -196,7 +270,7 @@ def run(
                 runtimes.append(runtime)
                 async with trio.open_nursery() as nursery:
                     if handle_signals:
-                        nursery.start_soon(_shutdown_on_signal, runtime)
+                        await nursery.start(_shutdown_on_signal, runtime)
                     result.append(await main(runtime))
                     nursery.cancel_scope.cancel()
         except SupervisionError as exc:
@@ -217,8 +291,11 @@ def run(
     return trio.run(amain)
 
 
-async def _shutdown_on_signal(runtime: RuntimeManager) -> None:
+async def _shutdown_on_signal(
+    runtime: RuntimeManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             logger.warning("runtime: received signal %s, shutting down", signum)
             runtime._shutdown_reason = f"signal {signum}"
