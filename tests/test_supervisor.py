@@ -1027,6 +1027,23 @@ async def test_child_spec_and_args_together_are_refused(autojump_clock: trio.abc
         await sup.stop()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (minor API): start_child(spec, name=..., restart=...) silently ignores the "
+    "keyword options when given a ChildSpec (only positional args are refused)",
+)
+async def test_child_spec_and_options_together_are_refused(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        sup = await background_supervisor(nursery)
+        try:
+            with pytest.raises(TypeError):
+                await sup.start_child(ChildSpec.of(forever), name="ignored")
+        finally:
+            await sup.stop()
+
+
 async def test_current_child_inside_and_outside(autojump_clock: trio.abc.Clock) -> None:
     seen: list[Child | None] = []
 
