@@ -10,6 +10,7 @@ messages APIs: each request is recorded and answered with the next scripted
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -21,6 +22,15 @@ import httpx
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+
+from mister_smith.agents import (
+    Message,
+    MessageRole,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolDefinition,
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -60,12 +70,18 @@ class RecordedRequest:
     body: Any
 
 
+Responder = Callable[[str, Any], Reply]
+"""Computes the reply to a request from its path and JSON body."""
+
+
 @attrs.define
 class FakeModelServer:
-    """Answers each request with the next queued :class:`Reply` (500 when none is left)."""
+    """Answers each request with the next queued :class:`Reply`, else with ``responder``
+    (else 500)."""
 
     replies: collections.deque[Reply] = attrs.field(factory=collections.deque)
     requests: list[RecordedRequest] = attrs.field(factory=list)
+    responder: Responder | None = None
 
     def push(self, *replies: Reply) -> None:
         """Queue replies, answered in order."""
@@ -77,9 +93,11 @@ class FakeModelServer:
         except ValueError:
             body = raw
         self.requests.append(RecordedRequest(method, path, headers, body))
-        if not self.replies:
-            return Reply(500, {"error": {"message": "the fake server has no reply queued"}})
-        return self.replies.popleft()
+        if self.replies:
+            return self.replies.popleft()
+        if self.responder is not None:
+            return self.responder(path, body)
+        return Reply(500, {"error": {"message": "the fake server has no reply queued"}})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI application."""
@@ -224,3 +242,52 @@ def error_reply(status: int, message: str = "boom", **headers: str) -> Reply:
         {"error": {"type": "error", "message": message}},
         tuple((k.replace("_", "-"), v) for k, v in headers.items()),
     )
+
+
+def parse_openai_request(body: Any) -> ModelRequest:
+    """Read a chat-completions request body back into a :class:`ModelRequest` (what a
+    model behind the endpoint would see)."""
+    messages: list[Message] = []
+    names: dict[str, str] = {}
+    for entry in body["messages"]:
+        role = entry["role"]
+        if role == "assistant":
+            calls = tuple(
+                ToolCall(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+                for c in entry.get("tool_calls") or ()
+            )
+            names.update((call.id, call.name) for call in calls)
+            messages.append(Message.assistant(entry.get("content") or "", calls))
+        elif role == "tool":
+            content = entry["content"]
+            messages.append(
+                Message(
+                    MessageRole.TOOL,
+                    content,
+                    (),
+                    entry["tool_call_id"],
+                    names.get(entry["tool_call_id"]),
+                    content.startswith("ERROR"),
+                )
+            )
+        else:
+            messages.append(Message(MessageRole(role), entry["content"]))
+    tools = [
+        ToolDefinition(
+            t["function"]["name"], t["function"]["description"], t["function"]["parameters"]
+        )
+        for t in body.get("tools", ())
+    ]
+    return ModelRequest(messages, tools)
+
+
+def openai_responder(think: Callable[[ModelRequest], ModelResponse]) -> Responder:
+    """A responder that reads each request back and answers with ``think(request)``."""
+    numbers = itertools.count(1)
+
+    def respond(path: str, body: Any) -> Reply:
+        response = think(parse_openai_request(body))
+        calls = [(f"call_{next(numbers)}", c.name, dict(c.arguments)) for c in response.tool_calls]
+        return openai_reply(response.text or None, calls)
+
+    return respond

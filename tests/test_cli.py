@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +16,13 @@ from pathlib import Path
 
 import pytest
 import trio
-from fake_model_servers import FakeModelServer, openai_reply, serve_fake
+from fake_model_servers import FakeModelServer, openai_reply, openai_responder, serve_fake
 
-from mister_smith.agents import AgentProgress
+from mister_smith.agents import AgentProgress, ModelRequest, ModelResponse
 from mister_smith.cli import main
 from mister_smith.cli._demo import PACKAGE_ROOT, DemoOptions, run_demo
 from mister_smith.cli._display import Display, fit
-from mister_smith.cli._survey import public_names
+from mister_smith.cli._survey import coordinator_turn, public_names, surveyor_turn, writer_turn
 from mister_smith.config import AgentConfig, loads_config
 from mister_smith.events import ToolCalled, ToolOutcome
 from mister_smith.supervision import TreeSnapshot
@@ -52,7 +53,13 @@ def python_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*.py") if "__pycache__" not in p.parts]
 
 
+def tree_figures(root: Path) -> tuple[int, int]:
+    files = python_files(root)
+    return len(files), sum(len(p.read_text().splitlines()) for p in files)
+
+
 def test_demo_end_to_end() -> None:
+    before = tree_figures(PACKAGE_ROOT), tree_figures(PACKAGE_ROOT / "agents")
     out = io.StringIO()
     started = time.monotonic()
     code = main(["demo", "--no-color", "--plain"], out=out)
@@ -77,14 +84,8 @@ def test_demo_end_to_end() -> None:
         p.name for p in PACKAGE_ROOT.iterdir() if p.is_dir() and not p.name.startswith("_")
     )
     assert sorted(set(rows) - {"total", "(top level)"}) == packages
-    files = python_files(PACKAGE_ROOT)
-    assert rows["total"][0] == len(files)
-    assert rows["total"][1] == sum(len(p.read_text().splitlines()) for p in files)
-    agents = PACKAGE_ROOT / "agents"
-    assert rows["agents"][:2] == (
-        len(python_files(agents)),
-        sum(len(p.read_text().splitlines()) for p in python_files(agents)),
-    )
+    after = tree_figures(PACKAGE_ROOT), tree_figures(PACKAGE_ROOT / "agents")
+    assert (rows["total"][:2], rows["agents"][:2]) in (before, after)  # source edited meanwhile?
 
 
 async def test_demo_without_faults_is_clean() -> None:
@@ -196,6 +197,38 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeModelServer]:
     finally:
         trio.from_thread.run_sync(stop[0].set, trio_token=token[0])
         thread.join(timeout=10)
+
+
+def survey_brain(request: ModelRequest) -> ModelResponse:
+    """What the fake endpoint thinks: the survey's own reasoning, picked by the prompt."""
+    prompt = request.system_prompt
+    if prompt.startswith("You coordinate"):
+        return coordinator_turn(request)
+    if prompt.startswith("You survey one package"):
+        return surveyor_turn(request)
+    return writer_turn(request)
+
+
+def test_demo_on_an_openai_endpoint(
+    fake_openai: FakeModelServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--model openai: the same team, every turn over HTTP (tool calls on the wire)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-for-tests")
+    fake_openai.responder = openai_responder(survey_brain)
+    out = io.StringIO()
+    workspace = tmp_path / "mister_smith"
+    shutil.copytree(PACKAGE_ROOT, workspace, ignore=shutil.ignore_patterns("__pycache__"))
+    code = main(["demo", "--model", "openai", "--no-color", "--workspace", str(workspace)], out=out)
+    output = out.getvalue()
+    assert code == 0, output[-3000:]
+    assert "model          openai" in output
+    rows = report_rows(output)
+    assert rows["total"][:2] == tree_figures(workspace)
+    assert "InjectedFault" in output
+    _, _, _, verdict = invariant(output)
+    assert verdict == "OK"
+    assert len(fake_openai.requests) > 20
+    assert all(r.path == "/chat/completions" for r in fake_openai.requests)
 
 
 def test_run_on_a_real_model_endpoint(

@@ -3,6 +3,7 @@ while faults are injected, with live progress and a closing summary."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TextIO
 
@@ -77,14 +78,15 @@ def demo_fault_plan() -> FaultPlan:
     return FaultPlan(hang_on={4}, fail_on={2, 11, 23})
 
 
-def member_spec(role: AgentRole, spec: AgentSpec) -> AgentSpec:
+def member_spec(role: AgentRole, spec: AgentSpec, *, embedded: bool = True) -> AgentSpec:
     """The survey members' limits.
 
-    Surveyors get a small window (10 messages, so folding into the summary shows) with
-    room for whole files; the coordinator's window holds a round of one delegation per
-    package plus its results.
+    With the embedded model, surveyors get a small window (10 messages, so folding into
+    the summary shows) with room for whole files. The coordinator's window holds a round
+    of one delegation per package plus its results, and a real model, which may read
+    many files in one turn, gets that larger window everywhere.
     """
-    messages = 64 if "coordinate" in role.capabilities else 10
+    messages = 10 if embedded and "coordinate" not in role.capabilities else 64
     return attrs.evolve(
         spec,
         max_parallel_tools=24,
@@ -153,7 +155,7 @@ def survey_recipe(
         model_for=model_for,
         composition=composition,
         replicas={"surveyor": surveyors},
-        customize=member_spec,
+        customize=functools.partial(member_spec, embedded=http is None),
         name="survey",
         close=http.aclose if http is not None else None,
     )

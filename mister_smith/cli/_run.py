@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -71,7 +72,7 @@ def general_recipe(runtime: RuntimeManager, display: Display, options: RunOption
         mode=mode,
         model_for=model_for,
         composition=composition,
-        customize=member_spec,
+        customize=functools.partial(member_spec, embedded=False),
         name="run",
         close=model.aclose,
     )

@@ -335,7 +335,8 @@ SURVEY_PROMPTS = {
     "coordinator": (
         "You coordinate a survey of a Python source tree. First list the workspace root "
         f"with {LIST_TOOL}. Then delegate every package directory to the surveyors "
-        "(tools ask_surveyor_*), one call per package, all at once, with the message "
+        "(the tools whose names start with ask_surveyor), one call per package, all at "
+        "once, with the message "
         "\"Survey package '<name>' at '<name>': count its Python files, their lines and "
         'its public names. Answer with a JSON object." If a delegation fails, give the '
         "package to another surveyor (at most 3 tries). When every package is done, "
