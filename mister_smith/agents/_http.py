@@ -10,10 +10,9 @@ import os
 import random
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
-import httpx
 import trio
 
 from ..events import EventBus
@@ -28,6 +27,9 @@ from ._errors import (
     ModelTimeout,
 )
 from ._model import ModelRequest, ModelResponse
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("mister_smith.agents.http")
 
@@ -85,6 +87,12 @@ def _resolve_api_key(api_key: str | None, env: str | None, required: bool) -> Se
             else "this model needs an API key"
         )
     return None
+
+
+def _transport_error() -> type[Exception]:
+    import httpx
+
+    return httpx.TransportError
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -204,6 +212,8 @@ class HttpModel:
 
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
+            import httpx  # the optional "http" extra: only HTTP models need it
+
             self._client = httpx.AsyncClient(transport=self._transport, timeout=None)
         return self._client
 
@@ -294,7 +304,7 @@ class HttpModel:
                     f"model endpoint {endpoint} did not answer within {self.attempt_timeout} s",
                     endpoint=endpoint,
                 )
-        except httpx.TransportError as exc:
+        except _transport_error() as exc:
             breaker.record_failure()
             return None, ModelError(
                 f"cannot reach model endpoint {endpoint}: {type(exc).__name__}", endpoint=endpoint
