@@ -25,7 +25,6 @@ import math
 from collections.abc import Awaitable, Callable, Iterator
 
 import attrs
-import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, note, settings
@@ -526,13 +525,6 @@ gives up and the root restarts it, while s4's failure escalates through s3 to th
 which gives up while s1's restart is starting w2."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the root gives up while it is restarting s1 (s1 is inside start_child of "
-    "w2): the stop misses w2 (child._run not yet set), w2 runs on unsupervised, and the "
-    "root's failure is only raised when w2 ends by itself (here at HORIZON; never with "
-    "sleep_forever)",
-)
 def test_property_regression_nested_restart_while_the_root_gives_up() -> None:
     """The scheduler takes either order in each batch; ~half the runs hit it."""
     for _ in range(20):

@@ -141,7 +141,8 @@ class _Run:
     action: RecoveryAction | None
     delay: float = 0.0
     gate: CircuitBreaker | None = None
-    scope: trio.CancelScope = attrs.field(factory=lambda: trio.CancelScope(shield=True))
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    """Shielded once the child has started (see ``Supervisor._run_child``)."""
     done: trio.Event = attrs.field(factory=trio.Event)
     stop_requested: bool = False
     grace_deadline: float = math.inf

@@ -115,6 +115,8 @@ class Supervisor:
         self._detector = FailureDetector()
         self._detector_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._body_task: trio.lowlevel.Task | None = None
+        self._stop_requested = trio.Event()
         self._children: list[Child] = []
         self._by_name: dict[str, Child] = {}
         self._group_lock = trio.Lock()
@@ -193,6 +195,7 @@ class Supervisor:
             raise SupervisionError(f"supervisor {self.name!r} is not accepting children")
         child = self._add_child(spec)
         run = _Run(child, action=None)
+        child._run = run  # visible to a concurrent stop before the task first runs
         try:
             await self._nursery.start(self._run_child, run)
         except BaseException:
@@ -288,9 +291,13 @@ class Supervisor:
         if child.supervisor is not self:
             raise ValueError(f"{child!r} does not belong to supervisor {self.name!r}")
         child.restart = Restart.TEMPORARY
-        await self._stop_run(child)
-        self._discard(child)
-        child.state = ChildState.STOPPED
+        try:
+            await self._stop_run(child)
+        finally:
+            # Even if our caller is cancelled meanwhile, the child is gone for good: its
+            # run was asked to stop and its exit makes no decision.
+            self._discard(child)
+            child.state = ChildState.STOPPED
 
     async def stop(self, *, timeout: float | None = None) -> None:
         """Shut down: stop the children in reverse start order, then end the supervisor.
@@ -298,17 +305,24 @@ class Supervisor:
         Each child gets its ``shutdown_timeout`` (see :func:`shutdown_grace`); the
         whole shutdown is bounded by the sum of those, or by ``timeout`` when given
         (children not stopped by then are cancelled at once). Idempotent.
+
+        Called from the task running the ``async with open_supervisor(...)`` body, it
+        returns there and the block then exits at once. Called from any other task, it
+        also cancels that body (the owner is being shut down), as
+        ``nursery.cancel_scope.cancel()`` would.
         """
         if self._nursery is None:
             return
         if not self._stopping:
             self._stopping = True
             self._state = SupervisorState.STOPPING
+            self._stop_requested.set()
             deadline = math.inf if timeout is None else trio.current_time() + timeout
             with trio.CancelScope(shield=True, deadline=deadline):
                 await self._shutdown_children()
             self._emit_stopped("shutdown")
-        self._nursery.cancel_scope.cancel()
+        if trio.lowlevel.current_task() is not self._body_task:
+            self._nursery.cancel_scope.cancel()
         await trio.lowlevel.checkpoint()
 
     def statistics(self) -> SupervisorStatistics:
@@ -431,6 +445,11 @@ class Supervisor:
             if run.status_sent:
                 return
             run.status_sent = True
+            # From now on only the supervisor stops this run (so shutdown is ordered).
+            # Until now the starter's cancellation could abort the start; if it already
+            # has, trio keeps the task in the starter's nursery: stay cancellable then.
+            if trio.current_effective_deadline() != -math.inf:
+                run.scope.shield = True
             if announce:
                 # Announced once the child says it has started (``task_status``), so a
                 # listener sees a child that is ready, with ``child.value`` set.
@@ -869,14 +888,18 @@ async def open_supervisor(
             try:
                 for spec in children:
                     await supervisor.start_child(spec)
+                supervisor._body_task = trio.lowlevel.current_task()
                 yield supervisor
-                if keep_alive:
-                    await trio.sleep_forever()
-                supervisor._check_idle()
-                await supervisor._idle.wait()
-                supervisor._state = SupervisorState.STOPPED
-                supervisor._stopping = True
-                supervisor._emit_stopped("normal")
+                if not supervisor._stopping:
+                    if keep_alive:
+                        await supervisor._stop_requested.wait()
+                    else:
+                        supervisor._check_idle()
+                        await supervisor._idle.wait()
+                if not supervisor._stopping:
+                    supervisor._state = SupervisorState.STOPPED
+                    supervisor._stopping = True
+                    supervisor._emit_stopped("normal")
             except BaseException:
                 if not supervisor._stopping:
                     supervisor._stopping = True
