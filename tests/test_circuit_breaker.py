@@ -249,13 +249,6 @@ async def test_async_with_breaker_is_a_checkpoint(autojump_clock: trio.abc.Clock
             pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: wait_until_allowed() admits the call (acquire_nowait) and then "
-    "checkpoints; if that checkpoint raises Cancelled the half-open probe slot is never "
-    "released, so a breaker with half_open_max_calls=1 rejects every call forever with "
-    "a retry_at in the past",
-)
 async def test_cancelled_wait_until_allowed_does_not_leak_a_probe(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -450,13 +450,6 @@ async def test_circuit_breaker_opens_after_threshold_consecutive_crashes(
     assert breaker.statistics().opened >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a breaker-gated (or backoff-delayed) group restart still runs after another "
-    "group restart already brought the child back: under RestForOne the earlier "
-    "sibling's failure restarts n while n's breaker is open (gate bypassed), and when the "
-    "breaker admits at 11 the stale group stops the healthy n and restarts it again",
-)
 async def test_a_pending_gated_restart_does_not_restart_a_child_twice(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -294,13 +294,6 @@ async def test_routing_gives_up_when_a_domain_stays_down_too_long(
     assert journal.times("start", "late") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: domain_supervisor() picks the new supervisor's name before awaiting "
-    "root.start_supervisor() and records it only afterwards, so concurrent "
-    "route_to_domain() calls for a domain that does not exist yet (or is full) all pick "
-    "the same name and all but one fail with ValueError 'already has a child named'",
-)
 @pytest.mark.parametrize("per_supervisor", [100, 1])
 async def test_concurrent_routing_to_a_new_domain(
     autojump_clock: trio.abc.Clock, per_supervisor: int

@@ -485,12 +485,6 @@ async def test_backoff_of_one_child_does_not_delay_another(
     assert journal.times("start", "b") == [0.0, 12.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with a backoff delay, _restart_group sleeps the delay before stopping the "
-    "group, so under OneForAll the siblings of a crashed child keep running (and can fail "
-    "on their own) until the delay is over instead of being stopped with it",
-)
 async def test_one_for_all_stops_siblings_at_the_failure_even_with_backoff(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -653,13 +647,6 @@ async def test_stop_timeout_bounds_the_whole_shutdown(autojump_clock: trio.abc.C
     assert trio.current_time() == 3.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stop(timeout=) does not reach into nested supervisors: a nested "
-    "supervisor already shutting down keeps its own deadline (its parent's grace, inf for "
-    "start_supervisor) and its children's grace scopes, so its children outlive the "
-    "timeout and stop() returns while they still run",
-)
 async def test_stop_timeout_bounds_nested_supervisors_too(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -1020,11 +1007,6 @@ async def test_child_spec_and_args_together_are_refused(autojump_clock: trio.abc
         await sup.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor API): start_child(spec, name=..., restart=...) silently ignores the "
-    "keyword options when given a ChildSpec (only positional args are refused)",
-)
 async def test_child_spec_and_options_together_are_refused(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -218,6 +218,7 @@ class CircuitBreaker:
 
     async def wait_until_allowed(self) -> None:
         """Sleep until a call would be admitted, then admit it (used to gate restarts)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             try:
                 self.acquire_nowait()
@@ -227,7 +228,8 @@ class CircuitBreaker:
                     # all probes in flight: poll again shortly
                     await trio.sleep(min(1.0, max(self._core.reset_timeout, 0.001)))
             else:
-                await trio.lowlevel.checkpoint()
+                # Admitted: from here nothing may raise Cancelled, or the slot would leak.
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 return
 
     async def call(self, fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -176,8 +176,21 @@ class Supervisor:
             SupervisionError: the supervisor is stopping or has failed.
         """
         if isinstance(fn, ChildSpec):
-            if args:
-                raise TypeError("pass either a ChildSpec or fn and its args, not both")
+            options = {
+                "name": name,
+                "restart": restart,
+                "shutdown_timeout": shutdown_timeout,
+                "recovery": recovery,
+                "fallback": fallback,
+                "breaker": breaker,
+                "heartbeat_timeout": heartbeat_timeout,
+            }
+            given = sorted(key for key, value in options.items() if value is not None)
+            if args or given:
+                raise TypeError(
+                    "pass either a ChildSpec or fn with its args and options, not both "
+                    f"(got {'positional args' if args else ', '.join(given)})"
+                )
             spec = fn
         else:
             spec = ChildSpec.of(
@@ -640,20 +653,29 @@ class Supervisor:
         decision: Decision,
         gate: CircuitBreaker | None,
     ) -> None:
+        failed_run = failed._run
+        admitted = False
         try:
-            # Wait out the backoff and the breaker *before* taking the lock, so one
-            # child's delay never holds up another child's restart.
+            # 1. Stop the siblings at the failure (reverse start order).
+            async with self._group_lock:
+                if self._halted():
+                    return
+                for member in reversed(group):
+                    await self._stop_run(member)
+            # 2. Wait out the backoff and the breaker without the lock, so one child's
+            #    delay never holds up another child's restart.
             if decision.delay > 0:
                 await trio.sleep(decision.delay)
             if gate is not None and not self._halted():
                 await _admit(gate)
+                admitted = True
+            # 3. Restart, in start order, unless another restart already brought the
+            #    failed child back meanwhile (then this one is stale).
             async with self._group_lock:
-                if self._halted():
+                if self._halted() or failed._run is not failed_run:
                     return
-                # Stop every member still running, the failed child included: another
-                # group restart may have relaunched it meanwhile (no orphan runs).
                 for member in reversed(group):
-                    await self._stop_run(member)
+                    await self._stop_run(member)  # anything restarted meanwhile
                 if decision.reload and self._reload is not None:
                     try:
                         await self._reload()
@@ -673,7 +695,10 @@ class Supervisor:
                     else:
                         member.restarts += 1
                         await self._relaunch(member, decision.action, 0.0, None)
+                admitted = False
         finally:
+            if admitted and gate is not None:
+                gate.release()
             self._pending_groups -= 1
             self._check_idle()
 
@@ -906,12 +931,15 @@ async def open_supervisor(
                     supervisor._state = SupervisorState.STOPPING
                     # Nested under a stopping parent: stay within the parent's grace.
                     outer = _current_run.get()
-                    deadline = (
-                        outer.grace_deadline
-                        if outer is not None and outer.stop_requested
-                        else math.inf
+                    nested = outer is not None and outer.stop_requested
+                    assert outer is not None or not nested
+                    shield = trio.CancelScope(
+                        shield=True,
+                        deadline=outer.grace_deadline if outer is not None and nested else math.inf,
                     )
-                    with trio.CancelScope(shield=True, deadline=deadline):
+                    if outer is not None and nested:
+                        outer.grace_scopes.append(shield)  # a hard stop reaches in here
+                    with shield:
                         await supervisor._shutdown_children()
                     if supervisor._failure is None:
                         supervisor._emit_stopped("shutdown")

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import trio
 
 from ..errors import RecoveryStrategy, SupervisionError
 from ..events import ChildStarted, EventBus
@@ -117,6 +118,7 @@ class SupervisionTree:
         self._domain_backoff = domain_backoff
         self._domains: dict[str, list[str]] = {}
         self._specs: dict[str, list[ChildSpec]] = {}
+        self._lock = trio.Lock()
 
     @property
     def events(self) -> EventBus:
@@ -155,6 +157,10 @@ class SupervisionTree:
         """The supervisor with room for one more child in ``domain`` (created if needed)."""
         if not domain or "#" in domain or "/" in domain:
             raise ValueError(f"domain names must be non-empty without '#' or '/': {domain!r}")
+        async with self._lock:  # concurrent callers must not race to create one name
+            return await self._domain_supervisor(domain)
+
+    async def _domain_supervisor(self, domain: str) -> Supervisor:
         names = self._domains.setdefault(domain, [])
         while True:
             restarting: str | None = None
