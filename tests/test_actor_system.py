@@ -182,13 +182,6 @@ async def test_spawn_raises_what_on_start_raised_and_registers_nothing(
         assert await ok.ask("inc") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _system.py spawn: when on_start fails on the first start, "
-    "Supervisor.start_child discards the child, whose on_terminated hook runs "
-    "ActorSystem._terminate, which emits AgentStopped for an actor that was never "
-    "announced by AgentSpawned (and counts it in the stopped totals)",
-)
 async def test_a_failed_spawn_emits_no_agent_stopped(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -329,7 +322,7 @@ async def test_shutdown_dead_letters_every_queued_message(
         ("b", "('sleep', 10)"),
         ("b", "b-queued"),
     ]
-    assert {e.reason for e in events} == {"stopped while handling it", "actor stopped"}
+    assert {e.reason for e in events} == {"stopped while handling it", "actor shut down"}
     records = system.dead_letters()
     assert [(r.actor, r.message, r.reason, r.timestamp) for r in records] == [
         (e.actor, e.message, e.reason, 1.0) for e in events
@@ -338,13 +331,6 @@ async def test_shutdown_dead_letters_every_queued_message(
     assert system.statistics().dead_lettered == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _system.py open_actor_system documents that messages left at shutdown "
-    "are dead letters with reason 'shut down', but spawn's on_terminated hook always "
-    "passes 'stopped', so they read 'actor stopped' (and AgentStopped.reason is "
-    "'stopped'), indistinguishable from an explicit stop",
-)
 async def test_messages_left_at_shutdown_are_dead_letters_saying_shut_down(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -510,13 +496,6 @@ async def test_children_are_stopped_when_the_parent_restarts(
     assert first.statistics().dead_lettered == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _actor.py ActorContext.spawn names the children supervisor "
-    "f'{name}.children' in the same supervisor as the actors, so a user actor named "
-    "'p.children' makes ctx.spawn in actor 'p' fail with ValueError ('already has a child "
-    "named') and crash the parent",
-)
 async def test_an_actor_name_cannot_break_another_actors_children(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -552,13 +531,6 @@ async def test_an_actor_can_stop_itself_from_its_handler(
         assert stats.accepted == stats.handled + stats.dead_lettered == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _system.py _terminate adds the cell's counters to _stopped_totals when the "
-    "actor is closed, but when an actor stops itself from handle() (stop_child returns "
-    "at once for the child's own task) the message being handled is counted as handled "
-    "after that snapshot: system.statistics() then shows handled 1 short",
-)
 async def test_system_totals_balance_after_an_actor_stops_itself(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -571,14 +543,6 @@ async def test_system_totals_balance_after_an_actor_stops_itself(
         assert_system_balanced(system)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _system.py _terminate drains the mailbox with receive_nowait, which moves "
-    "the message of a tell blocked on the full mailbox into the buffer and wakes that "
-    "tell successfully; the message is dead-lettered, but the sender's `accepted += 1` "
-    "runs after _terminate snapshotted the counters into _stopped_totals, so "
-    "system.statistics().accepted is 1 short of handled + dead_lettered",
-)
 async def test_system_totals_balance_when_a_blocked_tell_meets_a_stop(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -682,14 +646,6 @@ async def test_a_cancelled_stop_still_ends_the_actor_for_good(
         assert [e.name for e in system.events.history(AgentStopped)] == ["zombie"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _system.py ActorSystem.stop on an actor still in on_start (spawn not "
-    "returned, cell.child is None) only runs _terminate: the actor's task goes on, spawn "
-    "then announces AgentSpawned after AgentStopped, and the loop hits the closed "
-    "mailbox (ClosedResourceError) on every restart until the whole system fails with "
-    "RestartIntensityExceeded (at t=4 here), taking every other actor down",
-)
 async def test_stopping_an_actor_during_its_on_start_leaves_the_system_running(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -714,12 +670,6 @@ async def test_stopping_an_actor_during_its_on_start_leaves_the_system_running(
     assert not ref.is_alive
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _actor.py ActorContext.spawn is not safe to call concurrently: two tasks "
-    "of one handler both see _children None and both start_supervisor('<name>.children'); "
-    "the second fails with ValueError ('already has a child named') and crashes the actor",
-)
 async def test_an_actor_can_spawn_children_concurrently(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -87,6 +87,16 @@ async def test_a_bounded_wait_is_refused_after_exactly_the_timeout(
         assert controller.statistics() == SpawnStatistics(1, 1, 1, 1)
 
 
+async def test_a_zero_timeout_spawns_when_a_slot_is_free(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_actor_system() as system:
+        controller = SpawnController(system, 5)
+        ref = await controller.spawn_bounded(Worker, timeout=0)
+        assert ref.is_alive
+        assert controller.active == 1
+
+
 async def test_a_waiting_spawn_gets_the_slot_freed_by_a_stop(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -298,13 +308,6 @@ async def cancelled_spawn_bounded(
     return in_time
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _spawn.py spawn_bounded (timeout=None) takes the slot with "
-    "acquire_nowait() and then awaits trio.lowlevel.checkpoint() outside the try that "
-    "releases it: a caller cancelled there gets Cancelled and the slot is never given "
-    "back (active stays 1 with no actor)",
-)
 async def test_a_spawn_cancelled_before_it_starts_takes_no_slot(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from ..events import EventBus
 from ..types import Restart
 
@@ -49,6 +51,7 @@ class ActorContext:
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
         self._children: Supervisor | None = None
+        self._lock = trio.Lock()
 
     @property
     def ref(self) -> ActorRef:
@@ -78,13 +81,15 @@ class ActorContext:
     async def spawn(self, factory: Callable[..., Actor], *args: Any, **options: Any) -> ActorRef:
         """Spawn a child actor supervised under this actor: the children are stopped
         whenever this actor's incarnation ends (restart or stop)."""
-        if self._children is None:
-            parent = self._cell.supervisor
-            assert parent is not None
-            self._children = await parent.start_supervisor(
-                f"{self._cell.name}.children", restart=Restart.TEMPORARY
-            )
-        return await self._cell.system.spawn(factory, *args, supervisor=self._children, **options)
+        async with self._lock:  # concurrent ctx.spawn calls share one supervisor
+            if self._children is None:
+                parent = self._cell.supervisor
+                assert parent is not None
+                self._children = await parent.start_supervisor(
+                    f"{self._cell.name}::children", restart=Restart.TEMPORARY
+                )
+            children = self._children
+        return await self._cell.system.spawn(factory, *args, supervisor=children, **options)
 
     async def _stop_children(self) -> None:
         children = self._children

@@ -103,6 +103,7 @@ class ActorCell:
     __slots__ = (
         "accepted",
         "actor_id",
+        "announced",
         "args",
         "capabilities",
         "child",
@@ -112,6 +113,7 @@ class ActorCell:
         "dead_lettered",
         "factory",
         "failed",
+        "folded",
         "handled",
         "handler_timeout",
         "incarnations",
@@ -163,6 +165,12 @@ class ActorCell:
         self.current: Any = None
         self.last_error: BaseException | None = None
         self.closed = False
+        self.announced = False
+        """Its ``AgentSpawned`` was emitted (the spawn completed)."""
+        self.folded = False
+        """Its counters were added to the system's totals of stopped actors; a count made
+        after that (a late handled message, a sender woken by the final drain) is added
+        there directly with :meth:`count_late`."""
         self.terminated = trio.Event()
         self.child: Child | None = None
         self.supervisor: Supervisor | None = None
@@ -213,9 +221,16 @@ class ActorCell:
             in_flight=0 if self.current is None else 1,
         )
 
+    def count_late(self, index: int) -> None:
+        """Count one more accepted (0), handled (1), failed (2) or dead-lettered (3)
+        message in the system totals, when this cell's counters were already folded."""
+        if self.folded:
+            self.system._stopped_totals[index] += 1
+
     def dead_letter(self, envelope: Any, reason: str, error: BaseException) -> None:
         """Record ``envelope`` as never handled, and fail its ``ask`` if it has one."""
         self.dead_lettered += 1
+        self.count_late(3)
         if isinstance(envelope, Ask):
             envelope.reply.set_error(error)
         self.system._record_dead_letter(self, payload(envelope), reason)

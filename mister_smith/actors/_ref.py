@@ -78,6 +78,7 @@ class ActorRef:
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 raise cell.stopped_error() from None
             cell.accepted += 1
+            cell.count_late(0)  # woken by the final drain of a stopping actor
             return
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise cell.stopped_error() from None

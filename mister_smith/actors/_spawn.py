@@ -74,17 +74,21 @@ class SpawnController:
             PoolExhausted: no slot free (within ``timeout``).
         """
         if timeout is None:
+            await trio.lowlevel.checkpoint_if_cancelled()
             try:
                 self._slots.acquire_nowait()
             except trio.WouldBlock:
                 self._refused += 1
                 raise PoolExhausted(f"spawn limit reached: {self.max_agents} live agents") from None
-            await trio.lowlevel.checkpoint()
         else:
             acquired = False
-            with trio.move_on_after(timeout):
-                await self._slots.acquire()
+            try:
+                self._slots.acquire_nowait()  # a free slot is taken even with timeout=0
                 acquired = True
+            except trio.WouldBlock:
+                with trio.move_on_after(timeout):
+                    await self._slots.acquire()
+                    acquired = True
             if not acquired:
                 self._refused += 1
                 raise PoolExhausted(

@@ -21,7 +21,9 @@ from ..errors import (
 )
 from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus
 from ..supervision import (
+    Child,
     ChildSpec,
+    ChildState,
     RecoveryPolicy,
     Restart,
     Supervisor,
@@ -159,6 +161,8 @@ class ActorSystem:
                 name = f"{base}-{next(self._counter)}"
         elif not isinstance(name, str) or not name:
             raise ValueError(f"actor name must be a non-empty string, got {name!r}")
+        elif _RESERVED in name:
+            raise ValueError(f"actor names may not contain {_RESERVED!r}: {name!r}")
         elif name in self._cells:
             raise ActorNameTaken(f"an actor named {name!r} already exists")
         capacity = self.mailbox_capacity if mailbox_capacity is None else mailbox_capacity
@@ -188,7 +192,7 @@ class ActorSystem:
             restart=self.default_restart if restart is None else restart,
             recovery=recovery,
             shutdown_timeout=shutdown_timeout,
-            on_terminated=lambda child: self._terminate(cell, "stopped"),
+            on_terminated=lambda child: self._terminate(cell, _end_reason(child)),
         )
         try:
             cell.child = await sup.start_child(spec)
@@ -198,9 +202,11 @@ class ActorSystem:
             cell.terminated.set()
             raise
         self._spawned += 1
-        self.events.emit(
-            AgentSpawned(source=sup.name, actor_id=cell.actor_id, name=name, role=role)
-        )
+        if not cell.closed:  # (it may have been stopped while starting)
+            cell.announced = True
+            self.events.emit(
+                AgentSpawned(source=sup.name, actor_id=cell.actor_id, name=name, role=role)
+            )
         return cell.ref
 
     # -- the actor loop -----------------------------------------------------------------
@@ -210,6 +216,9 @@ class ActorSystem:
     ) -> None:
         ctx = cell.ctx
         assert ctx is not None
+        if cell.closed:  # stopped for good before this incarnation could start
+            task_status.started(cell.ref)
+            return
         instance = cell.factory(*cell.args)
         if not isinstance(instance, Actor):
             raise TypeError(f"actor factory {cell.factory!r} returned {instance!r}, not an Actor")
@@ -236,7 +245,10 @@ class ActorSystem:
             handler = _wrap(layer, handler)
         timeout = cell.handler_timeout
         while True:
-            envelope = await receive.receive()
+            try:
+                envelope = await receive.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return  # the actor was stopped for good: its mailbox is closed
             cell.current = envelope
             message = envelope.message if isinstance(envelope, Ask) else envelope
             try:
@@ -257,6 +269,7 @@ class ActorSystem:
             except Exception as exc:
                 cell.current = None
                 cell.failed += 1
+                cell.count_late(2)
                 cell.last_error = exc
                 crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message")
                 crashed.__cause__ = exc
@@ -268,6 +281,8 @@ class ActorSystem:
                 raise
             cell.current = None
             cell.handled += 1
+            if cell.folded:  # it stopped itself while handling this message
+                cell.count_late(1)
             if isinstance(envelope, Ask):
                 envelope.reply.set_value(result)
 
@@ -293,14 +308,16 @@ class ActorSystem:
         totals[1] += cell.handled
         totals[2] += cell.failed
         totals[3] += cell.dead_lettered
-        self.events.emit(
-            AgentStopped(
-                source=cell.supervisor.name if cell.supervisor else "",
-                actor_id=cell.actor_id,
-                name=cell.name,
-                reason=reason,
+        cell.folded = True
+        if cell.announced:
+            self.events.emit(
+                AgentStopped(
+                    source=cell.supervisor.name if cell.supervisor else "",
+                    actor_id=cell.actor_id,
+                    name=cell.name,
+                    reason=reason,
+                )
             )
-        )
         cell.terminated.set()
         for listener in list(self._termination_listeners):
             try:
@@ -322,10 +339,16 @@ class ActorSystem:
             await trio.lowlevel.checkpoint()
             return
         child = cell.child
-        if child is not None and cell.supervisor is not None:
+        if child is None and cell.supervisor is not None:
+            # Stopped while its spawn is still starting it: find the child by name.
             with suppress(LookupError):
-                await cell.supervisor.stop_child(child)
-        self._terminate(cell, "stopped")
+                child = cell.supervisor.child(cell.name)
+        try:
+            if child is not None and cell.supervisor is not None:
+                with suppress(LookupError):
+                    await cell.supervisor.stop_child(child)
+        finally:
+            self._terminate(cell, "stopped")  # even if our caller is cancelled meanwhile
 
     def add_termination_listener(self, listener: Callable[[ActorRef], object]) -> None:
         """Call ``listener(ref)`` whenever an actor is gone for good (however it ended)."""
@@ -391,6 +414,20 @@ class ActorSystem:
     async def shutdown(self) -> None:
         """Stop every actor (through the supervisor, reverse start order)."""
         await self.supervisor.stop()
+
+
+_RESERVED = "::"
+"""Separator of names the system derives (``parent::children``); refused in actor names."""
+
+
+def _end_reason(child: Child) -> str:
+    """Why a supervised actor is gone for good: its supervisor shut down, it failed
+    and was not restarted, or it was stopped."""
+    if child.supervisor.state != "running":
+        return "shut down"
+    if child.state is ChildState.FAILED:
+        return "failed"
+    return "stopped"
 
 
 def _wrap(layer: MessageMiddleware, inner: Handler) -> Handler:
