@@ -9,6 +9,8 @@ objects); :mod:`mister_smith.prelude` holds the design doc's prelude and
 
 from .actors import *  # noqa: F403
 from .actors import __all__ as _actors_all
+from .agents import *  # noqa: F403
+from .agents import __all__ as _agents_all
 from .async_patterns import *  # noqa: F403
 from .async_patterns import __all__ as _async_patterns_all
 from .config import *  # noqa: F403
@@ -47,6 +49,7 @@ __all__ = sorted(
         *_transport_all,
         *_resources_all,
         *_monitoring_all,
+        *_agents_all,
         *_runtime_all,
     }
 )
