@@ -31,6 +31,7 @@ from mister_smith.errors import (
     AskTimeout,
     HandlerTimeout,
     MailboxFull,
+    MessageRejected,
     RecoveryAction,
 )
 from mister_smith.events import DeadLetter, SupervisionDecision
@@ -815,6 +816,69 @@ async def test_middleware_can_change_the_reply_or_reject_the_message(
         stats = ref.statistics()
         assert (stats.handled, stats.failed, stats.dead_lettered, stats.restarts) == (1, 1, 1, 1)
     assert handled_messages(log) == ["hello"]  # the rejected one never reached handle
+
+
+class Gate:
+    """Refuses ``"blocked"`` with MessageRejected, the polite way to say no."""
+
+    async def run(self, message: Any, ctx: ActorContext, handler: Any) -> Any:
+        if message == "blocked":
+            raise MessageRejected("not allowed here")
+        return await handler(message, ctx)
+
+
+async def test_a_message_rejected_by_middleware_is_a_dead_letter_not_a_crash(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    async with open_actor_system() as system:
+        ref = await system.spawn(Worker, log, name="gated", middleware=[Gate()])
+        assert await ref.ask("inc") == 1
+        with pytest.raises(MessageRejected, match="not allowed here"):
+            await ref.ask("blocked")
+        await ref.tell("blocked")
+        assert await ref.ask("inc") == 2  # same instance: no restart
+        stats = ref.statistics()
+        assert (stats.handled, stats.failed, stats.dead_lettered, stats.restarts) == (2, 0, 2, 0)
+        assert [r.reason for r in system.dead_letters()] == ["rejected: not allowed here"] * 2
+        assert system.events.history(SupervisionDecision) == []
+    assert handled_messages(log) == ["inc", "inc"]
+    assert_balanced(ref)
+
+
+async def test_load_is_queued_plus_in_flight(autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_system() as system:
+        ref = await system.spawn(Worker)
+        assert ref.load == 0
+        await ref.tell(("sleep", 1))
+        await trio.sleep(0.5)
+        assert ref.load == 1
+        await ref.tell("a")
+        await ref.tell("b")
+        assert ref.load == ref.statistics().load == 3
+        await trio.sleep(1)
+        assert ref.load == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: _cell.py MailboxStatistics promises accepted == handled + dead_lettered + "
+    "queued + in_flight 'at all times', but a message handed straight to an actor waiting "
+    "in receive() is in neither the buffer nor cell.current until the actor task runs: "
+    "right after tell_nowait to an idle actor, accepted=1 and every other count is 0 "
+    "(ref.load reads 0, so load-based routing undercounts by one)",
+)
+async def test_mailbox_counts_balance_at_all_times(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_actor_system() as system:
+        ref = await system.spawn(Worker)
+        ref.tell_nowait(("sleep", 1))
+        stats = ref.mailbox_statistics()
+        assert (
+            stats.accepted == stats.handled + stats.dead_lettered + stats.queued + stats.in_flight
+        )
+        assert ref.load == 1
 
 
 async def test_actor_system_can_be_built_directly_on_a_supervisor(
