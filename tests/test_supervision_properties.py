@@ -214,16 +214,14 @@ class World:
     exits: dict[int, bool] = attrs.field(factory=dict)
     """``id(ChildExited event)`` -> whether it happened outside any shutdown."""
     lookup_misses: list[str] = attrs.field(factory=list)
+    supervisors: dict[str, Supervisor] = attrs.field(factory=dict)
+    """The latest instance of each supervisor, registered before any of its children
+    start (a parent's ``child.value`` is only set once the nested one has started, and
+    a nested supervisor may be stopped while still starting its children)."""
     root_error: BaseException | None = None
 
     def find(self, name: str) -> Supervisor | None:
-        pending = [] if self.root is None else [self.root]
-        while pending:
-            sup = pending.pop()
-            if sup.name == name:
-                return sup
-            pending.extend(c.value for c in sup.children() if isinstance(c.value, Supervisor))
-        return None
+        return self.supervisors.get(name)
 
     def on_exit(self, event: ChildExited) -> None:
         sup = self.find(event.supervisor)
@@ -266,6 +264,9 @@ class World:
             *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
         ) -> None:
             async with self.open(plan) as sup:
+                self.supervisors[plan.name] = sup
+                for child in plan.children:
+                    await sup.start_child(self.spec(child))
                 task_status.started(sup)
 
         return ChildSpec.of(
@@ -276,16 +277,13 @@ class World:
             shutdown_timeout=math.inf,
         )
 
-    def open(
-        self, plan: SupPlan, *, root: bool = False
-    ) -> contextlib.AbstractAsyncContextManager[Supervisor]:
+    def open(self, plan: SupPlan) -> contextlib.AbstractAsyncContextManager[Supervisor]:
         return open_supervisor(
             plan.name,
             strategy=plan.strategy,
             max_restarts=plan.max_restarts,
             restart_window=plan.window,
             events=self.bus,
-            children=() if root else [self.spec(child) for child in plan.children],
             keep_alive=True,
             reload=reload_hook,
             breaker_factory=lambda name: CircuitBreaker(
@@ -313,8 +311,9 @@ async def run_world(world: World) -> tuple[float, int, float]:
         *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
     ) -> None:
         try:
-            async with world.open(world.plan, root=True) as root:
+            async with world.open(world.plan) as root:
                 world.root = root
+                world.supervisors[root.name] = root
                 for child in world.plan.children:
                     await root.start_child(world.spec(child))
                 task_status.started(root)
