@@ -16,7 +16,12 @@ import pytest
 import trio
 import trio.testing
 
-from mister_smith.errors import HeartbeatTimeout, RecoveryAction, RestartIntensityExceeded
+from mister_smith.errors import (
+    HeartbeatTimeout,
+    RecoveryAction,
+    RecoveryStrategy,
+    RestartIntensityExceeded,
+)
 from mister_smith.errors import SupervisionError as SupervisionErrorBase
 from mister_smith.events import (
     ChildExited,
@@ -34,6 +39,7 @@ from mister_smith.supervision import (
     Child,
     ChildSpec,
     ChildState,
+    CircuitBreaker,
     OneForAll,
     OneForOne,
     RestForOne,
@@ -676,6 +682,51 @@ async def test_stop_timeout_cancels_children_not_reached(autojump_clock: trio.ab
     assert journal.times("cleaned", "b") == [4.0]
     assert journal.times("cleaned", "a") == []
     assert journal.times("end", "a") == [4.0]
+
+
+async def test_stop_from_the_body_returns_to_it(autojump_clock: trio.abc.Clock) -> None:
+    journal = Journal()
+    bus = EventBus()
+    async with open_supervisor(events=bus) as sup:
+        for name in "ab":
+            await sup.start_child(cleaning(journal, name, 1.0), name=name)
+        await trio.sleep(1)
+        await sup.stop()
+        journal.note("after stop", "body")
+        with pytest.raises(SupervisionErrorBase):
+            await sup.start_child(forever)
+    assert journal.times("after stop", "body") == [3.0]
+    assert [n for w, n, _ in journal.entries if w == "cleaned"] == ["b", "a"]
+    assert trio.current_time() == 3.0
+    assert [e.reason for e in bus.history(SupervisorStopped)] == ["shutdown"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: stop() called from the body does not cancel the supervisor's nursery, so "
+    "a pending group restart still sleeping its backoff delay (or waiting for an open "
+    "breaker in _admit) keeps the block open until that wait ends, although stop() "
+    "says 'the block then exits at once'",
+)
+@pytest.mark.parametrize("wait", ["backoff", "breaker"])
+async def test_stop_from_the_body_exits_at_once_despite_a_pending_restart(
+    autojump_clock: trio.abc.Clock, wait: str
+) -> None:
+    journal = Journal()
+    options: dict[str, Any] = {}
+    if wait == "backoff":
+        options["backoff"] = Backoff(initial=30.0, maximum=30.0, jitter=0.0)
+    async with open_supervisor(default_restart=Restart.PERMANENT, **options) as sup:
+        await sup.start_child(
+            scripted(journal, "c", [("crash", 1.0)]),
+            name="c",
+            breaker=CircuitBreaker(failure_threshold=1, reset_timeout=60),
+            recovery=RecoveryStrategy.CircuitBreaker() if wait == "breaker" else None,
+        )
+        await trio.sleep(2)  # c crashed at 1; its restart waits until 31 (or 61)
+        await sup.stop()
+    assert trio.current_time() == 2.0  # actual: 31.0 (backoff) / 61.0 (breaker)
+    assert journal.times("start", "c") == [0.0]
 
 
 async def test_stop_is_idempotent(autojump_clock: trio.abc.Clock) -> None:
