@@ -688,3 +688,38 @@ async def test_an_actor_can_spawn_children_concurrently(
     async with open_actor_system() as system:
         parent = await system.spawn(Spawner)
         assert await parent.ask("go") == ["kid-1", "kid-2"]
+
+
+async def test_endings_are_told_apart_in_events_and_dead_letters(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    bus = EventBus()
+    async with open_actor_system(events=bus) as system:
+        stopped = await system.spawn(Worker, name="stopped")
+        failed = await system.spawn(Worker, name="failed", restart=Restart.TEMPORARY)
+        shut = await system.spawn(Worker, name="shut")
+        for ref in (stopped, failed, shut):
+            await ref.tell(("sleep", 1 if ref is failed else 10))
+            await ref.tell(f"{ref.name}-queued")
+        await failed.tell(("crash", "x"))
+        await failed.tell("failed-after-crash")
+        await stopped.stop()
+        await failed.wait_stopped()
+        assert trio.current_time() == 1.0
+    reasons = {e.name: e.reason for e in bus.history(AgentStopped)}
+    assert reasons == {"stopped": "stopped", "failed": "failed", "shut": "shut down"}
+    letters = {str(r.message): r.reason for r in system.dead_letters()}
+    assert letters["stopped-queued"] == "actor stopped"
+    assert letters["failed-after-crash"] == "actor failed"
+    assert letters["shut-queued"] == "actor shut down"
+    assert letters["('crash', 'x')"] == "crashed while handling it: ValueError('x')"
+    assert_system_balanced(system)
+
+
+async def test_names_with_the_reserved_separator_are_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_actor_system() as system:
+        with pytest.raises(ValueError, match="may not contain '::'"):
+            await system.spawn(Worker, name="parent::children")
+        assert system.actors() == []
