@@ -97,6 +97,23 @@ async def test_a_zero_timeout_spawns_when_a_slot_is_free(
         assert controller.active == 1
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (minor): _spawn.py spawn_bounded does not validate timeout: a negative "
+    "timeout spawns when a slot is free and only fails (with trio's ValueError '`seconds` "
+    "must be non-negative', after counting nothing) when it would have to wait; "
+    "ActorRef.ask refuses a negative timeout up front",
+)
+async def test_a_negative_timeout_is_refused_up_front(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_actor_system() as system:
+        controller = SpawnController(system, 1)
+        with pytest.raises(ValueError, match="timeout"):
+            await controller.spawn_bounded(Worker, timeout=-1)
+        assert controller.active == 0
+
+
 async def test_a_waiting_spawn_gets_the_slot_freed_by_a_stop(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
