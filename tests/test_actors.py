@@ -860,14 +860,6 @@ async def test_load_is_queued_plus_in_flight(autojump_clock: trio.testing.MockCl
         assert ref.load == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _cell.py MailboxStatistics promises accepted == handled + dead_lettered + "
-    "queued + in_flight 'at all times', but a message handed straight to an actor waiting "
-    "in receive() is in neither the buffer nor cell.current until the actor task runs: "
-    "right after tell_nowait to an idle actor, accepted=1 and every other count is 0 "
-    "(ref.load reads 0, so load-based routing undercounts by one)",
-)
 async def test_mailbox_counts_balance_at_all_times(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

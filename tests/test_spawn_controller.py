@@ -97,13 +97,6 @@ async def test_a_zero_timeout_spawns_when_a_slot_is_free(
         assert controller.active == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): _spawn.py spawn_bounded does not validate timeout: a negative "
-    "timeout spawns when a slot is free and only fails (with trio's ValueError '`seconds` "
-    "must be non-negative', after counting nothing) when it would have to wait; "
-    "ActorRef.ask refuses a negative timeout up front",
-)
 async def test_a_negative_timeout_is_refused_up_front(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -51,7 +51,7 @@ class ActorContext:
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
         self._children: Supervisor | None = None
-        self._lock = trio.Lock()
+        self._lock: trio.Lock | None = None  # made on first ctx.spawn (memory per actor)
 
     @property
     def ref(self) -> ActorRef:
@@ -81,6 +81,8 @@ class ActorContext:
     async def spawn(self, factory: Callable[..., Actor], *args: Any, **options: Any) -> ActorRef:
         """Spawn a child actor supervised under this actor: the children are stopped
         whenever this actor's incarnation ends (restart or stop)."""
+        if self._lock is None:
+            self._lock = trio.Lock()
         async with self._lock:  # concurrent ctx.spawn calls share one supervisor
             if self._children is None:
                 parent = self._cell.supervisor

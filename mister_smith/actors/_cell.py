@@ -101,6 +101,7 @@ class ActorCell:
     """Everything an actor keeps across restarts: identity, mailbox, counters."""
 
     __slots__ = (
+        "_terminated",
         "accepted",
         "actor_id",
         "announced",
@@ -128,7 +129,6 @@ class ActorCell:
         "send",
         "supervisor",
         "system",
-        "terminated",
     )
 
     def __init__(
@@ -171,18 +171,31 @@ class ActorCell:
         """Its counters were added to the system's totals of stopped actors; a count made
         after that (a late handled message, a sender woken by the final drain) is added
         there directly with :meth:`count_late`."""
-        self.terminated = trio.Event()
+        self._terminated: trio.Event | None = None
         self.child: Child | None = None
         self.supervisor: Supervisor | None = None
         self.instance: Actor | None = None
         self.ctx: ActorContext | None = None
         self.ref = ActorRef(self)
 
+    def terminated(self) -> trio.Event:
+        """Set once the actor is gone for good (made on first use: memory per actor)."""
+        if self._terminated is None:
+            self._terminated = trio.Event()
+            if self.closed:
+                self._terminated.set()
+        return self._terminated
+
     def stopped_error(self) -> ActorStopped:
         return ActorStopped(f"actor {self.name!r} is stopped")
 
     def queued(self) -> int:
         return self.send.statistics().current_buffer_used
+
+    def in_flight(self) -> int:
+        """Accepted messages neither queued nor finished: the one being handled, or one
+        trio handed straight to the waiting actor task that has not run yet."""
+        return self.accepted - self.handled - self.dead_lettered - self.queued()
 
     @property
     def status(self) -> ActorStatus:
@@ -204,7 +217,7 @@ class ActorCell:
             accepted=self.accepted,
             handled=self.handled,
             dead_lettered=self.dead_lettered,
-            in_flight=0 if self.current is None else 1,
+            in_flight=self.in_flight(),
         )
 
     def statistics(self) -> ActorStatistics:
@@ -218,7 +231,7 @@ class ActorCell:
             failed=self.failed,
             dead_lettered=self.dead_lettered,
             restarts=0 if self.child is None else self.child.restarts,
-            in_flight=0 if self.current is None else 1,
+            in_flight=self.in_flight(),
         )
 
     def count_late(self, index: int) -> None:

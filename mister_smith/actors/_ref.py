@@ -53,7 +53,7 @@ class ActorRef:
     def load(self) -> int:
         """Messages queued plus the one in flight: the live load routing reads."""
         cell = self._cell
-        return cell.send.statistics().current_buffer_used + (cell.current is not None)
+        return cell.accepted - cell.handled - cell.dead_lettered
 
     @property
     def is_alive(self) -> bool:
@@ -156,7 +156,7 @@ class ActorRef:
 
     async def wait_stopped(self) -> None:
         """Wait until the actor has stopped for good."""
-        await self._cell.terminated.wait()
+        await self._cell.terminated().wait()
 
     def __hash__(self) -> int:
         return hash(self._cell.actor_id)

@@ -73,6 +73,8 @@ class SpawnController:
         Raises:
             PoolExhausted: no slot free (within ``timeout``).
         """
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"spawn timeout must be >= 0 seconds, got {timeout!r}")
         if timeout is None:
             await trio.lowlevel.checkpoint_if_cancelled()
             try:

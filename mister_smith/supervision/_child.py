@@ -148,8 +148,15 @@ class _Run:
     grace_deadline: float = math.inf
     hung: bool = False
     injected: BaseException | None = None
+    task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED
     status_sent: bool = False
-    grace_scopes: list[trio.CancelScope] = attrs.field(factory=list)
+    grace_scopes: list[trio.CancelScope] | None = None
+
+    def add_grace_scope(self, scope: trio.CancelScope) -> None:
+        """Remember a shielded cleanup scope so that a hard stop can cancel it."""
+        if self.grace_scopes is None:
+            self.grace_scopes = []
+        self.grace_scopes.append(scope)
 
 
 _current_run: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
@@ -257,5 +264,5 @@ def shutdown_grace() -> trio.CancelScope:
     if run is None or not run.stop_requested:
         return trio.CancelScope()
     scope = trio.CancelScope(shield=True, deadline=run.grace_deadline)
-    run.grace_scopes.append(scope)  # a hard stop (stop(timeout=)) cancels it too
+    run.add_grace_scope(scope)  # a hard stop (stop(timeout=)) cancels it too
     return scope

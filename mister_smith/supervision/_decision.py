@@ -107,11 +107,17 @@ class SupervisorPolicy:
         return book
 
     def child_started(self, key: Hashable, now: float) -> None:
-        """Child ``key`` started running at ``now``."""
-        book = self._book(key)
-        book.last_start = now
-        if book.backoff is not None:
-            book.backoff.started(now)
+        """Child ``key`` started running at ``now``.
+
+        Only children that have failed before are tracked here (a child that never
+        fails costs the policy nothing); pass ``started_at`` to :meth:`decide` for the
+        others.
+        """
+        book = self._books.get(key)
+        if book is not None:
+            book.last_start = now
+            if book.backoff is not None:
+                book.backoff.started(now)
 
     def child_removed(self, key: Hashable) -> None:
         """Forget child ``key`` (it left the supervisor)."""
@@ -132,6 +138,7 @@ class SupervisorPolicy:
         strategy: RecoveryStrategy | None = None,
         has_fallback: bool = False,
         rand: float = 0.5,
+        started_at: float | None = None,
     ) -> Decision:
         """Decide about child ``key`` which exited at ``now``.
 
@@ -144,8 +151,14 @@ class SupervisorPolicy:
                 from :func:`~mister_smith.errors.classify_error`).
             has_fallback: Whether the child declares a fallback for failover.
             rand: A number in [0, 1) for backoff jitter.
+            started_at: When the run that exited started (for a child not tracked yet).
         """
+        fresh = key not in self._books
         book = self._book(key)
+        if fresh and started_at is not None:
+            book.last_start = started_at
+            if book.backoff is not None:
+                book.backoff.started(started_at)
         if error is None:
             if restart is Restart.PERMANENT:
                 return self._restart(book, RecoveryAction.RESTART, now, rand, ErrorSeverity.LOW)

@@ -452,35 +452,7 @@ class Supervisor:
         token = _current_run.set(run)
         error: BaseException | None = None
         first_start = run.action is None
-
-        def started(value: Any = None, *, announce: bool = True) -> None:
-            child.value = value
-            if run.status_sent:
-                return
-            run.status_sent = True
-            # From now on only the supervisor stops this run (so shutdown is ordered).
-            # Until now the starter's cancellation could abort the start; if it already
-            # has, trio keeps the task in the starter's nursery: stay cancellable then.
-            if trio.current_effective_deadline() != -math.inf:
-                run.scope.shield = True
-            if announce:
-                # Announced once the child says it has started (``task_status``), so a
-                # listener sees a child that is ready, with ``child.value`` set.
-                self.events.emit(
-                    ChildStarted(source=self.name, supervisor=self.name, child=child.name)
-                )
-                if not first_start:
-                    assert run.action is not None
-                    self.events.emit(
-                        ComponentRecovered(
-                            source=self.name,
-                            supervisor=self.name,
-                            child=child.name,
-                            action=run.action,
-                            restarts=child.restarts,
-                        )
-                    )
-            task_status.started(child)
+        run.task_status = task_status
 
         try:
             try:
@@ -498,9 +470,9 @@ class Supervisor:
                         self._detector.watch(child.name, spec.heartbeat_timeout, now)
                         self._detector_changed.set()
                     if spec.accepts_task_status():
-                        await spec.fn(*spec.args, task_status=_StatusForwarder(started))
+                        await spec.fn(*spec.args, task_status=_StatusForwarder(self, run))
                     else:
-                        started(None)
+                        self._started(run, None)
                         await spec.fn(*spec.args)
             except Exception as exc:
                 if first_start and not run.status_sent:
@@ -509,7 +481,7 @@ class Supervisor:
             if not run.status_sent:
                 # Ended (failed, stopped or returned) before saying it started: let
                 # whoever waits on this run go on; the exit is handled below.
-                started(child.value, announce=False)
+                self._started(run, child.value, announce=False)
             if run.injected is not None and error is None and run.scope.cancelled_caught:
                 error = run.injected
             if run.hung and error is None:
@@ -522,6 +494,36 @@ class Supervisor:
             self._detector.unwatch(child.name)
             run.done.set()
         self._on_exit(run, error, cancelled)
+
+    def _started(self, run: _Run, value: Any, *, announce: bool = True) -> None:
+        """The child's run says it has started (``task_status.started(value)``)."""
+        child = run.child
+        child.value = value
+        if run.status_sent:
+            return
+        run.status_sent = True
+        # From now on only the supervisor stops this run (so shutdown is ordered).
+        # Until now the starter's cancellation could abort the start; if it already
+        # has, trio keeps the task in the starter's nursery: stay cancellable then.
+        if trio.current_effective_deadline() != -math.inf:
+            run.scope.shield = True
+        if announce:
+            # Announced once the child says it has started (``task_status``), so a
+            # listener sees a child that is ready, with ``child.value`` set.
+            self.events.emit(ChildStarted(source=self.name, supervisor=self.name, child=child.name))
+            if run.action is not None:
+                self.events.emit(
+                    ComponentRecovered(
+                        source=self.name,
+                        supervisor=self.name,
+                        child=child.name,
+                        action=run.action,
+                        restarts=child.restarts,
+                    )
+                )
+        task_status = run.task_status
+        run.task_status = trio.TASK_STATUS_IGNORED  # drop the reference
+        task_status.started(child)
 
     # -- deciding -----------------------------------------------------------------------
 
@@ -571,6 +573,7 @@ class Supervisor:
             strategy=strategy,
             has_fallback=child.spec.fallback is not None,
             rand=self._rng.random(),
+            started_at=child.started_at,
         )
         if decision.action is not None:
             self._record_decision(child, error, decision)
@@ -755,7 +758,7 @@ class Supervisor:
                     run.stop_requested = True
                     run.grace_deadline = min(run.grace_deadline, now)
                     run.scope.cancel()
-                    for grace in run.grace_scopes:
+                    for grace in run.grace_scopes or ():
                         grace.cancel()
                 child.state = ChildState.STOPPED
                 child._terminate()
@@ -827,11 +830,14 @@ async def _admit(gate: CircuitBreaker) -> None:
 class _StatusForwarder:
     """The ``task_status`` a child receives; records the value and starts the child."""
 
-    def __init__(self, started: Callable[[Any], None]) -> None:
-        self._started = started
+    __slots__ = ("_run", "_supervisor")
+
+    def __init__(self, supervisor: Supervisor, run: _Run) -> None:
+        self._supervisor = supervisor
+        self._run = run
 
     def started(self, value: Any = None) -> None:
-        self._started(value)
+        self._supervisor._started(self._run, value)
 
 
 @asynccontextmanager
@@ -938,7 +944,7 @@ async def open_supervisor(
                         deadline=outer.grace_deadline if outer is not None and nested else math.inf,
                     )
                     if outer is not None and nested:
-                        outer.grace_scopes.append(shield)  # a hard stop reaches in here
+                        outer.add_grace_scope(shield)  # a hard stop reaches in here
                     with shield:
                         await supervisor._shutdown_children()
                     if supervisor._failure is None:
