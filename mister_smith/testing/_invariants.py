@@ -60,6 +60,12 @@ def _actor_accounting(harness: SystemTestHarness, log: Sequence[Event]) -> list[
                 f"+ dead-lettered {stats.dead_lettered} + queued {stats.queued} "
                 f"+ in flight {stats.in_flight}"
             )
+        at_stop = harness.accepted_at_stop(ref)
+        if at_stop is not None and stats.accepted != at_stop:
+            problems.append(
+                f"actor {stats.name!r} accepted {stats.accepted - at_stop} message(s) after it "
+                f"stopped (a send blocked on its full mailbox completed after termination)"
+            )
         if not ref.is_alive and in_mailbox:
             problems.append(
                 f"actor {stats.name!r} stopped with {stats.queued} queued and "
@@ -179,18 +185,15 @@ def _tool_counters(harness: SystemTestHarness, log: Sequence[Event]) -> list[str
         stats = statistics.get(name)
         if stats is None:
             continue
-        calls = [
-            e
-            for e in log[since:]
-            if isinstance(e, ToolCalled)
-            and e.tool == name
-            and e.outcome is not ToolOutcome.NOT_FOUND
-        ]
+        # A gated tool stays registered, so every call naming it reached its counters.
+        calls = [e for e in log[since:] if isinstance(e, ToolCalled) and e.tool == name]
         outcomes = collections.Counter(e.outcome for e in calls)
         expected = {
             "calls": (len(calls), stats.calls),
             "succeeded": (outcomes[ToolOutcome.OK], stats.succeeded),
             "timeouts": (outcomes[ToolOutcome.TIMEOUT], stats.timeouts),
+            "denials": (outcomes[ToolOutcome.DENIED], stats.denied),
+            "invalid arguments": (outcomes[ToolOutcome.INVALID], stats.invalid),
             "failures and cancellations": (
                 outcomes[ToolOutcome.FAILED],
                 stats.failures + stats.cancelled,

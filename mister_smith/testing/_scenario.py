@@ -155,7 +155,11 @@ class BuiltTree:
         return self._harness.actor_system.get(name)
 
     def target(self, name: str) -> ActorRef | Child | str | None:
-        """What to inject into for node or tool ``name`` (``None``: not running)."""
+        """What to inject into for node or tool ``name`` (``None``: not running).
+
+        Raises:
+            LookupError: the tree has no node or tool of that name.
+        """
         if any(tool.name == name for tool in self.spec.tools):
             return name
         if any(actor.name == name for actor in self.spec.actors()):
@@ -303,7 +307,11 @@ async def run_schedule(
     outcomes = [] if report is None else report.failures
     for entry in sorted(schedule, key=lambda entry: entry.at):
         await trio.sleep_until(start + entry.at)
-        target = tree.target(entry.target)
+        try:
+            target = tree.target(entry.target)
+        except LookupError as exc:
+            outcomes.append(ScheduleOutcome(entry, None, str(exc)))
+            continue
         if target is None:
             outcomes.append(ScheduleOutcome(entry, None, "not running"))
             continue

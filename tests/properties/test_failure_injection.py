@@ -39,6 +39,7 @@ from mister_smith.errors import (
     RecoveryAction,
     RecoveryStrategy,
     SupervisionError,
+    ToolNotFound,
 )
 from mister_smith.events import (
     ChildExited,
@@ -53,14 +54,19 @@ from mister_smith.events import (
 )
 from mister_smith.supervision import RestartIntensity, SupervisorPolicy
 from mister_smith.testing import (
+    ActorSpec,
+    CallTool,
     FailureType,
+    FlakyToolSpec,
     Injection,
     Scenario,
     ScenarioReport,
     ScheduledFailure,
+    Send,
     SupervisorSpec,
     SystemTestHarness,
     TaskCounter,
+    WorkerSpec,
     run_virtual,
 )
 from mister_smith.testing.strategies import scenarios
@@ -236,6 +242,7 @@ class Outcome:
     escalated: SupervisionError | None
     leaked: list[str]
     spawned_exited: tuple[int, int]
+    while_running: list[str]
 
 
 def run_example(scenario: Scenario, config: AgentConfig) -> Outcome:
@@ -244,6 +251,7 @@ def run_example(scenario: Scenario, config: AgentConfig) -> Outcome:
     report = ScenarioReport(scenario)
     box: list[SystemTestHarness] = []
     escalated: list[SupervisionError] = []
+    while_running: list[str] = []
 
     async def main() -> None:
         counter.mark()
@@ -251,7 +259,8 @@ def run_example(scenario: Scenario, config: AgentConfig) -> Outcome:
             async with SystemTestHarness.open(config) as harness:
                 box.append(harness)
                 await harness.run_scenario(scenario, report=report)
-                harness.assert_invariants()  # mid-life: live actors, running supervisors
+                # Mid-life too: live actors, running supervisors' counters.
+                while_running.extend(f"while running: {p}" for p in harness.check_invariants())
         except SupervisionError as exc:
             escalated.append(exc)
 
@@ -263,14 +272,21 @@ def run_example(scenario: Scenario, config: AgentConfig) -> Outcome:
         escalated[0] if escalated else None,
         leaked,
         (counter.spawned, counter.exited),
+        while_running,
     )
 
 
-def check_example(scenario: Scenario, config: AgentConfig, outcome: Outcome) -> None:
-    """Assert every invariant of the suite on one example's outcome."""
+def check_example(
+    scenario: Scenario, config: AgentConfig, outcome: Outcome, *, tolerate_known_bugs: bool = True
+) -> None:
+    """Assert every invariant of the suite on one example's outcome.
+
+    With ``tolerate_known_bugs``, problems that a known (reported, xfail-pinned) library
+    bug explains are left out; every other invariant is still asserted.
+    """
     harness = outcome.harness
     log = harness.event_log()
-    problems = harness.check_invariants()
+    problems = outcome.while_running + harness.check_invariants()
     problems += [f"task {name!r} outlived trio.run's main" for name in outcome.leaked]
 
     # -- decisions match the recovery strategies, replayed through the policy -------------
@@ -332,6 +348,9 @@ def check_example(scenario: Scenario, config: AgentConfig, outcome: Outcome) -> 
                 f"{failed_exits[actor.name]} failed exits"
             )
 
+    if tolerate_known_bugs:
+        explained = set(late_acceptance_problems(problems))
+        problems = [p for p in problems if p not in explained]
     assert not problems, "\n".join(problems)
 
 
@@ -362,8 +381,92 @@ def injection_traces(injections: Sequence[Injection], log: Sequence[Event]) -> l
     return problems
 
 
+# -- known library bugs: excluded from the random runs, pinned by xfail tests below --------
+
+
+def tool_raises_tool_not_found(scenario: Scenario) -> bool:
+    """Whether a tool is made to raise ``ToolNotFound`` itself (see the xfail below)."""
+    tools = {tool.name for tool in scenario.tree.tools}
+    return any(
+        entry.target in tools
+        and isinstance(entry.failure, FailureType.ERROR)
+        and issubclass(entry.failure.kind, ToolNotFound)
+        for entry in scenario.schedule
+    )
+
+
+LATE_ACCEPTANCE = "message(s) after it stopped"
+
+
+def late_acceptance_problems(problems: Sequence[str]) -> list[str]:
+    """The problems explained by the late-acceptance bug (see the xfail below): an actor
+    accepting a message after it stopped, and the actor system's totals missing it."""
+    if not any(LATE_ACCEPTANCE in problem for problem in problems):
+        return []
+    return [
+        problem
+        for problem in problems
+        if LATE_ACCEPTANCE in problem
+        or problem.removeprefix("while running: ").startswith(
+            ("actor system accepted is ", "actor system: accepted ")
+        )
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: a send blocked on a full mailbox completes after the actor terminates "
+        "(ActorSystem._terminate drains with receive_nowait, which lets the blocked "
+        "sender's message into the buffer and wakes it; it then counts accepted += 1), "
+        "after _terminate copied the actor's counters into the system's stopped totals: "
+        "ActorSystem.statistics() under-counts accepted for good "
+        "(accepted 2 != handled 0 + dead-lettered 3)"
+    ),
+)
+def test_send_blocked_on_a_full_mailbox_when_the_actor_stops_is_counted() -> None:
+    scenario = Scenario(
+        SupervisorSpec(
+            "sup0", children=(ActorSpec("actor0", mailbox_capacity=1), WorkerSpec("worker0"))
+        ),
+        # busy for 5 s; the second fills the mailbox; the third waits for room
+        workload=(Send(0.0, "actor0", work=5.0), Send(0.5, "actor0"), Send(1.0, "actor0")),
+        schedule=(ScheduledFailure(2.0, "sup0", FailureType.CRASH),),
+    )
+    config = AgentConfig()
+    check_example(scenario, config, run_example(scenario, config), tolerate_known_bugs=False)
+
+
+def without_known_bugs(scenario: Scenario) -> bool:
+    """Scenarios that do not run into a known (reported) library bug."""
+    return not tool_raises_tool_not_found(scenario)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: a registered tool raising ToolNotFound itself is announced as "
+        "ToolCalled(outcome=NOT_FOUND) -- like a call naming no tool -- but counted in "
+        "ToolStatistics.failures (ToolBus._finish maps every ToolError subclass to an "
+        "outcome, ToolNotFound included)"
+    ),
+)
+def test_tool_raising_tool_not_found_is_announced_as_counted() -> None:
+    scenario = Scenario(
+        SupervisorSpec("sup0", tools=(FlakyToolSpec("tool0"),)),
+        workload=(CallTool(0.5, "tool0"),),
+        schedule=(ScheduledFailure(0.0, "tool0", FailureType.ERROR(ToolNotFound)),),
+    )
+    assert tool_raises_tool_not_found(scenario)
+    config = AgentConfig()
+    check_example(scenario, config, run_example(scenario, config))
+
+
+# -- the properties ------------------------------------------------------------------------
+
+
 @settings(max_examples=EXAMPLES)
-@given(scenario=scenarios())
+@given(scenario=scenarios().filter(without_known_bugs))
 def test_system_survives_failure_schedules(scenario: Scenario) -> None:
     """Random trees, workloads and failure schedules keep every invariant."""
     config = AgentConfig()
@@ -371,7 +474,11 @@ def test_system_survives_failure_schedules(scenario: Scenario) -> None:
 
 
 @settings(max_examples=EXAMPLES // 2)
-@given(scenario=scenarios(max_depth=2, max_nodes=4, max_failures=12, horizon=5.0))
+@given(
+    scenario=scenarios(max_depth=2, max_nodes=4, max_failures=12, horizon=5.0).filter(
+        without_known_bugs
+    )
+)
 def test_dense_failures_on_small_trees(scenario: Scenario) -> None:
     """Many failures in a short time on small trees: intensity and escalation paths."""
     config = AgentConfig()
@@ -380,7 +487,7 @@ def test_dense_failures_on_small_trees(scenario: Scenario) -> None:
 
 @settings(max_examples=EXAMPLES // 4)
 @given(
-    scenario=scenarios(max_depth=1, max_nodes=3, max_failures=4),
+    scenario=scenarios(max_depth=1, max_nodes=3, max_failures=4).filter(without_known_bugs),
     kind=st.sampled_from([FailureType.HANG, FailureType.SLOW(3.0)]),
     at=st.integers(0, 10).map(lambda n: n / 2),
 )
