@@ -723,3 +723,24 @@ async def test_names_with_the_reserved_separator_are_refused(
         with pytest.raises(ValueError, match="may not contain '::'"):
             await system.spawn(Worker, name="parent::children")
         assert system.actors() == []
+
+
+async def test_spawning_into_a_stopping_system_raises_actor_stopped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    refused: list[tuple[str, float]] = []
+
+    async def spawn_late(system: ActorSystem) -> None:
+        await trio.sleep(0.5)
+        try:
+            await system.spawn(Worker, name="late")
+        except ActorStopped as exc:
+            refused.append((str(exc), trio.current_time()))
+
+    async with trio.open_nursery() as nursery, open_actor_system() as system:
+        await system.spawn(SlowStop, name="slow-stop")  # shutdown takes 3 s
+        nursery.start_soon(spawn_late, system)
+    assert len(refused) == 1
+    assert refused[0][1] == 0.5
+    assert system.get("late") is None
+    assert system.statistics().spawned == 1

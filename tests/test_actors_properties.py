@@ -37,7 +37,6 @@ from mister_smith.errors import (
     HandlerTimeout,
     MailboxFull,
     RestartIntensityExceeded,
-    SupervisionError,
 )
 from mister_smith.events import DeadLetter
 from mister_smith.types import Restart
@@ -205,10 +204,6 @@ async def play(
             except ActorNameTaken:  # another respawn of that name is still starting
                 return
             except ActorStopped:  # a background respawn racing the system's shutdown
-                record.paths.add("a spawn was refused by a stopping system")
-                return
-            except SupervisionError:
-                # A background respawn that runs once the system is shutting down.
                 assert system.supervisor.state != "running"
                 record.paths.add("a spawn was refused by a stopping system")
                 return
