@@ -25,6 +25,7 @@ from mister_smith.actors import (
 )
 from mister_smith.errors import (
     ActorCrashed,
+    ActorError,
     ActorNameTaken,
     ActorNotFound,
     ActorStopped,
@@ -32,7 +33,7 @@ from mister_smith.errors import (
     RestartIntensityExceeded,
 )
 from mister_smith.events import AgentSpawned, AgentStopped, DeadLetter, EventBus
-from mister_smith.supervision import Backoff, open_supervisor
+from mister_smith.supervision import Backoff, OneForAll, open_supervisor
 from mister_smith.types import Restart
 
 
@@ -413,6 +414,42 @@ async def test_messages_queued_during_a_backoff_are_delivered_after_it(
         assert trio.current_time() == 2.0
         await system.shutdown()
     assert seen == [("crash", "x"), "inc", "inc", "inc"]
+    assert_system_balanced(system)
+
+
+async def test_a_one_for_all_restart_keeps_every_siblings_mailbox(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[Any] = []
+    failures: list[tuple[type[BaseException], float]] = []
+
+    async def ask_sibling(ref: ActorRef) -> None:
+        try:
+            await ref.ask(("sleep", 10))
+        except ActorError as exc:
+            failures.append((type(exc), trio.current_time()))
+
+    bus = EventBus()
+    async with open_supervisor("group", strategy=OneForAll(), events=bus, keep_alive=True) as sup:
+        system = ActorSystem(sup, bus)
+        crasher = await system.spawn(Worker, name="crasher")
+        sibling = await system.spawn(Worker, seen, name="sibling")
+        assert await sibling.ask("inc") == 1
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask_sibling, sibling)
+            await trio.sleep(0.5)
+            await sibling.tell("inc")  # queued behind the sleep
+            await crasher.tell(("crash", "all"))
+        # The sibling was restarted with its peer: its in-flight message is a dead
+        # letter (the ask fails fast), its queued message goes to the new instance.
+        assert len(failures) == 1
+        assert failures[0][1] == 0.5
+        assert await sibling.ask("inc") == 2
+        assert sibling.statistics().restarts == 1
+        await system.shutdown()
+    assert seen == ["inc", ("sleep", 10), "inc", "inc"]
+    reasons = sorted(r.reason for r in system.dead_letters())
+    assert reasons == ["crashed while handling it: ValueError('all')", "stopped while handling it"]
     assert_system_balanced(system)
 
 
