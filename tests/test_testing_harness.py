@@ -291,7 +291,7 @@ async def test_dropped_heartbeats_and_slow_children(
         beating_worker, name="beater", heartbeat_timeout=3, restart=Restart.PERMANENT
     )
     await trio.sleep(0.5)  # between beats, so the order of same-instant steps is moot
-    await harness.inject_failure("beater", FailureType.SLOW(1.5))
+    await harness.inject_failure("beater", FailureType.SLOW(1.0))
     await trio.sleep(5)
     assert harness.events_of(HeartbeatMissed) == []  # a short stall goes unnoticed
     await harness.inject_failure(child, FailureType.SLOW(10))  # at 5.5, last beat at 5

@@ -133,7 +133,6 @@ class SystemTestHarness:
         self._injections: list[Injection] = []
         self._marks: dict[str, int] = {}
         self._actors: dict[ActorRef, None] = {}
-        self._accepted_at_stop: dict[ActorRef, int] = {}
         self._gates: dict[str, FaultGate] = {}
         self._gated_since: dict[str, int] = {}
         self._control_sent = 0
@@ -438,7 +437,6 @@ class SystemTestHarness:
 
     def _on_actor_terminated(self, ref: ActorRef) -> None:
         self._actors[ref] = None
-        self._accepted_at_stop[ref] = ref.statistics().accepted
         # Faults still pending were never applied (their records stay unapplied).
         self._middleware.discard(ref)
 
@@ -615,11 +613,6 @@ class SystemTestHarness:
         for ref in self.actor_system.actors():
             self._actors[ref] = None
         return list(self._actors)
-
-    def accepted_at_stop(self, ref: ActorRef) -> int | None:
-        """How many messages ``ref`` had accepted when it stopped for good (``None``: it
-        has not stopped)."""
-        return self._accepted_at_stop.get(ref)
 
     def leaked_tasks(self) -> list[str]:
         """Names of tasks started while the harness was open that outlived it.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+import trio.testing
 
 from ..actors import ActorRef
 from ..errors import ActorCrashed, ActorStopped, AskTimeout, MisterSmithError
@@ -189,8 +190,9 @@ class OperationOutcome:
 
     Attributes:
         operation: The operation.
-        outcome: ``"replied"``, ``"accepted"``, ``"refused"``, ``"crashed"``,
-            ``"stopped"``, ``"timed out"``, ``"ok"`` (a tool result) or ``"failed"``.
+        outcome: ``"replied"``, ``"accepted"``, ``"refused"`` (no such live actor),
+            ``"crashed"`` (the handler raised), ``"stopped"``, ``"timed out"``, ``"ok"``
+            (a tool result) or ``"failed"`` (any other error of the framework).
         detail: The reply, or the error's type and text.
     """
 
@@ -258,6 +260,9 @@ async def _send(tree: BuiltTree, seq: int, op: Send) -> OperationOutcome:
     except ActorStopped as exc:
         # Refused at send time, or accepted and dead-lettered because it stopped.
         return OperationOutcome(op, "stopped", _describe(exc))
+    except MisterSmithError as exc:
+        # E.g. interrupted by a restart while handling it, or rejected by middleware.
+        return OperationOutcome(op, "failed", _describe(exc))
 
 
 async def _call_tool(harness: SystemTestHarness, op: CallTool) -> OperationOutcome:
@@ -327,7 +332,8 @@ async def run_schedule(
 async def run_scenario(
     harness: SystemTestHarness, scenario: Scenario, *, report: ScenarioReport | None = None
 ) -> ScenarioReport:
-    """Build the tree, play workload and schedule together, then wait ``settle`` seconds."""
+    """Build the tree, play workload and schedule together, wait ``settle`` seconds, then
+    until every task is blocked (a quiescent point to check invariants at)."""
     report = ScenarioReport(scenario) if report is None else report
     report.tree = tree = await build_tree(harness, scenario.tree)
     report.started = start = trio.current_time()
@@ -343,5 +349,7 @@ async def run_scenario(
             )
         )
     await trio.sleep(scenario.settle)
+    # Let whatever is due at this very instant run, so the system is quiescent.
+    await trio.testing.wait_all_tasks_blocked()
     report.finished = trio.current_time()
     return report

@@ -54,7 +54,6 @@ from mister_smith.events import (
 )
 from mister_smith.supervision import RestartIntensity, SupervisorPolicy
 from mister_smith.testing import (
-    ActorSpec,
     CallTool,
     FailureType,
     FlakyToolSpec,
@@ -62,11 +61,9 @@ from mister_smith.testing import (
     Scenario,
     ScenarioReport,
     ScheduledFailure,
-    Send,
     SupervisorSpec,
     SystemTestHarness,
     TaskCounter,
-    WorkerSpec,
     run_virtual,
 )
 from mister_smith.testing.strategies import scenarios
@@ -276,14 +273,8 @@ def run_example(scenario: Scenario, config: AgentConfig) -> Outcome:
     )
 
 
-def check_example(
-    scenario: Scenario, config: AgentConfig, outcome: Outcome, *, tolerate_known_bugs: bool = True
-) -> None:
-    """Assert every invariant of the suite on one example's outcome.
-
-    With ``tolerate_known_bugs``, problems that a known (reported, xfail-pinned) library
-    bug explains are left out; every other invariant is still asserted.
-    """
+def check_example(scenario: Scenario, config: AgentConfig, outcome: Outcome) -> None:
+    """Assert every invariant of the suite on one example's outcome."""
     harness = outcome.harness
     log = harness.event_log()
     problems = outcome.while_running + harness.check_invariants()
@@ -348,9 +339,6 @@ def check_example(
                 f"{failed_exits[actor.name]} failed exits"
             )
 
-    if tolerate_known_bugs:
-        explained = set(late_acceptance_problems(problems))
-        problems = [p for p in problems if p not in explained]
     assert not problems, "\n".join(problems)
 
 
@@ -393,48 +381,6 @@ def tool_raises_tool_not_found(scenario: Scenario) -> bool:
         and issubclass(entry.failure.kind, ToolNotFound)
         for entry in scenario.schedule
     )
-
-
-LATE_ACCEPTANCE = "message(s) after it stopped"
-
-
-def late_acceptance_problems(problems: Sequence[str]) -> list[str]:
-    """The problems explained by the late-acceptance bug (see the xfail below): an actor
-    accepting a message after it stopped, and the actor system's totals missing it."""
-    if not any(LATE_ACCEPTANCE in problem for problem in problems):
-        return []
-    return [
-        problem
-        for problem in problems
-        if LATE_ACCEPTANCE in problem
-        or problem.removeprefix("while running: ").startswith(
-            ("actor system accepted is ", "actor system: accepted ")
-        )
-    ]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a send blocked on a full mailbox completes after the actor terminates "
-        "(ActorSystem._terminate drains with receive_nowait, which lets the blocked "
-        "sender's message into the buffer and wakes it; it then counts accepted += 1), "
-        "after _terminate copied the actor's counters into the system's stopped totals: "
-        "ActorSystem.statistics() under-counts accepted for good "
-        "(accepted 2 != handled 0 + dead-lettered 3)"
-    ),
-)
-def test_send_blocked_on_a_full_mailbox_when_the_actor_stops_is_counted() -> None:
-    scenario = Scenario(
-        SupervisorSpec(
-            "sup0", children=(ActorSpec("actor0", mailbox_capacity=1), WorkerSpec("worker0"))
-        ),
-        # busy for 5 s; the second fills the mailbox; the third waits for room
-        workload=(Send(0.0, "actor0", work=5.0), Send(0.5, "actor0"), Send(1.0, "actor0")),
-        schedule=(ScheduledFailure(2.0, "sup0", FailureType.CRASH),),
-    )
-    config = AgentConfig()
-    check_example(scenario, config, run_example(scenario, config), tolerate_known_bugs=False)
 
 
 def without_known_bugs(scenario: Scenario) -> bool:
