@@ -783,14 +783,6 @@ async def test_spawning_into_a_stopping_system_raises_actor_stopped(
     assert system.statistics().spawned == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): _system.py _serve fails the in-flight ask of an actor that its "
-    "supervisor restarts for a sibling's crash (OneForAll / RestForOne) with "
-    "cell.stopped_error(): ActorStopped(\"actor 'sibling' is stopped\"), whose docs say "
-    "the actor stopped and the message was not accepted; both are false (it was "
-    "accepted, dead-lettered, and the actor is alive and restarted)",
-)
 async def test_an_ask_failed_by_a_group_restart_does_not_claim_the_actor_stopped(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -906,14 +906,6 @@ class StatisticsSampler(trio.abc.Instrument):
             self.loads.add(self.ref.load)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _cell.py ActorCell.in_flight() is derived as accepted - handled - "
-    "dead_lettered - queued, but a tell blocked on a full mailbox counts as accepted only "
-    "when its task resumes, after receive() has already moved its message into the "
-    "buffer: meanwhile in_flight reads -1 (and ref.load is one short) while messages "
-    "flow from blocked senders",
-)
 async def test_in_flight_is_never_negative_while_blocked_senders_drain(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

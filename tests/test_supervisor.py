@@ -512,13 +512,6 @@ async def test_one_for_all_stops_siblings_at_the_failure_even_with_backoff(
     assert len(decisions(bus)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: overlapping delayed group restarts: under RestForOne with backoff, b's "
-    "pending restart (due at 11) still relaunches b and c although a's later, larger "
-    "group (due at 12) has taken them down too, so b and c run without a (which they "
-    "depend on) from 11 to 12 and are then restarted a second time",
-)
 async def test_overlapping_delayed_group_restarts_keep_start_order(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -728,13 +721,6 @@ async def test_stop_from_the_body_returns_to_it(autojump_clock: trio.abc.Clock) 
     assert [e.reason for e in bus.history(SupervisorStopped)] == ["shutdown"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stop() called from the body does not cancel the supervisor's nursery, so "
-    "a pending group restart still sleeping its backoff delay (or waiting for an open "
-    "breaker in _admit) keeps the block open until that wait ends, although stop() "
-    "says 'the block then exits at once'",
-)
 @pytest.mark.parametrize("wait", ["backoff", "breaker"])
 async def test_stop_from_the_body_exits_at_once_despite_a_pending_restart(
     autojump_clock: trio.abc.Clock, wait: str

@@ -195,7 +195,9 @@ class ActorCell:
     def in_flight(self) -> int:
         """Accepted messages neither queued nor finished: the one being handled, or one
         trio handed straight to the waiting actor task that has not run yet."""
-        return self.accepted - self.handled - self.dead_lettered - self.queued()
+        # A sender blocked on a full mailbox counts its message as accepted when its
+        # task resumes, a moment after trio moved the message into the buffer: clamp.
+        return max(0, self.accepted - self.handled - self.dead_lettered - self.queued())
 
     @property
     def status(self) -> ActorStatus:

@@ -53,7 +53,7 @@ class ActorRef:
     def load(self) -> int:
         """Messages queued plus the one in flight: the live load routing reads."""
         cell = self._cell
-        return cell.accepted - cell.handled - cell.dead_lettered
+        return max(cell.queued(), cell.accepted - cell.handled - cell.dead_lettered)
 
     @property
     def is_alive(self) -> bool:

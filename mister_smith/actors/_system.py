@@ -18,6 +18,7 @@ from ..errors import (
     ActorNotFound,
     ActorStopped,
     HandlerTimeout,
+    HandlingInterrupted,
     MessageRejected,
 )
 from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus
@@ -275,7 +276,7 @@ class ActorSystem:
                     raise
                 except BaseException:
                     cell.current = None
-                    cell.dead_letter(envelope, "stopped while handling it", cell.stopped_error())
+                    cell.dead_letter(envelope, "stopped while handling it", _interrupted(cell))
                     raise
                 cell.current = None
                 cell.handled += 1
@@ -430,6 +431,25 @@ _NO_CAPABILITIES: frozenset[str] = frozenset()
 
 _RESERVED = "::"
 """Separator of names the system derives (``parent::children``); refused in actor names."""
+
+
+def _interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted:
+    """The error for an ``ask`` whose message was being handled when the supervisor
+    stopped the actor: for good (stop, shutdown, a temporary actor) or to restart it
+    (a sibling's crash under OneForAll / RestForOne)."""
+    child, supervisor = cell.child, cell.supervisor
+    for_good = (
+        cell.closed
+        or child is None
+        or supervisor is None
+        or supervisor.state != "running"
+        or child.restart is Restart.TEMPORARY
+    )
+    if for_good:
+        return cell.stopped_error()
+    return HandlingInterrupted(
+        f"actor {cell.name!r} was restarted by its supervisor while handling the message"
+    )
 
 
 def _end_reason(child: Child) -> str:

@@ -30,6 +30,7 @@ from ._taxonomy import EscalatedError as EscalatedError
 from ._taxonomy import EventError as EventError
 from ._taxonomy import EventTimeout as EventTimeout
 from ._taxonomy import HandlerTimeout as HandlerTimeout
+from ._taxonomy import HandlingInterrupted as HandlingInterrupted
 from ._taxonomy import HeartbeatTimeout as HeartbeatTimeout
 from ._taxonomy import InvalidToolInput as InvalidToolInput
 from ._taxonomy import MailboxFull as MailboxFull
@@ -56,6 +57,7 @@ from ._taxonomy import classify_error as classify_error
 from ._taxonomy import unwrap_single as unwrap_single
 
 __all__ = [
+    "HandlingInterrupted",
     "MessageRejected",
     "NoRouteError",
     "ActorCrashed",

@@ -178,7 +178,12 @@ class MailboxFull(ActorError):
 
 
 class ActorStopped(ActorError):
-    """The actor has stopped (or was never running); the message was not accepted."""
+    """The actor has stopped for good (or was never running).
+
+    Raised by ``tell``/``ask`` when the message was not accepted, and by an ``ask``
+    whose accepted message was dead-lettered because the actor stopped before (or
+    while) handling it.
+    """
 
 
 class ActorCrashed(ActorError):
@@ -195,6 +200,14 @@ class ActorNameTaken(ActorError, ValueError):
 
 class ActorNotFound(ActorError, LookupError):
     """No actor is registered under that name."""
+
+
+class HandlingInterrupted(ActorError):
+    """The actor was stopped or restarted by its supervisor while handling this message.
+
+    The message had been accepted; it is dead-lettered. Whether the actor lives on
+    depends on why it was interrupted (a sibling's restart, or a stop).
+    """
 
 
 class MessageRejected(ActorError):

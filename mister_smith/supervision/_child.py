@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import enum
 import inspect
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -197,7 +198,12 @@ class Child:
             return
         self._terminated = True
         if self.spec.on_terminated is not None:
-            self.spec.on_terminated(self)
+            try:
+                self.spec.on_terminated(self)
+            except Exception:
+                logging.getLogger("mister_smith.supervision").exception(
+                    "on_terminated callback of child %s failed", self.name
+                )
 
     started_at: float = 0.0
     """Trio-clock time its latest run started running."""

@@ -107,17 +107,19 @@ class SupervisorPolicy:
         return book
 
     def child_started(self, key: Hashable, now: float) -> None:
-        """Child ``key`` started running at ``now``.
+        """Child ``key`` started running at ``now``."""
+        book = self._book(key)
+        book.last_start = now
+        if book.backoff is not None:
+            book.backoff.started(now)
 
-        Only children that have failed before are tracked here (a child that never
-        fails costs the policy nothing); pass ``started_at`` to :meth:`decide` for the
-        others.
+    def tracks(self, key: Hashable) -> bool:
+        """Whether child ``key`` has a record here (it has exited before).
+
+        A supervisor reports starts only for those and passes ``started_at`` to
+        :meth:`decide` for the others, so a child that never fails costs nothing here.
         """
-        book = self._books.get(key)
-        if book is not None:
-            book.last_start = now
-            if book.backoff is not None:
-                book.backoff.started(now)
+        return key in self._books
 
     def child_removed(self, key: Hashable) -> None:
         """Forget child ``key`` (it left the supervisor)."""

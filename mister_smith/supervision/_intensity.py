@@ -18,7 +18,9 @@ class RestartIntensity:
 
     A restart at time ``now`` is allowed while at most ``max_restarts`` restarts
     (this one included) fall within the last ``window`` seconds; so with
-    ``max_restarts=3`` the fourth failure inside the window is refused.
+    ``max_restarts=3`` the fourth failure inside the window is refused. A restart
+    exactly ``window`` seconds old has left the window (OTP still counts it): one
+    restart every ``window`` seconds is sustainable with ``max_restarts=1``.
     """
 
     max_restarts: int = attrs.field(validator=attrs.validators.ge(0))
@@ -62,8 +64,8 @@ class Backoff:
     def delay(self, attempt: int, rand: float = 0.5) -> float:
         """Delay before the ``attempt``-th consecutive restart (``rand`` in [0, 1))."""
         base = self.initial
-        for _ in range(max(0, attempt)):  # grows geometrically: stops within ~1,100 steps
-            if base >= self.maximum or self.factor == 1.0:
+        for _ in range(max(0, attempt)):  # geometric growth reaches any cap quickly
+            if base >= self.maximum or base <= 0.0 or self.factor == 1.0:
                 break
             base *= self.factor
         base = min(self.maximum, base)

@@ -120,6 +120,7 @@ class Supervisor:
         self._children: list[Child] = []
         self._by_name: dict[str, Child] = {}
         self._group_lock = trio.Lock()
+        self._pending: list[_PendingGroup] = []
         self._pending_groups = 0
         self._idle = trio.Event()
         self._stopping = False
@@ -397,7 +398,10 @@ class Supervisor:
             self._policy.child_removed(child.name)
             self._detector.unwatch(child.name)
             if self._on_child_removed is not None and not self._stopping:
-                self._on_child_removed(child)
+                try:
+                    self._on_child_removed(child)
+                except Exception:
+                    logger.exception("on_child_removed callback of %s failed", self.name)
             child._terminate()
         self._check_idle()
 
@@ -464,7 +468,8 @@ class Supervisor:
                         await _admit(run.gate)
                     now = trio.current_time()
                     child.state = ChildState.RUNNING
-                    self._policy.child_started(child.name, now)
+                    if self._policy.tracks(child.name):
+                        self._policy.child_started(child.name, now)
                     child.started_at = now
                     if spec.heartbeat_timeout is not None:
                         self._detector.watch(child.name, spec.heartbeat_timeout, now)
@@ -643,38 +648,51 @@ class Supervisor:
             assert child.spec.fallback is not None
             child.spec = child.spec.fallback
         group = self.strategy.affected(self._children, child)
+        # A pending group restart whose failed child this one restarts anyway is
+        # superseded (while it is still waiting): one restart, in start order.
+        for pending in self._pending:
+            if not pending.committed and pending.failed in group:
+                pending.scope.cancel()
+        pending = _PendingGroup(child, trio.CancelScope())
+        self._pending.append(pending)
         self._pending_groups += 1
         child.state = ChildState.WAITING
         self._nursery.start_soon(
-            self._restart_group, child, group, decision, gate, name=f"{self.name}:restart"
+            self._restart_group, pending, group, decision, gate, name=f"{self.name}:restart"
         )
 
     async def _restart_group(
         self,
-        failed: Child,
+        pending: _PendingGroup,
         group: list[Child],
         decision: Decision,
         gate: CircuitBreaker | None,
     ) -> None:
+        failed = pending.failed
         failed_run = failed._run
         admitted = False
         try:
-            # 1. Stop the siblings at the failure (reverse start order).
-            async with self._group_lock:
-                if self._halted():
-                    return
-                for member in reversed(group):
-                    await self._stop_run(member)
-            # 2. Wait out the backoff and the breaker without the lock, so one child's
-            #    delay never holds up another child's restart.
-            if decision.delay > 0:
-                await trio.sleep(decision.delay)
-            if gate is not None and not self._halted():
-                await _admit(gate)
-                admitted = True
+            with pending.scope:  # cancelled when superseded, or by a shutdown
+                # 1. Stop the siblings at the failure (reverse start order).
+                async with self._group_lock:
+                    if self._halted():
+                        return
+                    for member in reversed(group):
+                        await self._stop_run(member)
+                # 2. Wait out the backoff and the breaker without the lock, so one
+                #    child's delay never holds up another child's restart.
+                if decision.delay > 0:
+                    await trio.sleep(decision.delay)
+                if gate is not None and not self._halted():
+                    await _admit(gate)
+                    admitted = True
+                await self._group_lock.acquire()
+                pending.committed = True  # from here on it runs to completion
+            if not pending.committed:
+                return
             # 3. Restart, in start order, unless another restart already brought the
             #    failed child back meanwhile (then this one is stale).
-            async with self._group_lock:
+            try:
                 if self._halted() or failed._run is not failed_run:
                     return
                 for member in reversed(group):
@@ -683,7 +701,13 @@ class Supervisor:
                     try:
                         await self._reload()
                     except Exception as exc:
-                        self._fail(failed, exc, Decision(action=RecoveryAction.ESCALATE))
+                        escalate = Decision(
+                            action=RecoveryAction.ESCALATE,
+                            escalate=True,
+                            severity=classify_error(exc).severity,
+                        )
+                        self._record_decision(failed, exc, escalate)
+                        self._fail(failed, exc, escalate)
                         return
                 for member in group:
                     if self._halted():
@@ -699,9 +723,12 @@ class Supervisor:
                         member.restarts += 1
                         await self._relaunch(member, decision.action, 0.0, None)
                 admitted = False
+            finally:
+                self._group_lock.release()
         finally:
             if admitted and gate is not None:
                 gate.release()
+            self._pending.remove(pending)
             self._pending_groups -= 1
             self._check_idle()
 
@@ -709,6 +736,12 @@ class Supervisor:
 
     def _halted(self) -> bool:
         return self._stopping or self._failure is not None
+
+    def _cancel_pending_groups(self) -> None:
+        """A shutdown drops the group restarts still waiting (backoff or breaker)."""
+        for pending in self._pending:
+            if not pending.committed:
+                pending.scope.cancel()
 
     async def _stop_run(self, child: Child) -> None:
         run = child._run
@@ -738,6 +771,7 @@ class Supervisor:
             )
 
     async def _shutdown_children(self) -> None:
+        self._cancel_pending_groups()
         children = list(self._children)
         try:
             for child in reversed(children):
@@ -825,6 +859,15 @@ async def _admit(gate: CircuitBreaker) -> None:
     await gate.wait_until_allowed()
     if gate.state is BreakerState.HALF_OPEN:
         gate.record_success()
+
+
+@attrs.define(eq=False)
+class _PendingGroup:
+    """A group restart under way: superseded or dropped while not yet committed."""
+
+    failed: Child
+    scope: trio.CancelScope
+    committed: bool = False
 
 
 class _StatusForwarder:
