@@ -4,6 +4,9 @@ strategies and the pytest plugin — all on virtual time with exact times assert
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -730,3 +733,35 @@ def test_decision_helpers_and_injection_repr() -> None:
             assert harness.now() == 2.0
 
     run_virtual(main)
+
+
+def test_public_names_are_exported_and_documented() -> None:
+    import mister_smith.testing as testing
+    import mister_smith.testing.strategies as strategies
+
+    public = {
+        name
+        for name, value in vars(testing).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(testing.__all__)
+    documented = [*testing.__all__, *(f"strategies.{name}" for name in strategies.__all__)]
+    undocumented = [
+        name
+        for name in documented
+        if callable(value := getattr(strategies if "." in name else testing, name.split(".")[-1]))
+        and not value.__doc__
+    ]
+    assert undocumented == []
+
+
+def test_the_package_does_not_need_hypothesis() -> None:
+    # (trio.testing itself loads _pytest when it is installed, so only check our modules.)
+    code = (
+        "import sys, mister_smith.testing; "
+        "print(sorted({'hypothesis', 'mister_smith.testing.pytest_plugin'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

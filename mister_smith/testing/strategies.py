@@ -45,6 +45,17 @@ from ._specs import (
     WorkerSpec,
 )
 
+__all__ = [
+    "ERROR_KINDS",
+    "error_failures",
+    "failure_schedules",
+    "failure_types",
+    "message_workloads",
+    "recovery_strategies",
+    "scenarios",
+    "supervision_trees",
+]
+
 ERROR_KINDS: tuple[type[Exception], ...] = (
     *sorted(
         (
@@ -63,8 +74,8 @@ ERROR_KINDS: tuple[type[Exception], ...] = (
 code raises (classified as ``RuntimeFault`` or, for ``ConnectionError``,
 ``NetworkError``)."""
 
-RESTART_TYPES = (Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY)
-STRATEGY_KINDS = (StrategyKind.ONE_FOR_ONE, StrategyKind.ONE_FOR_ALL, StrategyKind.REST_FOR_ONE)
+_RESTART_TYPES = (Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY)
+_STRATEGY_KINDS = (StrategyKind.ONE_FOR_ONE, StrategyKind.ONE_FOR_ALL, StrategyKind.REST_FOR_ONE)
 
 
 def _times(horizon: float) -> st.SearchStrategy[float]:
@@ -205,7 +216,7 @@ def supervision_trees(
                 children.append(
                     WorkerSpec(
                         name("worker"),
-                        restart=draw(st.sampled_from(RESTART_TYPES)),
+                        restart=draw(st.sampled_from(_RESTART_TYPES)),
                         heartbeat_timeout=draw(st.sampled_from([None, 3.0, 10.0])),
                     )
                 )
@@ -214,10 +225,10 @@ def supervision_trees(
         return SupervisorSpec(
             own_name,
             children=tuple(children),
-            strategy=draw(st.sampled_from(STRATEGY_KINDS)),
+            strategy=draw(st.sampled_from(_STRATEGY_KINDS)),
             max_restarts=draw(st.integers(0, 5).map(lambda n: (3 + n) % 6)),
             restart_window=draw(st.sampled_from([60.0, 5.0, 1.0])),
-            restart=draw(st.sampled_from(RESTART_TYPES)),
+            restart=draw(st.sampled_from(_RESTART_TYPES)),
             recovery=draw(st.sampled_from([None, RecoveryStrategy.Restart()])),
         )
 
