@@ -233,15 +233,12 @@ def supervision_trees(
         )
 
     root = supervisor(1)
-    tools = tuple(
-        FlakyToolSpec(
-            f"tool{index}",
-            timeout=draw(st.sampled_from([5.0, 1.0])),
-            work=draw(st.sampled_from([0.0, 0.5, 2.0])),
-        )
-        for index in range(draw(st.integers(0, max_tools)))
-    )
-    return attrs.evolve(root, tools=tools)
+    tools: list[FlakyToolSpec] = []
+    for index in range(draw(st.integers(0, max_tools))):
+        timeout = draw(st.sampled_from([5.0, 1.0]))
+        work = draw(st.sampled_from([0.0, 0.5, 2.0]))
+        tools.append(FlakyToolSpec(f"tool{index}", timeout=timeout, work=work))
+    return attrs.evolve(root, tools=tuple(tools))
 
 
 def failure_schedules(
