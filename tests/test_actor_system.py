@@ -29,6 +29,7 @@ from mister_smith.errors import (
     ActorNameTaken,
     ActorNotFound,
     ActorStopped,
+    HandlingInterrupted,
     RecoveryStrategy,
     RestartIntensityExceeded,
 )
@@ -807,4 +808,5 @@ async def test_an_ask_failed_by_a_group_restart_does_not_claim_the_actor_stopped
         await system.shutdown()
     assert alive
     assert len(errors) == 1
-    assert not isinstance(errors[0], ActorStopped)
+    assert isinstance(errors[0], HandlingInterrupted)
+    assert "restarted by its supervisor" in str(errors[0])
