@@ -201,8 +201,15 @@ async def test_load_balanced_bus_uses_live_mailbox_depth(autojump_clock: Any) ->
         bus.join("pool", slow, fast)
         await slow.tell("busy work")
         await trio.sleep(0.1)  # slow is now handling it: load 1
-        chosen = [await bus.send("pool", i) for i in range(3)]
+        chosen = []
+        for i in range(3):
+            chosen.append(await bus.send("pool", i))
+            await trio.sleep(0.1)  # fast handles it at once; slow is still busy
         assert chosen == [fast, fast, fast]
+        # Without time to drain, a pending message counts as load like a busy one.
+        assert fast.load == 0
+        await fast.tell("pending")
+        assert fast.load == 1
 
 
 async def test_submitted_messages_leave_in_priority_order(autojump_clock: Any) -> None:
