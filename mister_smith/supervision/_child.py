@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import functools
 import inspect
 import logging
 import math
@@ -99,16 +100,25 @@ class ChildSpec:
     def accepts_task_status(self) -> bool:
         """Whether ``fn`` takes a ``task_status`` keyword (``nursery.start`` protocol)."""
         try:
-            parameters = inspect.signature(self.fn).parameters
-        except (TypeError, ValueError):
-            return False
-        return "task_status" in parameters
+            return _accepts_task_status(self.fn)
+        except TypeError:  # an unhashable callable: look without the cache
+            return _accepts_task_status.__wrapped__(self.fn)
 
     def resolve_recovery(self, error: BaseException) -> RecoveryStrategy | None:
         """The recovery strategy for ``error`` (``None``: the error's own)."""
         if self.recovery is None or isinstance(self.recovery, RecoveryStrategy):
             return self.recovery
         return self.recovery(error)
+
+
+@functools.lru_cache(maxsize=1024)
+def _accepts_task_status(fn: Callable[..., Awaitable[object]]) -> bool:
+    """Cached per callable: ``inspect.signature`` is a large share of a spawn's cost."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "task_status" in parameters
 
 
 class ChildState(enum.Enum):
