@@ -927,12 +927,6 @@ async def test_in_flight_is_never_negative_while_blocked_senders_drain(
     assert max(sampler.in_flight) <= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): _cell.py ActorCell.status maps every child state other than "
-    "running / waiting / starting to STARTING, so an actor being stopped (on_stop "
-    "running, child state STOPPING) reports ActorStatus.STARTING",
-)
 async def test_an_actor_being_stopped_does_not_report_starting(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

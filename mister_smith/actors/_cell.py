@@ -25,6 +25,7 @@ class ActorStatus(enum.Enum):
     IDLE = "idle"
     BUSY = "busy"
     RESTARTING = "restarting"
+    STOPPING = "stopping"
     STOPPED = "stopped"
 
 
@@ -206,9 +207,12 @@ class ActorCell:
         child = self.child
         if child is None:
             return ActorStatus.STARTING
-        if child.state.value in ("waiting", "starting") and self.incarnations > 0:
+        state = child.state.value
+        if state in ("stopping", "stopped", "failed"):
+            return ActorStatus.STOPPING
+        if state in ("waiting", "starting") and self.incarnations > 0:
             return ActorStatus.RESTARTING
-        if child.state.value != "running":
+        if state != "running":
             return ActorStatus.STARTING
         return ActorStatus.BUSY if self.current is not None else ActorStatus.IDLE
 
