@@ -18,16 +18,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import attrs
 import trio
 import trio.testing
-from hypothesis import event, given, settings
+from hypothesis import event, given, settings, target
 from hypothesis import strategies as st
 
-from mister_smith.actors import Actor, ActorContext, ActorRef, ActorSystem, open_actor_system
+from mister_smith.actors import Actor, ActorContext, ActorRef, ActorSystem
 from mister_smith.errors import (
     ActorCrashed,
     ActorNameTaken,
@@ -35,13 +36,20 @@ from mister_smith.errors import (
     ActorStopped,
     AskTimeout,
     HandlerTimeout,
+    HandlingInterrupted,
     MailboxFull,
     RestartIntensityExceeded,
 )
-from mister_smith.events import DeadLetter
+from mister_smith.events import DeadLetter, EventBus
+from mister_smith.supervision import OneForAll, OneForOne, RestForOne, open_supervisor
 from mister_smith.types import Restart
 
 NAMES = ("a", "b", "c")
+STRATEGIES = {
+    "one for one": OneForOne(),
+    "one for all": OneForAll(),
+    "rest for one": RestForOne(),
+}
 HANDLER_TIMEOUT = 2.0
 
 
@@ -113,7 +121,7 @@ ask_op = st.builds(
     kind=st.just("ask"),
     actor=actor_index,
     payload=payload_kind,
-    seconds=st.sampled_from([0.5, 3.0, 30.0]),
+    seconds=st.sampled_from([0.5, 3.0, 30.0, 30.0]),
 )
 sleep_op = st.builds(Op, kind=st.just("sleep"), seconds=st.sampled_from([0.0, 0.5, 1.0, 3.0]))
 # Sends and sleeps weigh more than stops and respawns, so actors live long enough to
@@ -183,6 +191,7 @@ async def play(
     specs: list[Options],
     refs: list[ActorRef],
     record: Record,
+    strategy: str,
 ) -> dict[int, ActorRef]:
     """Spawn the actors and play ``ops``; senders and askers run in ``senders``."""
     ids = itertools.count()
@@ -249,6 +258,9 @@ async def play(
                 assert isinstance(cause, HandlerTimeout)
         except ActorStopped:
             record.ask_outcomes["stopped"] += 1
+        except HandlingInterrupted:  # restarted for a sibling's crash while handling it
+            assert strategy != "one for one"
+            record.ask_outcomes["interrupted"] += 1
         except AskTimeout:
             record.ask_outcomes["timeout"] += 1
         else:
@@ -289,7 +301,24 @@ async def play(
     return current
 
 
-def run_example(max_restarts: int, specs: list[Options], ops: list[Op], ending: str) -> None:
+@asynccontextmanager
+async def open_system(strategy: str, max_restarts: int) -> AsyncIterator[ActorSystem]:
+    """An actor system on a supervisor with the given strategy; shut down on exit."""
+    bus = EventBus()
+    async with open_supervisor(
+        "actors",
+        strategy=STRATEGIES[strategy],
+        max_restarts=max_restarts,
+        events=bus,
+        keep_alive=True,
+    ) as supervisor:
+        yield ActorSystem(supervisor, bus, dead_letter_log_size=100_000)
+        await supervisor.stop()
+
+
+def run_example(
+    strategy: str, max_restarts: int, specs: list[Options], ops: list[Op], ending: str
+) -> None:
     """Play ``ops``, then end by stopping each actor (``"stop each"``) or by leaving
     the system with messages still queued and senders still waiting (``"shutdown"``)."""
     refs: list[ActorRef] = []
@@ -302,12 +331,10 @@ def run_example(max_restarts: int, specs: list[Options], ops: list[Op], ending: 
         try:
             # The senders live outside the system, so that they outlive its shutdown.
             async with trio.open_nursery() as senders:
-                async with open_actor_system(
-                    max_restarts=max_restarts, dead_letter_log_size=100_000
-                ) as system:
+                async with open_system(strategy, max_restarts) as system:
                     holder.append(system)
                     baseline = set(tracker.live)
-                    await play(system, senders, ops, specs, refs, record)
+                    await play(system, senders, ops, specs, refs, record, strategy)
                     if ending == "stop each":
                         await trio.sleep(1)  # background spawns have registered by now
                         while system.actors():
@@ -362,7 +389,10 @@ def run_example(max_restarts: int, specs: list[Options], ops: list[Op], ending: 
     assert record.replies <= handled
     assert record.crashed <= failed
 
+    # Steer generation towards examples where asks end in many different ways.
+    target(float(len(record.ask_outcomes)), label="distinct ask outcomes")
     # Shown by --hypothesis-show-statistics: which paths the examples reached.
+    event(f"strategy: {strategy}")
     event(f"ending: {'system failed' if record.system_failed else ending}")
     for outcome in record.ask_outcomes:
         event(f"an ask {outcome}")
@@ -377,8 +407,9 @@ def run_example(max_restarts: int, specs: list[Options], ops: list[Op], ending: 
 @settings(max_examples=max(200, settings().max_examples))
 @given(data=st.data())
 def test_random_operations_lose_no_message_and_leave_no_task(data: st.DataObject) -> None:
+    strategy = data.draw(st.sampled_from(sorted(STRATEGIES)), label="strategy")
     max_restarts = data.draw(st.sampled_from([2, 1_000]), label="max_restarts")
     specs = [data.draw(options_strategy, label=f"options {name}") for name in NAMES]
     ops = data.draw(st.lists(ops_strategy, min_size=3, max_size=40), label="ops")
     ending = data.draw(st.sampled_from(["stop each", "shutdown"]), label="ending")
-    run_example(max_restarts, specs, ops, ending)
+    run_example(strategy, max_restarts, specs, ops, ending)
