@@ -810,3 +810,35 @@ async def test_an_ask_failed_by_a_group_restart_does_not_claim_the_actor_stopped
     assert len(errors) == 1
     assert isinstance(errors[0], HandlingInterrupted)
     assert "restarted by its supervisor" in str(errors[0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (minor): _system.py _serve passes cell.last_error to on_restart, which is "
+    "only ever set by a handler crash and never cleared: an actor restarted because a "
+    "sibling crashed (OneForAll) is told it restarted for its own crash from long ago",
+)
+async def test_on_restart_is_not_given_a_stale_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    restarts: list[tuple[float, BaseException | None]] = []
+
+    class Remembers(Worker):
+        async def on_restart(self, ctx: ActorContext, error: BaseException | None) -> None:
+            restarts.append((trio.current_time(), error))
+
+    bus = EventBus()
+    async with open_supervisor("group", strategy=OneForAll(), events=bus, keep_alive=True) as sup:
+        system = ActorSystem(sup, bus)
+        own = await system.spawn(Remembers, name="own")
+        sibling = await system.spawn(Worker, name="sibling")
+        await own.tell(("crash", "own crash"))
+        await trio.sleep(10)
+        await sibling.tell(("crash", "sibling crash"))
+        await trio.sleep(10)
+        await system.shutdown()
+    assert [when for when, _ in restarts] == [0.0, 10.0]
+    first, second = restarts[0][1], restarts[1][1]
+    assert isinstance(first, ValueError)
+    assert first.args == ("own crash",)
+    assert second is not first  # not its own crash of t=0 again
