@@ -105,7 +105,8 @@ class SystemTestHarness:
 
     * a system-wide :class:`FaultMiddleware` (outermost) through which faults reach
       actors on their next message;
-    * a handler recording every event in an unbounded log (:meth:`events`);
+    * a handler recording every event in an unbounded log (:meth:`event_log`,
+      :meth:`events_of`);
     * a :class:`TaskCounter`, so that after the harness closes :meth:`leaked_tasks`
       names any task started meanwhile that outlived the runtime.
 
@@ -119,12 +120,10 @@ class SystemTestHarness:
     ``async with``; the harness stays usable for post-mortem checks.
     """
 
-    def __init__(
-        self, runtime: RuntimeManager, nursery: trio.Nursery, counter: TaskCounter | None
-    ) -> None:
+    def __init__(self, runtime: RuntimeManager, nursery: trio.Nursery) -> None:
         self.runtime = runtime
+        """The runtime under test."""
         self._nursery = nursery
-        self._counter = counter
         self._middleware = FaultMiddleware()
         self._log: list[Event] = list(runtime.events.history())
         self._registration = runtime.events.add_handler(Event, self._log.append)
@@ -138,6 +137,8 @@ class SystemTestHarness:
         self._control_sent = 0
         self._closed = False
         self._leaked: list[str] = []
+        self._shutdown_started: float | None = None
+        self._shutdown_bound = 0.0
         self.shutdown: ShutdownRecord | None = None
         """The runtime's shutdown timing, once the harness closed normally."""
         system = runtime.actor_system
@@ -170,7 +171,7 @@ class SystemTestHarness:
             async with trio.open_nursery() as nursery:
                 try:
                     async with RuntimeManager.open(config) as runtime:
-                        harness = cls(runtime, nursery, counter)
+                        harness = cls(runtime, nursery)
                         yield harness
                         harness._begin_shutdown()
                 finally:
@@ -196,7 +197,7 @@ class SystemTestHarness:
         self._closed = True
         self._registration.remove()
         self._silence_registration.remove()
-        started = getattr(self, "_shutdown_started", None)
+        started = self._shutdown_started
         if started is not None:
             self.shutdown = ShutdownRecord(started, trio.current_time(), self._shutdown_bound)
 
