@@ -42,7 +42,7 @@ from mister_smith.events import (
     ToolCalled,
     ToolOutcome,
 )
-from mister_smith.supervision import Child, heartbeat
+from mister_smith.supervision import Backoff, Child, heartbeat
 from mister_smith.testing import (
     PING,
     PONG,
@@ -637,6 +637,7 @@ def test_generated_values_print_as_reproductions(scenario: Scenario) -> None:
         "Restart": Restart,
         "StrategyKind": StrategyKind,
         "RecoveryStrategy": RecoveryStrategy,
+        "Backoff": Backoff,
         "KeyError": KeyError,
         "ValueError": ValueError,
         "ConnectionError": ConnectionError,

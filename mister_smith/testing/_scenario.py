@@ -71,6 +71,7 @@ def _supervisor_child(harness: SystemTestHarness, spec: SupervisorSpec) -> Child
             strategy=spec.strategy,
             max_restarts=spec.max_restarts,
             restart_window=spec.restart_window,
+            backoff=spec.backoff,
             events=harness.events,
             keep_alive=True,
         ) as supervisor:
@@ -83,6 +84,7 @@ def _supervisor_child(harness: SystemTestHarness, spec: SupervisorSpec) -> Child
                         name=node.name,
                         restart=node.restart,
                         heartbeat_timeout=node.heartbeat_timeout,
+                        recovery=node.recovery,
                     )
                 else:
                     await harness.actor_system.spawn(
@@ -93,6 +95,7 @@ def _supervisor_child(harness: SystemTestHarness, spec: SupervisorSpec) -> Child
                         restart=node.restart,
                         handler_timeout=node.handler_timeout,
                         mailbox_capacity=node.mailbox_capacity,
+                        recovery=node.recovery,
                     )
             task_status.started(supervisor)
 

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from ..errors import RecoveryStrategy
-from ..supervision import StrategyKind
+from ..supervision import Backoff, StrategyKind
 from ..types import Restart
 from ._failures import FailureType
 
@@ -49,12 +49,14 @@ class ActorSpec(PrettyRepr):
         restart: Its restart type.
         handler_timeout: Per-message deadline (``None``: none).
         mailbox_capacity: Its mailbox bound.
+        recovery: Recovery override for its failures (``None``: the error's own).
     """
 
     name: str
     restart: Restart = Restart.TRANSIENT
     handler_timeout: float | None = None
     mailbox_capacity: int = 64
+    recovery: RecoveryStrategy | None = None
 
     def __repr__(self) -> str:
         extra = _kwargs(
@@ -62,6 +64,7 @@ class ActorSpec(PrettyRepr):
                 ("restart", self.restart, Restart.TRANSIENT),
                 ("handler_timeout", self.handler_timeout, None),
                 ("mailbox_capacity", self.mailbox_capacity, 64),
+                ("recovery", self.recovery, None),
             ]
         )
         return f"ActorSpec({self.name!r}{extra})"
@@ -76,17 +79,20 @@ class WorkerSpec(PrettyRepr):
         restart: Its restart type.
         heartbeat_timeout: When set, the worker is monitored and beats three times per
             timeout, so only an injected silence or hang makes it miss.
+        recovery: Recovery override for its failures (``None``: the error's own).
     """
 
     name: str
     restart: Restart = Restart.PERMANENT
     heartbeat_timeout: float | None = None
+    recovery: RecoveryStrategy | None = None
 
     def __repr__(self) -> str:
         extra = _kwargs(
             [
                 ("restart", self.restart, Restart.PERMANENT),
                 ("heartbeat_timeout", self.heartbeat_timeout, None),
+                ("recovery", self.recovery, None),
             ]
         )
         return f"WorkerSpec({self.name!r}{extra})"
@@ -128,6 +134,7 @@ class SupervisorSpec(PrettyRepr):
         restart: Its own restart type under its parent.
         recovery: How its parent recovers from its failure (``None``: the error's own,
             ``Escalate`` for supervision errors).
+        backoff: Delays between its restarts (``None``: restart at once).
         tools: Tools registered on the tool bus (only read on the root of a tree).
     """
 
@@ -138,6 +145,7 @@ class SupervisorSpec(PrettyRepr):
     restart_window: float = 60.0
     restart: Restart = Restart.PERMANENT
     recovery: RecoveryStrategy | None = None
+    backoff: Backoff | None = None
     tools: tuple[FlakyToolSpec, ...] = ()
 
     def walk(self) -> Iterator[SupervisorSpec | ActorSpec | WorkerSpec]:
@@ -206,6 +214,7 @@ class SupervisorSpec(PrettyRepr):
                 ("restart_window", self.restart_window, 60.0),
                 ("restart", self.restart, Restart.PERMANENT),
                 ("recovery", self.recovery, None),
+                ("backoff", self.backoff, None),
                 ("tools", self.tools, ()),
             ]
         )

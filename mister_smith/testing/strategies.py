@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from .. import errors
 from ..errors import ErrorSeverity, MisterSmithError, RecoveryStrategy
-from ..supervision import StrategyKind
+from ..supervision import Backoff, StrategyKind
 from ..types import Restart
 from ._failures import FailureType
 from ._specs import (
@@ -74,6 +74,11 @@ ERROR_KINDS: tuple[type[Exception], ...] = (
 code raises (classified as ``RuntimeFault`` or, for ``ConnectionError``,
 ``NetworkError``)."""
 
+_BACKOFFS = (
+    None,
+    Backoff(initial=0.5, maximum=4.0, jitter=0.0),
+    Backoff(initial=2.0, maximum=10.0),
+)
 _RESTART_TYPES = (Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY)
 _STRATEGY_KINDS = (StrategyKind.ONE_FOR_ONE, StrategyKind.ONE_FOR_ALL, StrategyKind.REST_FOR_ONE)
 
@@ -210,6 +215,7 @@ def supervision_trees(
                         ),
                         handler_timeout=draw(st.sampled_from([None, 5.0, 1.0])),
                         mailbox_capacity=draw(st.sampled_from([64, 4, 1])),
+                        recovery=draw(st.none() | recovery_strategies()),
                     )
                 )
             elif kind == "worker":
@@ -218,6 +224,7 @@ def supervision_trees(
                         name("worker"),
                         restart=draw(st.sampled_from(_RESTART_TYPES)),
                         heartbeat_timeout=draw(st.sampled_from([None, 3.0, 10.0])),
+                        recovery=draw(st.none() | recovery_strategies()),
                     )
                 )
             else:
@@ -230,6 +237,7 @@ def supervision_trees(
             restart_window=draw(st.sampled_from([60.0, 5.0, 1.0])),
             restart=draw(st.sampled_from(_RESTART_TYPES)),
             recovery=draw(st.sampled_from([None, RecoveryStrategy.Restart()])),
+            backoff=draw(st.sampled_from(_BACKOFFS)),
         )
 
     root = supervisor(1)

@@ -118,8 +118,7 @@ def supervision_table(
     for node in tree.supervisors():
         limits[node.name] = Limits(node.max_restarts, node.restart_window, node.strategy)
         for child in node.children:
-            recovery = child.recovery if isinstance(child, SupervisorSpec) else None
-            children[(node.name, child.name)] = ChildInfo(child.restart, recovery)
+            children[(node.name, child.name)] = ChildInfo(child.restart, child.recovery)
     return children, limits
 
 
