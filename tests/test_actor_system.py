@@ -812,12 +812,6 @@ async def test_an_ask_failed_by_a_group_restart_does_not_claim_the_actor_stopped
     assert "restarted by its supervisor" in str(errors[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): _system.py _serve passes cell.last_error to on_restart, which is "
-    "only ever set by a handler crash and never cleared: an actor restarted because a "
-    "sibling crashed (OneForAll) is told it restarted for its own crash from long ago",
-)
 async def test_on_restart_is_not_given_a_stale_error(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

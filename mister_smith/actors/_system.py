@@ -232,9 +232,12 @@ class ActorSystem:
             raise TypeError(f"actor factory {cell.factory!r} returned {instance!r}, not an Actor")
         cell.instance = instance
         cell.incarnations += 1
+        # The error that ended the previous incarnation, consumed here: a restart
+        # caused by a sibling's crash is told ``None``, not an old crash of its own.
+        previous_error, cell.last_error = cell.last_error, None
         try:
             if cell.incarnations > 1:
-                await instance.on_restart(ctx, cell.last_error)
+                await instance.on_restart(ctx, previous_error)
             await instance.on_start(ctx)
             task_status.started(cell.ref)
             # The message loop is inlined here: one coroutine frame less per actor.
