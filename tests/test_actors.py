@@ -927,7 +927,7 @@ async def test_in_flight_is_never_negative_while_blocked_senders_drain(
     assert max(sampler.in_flight) <= 1
 
 
-async def test_an_actor_being_stopped_does_not_report_starting(
+async def test_an_actor_being_stopped_reports_stopping(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     class SlowStop(Worker):
@@ -941,4 +941,4 @@ async def test_an_actor_being_stopped_does_not_report_starting(
             await trio.sleep(1)
             status = ref.statistics().status
         assert ref.statistics().status is ActorStatus.STOPPED
-        assert status is not ActorStatus.STARTING
+        assert status is ActorStatus.STOPPING
