@@ -1,9 +1,9 @@
 """The actor system on virtual time: spawning, names, lookup, stopping, events, dead
 letters, children of actors, shutdown, and the totals that must always balance.
 
-Tests marked ``xfail(strict=True, reason="BUG: ...")`` pin bugs found in
-``mister_smith.actors`` (or the supervision it runs on); each is written so that it
-cannot hang even while the bug is there.
+Many tests here began as ``xfail(strict=True, reason="BUG: ...")`` and now pin the
+fixed behaviour; those that once hung (spawn or stop under cancellation) are written so
+that they cannot hang even if the bug comes back.
 """
 
 from __future__ import annotations
