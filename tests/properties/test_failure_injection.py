@@ -150,9 +150,16 @@ def replay_decisions(
     injected: dict[str, BaseException],
 ) -> list[str]:
     """Replay every child exit through a fresh :class:`SupervisorPolicy` per supervisor
-    incarnation and return every way the recorded decisions differ from it."""
+    incarnation and return every way the recorded decisions differ from it.
+
+    A run is announced (``ChildStarted``) once it says it has started, but the policy
+    counts it as started when it begins running; a run that fails while starting (a
+    nested supervisor hit while it starts its children) is never announced. Starting
+    takes no virtual time in these trees, so such a run began at its exit's time.
+    """
     problems: list[str] = []
     models: dict[str, SupervisorPolicy] = {}
+    announced: set[tuple[str, str]] = set()
 
     def model(name: str) -> SupervisorPolicy:
         if name not in models:
@@ -166,9 +173,14 @@ def replay_decisions(
             continue
         if isinstance(event, ChildStarted) and event.supervisor in limits:
             model(event.supervisor).child_started(event.child, event.timestamp)
+            announced.add((event.supervisor, event.child))
             continue
         if not isinstance(event, ChildExited) or event.supervisor not in limits:
             continue
+        key = (event.supervisor, event.child)
+        if key not in announced and event.exit is not ExitKind.CANCELLED:
+            model(event.supervisor).child_started(event.child, event.timestamp)
+        announced.discard(key)
         following = log[index + 1 : index + 3]
         if event.exit is ExitKind.FAILED:
             if not following or not isinstance(following[0], ErrorOccurred):
