@@ -99,10 +99,13 @@ class ChildSpec:
 
     def accepts_task_status(self) -> bool:
         """Whether ``fn`` takes a ``task_status`` keyword (``nursery.start`` protocol)."""
-        try:
-            return _accepts_task_status(self.fn)
-        except TypeError:  # an unhashable callable: look without the cache
-            return _accepts_task_status.__wrapped__(self.fn)
+        fn = self.fn
+        # Cache by the plain function: a bound method (or partial) keeps its object
+        # alive, and the cache must not hold whole actor systems.
+        function = getattr(fn, "__func__", None)
+        if function is None and not inspect.isfunction(fn):
+            return _accepts_task_status.__wrapped__(fn)
+        return _accepts_task_status(function if function is not None else fn)
 
     def resolve_recovery(self, error: BaseException) -> RecoveryStrategy | None:
         """The recovery strategy for ``error`` (``None``: the error's own)."""
@@ -113,7 +116,9 @@ class ChildSpec:
 
 @functools.lru_cache(maxsize=1024)
 def _accepts_task_status(fn: Callable[..., Awaitable[object]]) -> bool:
-    """Cached per callable: ``inspect.signature`` is a large share of a spawn's cost."""
+    """Cached per plain function: ``inspect.signature`` is a large share of a spawn's
+    cost. (A bound method's function has ``self`` among its parameters; that does not
+    change whether ``task_status`` is one.)"""
     try:
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
