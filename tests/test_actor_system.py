@@ -843,15 +843,6 @@ class SlowStopParent(Parent):
         await trio.sleep(10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _system.py _serve's finally runs `await instance.on_stop(ctx)` and then "
-    "`await ctx._stop_children()` in one shutdown_grace() block, catching only Exception: "
-    "when on_stop is cancelled (its grace ran out, or a stop arrived while on_stop ran "
-    "after a crash) Cancelled skips _stop_children, so the children spawned with "
-    "ctx.spawn outlive their parent (alive, registered, answering; their '::children' "
-    "supervisor stays up)",
-)
 async def test_children_are_stopped_even_when_the_parents_on_stop_overruns(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -865,13 +856,6 @@ async def test_children_are_stopped_even_when_the_parents_on_stop_overruns(
     assert (kid_alive, live, supervisor_children) == (False, [], [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): _actor.py ActorContext.spawn calls parent.start_supervisor() "
-    "unguarded, so a ctx.spawn while the system shuts down fails the handler with "
-    "SupervisionError('... is not accepting children'; default recovery Escalate), "
-    "where ActorSystem.spawn raises ActorStopped",
-)
 async def test_ctx_spawn_during_shutdown_raises_actor_stopped(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

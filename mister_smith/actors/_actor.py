@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..errors import ActorStopped, SupervisionError
 from ..events import EventBus
 from ..types import Restart
 
@@ -87,9 +88,15 @@ class ActorContext:
             if self._children is None:
                 parent = self._cell.supervisor
                 assert parent is not None
-                self._children = await parent.start_supervisor(
-                    f"{self._cell.name}::children", restart=Restart.TEMPORARY
-                )
+                try:
+                    self._children = await parent.start_supervisor(
+                        f"{self._cell.name}::children", restart=Restart.TEMPORARY
+                    )
+                except SupervisionError as exc:  # the system is shutting down
+                    raise ActorStopped(
+                        f"supervisor {parent.name!r} is {parent.state}: no child of actor "
+                        f"{self._cell.name!r} was spawned"
+                    ) from exc
             children = self._children
         return await self._cell.system.spawn(factory, *args, supervisor=children, **options)
 

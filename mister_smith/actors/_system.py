@@ -288,12 +288,17 @@ class ActorSystem:
                 if isinstance(envelope, Ask):
                     envelope.reply.set_value(result)
         finally:
-            with shutdown_grace():
-                try:
-                    await instance.on_stop(ctx)
-                except Exception:
-                    logger.exception("on_stop of actor %s failed", cell.name)
-                await ctx._stop_children()
+            try:
+                with shutdown_grace():
+                    try:
+                        await instance.on_stop(ctx)
+                    except Exception:
+                        logger.exception("on_stop of actor %s failed", cell.name)
+            finally:
+                # Even when on_stop overran its grace (Cancelled): children never
+                # outlive their parent. Bounded by the children's own shutdown timeouts.
+                with trio.CancelScope(shield=True):
+                    await ctx._stop_children()
 
     # -- stopping -----------------------------------------------------------------------
 
