@@ -175,8 +175,10 @@ _OUTCOME_OF_TOOL_ERROR: tuple[tuple[type[ToolError], ToolOutcome], ...] = (
     (ToolTimeout, ToolOutcome.TIMEOUT),
     (ToolPermissionDenied, ToolOutcome.DENIED),
     (InvalidToolInput, ToolOutcome.INVALID),
-    (ToolNotFound, ToolOutcome.NOT_FOUND),
 )
+"""How a call that reached a registered tool ended, by error. A ``ToolNotFound`` the
+tool raises itself (e.g. a dispatcher missing a backend) is that tool's failure;
+NOT_FOUND is only for calls naming no registered tool."""
 
 
 class ToolBus:

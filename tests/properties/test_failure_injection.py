@@ -380,41 +380,15 @@ def injection_traces(injections: Sequence[Injection], log: Sequence[Event]) -> l
     return problems
 
 
-# -- known library bugs: excluded from the random runs, pinned by xfail tests below --------
+# -- regression: a tool raising ToolNotFound itself is that tool's failure ---------------
 
 
-def tool_raises_tool_not_found(scenario: Scenario) -> bool:
-    """Whether a tool is made to raise ``ToolNotFound`` itself (see the xfail below)."""
-    tools = {tool.name for tool in scenario.tree.tools}
-    return any(
-        entry.target in tools
-        and isinstance(entry.failure, FailureType.ERROR)
-        and issubclass(entry.failure.kind, ToolNotFound)
-        for entry in scenario.schedule
-    )
-
-
-def without_known_bugs(scenario: Scenario) -> bool:
-    """Scenarios that do not run into a known (reported) library bug."""
-    return not tool_raises_tool_not_found(scenario)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a registered tool raising ToolNotFound itself is announced as "
-        "ToolCalled(outcome=NOT_FOUND) -- like a call naming no tool -- but counted in "
-        "ToolStatistics.failures (ToolBus._finish maps every ToolError subclass to an "
-        "outcome, ToolNotFound included)"
-    ),
-)
 def test_tool_raising_tool_not_found_is_announced_as_counted() -> None:
     scenario = Scenario(
         SupervisorSpec("sup0", tools=(FlakyToolSpec("tool0"),)),
         workload=(CallTool(0.5, "tool0"),),
         schedule=(ScheduledFailure(0.0, "tool0", FailureType.ERROR(ToolNotFound)),),
     )
-    assert tool_raises_tool_not_found(scenario)
     config = AgentConfig()
     check_example(scenario, config, run_example(scenario, config))
 
@@ -423,7 +397,7 @@ def test_tool_raising_tool_not_found_is_announced_as_counted() -> None:
 
 
 @settings(max_examples=EXAMPLES)
-@given(scenario=scenarios().filter(without_known_bugs))
+@given(scenario=scenarios())
 def test_system_survives_failure_schedules(scenario: Scenario) -> None:
     """Random trees, workloads and failure schedules keep every invariant."""
     config = AgentConfig()
@@ -431,11 +405,7 @@ def test_system_survives_failure_schedules(scenario: Scenario) -> None:
 
 
 @settings(max_examples=EXAMPLES // 2)
-@given(
-    scenario=scenarios(max_depth=2, max_nodes=4, max_failures=12, horizon=5.0).filter(
-        without_known_bugs
-    )
-)
+@given(scenario=scenarios(max_depth=2, max_nodes=4, max_failures=12, horizon=5.0))
 def test_dense_failures_on_small_trees(scenario: Scenario) -> None:
     """Many failures in a short time on small trees: intensity and escalation paths."""
     config = AgentConfig()
@@ -444,7 +414,7 @@ def test_dense_failures_on_small_trees(scenario: Scenario) -> None:
 
 @settings(max_examples=EXAMPLES // 4)
 @given(
-    scenario=scenarios(max_depth=1, max_nodes=3, max_failures=4).filter(without_known_bugs),
+    scenario=scenarios(max_depth=1, max_nodes=3, max_failures=4),
     kind=st.sampled_from([FailureType.HANG, FailureType.SLOW(3.0)]),
     at=st.integers(0, 10).map(lambda n: n / 2),
 )
