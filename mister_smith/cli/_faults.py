@@ -13,7 +13,7 @@ import attrs
 import trio
 
 from ..agents import Model, ModelRequest, ModelResponse
-from ..tools import Tool, ToolSchema
+from ..tools import Tool, WrappedTool
 
 
 class InjectedFault(Exception):
@@ -68,7 +68,7 @@ class FaultPlan:
     fail_on: frozenset[int] = attrs.field(default=frozenset(), converter=_numbers)
 
 
-class FaultyTool:
+class FaultyTool(WrappedTool):
     """Wraps a tool (same name, description and schema) and applies a :class:`FaultPlan`.
 
     Attributes:
@@ -78,27 +78,11 @@ class FaultyTool:
     """
 
     def __init__(self, inner: Tool, plan: FaultPlan, *, timeout: float | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner, timeout=timeout)
         self.plan = plan
-        self.timeout = timeout
         self.calls = 0
         self.hung = 0
         self.failed = 0
-
-    @property
-    def name(self) -> str:
-        """The wrapped tool's name."""
-        return self.inner.name
-
-    @property
-    def description(self) -> str:
-        """The wrapped tool's description."""
-        return self.inner.description
-
-    @property
-    def input_schema(self) -> ToolSchema:
-        """The wrapped tool's schema."""
-        return self.inner.input_schema
 
     async def execute(self, args: Mapping[str, Any]) -> object:
         """Run the wrapped tool, unless the plan says this call hangs or fails."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from ..tools import Tool, ToolSchema
+from ..tools import Tool, ToolSchema, WrappedTool
 from ._failures import FailureType, Hang, Injection, Slow
 
 ANY_OBJECT = ToolSchema({"type": "object"})
@@ -116,7 +116,7 @@ class FlakyTool:
         return f"<FlakyTool {self.name!r} calls={self.calls}>"
 
 
-class FaultGate:
+class FaultGate(WrappedTool):
     """Wraps a tool so the harness can inject faults into its next calls.
 
     It has the wrapped tool's name, description, schema and timeout; each call takes
@@ -125,29 +125,8 @@ class FaultGate:
     """
 
     def __init__(self, inner: Tool) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._pending: collections.deque[Injection] = collections.deque()
-
-    @property
-    def name(self) -> str:
-        """The wrapped tool's name."""
-        return self.inner.name
-
-    @property
-    def description(self) -> str:
-        """The wrapped tool's description."""
-        return self.inner.description
-
-    @property
-    def input_schema(self) -> ToolSchema:
-        """The wrapped tool's schema."""
-        return self.inner.input_schema
-
-    @property
-    def timeout(self) -> float | None:
-        """The wrapped tool's own deadline, if it has one."""
-        timeout: float | None = getattr(self.inner, "timeout", None)
-        return timeout
 
     def add(self, injection: Injection) -> None:
         """Queue ``injection`` for the next call."""

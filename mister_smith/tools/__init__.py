@@ -45,8 +45,10 @@ from ._signature import schema_for_type as schema_for_type
 from ._tool import FunctionTool as FunctionTool
 from ._tool import Tool as Tool
 from ._tool import tool as tool
+from ._wrapped import WrappedTool as WrappedTool
 
 __all__ = [
+    "WrappedTool",
     "AgentTool",
     "AllowedCommand",
     "Askable",
