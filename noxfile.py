@@ -11,16 +11,10 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-PYTHON = ["3.11", "3.12", "3.13"]
 DEV = ".[dev,http,bench]"
 
 
-def _python() -> str | None:
-    """Use the interpreter nox runs on unless a session is asked for explicitly."""
-    return None
-
-
-@nox.session(python=_python())
+@nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (pytest, trio mode) under coverage and print the report.
 
@@ -32,7 +26,7 @@ def tests(session: nox.Session) -> None:
     session.run("coverage", "report")
 
 
-@nox.session(python=_python())
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
     session.install("ruff")
@@ -40,28 +34,28 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=_python())
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
     session.install("-e", DEV)
     session.run("mypy", "--strict")
 
 
-@nox.session(python=_python())
+@nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmarks/bench_*.py; each figure is a ratio to raw Trio in the same run."""
     session.install("-e", DEV)
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
-@nox.session(python=_python())
+@nox.session
 def demo(session: nox.Session) -> None:
     """Run the main job: a supervised agent team on embedded defaults."""
     session.install("-e", ".[http]")
     session.run("mister-smith", "demo", *session.posargs)
 
 
-@nox.session(python=_python())
+@nox.session
 def bench_peers(session: nox.Session) -> None:
     """Ours next to triotp, pykka, thespian and autogen-core on the same workloads.
 
