@@ -33,10 +33,12 @@ from ._tracing import NOOP_SPAN as NOOP_SPAN
 from ._tracing import TOOL_SPAN as TOOL_SPAN
 from ._tracing import Span as Span
 from ._tracing import Tracer as Tracer
+from ._tracing import TracingMiddleware as TracingMiddleware
 from ._tracing import opentelemetry_available as opentelemetry_available
 from ._tracing import tracer as tracer
 
 __all__ = [
+    "TracingMiddleware",
     "LIVE_PATH",
     "LOGGER_NAME",
     "MESSAGE_SPAN",

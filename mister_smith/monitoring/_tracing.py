@@ -19,12 +19,13 @@ from __future__ import annotations
 import contextvars
 import importlib
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, Protocol
 
 import trio
 
+from ..actors import ActorContext
 from ..config import MonitoringSettings
 
 AttributeValue = str | bool | int | float
@@ -205,3 +206,22 @@ def tracer(
     if sampling_rate is None:
         sampling_rate = (MonitoringSettings() if settings is None else settings).trace_sampling_rate
     return Tracer(name, sampling_rate=sampling_rate, tracer_provider=tracer_provider, rng=rng)
+
+
+class TracingMiddleware:
+    """Opens a span around each message an actor handles (the actors' middleware
+    protocol); pass it to ``open_actor_system(middleware=...)`` or let the runtime add
+    it when OpenTelemetry is installed."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+
+    async def run(
+        self,
+        message: Any,
+        ctx: ActorContext,
+        handler: Callable[[Any, ActorContext], Awaitable[Any]],
+    ) -> Any:
+        """Run ``handler(message, ctx)`` inside a message span."""
+        with self.tracer.message_span(ctx.name, message):
+            return await handler(message, ctx)

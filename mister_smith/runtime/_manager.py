@@ -18,7 +18,13 @@ from ..async_patterns import ActorMiddleware, AgentMiddleware
 from ..config import AgentConfig
 from ..errors import ErrorSeverity, RecoveryStrategy, ResourceError, SupervisionError
 from ..events import ErrorOccurred, EventBus
-from ..monitoring import FrameworkMetrics, apply_log_level, serve_monitoring
+from ..monitoring import (
+    FrameworkMetrics,
+    TracingMiddleware,
+    apply_log_level,
+    serve_monitoring,
+    tracer,
+)
 from ..resources import (
     BlockingHealthCheck,
     EventBusHealthCheck,
@@ -123,6 +129,9 @@ class RuntimeManager:
             subscriber_buffer=config.events.subscriber_buffer,
         )
         supervision = config.supervision
+        # Spans for messages and tool calls when OpenTelemetry is installed, sampled at
+        # monitoring.trace_sampling_rate; nothing at all on the hot paths otherwise.
+        spans = tracer(settings=config.monitoring)
         async with open_supervisor(
             "root",
             events=events,
@@ -146,7 +155,10 @@ class RuntimeManager:
                 ask_timeout=config.actors.ask_timeout,
                 dead_letter_log_size=config.actors.dead_letter_log_size,
                 default_restart=supervision.strategy.restart_type,
-                middleware=[ActorMiddleware(middleware)] if middleware else (),
+                middleware=[
+                    *([TracingMiddleware(spans)] if spans.enabled else []),
+                    *([ActorMiddleware(middleware)] if middleware else []),
+                ],
             )
             tool_bus = ToolBus(
                 events=events,
@@ -154,6 +166,7 @@ class RuntimeManager:
                 # ToolSettings validates the policy is "open" or "restricted".
                 default_policy=cast(ToolPolicy, config.tools.default_policy),
                 blocking_threads=settings.blocking_threads,
+                tracing=spans.tool_span if spans.enabled else None,
             )
             detector = BlockingDetector(events, threshold=config.tools.blocking_threshold)
             trio.lowlevel.add_instrument(detector)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 import attrs
@@ -210,6 +212,9 @@ class ToolBus:
             (``RuntimeSettings.blocking_threads``).
         events: Where ``ToolCalled`` events go (optional).
         name: Source name of the events.
+        tracing: Opens a span around each call, given the tool and caller names
+            (e.g. ``mister_smith.monitoring.tracer().tool_span``; the runtime wires it
+            when OpenTelemetry is installed).
     """
 
     def __init__(
@@ -220,6 +225,7 @@ class ToolBus:
         blocking_threads: int = 512,
         events: EventBus | None = None,
         name: str = "tool_bus",
+        tracing: Callable[[str, str], AbstractContextManager[object]] | None = None,
     ) -> None:
         self._default_policy = _check_policy(default_policy)
         _check_timeout(default_timeout, "default_timeout")
@@ -228,6 +234,7 @@ class ToolBus:
         self.default_timeout = default_timeout
         self.events = events
         self.name = name
+        self.tracing = tracing
         self._limiter = trio.CapacityLimiter(blocking_threads)
         self._tools: dict[str, _Registration] = {}
         self._calls = 0
@@ -416,10 +423,13 @@ class ToolBus:
         registration.in_flight += 1
         token = CURRENT_TOOL_CALL.set(ToolCallContext(name, str(caller), self._limiter))
         try:
-            with trio.move_on_after(limit) as deadline:
-                result = await registration.tool.execute(args)
-            if deadline.cancelled_caught:
-                raise ToolTimeout(f"tool {name!r} ran past its {limit} s deadline")
+            with contextlib.ExitStack() as stack:
+                if self.tracing is not None:
+                    stack.enter_context(self.tracing(name, str(caller)))
+                with trio.move_on_after(limit) as deadline:
+                    result = await registration.tool.execute(args)
+                if deadline.cancelled_caught:
+                    raise ToolTimeout(f"tool {name!r} ran past its {limit} s deadline")
         except ToolError as raised:
             self._finish(registration, caller, started, raised)
             raise
