@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import attrs
 import pytest
 import trio
+from supervision_journal import Journal, forever
 
 from mister_smith.errors import (
     ConfigError,
@@ -44,25 +44,6 @@ from mister_smith.supervision import (
 from mister_smith.types import Restart
 
 
-@attrs.define
-class Journal:
-    """What children and hooks did and when (virtual time)."""
-
-    entries: list[tuple[str, str, float]] = attrs.field(factory=list)
-    runs: dict[str, int] = attrs.field(factory=dict)
-
-    def note(self, what: str, name: str) -> None:
-        self.entries.append((what, name, trio.current_time()))
-
-    def times(self, what: str, name: str) -> list[float]:
-        return [t for w, n, t in self.entries if w == what and n == name]
-
-    def next_run(self, name: str) -> int:
-        run = self.runs.get(name, 0)
-        self.runs[name] = run + 1
-        return run
-
-
 def crashing(
     journal: Journal,
     name: str,
@@ -87,10 +68,6 @@ def crashing(
 
     child.__name__ = name
     return child
-
-
-async def forever() -> None:
-    await trio.sleep_forever()
 
 
 def decisions(bus: EventBus) -> list[tuple[str, RecoveryAction, int]]:

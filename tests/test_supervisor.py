@@ -11,10 +11,10 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
 import pytest
 import trio
 import trio.testing
+from supervision_journal import Journal, forever
 
 from mister_smith.errors import (
     HeartbeatTimeout,
@@ -56,31 +56,6 @@ from mister_smith.types import Restart
 # -- helpers ---------------------------------------------------------------------------------
 
 
-@attrs.define
-class Journal:
-    """What children did and when (virtual time)."""
-
-    entries: list[tuple[str, str, float]] = attrs.field(factory=list)
-    runs: dict[str, int] = attrs.field(factory=dict)
-
-    def note(self, what: str, name: str) -> None:
-        self.entries.append((what, name, trio.current_time()))
-
-    def times(self, what: str, name: str) -> list[float]:
-        return [t for w, n, t in self.entries if w == what and n == name]
-
-    def names(self, what: str) -> list[str]:
-        return [n for w, n, _ in self.entries if w == what]
-
-    def since(self, start: float) -> list[tuple[str, str]]:
-        return [(w, n) for w, n, t in self.entries if t >= start]
-
-    def next_run(self, name: str) -> int:
-        run = self.runs.get(name, 0)
-        self.runs[name] = run + 1
-        return run
-
-
 Plan = list[tuple[str, float]]
 """Per run: ``("crash", after)``, ``("return", after)`` or ``("forever", 0)``; the last
 entry repeats once the plan is used up."""
@@ -104,10 +79,6 @@ def scripted(journal: Journal, name: str, plan: Plan) -> Callable[[], Awaitable[
 
     child.__name__ = name
     return child
-
-
-async def forever() -> None:
-    await trio.sleep_forever()
 
 
 async def background_supervisor(nursery: trio.Nursery, **options: Any) -> Supervisor:
