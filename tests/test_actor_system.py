@@ -8,6 +8,8 @@ that they cannot hang even if the bug comes back.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from contextlib import suppress
 from typing import Any
 
@@ -874,3 +876,35 @@ async def test_ctx_spawn_during_shutdown_raises_actor_stopped(
         nursery.start_soon(ask_during_shutdown, parent)
     assert len(causes) == 1
     assert isinstance(causes[0], ActorStopped), repr(causes[0])
+
+
+def closed_system_is_freed(with_children: bool) -> bool:
+    """Run a system (with a ctx.spawn child or not) to its end; is it garbage then?"""
+    refs: list[weakref.ref[ActorSystem]] = []
+
+    async def main() -> None:
+        async with open_actor_system() as system:
+            parent = await system.spawn(Parent, [], name="p")
+            if with_children:
+                await parent.ask(("spawn", "kid"))
+            refs.append(weakref.ref(system))
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    gc.collect()
+    return refs[0]() is None
+
+
+def test_a_closed_actor_system_is_garbage() -> None:
+    assert closed_system_is_freed(with_children=False)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (leak): supervision/_child.py caches accepts_task_status in an "
+    "lru_cache(maxsize=1024) keyed by plain functions; Supervisor.start_supervisor makes "
+    "a new run_nested closure per call, whose cells hold the parent Supervisor, so every "
+    "ctx.spawn (and every nested supervisor, e.g. the runtime's) keeps its whole closed "
+    "actor system alive - children, cells, mailboxes, event history - up to 1,024 of them",
+)
+def test_a_closed_actor_system_with_children_is_garbage() -> None:
+    assert closed_system_is_freed(with_children=True)
