@@ -898,13 +898,5 @@ def test_a_closed_actor_system_is_garbage() -> None:
     assert closed_system_is_freed(with_children=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (leak): supervision/_child.py caches accepts_task_status in an "
-    "lru_cache(maxsize=1024) keyed by plain functions; Supervisor.start_supervisor makes "
-    "a new run_nested closure per call, whose cells hold the parent Supervisor, so every "
-    "ctx.spawn (and every nested supervisor, e.g. the runtime's) keeps its whole closed "
-    "actor system alive - children, cells, mailboxes, event history - up to 1,024 of them",
-)
 def test_a_closed_actor_system_with_children_is_garbage() -> None:
     assert closed_system_is_freed(with_children=True)

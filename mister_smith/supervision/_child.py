@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import enum
-import functools
 import inspect
 import logging
 import math
@@ -99,13 +98,7 @@ class ChildSpec:
 
     def accepts_task_status(self) -> bool:
         """Whether ``fn`` takes a ``task_status`` keyword (``nursery.start`` protocol)."""
-        fn = self.fn
-        # Cache by the plain function: a bound method (or partial) keeps its object
-        # alive, and the cache must not hold whole actor systems.
-        function = getattr(fn, "__func__", None)
-        if function is None and not inspect.isfunction(fn):
-            return _accepts_task_status.__wrapped__(fn)
-        return _accepts_task_status(function if function is not None else fn)
+        return accepts_task_status(self.fn)
 
     def resolve_recovery(self, error: BaseException) -> RecoveryStrategy | None:
         """The recovery strategy for ``error`` (``None``: the error's own)."""
@@ -114,11 +107,18 @@ class ChildSpec:
         return self.recovery(error)
 
 
-@functools.lru_cache(maxsize=1024)
-def _accepts_task_status(fn: Callable[..., Awaitable[object]]) -> bool:
-    """Cached per plain function: ``inspect.signature`` is a large share of a spawn's
-    cost. (A bound method's function has ``self`` among its parameters; that does not
-    change whether ``task_status`` is one.)"""
+def accepts_task_status(fn: Callable[..., Awaitable[object]]) -> bool:
+    """Whether ``fn`` takes a ``task_status`` parameter.
+
+    Plain functions and methods are answered from their code object (cheap, nothing
+    cached, so no closure or instance is kept alive); anything else (partials,
+    wrapped or callable objects) through :func:`inspect.signature`.
+    """
+    function = getattr(fn, "__func__", fn)
+    code = getattr(function, "__code__", None)
+    if code is not None and not hasattr(function, "__wrapped__"):
+        named = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        return "task_status" in named
     try:
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
