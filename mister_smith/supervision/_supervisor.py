@@ -121,7 +121,6 @@ class Supervisor:
         self._by_name: dict[str, Child] = {}
         self._group_lock = trio.Lock()
         self._pending: list[_PendingGroup] = []
-        self._pending_groups = 0
         self._idle = trio.Event()
         self._stopping = False
         self._failure: SupervisionError | None = None
@@ -406,7 +405,7 @@ class Supervisor:
         self._check_idle()
 
     def _check_idle(self) -> None:
-        if not self._children and self._pending_groups == 0:
+        if not self._children and not self._pending:
             self._idle.set()
 
     def _heartbeat(self, child: Child) -> None:
@@ -655,7 +654,6 @@ class Supervisor:
                 pending.scope.cancel()
         pending = _PendingGroup(child, trio.CancelScope())
         self._pending.append(pending)
-        self._pending_groups += 1
         child.state = ChildState.WAITING
         self._nursery.start_soon(
             self._restart_group, pending, group, decision, gate, name=f"{self.name}:restart"
@@ -729,7 +727,6 @@ class Supervisor:
             if admitted and gate is not None:
                 gate.release()
             self._pending.remove(pending)
-            self._pending_groups -= 1
             self._check_idle()
 
     # -- stopping and failing -------------------------------------------------------------
