@@ -10,7 +10,7 @@ import trio
 
 from ..errors import ActorStopped, SupervisionError
 from ..events import EventBus
-from ..types import Restart
+from ..types import CallerIdentity, Restart
 
 if TYPE_CHECKING:
     from ..supervision import Supervisor
@@ -73,6 +73,19 @@ class ActorContext:
     def events(self) -> EventBus:
         """The event bus."""
         return self._cell.system.events
+
+    @property
+    def identity(self) -> CallerIdentity:
+        """This actor's caller identity, minted by the system's authority at spawn.
+
+        Present it to a ``ToolBus`` sharing that authority; it is the same object in
+        every incarnation and is revoked when the actor is gone for good, so a later
+        actor of the same name gets nothing granted to this one. Keep it to yourself:
+        whoever holds it can call tools as this actor.
+        """
+        identity = self._cell.identity
+        assert identity is not None  # minted before the first incarnation starts
+        return identity
 
     @property
     def incarnation(self) -> int:

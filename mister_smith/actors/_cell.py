@@ -10,7 +10,7 @@ import attrs
 import trio
 
 from ..errors import ActorStopped
-from ..types import ActorId
+from ..types import ActorId, CallerIdentity
 
 if TYPE_CHECKING:
     from ..supervision import Child, Supervisor
@@ -118,6 +118,7 @@ class ActorCell:
         "folded",
         "handled",
         "handler_timeout",
+        "identity",
         "incarnations",
         "instance",
         "last_error",
@@ -177,6 +178,8 @@ class ActorCell:
         self.supervisor: Supervisor | None = None
         self.instance: Actor | None = None
         self.ctx: ActorContext | None = None
+        self.identity: CallerIdentity | None = None
+        """Minted at spawn, kept across restarts, revoked once the actor is gone."""
         self.ref = ActorRef(self)
 
     def terminated(self) -> trio.Event:

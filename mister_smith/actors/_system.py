@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from ..supervision import (
     open_supervisor,
     shutdown_grace,
 )
+from ..types import IdentityAuthority, Role
 from ._actor import Actor, ActorContext
 from ._cell import ActorCell, Ask
 from ._ref import ActorRef
@@ -85,6 +86,10 @@ class ActorSystem:
 
     Invariant, per actor and in total: ``accepted == handled + dead_lettered`` once the
     actor has stopped (plus what is queued or in flight while it runs).
+
+    Every actor gets a caller identity (``ctx.identity``) minted by :attr:`identities`
+    at spawn; it lives across restarts and is revoked when the actor is gone for good.
+    Tool buses accept it when they share the authority (the runtime wires one).
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class ActorSystem:
         dead_letter_log_size: int = 1000,
         middleware: Sequence[MessageMiddleware] = (),
         default_restart: Restart = Restart.TRANSIENT,
+        identities: IdentityAuthority | None = None,
     ) -> None:
         if mailbox_capacity < 1:
             raise ValueError(f"mailbox_capacity must be >= 1, got {mailbox_capacity!r}")
@@ -108,6 +114,7 @@ class ActorSystem:
         self.ask_timeout = ask_timeout
         self.middleware = tuple(middleware)
         self.default_restart = default_restart
+        self.identities = IdentityAuthority() if identities is None else identities
         self._dead_letters: collections.deque[DeadLetterRecord] = collections.deque(
             maxlen=dead_letter_log_size
         )
@@ -133,6 +140,7 @@ class ActorSystem:
         role: str | None = None,
         capabilities: Sequence[str] = (),
         middleware: Sequence[MessageMiddleware] = (),
+        roles: Iterable[Role] = (),
     ) -> ActorRef:
         """Start an actor built by ``factory(*args)`` and return its ref once started.
 
@@ -147,13 +155,18 @@ class ActorSystem:
             handler_timeout: Per-message deadline; exceeding it is a failure.
             recovery: Recovery policy for its crashes (default: the error's own).
             shutdown_timeout: Grace for ``on_stop`` when stopped.
-            role: Free-form role (shown in events; used by teams and routing).
+            role: Free-form role label (shown in events; used by teams and routing).
+                It grants nothing: permissions come from ``roles``.
             capabilities: Declared capabilities (used by capability routing).
             middleware: Wrapped around ``handle`` after the system's middleware.
+            roles: :class:`~mister_smith.types.Role` objects registered with
+                :attr:`identities`, carried by the actor's identity (``ctx.identity``).
 
         Raises:
             ActorNameTaken: ``name`` is already in use.
             ActorStopped: the supervisor is shutting down (nothing was spawned).
+            UnknownRole: a role was not registered with :attr:`identities`.
+            TypeError: a role is given by name (a name is not a credential).
         """
         if not callable(factory):
             raise TypeError(f"actor factory must be callable, got {factory!r}")
@@ -185,6 +198,7 @@ class ActorSystem:
             capabilities=frozenset(capabilities) if capabilities else _NO_CAPABILITIES,
         )
         cell.ctx = ActorContext(cell)
+        cell.identity = self.identities.mint(name, roles=roles, actor_id=cell.actor_id)
         sup = self.supervisor if supervisor is None else supervisor
         cell.supervisor = sup
         self._cells[name] = cell
@@ -199,6 +213,7 @@ class ActorSystem:
         )
         if sup.state != "running":
             self._cells.pop(name, None)
+            self.identities.revoke(cell.identity)
             raise ActorStopped(
                 f"supervisor {sup.name!r} is {sup.state}: actor {name!r} was not spawned"
             )
@@ -206,6 +221,7 @@ class ActorSystem:
             cell.child = await sup.start_child(spec)
         except BaseException:
             self._cells.pop(name, None)
+            self.identities.revoke(cell.identity)
             cell.closed = True
             cell.terminated().set()
             raise
@@ -311,6 +327,8 @@ class ActorSystem:
         if cell.closed:
             return
         cell.closed = True
+        if cell.identity is not None:
+            self.identities.revoke(cell.identity)  # a reused name gets none of its grants
         while True:
             try:
                 envelope = cell.receive.receive_nowait()

@@ -15,6 +15,7 @@ from ._agent import AgentResult as AgentResult
 from ._agent import AgentSpec as AgentSpec
 from ._agent import AgentTask as AgentTask
 from ._agent import ContextSettings as ContextSettings
+from ._agent import ToolCaller as ToolCaller
 from ._agent import ToolInvoker as ToolInvoker
 from ._agent import available_tool_definitions as available_tool_definitions
 from ._agent import format_tool_error as format_tool_error
@@ -122,6 +123,7 @@ __all__ = [
     "Summarizer",
     "TeamError",
     "ToolCall",
+    "ToolCaller",
     "ToolInvoker",
     "ToolDefinition",
     "Usage",

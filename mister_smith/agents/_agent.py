@@ -17,7 +17,7 @@ from ..actors import Actor, ActorContext, ActorRef, ActorSystem, MessageMiddlewa
 from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
 from ..events import EventBus, TaskCompleted, TaskFailed
 from ..supervision import RecoveryPolicy, Supervisor
-from ..types import Restart, TaskId
+from ..types import CallerIdentity, Restart, Role, TaskId
 from ._context import ContextWindow, Summarizer
 from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout
 from ._events import AgentProgress
@@ -27,25 +27,46 @@ from ._model import Model, ModelLimits, ModelRequest, ModelResponse, ToolDefinit
 logger = logging.getLogger("mister_smith.agents")
 
 
+Caller = CallerIdentity | str
+"""Who an agent calls tools as: its identity (``ctx.identity``), or, run without an actor
+system, its name (unauthenticated: open tools only)."""
+
+
 @runtime_checkable
 class ToolInvoker(Protocol):
     """What an agent needs from a tool bus (:class:`mister_smith.tools.ToolBus` is one)."""
 
     async def call(
         self,
-        caller: str,
+        caller: Caller,
         name: str,
         args: Mapping[str, Any],
         *,
-        roles: Sequence[str] = (),
+        on_behalf_of: Sequence[Caller] = (),
         timeout: float | None = None,
     ) -> Any:
-        """Call tool ``name`` for ``caller`` under the deadline ``timeout``."""
+        """Call tool ``name`` as ``caller`` (acting for ``on_behalf_of``) under the
+        deadline ``timeout``."""
         ...
 
-    def list_available_tools(self, caller: str, *, roles: Sequence[str] = ()) -> Sequence[Any]:
-        """The schemas of the tools ``caller`` may call."""
+    def list_available_tools(
+        self, caller: Caller, *, on_behalf_of: Sequence[Caller] = ()
+    ) -> Sequence[Any]:
+        """The schemas of the tools ``caller`` (acting for ``on_behalf_of``) may call."""
         ...
+
+
+@attrs.frozen
+class ToolCaller:
+    """Who an agent's tool calls for one task are made as, and for whom.
+
+    Attributes:
+        who: The agent's identity (or its name when run without an actor system).
+        on_behalf_of: Whom the task was delegated by (see :attr:`AgentTask.on_behalf_of`).
+    """
+
+    who: Caller
+    on_behalf_of: tuple[Caller, ...] = ()
 
 
 @attrs.frozen
@@ -75,12 +96,18 @@ def _names(value: Iterable[str] | None) -> frozenset[str] | None:
     return None if value is None else frozenset(value)
 
 
+def _callers(value: Iterable[Caller]) -> tuple[Caller, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class AgentSpec:
     """Everything that defines an agent apart from its model and tools.
 
     Attributes:
-        role: What the agent is for (``"researcher"``, ``"writer"``, ...).
+        role: What the agent is for (``"researcher"``, ``"writer"``, ...): a label for the
+            prompt, events and results. It grants nothing; tool permissions come from the
+            identity the agent is spawned with (see :func:`spawn_agent`'s ``roles``).
         system_prompt: Instructions given to the model on every turn.
         capabilities: Declared capabilities (used by teams and capability routing).
         allowed_tools: Tools the agent may call (``None``: whatever the tool bus grants
@@ -121,6 +148,10 @@ class AgentTask:
             tool calls and delegated tasks inherit it.
         context: Messages placed before the prompt (e.g. a previous stage's output).
         correlation_id: Carried into the task's events.
+        on_behalf_of: Who delegated the task, outermost first (set by
+            :class:`~mister_smith.agents.AgentEndpoint` from the delegating tool call):
+            the agent's tool calls must be allowed for each of them as well as for
+            itself. It can only narrow what the agent may do, never widen it.
     """
 
     prompt: str
@@ -128,6 +159,7 @@ class AgentTask:
     deadline: float | None = None
     context: tuple[Message, ...] = attrs.field(default=(), converter=_messages)
     correlation_id: str | None = None
+    on_behalf_of: tuple[Caller, ...] = attrs.field(default=(), converter=_callers)
 
     @classmethod
     def with_timeout(cls, prompt: str, timeout: float | None, **options: Any) -> AgentTask:
@@ -207,21 +239,21 @@ def format_tool_error(error: BaseException) -> str:
 
 
 def available_tool_definitions(
-    tools: ToolInvoker | None, caller: str, roles: Sequence[str], allowed: frozenset[str] | None
+    tools: ToolInvoker | None, caller: ToolCaller, allowed: frozenset[str] | None
 ) -> tuple[ToolDefinition, ...]:
     """The tools ``caller`` may call, as model :class:`ToolDefinition` s, sorted by name."""
-    return _tool_listing(tools, caller, roles, allowed)[0]
+    return _tool_listing(tools, caller, allowed)[0]
 
 
 def _tool_listing(
-    tools: ToolInvoker | None, caller: str, roles: Sequence[str], allowed: frozenset[str] | None
+    tools: ToolInvoker | None, caller: ToolCaller, allowed: frozenset[str] | None
 ) -> tuple[tuple[ToolDefinition, ...], dict[str, float]]:
     """The definitions offered to the model, and each tool's own deadline (if listed)."""
     if tools is None:
         return (), {}
     listed = [
         entry
-        for entry in tools.list_available_tools(caller, roles=roles)
+        for entry in tools.list_available_tools(caller.who, on_behalf_of=caller.on_behalf_of)
         if allowed is None or str(entry.name) in allowed
     ]
     timeouts: dict[str, float] = {}
@@ -289,15 +321,29 @@ class Agent(Actor):
 
     async def handle(self, message: Any, ctx: ActorContext) -> AgentResult:
         """Work on a task (see :meth:`AgentTask.coerce` for what counts as one)."""
-        return await self.run_task(AgentTask.coerce(message), ctx.name, ctx.events)
+        return await self.run_task(
+            AgentTask.coerce(message), ctx.name, ctx.events, identity=ctx.identity
+        )
 
-    async def run_task(self, task: AgentTask, name: str, events: EventBus | None) -> AgentResult:
-        """Run ``task`` to its answer as agent ``name``; usable without an actor system."""
+    async def run_task(
+        self,
+        task: AgentTask,
+        name: str,
+        events: EventBus | None,
+        *,
+        identity: CallerIdentity | None = None,
+    ) -> AgentResult:
+        """Run ``task`` to its answer as agent ``name``; usable without an actor system.
+
+        Tools are called as ``identity`` (in an actor system: ``ctx.identity``); without
+        one, as the plain name, which only open tools admit.
+        """
         started = trio.current_time()
+        caller = ToolCaller(name if identity is None else identity, task.on_behalf_of)
         try:
             deadline = math.inf if task.deadline is None else task.deadline
             with trio.move_on_at(deadline) as scope:
-                result = await self._loop(task, name, events, started)
+                result = await self._loop(task, name, events, started, caller)
             if scope.cancelled_caught:
                 raise TaskTimeout(f"agent {name!r} did not finish task {task.task_id} in time")
         except Exception as exc:
@@ -328,7 +374,12 @@ class Agent(Actor):
         return result
 
     async def _loop(
-        self, task: AgentTask, name: str, events: EventBus | None, started: float
+        self,
+        task: AgentTask,
+        name: str,
+        events: EventBus | None,
+        started: float,
+        caller: ToolCaller,
     ) -> AgentResult:
         spec = self.spec
         if spec.persistent_context:
@@ -340,7 +391,7 @@ class Agent(Actor):
         await context.extend(task.context)
         await context.add(Message.user(task.prompt), pin=True)
         try:
-            return await self._turns(task, name, events, started, context)
+            return await self._turns(task, name, events, started, context, caller)
         finally:
             context.unpin_all()
 
@@ -351,11 +402,11 @@ class Agent(Actor):
         events: EventBus | None,
         started: float,
         context: ContextWindow,
+        caller: ToolCaller,
     ) -> AgentResult:
         spec = self.spec
-        roles = (spec.role,)
         tool_definitions, self._tool_timeouts = _tool_listing(
-            self.tools, name, roles, spec.allowed_tools
+            self.tools, caller, spec.allowed_tools
         )
         usage = Usage()
         tool_calls = tool_errors = 0
@@ -379,7 +430,7 @@ class Agent(Actor):
                     tool_errors,
                     trio.current_time() - started,
                 )
-            results = await self._run_tools(response.tool_calls, name, roles, task.deadline)
+            results = await self._run_tools(response.tool_calls, name, caller, task.deadline)
             tool_calls += len(results)
             tool_errors += sum(1 for r in results if r.is_error)
             await context.extend(results)
@@ -428,13 +479,13 @@ class Agent(Actor):
         raise ModelTimeout(f"model {self.model.name!r} did not answer within {timeout} s")
 
     async def _run_tools(
-        self, calls: Sequence[ToolCall], name: str, roles: Sequence[str], deadline: float | None
+        self, calls: Sequence[ToolCall], name: str, caller: ToolCaller, deadline: float | None
     ) -> list[Message]:
         results: list[Message | None] = [None] * len(calls)
 
         async def run(index: int) -> None:
             async with self._limiter:
-                results[index] = await self._run_tool(calls[index], name, roles, deadline)
+                results[index] = await self._run_tool(calls[index], name, caller, deadline)
 
         if self.spec.parallel_tool_calls and len(calls) > 1:
             async with trio.open_nursery() as nursery:
@@ -446,7 +497,7 @@ class Agent(Actor):
         return [result for result in results if result is not None]
 
     async def _run_tool(
-        self, call: ToolCall, name: str, roles: Sequence[str], deadline: float | None
+        self, call: ToolCall, name: str, caller: ToolCaller, deadline: float | None
     ) -> Message:
         allowed = self.spec.allowed_tools
         if self.tools is None or (allowed is not None and call.name not in allowed):
@@ -460,7 +511,11 @@ class Agent(Actor):
         timeout = min(limits) if limits else None
         try:
             value = await self.tools.call(
-                name, call.name, call.arguments, roles=roles, timeout=timeout
+                caller.who,
+                call.name,
+                call.arguments,
+                on_behalf_of=caller.on_behalf_of,
+                timeout=timeout,
             )
         except ToolError as exc:
             logger.debug("agent %s: tool %s failed: %s", name, call.name, exc)
@@ -485,6 +540,7 @@ async def spawn_agent(
     recovery: RecoveryPolicy | None = None,
     handler_timeout: float | None = None,
     spawn_timeout: float | None = None,
+    roles: Iterable[Role] = (),
 ) -> ActorRef:
     """Spawn an :class:`Agent` as a supervised actor and return its ref.
 
@@ -503,6 +559,13 @@ async def spawn_agent(
         recovery: Recovery policy for its crashes (default: the error's own).
         handler_timeout: Longest a task may run before the agent counts as failed.
         spawn_timeout: With a controller, seconds to wait for a free slot.
+        roles: :class:`~mister_smith.types.Role` objects (from the actor system's
+            ``identities.register_role``) its identity carries: what tools granted to
+            roles it may call. ``spec.role`` is a label and grants nothing.
+
+    Raises:
+        UnknownRole: a role the actor system's authority did not register.
+        TypeError: a role given by name (a name is not a credential).
     """
     system = spawner.system if isinstance(spawner, SpawnController) else spawner
     if name is None:
@@ -519,6 +582,7 @@ async def spawn_agent(
         "restart": restart,
         "recovery": recovery,
         "handler_timeout": handler_timeout,
+        "roles": tuple(roles),
     }
     if isinstance(spawner, SpawnController):
         return await spawner.spawn_bounded(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import attrs
 import trio
 
 from ..actors import ActorRef
 from ..errors import ActorCrashed, AskTimeout, TaskTimeout
-from ._agent import AgentResult, AgentTask
+from ._agent import AgentResult, AgentTask, Caller
 
 
 class AgentEndpoint:
@@ -25,6 +26,11 @@ class AgentEndpoint:
 
     A delegate that crashed while working on the task is asked again, up to
     ``retries`` times, if it was restarted and time remains.
+
+    It is a :class:`~mister_smith.tools.Delegate`: offered as an
+    :class:`~mister_smith.tools.AgentTool`, it is asked with :meth:`ask_on_behalf` and
+    the tool's caller, which the task carries as :attr:`AgentTask.on_behalf_of`, so the
+    agent may only call tools that caller may call too.
     """
 
     def __init__(self, ref: ActorRef, *, retries: int = 0, full_result: bool = False) -> None:
@@ -39,16 +45,12 @@ class AgentEndpoint:
         """The agent's name."""
         return self.ref.name
 
-    def _task(self, message: Any, deadline: float) -> AgentTask:
+    def _task(self, message: Any, deadline: float, on_behalf_of: tuple[Caller, ...]) -> AgentTask:
         task = AgentTask.coerce(message)
         if math.isfinite(deadline) and (task.deadline is None or deadline < task.deadline):
-            task = AgentTask(
-                task.prompt,
-                task.task_id,
-                deadline,
-                task.context,
-                task.correlation_id,
-            )
+            task = attrs.evolve(task, deadline=deadline)
+        if on_behalf_of:
+            task = attrs.evolve(task, on_behalf_of=(*on_behalf_of, *task.on_behalf_of))
         return task
 
     async def ask(self, message: Any, *, timeout: float | None = None) -> Any:
@@ -59,10 +61,21 @@ class AgentEndpoint:
             ActorCrashed: the agent crashed on it (and on every retry).
             ActorStopped: the agent is stopped.
         """
+        return await self.ask_on_behalf(message, on_behalf_of=(), timeout=timeout)
+
+    async def ask_on_behalf(
+        self,
+        message: Any,
+        *,
+        on_behalf_of: tuple[Caller, ...],
+        timeout: float | None = None,
+    ) -> Any:
+        """Like :meth:`ask`, for a task delegated by ``on_behalf_of`` (outermost first):
+        the agent's tool calls must be allowed for each of them too."""
         deadline = trio.current_effective_deadline()
         if timeout is not None:
             deadline = min(deadline, trio.current_time() + timeout)
-        task = self._task(message, deadline)
+        task = self._task(message, deadline, tuple(on_behalf_of))
         for attempt in range(self.retries + 1):
             remaining = deadline - trio.current_time()
             try:

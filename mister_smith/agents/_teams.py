@@ -8,7 +8,7 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..supervision import SupervisionTree, Supervisor, TreeSnapshot, snapshot
 from ..tools import AgentTool, ToolBus
-from ..types import Restart
+from ..types import Restart, Role
 from ._agent import Agent, AgentResult, AgentSpec, AgentTask, ToolInvoker
 from ._delegate import AgentEndpoint
 from ._errors import TeamError
@@ -308,6 +308,7 @@ async def create_dynamic_team(
     spawn_timeout: float | None = None,
     split: Split | None = None,
     merge: Merge | None = None,
+    bind_roles: Iterable[Role] = (),
 ) -> Team:
     """Compose a team for ``task``: only the roles it needs, spawned within bounds.
 
@@ -317,7 +318,15 @@ async def create_dynamic_team(
     system's), and every member is spawned through ``controller`` so the system-wide
     agent bound holds (→ :class:`~mister_smith.errors.PoolExhausted`, after which the
     members already spawned are stopped again). In lead mode every other member is
-    registered on ``tools`` as a delegate tool (``ask_<member>``) granted to the lead.
+    registered on ``tools`` as a delegate tool (``ask_<member>``) granted to the lead's
+    identity, and each delegate works on the lead's behalf (it may only call tools the
+    lead may call too).
+
+    Permissions: a member's identity carries a role only if ``bind_roles`` holds the
+    :class:`~mister_smith.types.Role` object named like its :class:`AgentRole`. Role
+    names chosen while composing the team (by the requirements analysis, a model, a
+    catalog, ``customize``) are labels and grant nothing by themselves; ``bind_roles``
+    is the ceiling the application sets.
 
     Args:
         task: What the team is for.
@@ -339,6 +348,8 @@ async def create_dynamic_team(
         spawn_timeout: Seconds to wait for a free agent slot (``None``: refuse at once).
         split: Splits a fan-out task into parts.
         merge: Merges fan-out answers when no member merges.
+        bind_roles: Role objects (from the actor system's ``identities``) members may
+            carry, each given to the members of the same-named role.
     """
     chosen = list(roles) if roles is not None else analyze_requirements(task, catalog=catalog)
     if not chosen:
@@ -358,6 +369,14 @@ async def create_dynamic_team(
             restart=Restart.TEMPORARY,
             recovery=RecoveryStrategy.Ignore(),
         )
+    bindable: dict[str, Role] = {}
+    for bound in bind_roles:
+        if not isinstance(bound, Role):
+            raise TypeError(
+                f"bind_roles takes Role objects from identities.register_role(), got "
+                f"{bound!r} (a name is not a credential)"
+            )
+        bindable[bound.name] = bound
     counts = replicas_for(chosen, replicas)
     names: list[tuple[AgentRole, str]] = []
     for role, count in zip(chosen, counts, strict=True):
@@ -392,6 +411,7 @@ async def create_dynamic_team(
                 capabilities=sorted(role.capabilities),
                 middleware=middleware,
                 timeout=spawn_timeout,
+                roles=(bindable[role.name],) if role.name in bindable else (),
             )
             members.append(TeamMember(role, ref))
         if delegate_names:
@@ -449,7 +469,8 @@ def _register_delegates(
     retries: int,
     registered: list[str],
 ) -> None:
-    """Register every member but the lead as an agent tool granted to the lead (only)."""
+    """Register every member but the lead as an agent tool granted to the lead's identity
+    (only), asked on the lead's behalf."""
     if not isinstance(tools, ToolBus):
         raise TeamError("lead-and-delegates mode needs a ToolBus for the delegate tools")
     lead_member = next(m for m in members if m.name == lead)
@@ -463,5 +484,5 @@ def _register_delegates(
             description=f"Delegate a task to {member.name}, the team's {member.role.name}, "
             f"who {member.role.description}. Put the whole task in 'message'.",
         )
-        tools.register_tool(agent_tool, policy="restricted", callers=[lead_member.name])
+        tools.register_tool(agent_tool, policy="deny", callers=[lead_member.ref])
         registered.append(tool_name)

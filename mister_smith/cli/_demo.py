@@ -61,14 +61,14 @@ class DemoOptions:
 def demo_config(base: AgentConfig | None = None) -> AgentConfig:
     """Embedded defaults for the demo: deny-by-default tools and short waits.
 
-    Tools are restricted (each is granted to the roles that need it), agent tools time
-    out after 20 s, supervisors back off 50 ms before a restart and give each child 2 s
-    to stop.
+    Tools deny by default (each is granted to the roles that need it, even when the
+    given configuration says ``open``), agent tools time out after 20 s, supervisors
+    back off 50 ms before a restart and give each child 2 s to stop.
     """
     config = AgentConfig() if base is None else base
     return attrs.evolve(
         config,
-        tools=attrs.evolve(config.tools, default_policy="restricted", default_timeout=20.0),
+        tools=attrs.evolve(config.tools, default_policy="deny", default_timeout=20.0),
         supervision=attrs.evolve(config.supervision, backoff_initial=0.05, shutdown_timeout=2.0),
     )
 
@@ -128,7 +128,12 @@ def survey_recipe(
     display.line(f"model          {model}")
     bus = runtime.tool_bus
     ws = Workspace(workspace)
-    bus.register_tool(ListDirectoryTool(ws, name=LIST_TOOL), roles=["surveyor", "coordinator"])
+    # Deny by default: register the team's roles, grant each tool to the roles that use
+    # it (the coordinator reads through its surveyors, so it holds reading too), and let
+    # the team bind each member's role into its identity.
+    bound = {role.name: runtime.identities.register_role(role.name) for role in roles}
+    readers = [bound[name] for name in ("surveyor", "coordinator") if name in bound]
+    bus.register_tool(ListDirectoryTool(ws, name=LIST_TOOL), roles=readers)
     reader: ReadFileTool | FaultyTool = ReadFileTool(ws, name=READ_TOOL)
     if faults:
         reader = FaultyTool(reader, demo_fault_plan(), timeout=hang_timeout)
@@ -136,7 +141,7 @@ def survey_recipe(
             "faults         surveyor-1 crashes on its 3rd model call; read_file hangs on "
             f"call 4 (deadline {hang_timeout} s) and fails on calls 2, 11 and 23"
         )
-    bus.register_tool(reader, roles=["surveyor"], timeout=hang_timeout)
+    bus.register_tool(reader, roles=readers, timeout=hang_timeout)
     http: HttpModel | None = None if model == "scripted" else http_model(model, runtime.events)
     made = 0
 
@@ -158,6 +163,7 @@ def survey_recipe(
         customize=functools.partial(member_spec, embedded=http is None),
         name="survey",
         close=http.aclose if http is not None else None,
+        bind_roles=tuple(bound.values()),
     )
 
 

@@ -34,7 +34,7 @@ class RunOptions:
         live: Redraw the tree and bars in place.
         workspace: The directory the file tools are confined to.
         timeout: Seconds the team gets.
-        allow_write: Also grant ``write_file``.
+        allow_write: Also register ``write_file`` (granted to the team's roles only).
     """
 
     task: str
@@ -47,7 +47,13 @@ class RunOptions:
 
 
 def general_recipe(runtime: RuntimeManager, display: Display, options: RunOptions) -> TeamRecipe:
-    """A team of the analysed roles on a real model, with the workspace file tools."""
+    """A team of the analysed roles on a real model, with the workspace file tools.
+
+    Deny by default: the team's roles are registered with the runtime's identities and
+    the file tools are granted to them alone (every role: a lead's delegates act on its
+    behalf, so the lead must hold what they use); ``write_file`` only with
+    ``allow_write``, never open to all.
+    """
     roles = analyze_requirements(options.task)
     mode = choose_coordination(options.task, roles)
     names = [role.name for role in roles]
@@ -60,8 +66,9 @@ def general_recipe(runtime: RuntimeManager, display: Display, options: RunOption
     tools: list[Tool] = [ListDirectoryTool(workspace), ReadFileTool(workspace)]
     if options.allow_write:
         tools.append(WriteFileTool(workspace))
+    bound = tuple(runtime.identities.register_role(name) for name in names)
     for tool in tools:
-        runtime.tool_bus.register_tool(tool, roles=names)
+        runtime.tool_bus.register_tool(tool, policy="deny", roles=bound)
     model = http_model(options.model, runtime.events)
 
     def model_for(role: AgentRole) -> Model:
@@ -75,6 +82,7 @@ def general_recipe(runtime: RuntimeManager, display: Display, options: RunOption
         customize=functools.partial(member_spec, embedded=False),
         name="run",
         close=model.aclose,
+        bind_roles=bound,
     )
 
 

@@ -40,6 +40,7 @@ from ..events import (
 from ..runtime import RuntimeManager
 from ..supervision import snapshot
 from ..tools import ToolBusStatistics
+from ..types import Role
 from ._display import GREEN, RED, YELLOW, Display
 
 MODEL_KINDS = ("scripted", "openai", "anthropic")
@@ -282,6 +283,8 @@ class TeamRecipe:
         customize: Adjusts each member's spec.
         name: The team's name.
         close: Called at the end (e.g. to close an HTTP model's client).
+        bind_roles: The role credentials the members' identities may carry (the
+            recipe registered them and granted its tools to them).
     """
 
     roles: tuple[AgentRole, ...]
@@ -292,6 +295,7 @@ class TeamRecipe:
     customize: Callable[[AgentRole, AgentSpec], AgentSpec] | None = None
     name: str = "team"
     close: Callable[[], Awaitable[None]] | None = None
+    bind_roles: tuple[Role, ...] = ()
 
 
 Prepare = Callable[[RuntimeManager, Display], Awaitable[TeamRecipe]]
@@ -341,6 +345,7 @@ async def run_team_session(
                         name=recipe.name,
                         customize=recipe.customize,
                         retries=0,
+                        bind_roles=recipe.bind_roles,
                     )
                     async with team:
                         try:

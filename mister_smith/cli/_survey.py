@@ -361,8 +361,13 @@ _TURNS = {"coordinator": coordinator_turn, "surveyor": surveyor_turn, "writer": 
 
 
 def survey_roles() -> list[AgentRole]:
-    """The catalog roles with the survey's instructions and tools."""
-    tools = {"coordinator": None, "surveyor": {LIST_TOOL, READ_TOOL}, "writer": set()}
+    """The catalog roles with the survey's instructions and tools.
+
+    The coordinator's own model is offered only the listing (and, added by the team,
+    the delegate tools), although its identity is granted reading too: the surveyors
+    read on its behalf, and delegation never lets a delegate do what its lead may not.
+    """
+    tools = {"coordinator": {LIST_TOOL}, "surveyor": {LIST_TOOL, READ_TOOL}, "writer": set()}
     roles = []
     for name in ("coordinator", "surveyor", "writer"):
         role = DEFAULT_CATALOG.get(name)

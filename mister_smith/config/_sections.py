@@ -28,8 +28,15 @@ from ._duration import Seconds, to_optional_seconds, to_seconds
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 """The accepted values of :attr:`MonitoringSettings.log_level`."""
 
-TOOL_POLICIES = ("open", "restricted")
-"""The accepted values of :attr:`ToolSettings.default_policy`."""
+TOOL_POLICIES = ("deny", "open", "restricted")
+"""The accepted values of :attr:`ToolSettings.default_policy` (``"restricted"`` is stored
+as ``"deny"``)."""
+
+
+def _tool_policy(value: object) -> object:
+    """attrs converter: lower case, and the old name ``"restricted"`` becomes ``"deny"``."""
+    value = to_lower(value)  # type: ignore[arg-type]
+    return "deny" if value == "restricted" else value
 
 _MIN_THREAD_STACK = 32 * 1024  # the smallest size threading.stack_size() accepts
 
@@ -251,9 +258,13 @@ class ToolSettings:
         max_retries: Times a failed tool call is retried. >= 0.
         blocking_threshold: Seconds a synchronous tool may hold the event loop before
             it is reported as blocking (such tools belong in a thread). > 0.
-        default_policy: ``"open"``: every agent may call every tool unless denied;
-            ``"restricted"``: deny by default, agents call only tools granted to them.
-            Any case; stored in lower case.
+        default_policy: Policy of tools registered without grants. ``"deny"`` (the
+            default, as in the original design): a tool runs only for the caller
+            identities and roles granted it. ``"open"``: every caller may call such
+            tools, a plain unauthenticated name included; the runtime logs a warning
+            when it starts with it. ``"restricted"``, the name of ``"deny"`` before it
+            became the default, is still accepted and stored as ``"deny"``. Any case;
+            stored in lower case.
     """
 
     default_timeout: Seconds = attrs.field(
@@ -264,7 +275,7 @@ class ToolSettings:
         default=0.1, converter=to_seconds, validator=duration(positive=True)
     )
     default_policy: str = attrs.field(
-        default="open", converter=to_lower, validator=one_of(TOOL_POLICIES)
+        default="deny", converter=_tool_policy, validator=one_of(TOOL_POLICIES)
     )
 
 

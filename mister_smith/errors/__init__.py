@@ -14,6 +14,9 @@ PersistenceError    HIGH         Failover
 ==================  ===========  ========================
 """
 
+from ._identity import DuplicateRole as DuplicateRole
+from ._identity import InvalidGrant as InvalidGrant
+from ._identity import UnknownRole as UnknownRole
 from ._severity import ErrorSeverity as ErrorSeverity
 from ._severity import RecoveryAction as RecoveryAction
 from ._severity import RecoveryStrategy as RecoveryStrategy
@@ -96,6 +99,9 @@ __all__ = [
     "ToolNotFound",
     "ToolPermissionDenied",
     "ToolTimeout",
+    "DuplicateRole",
+    "InvalidGrant",
+    "UnknownRole",
     "classify_error",
     "unwrap_single",
 ]

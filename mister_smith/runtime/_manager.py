@@ -34,6 +34,7 @@ from ..resources import (
 )
 from ..supervision import Restart, Supervisor, open_supervisor
 from ..tools import BlockingDetector, ToolBus, ToolPolicy
+from ..types import IdentityAuthority
 
 logger = logging.getLogger("mister_smith.runtime")
 
@@ -58,13 +59,21 @@ class RuntimeManager:
         supervision: The root supervisor.
         actor_system: Spawns actors (under the ``actors`` supervisor).
         tool_bus: The tool registry and call layer (its thread limiter, sized by
-            ``runtime.blocking_threads``, runs every blocking tool).
+            ``runtime.blocking_threads``, runs every blocking tool). It denies by
+            default (``tools.default_policy``): grant tools to roles registered with
+            :attr:`identities` or to actors.
         blocking_detector: Reports task steps that block the loop longer than
             ``tools.blocking_threshold`` as ``LoopBlocked`` events.
         health: The health monitor (liveness, readiness, per-component reports).
         metrics: Framework metrics in their own Prometheus registry.
         http_port: The port of the monitoring endpoints, when served.
     """
+
+    @property
+    def identities(self) -> IdentityAuthority:
+        """The one authority minting the identities of every actor the runtime spawns
+        and checked by its tool bus: register roles here (``register_role``)."""
+        return self.tool_bus.identities
 
     @property
     def blocking_limiter(self) -> trio.CapacityLimiter:
@@ -148,9 +157,11 @@ class RuntimeManager:
                 restart_window=supervision.restart_window,
                 default_restart=supervision.strategy.restart_type,
             )
+            identities = IdentityAuthority("runtime")
             actor_system = ActorSystem(
                 actors_supervisor,
                 events,
+                identities=identities,
                 mailbox_capacity=config.actors.mailbox_capacity,
                 ask_timeout=config.actors.ask_timeout,
                 dead_letter_log_size=config.actors.dead_letter_log_size,
@@ -163,8 +174,9 @@ class RuntimeManager:
             tool_bus = ToolBus(
                 events=events,
                 default_timeout=config.tools.default_timeout,
-                # ToolSettings validates the policy is "open" or "restricted".
+                # ToolSettings stores "deny" or "open"; "open" is logged as a warning.
                 default_policy=cast(ToolPolicy, config.tools.default_policy),
+                identities=identities,
                 blocking_threads=settings.blocking_threads,
                 tracing=spans.tool_span if spans.enabled else None,
             )

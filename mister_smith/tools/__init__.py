@@ -6,7 +6,9 @@
   (:func:`run_blocking`) under the bus's limiter and are abandoned on timeout.
 - :class:`ToolBus` registers tools and runs every call through lookup, permissions,
   :class:`ToolSchema` validation, a cancel-scope deadline, metrics and a ``ToolCalled``
-  event.
+  event. Permissions deny by default and are keyed by an unforgeable
+  :class:`~mister_smith.types.CallerIdentity` the runtime mints for every actor; a
+  plain name is an unauthenticated caller that only open tools admit.
 - :class:`BlockingDetector` / :func:`monitor_blocking` report task steps that block the
   loop as ``LoopBlocked`` events naming the task and tool.
 - Built-ins: :class:`EchoTool`, workspace-confined file tools (:class:`Workspace`),
@@ -16,6 +18,7 @@
 
 from ._agent import AgentTool as AgentTool
 from ._agent import Askable as Askable
+from ._agent import Delegate as Delegate
 from ._blocking import BlockedStep as BlockedStep
 from ._blocking import BlockingDetector as BlockingDetector
 from ._blocking import BlockingStatistics as BlockingStatistics
@@ -24,7 +27,6 @@ from ._blocking import monitor_blocking as monitor_blocking
 from ._bus import DuplicateTool as DuplicateTool
 from ._bus import ToolBus as ToolBus
 from ._bus import ToolBusStatistics as ToolBusStatistics
-from ._bus import ToolPolicy as ToolPolicy
 from ._bus import ToolSpec as ToolSpec
 from ._bus import ToolStatistics as ToolStatistics
 from ._command import AllowedCommand as AllowedCommand
@@ -38,6 +40,9 @@ from ._files import ReadFileTool as ReadFileTool
 from ._files import Workspace as Workspace
 from ._files import WriteFileTool as WriteFileTool
 from ._http import HttpGetTool as HttpGetTool
+from ._permissions import Caller as Caller
+from ._permissions import PolicyName as PolicyName
+from ._permissions import ToolPolicy as ToolPolicy
 from ._schema import SchemaViolation as SchemaViolation
 from ._schema import ToolSchema as ToolSchema
 from ._signature import Param as Param
@@ -55,7 +60,9 @@ __all__ = [
     "BlockedStep",
     "BlockingDetector",
     "BlockingStatistics",
+    "Caller",
     "CommandTool",
+    "Delegate",
     "DuplicateTool",
     "EchoTool",
     "FunctionTool",
@@ -63,6 +70,7 @@ __all__ = [
     "ListDirectoryTool",
     "LoopBlockedError",
     "Param",
+    "PolicyName",
     "ReadFileTool",
     "SchemaViolation",
     "Tool",

@@ -9,6 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 import trio
 
 from ..errors import ToolTimeout
+from ..types import CallerIdentity
+from ._context import CURRENT_TOOL_CALL
 from ._schema import ToolSchema
 
 
@@ -18,6 +20,25 @@ class Askable(Protocol):
 
     async def ask(self, message: object, *, timeout: float | None = None) -> object:
         """Send ``message`` and wait (at most ``timeout`` seconds) for the reply."""
+        ...
+
+
+@runtime_checkable
+class Delegate(Askable, Protocol):
+    """An :class:`Askable` that also carries whom the work is done for.
+
+    ``mister_smith.agents.AgentEndpoint`` is one: the agent it asks then calls tools
+    only where its own grants *and* those of everyone in ``on_behalf_of`` allow.
+    """
+
+    async def ask_on_behalf(
+        self,
+        message: object,
+        *,
+        on_behalf_of: tuple[CallerIdentity | str, ...],
+        timeout: float | None = None,
+    ) -> object:
+        """Like ``ask``, the work restricted to what ``on_behalf_of`` may do too."""
         ...
 
 
@@ -33,6 +54,13 @@ class AgentTool:
     ``timeout``, so the callee's ask covers queueing and reply within the same budget. A
     ``TimeoutError`` from the ask (e.g. ``AskTimeout``) becomes
     :class:`~mister_smith.ToolTimeout`.
+
+    Delegation carries identity: a :class:`Delegate` target (an ``AgentEndpoint``) is
+    asked with :meth:`Delegate.ask_on_behalf` and the caller of this tool (plus whom
+    *it* acts for), so the agent asked may only use tools its caller may use too: no
+    privilege escalation through a teammate. A plain :class:`Askable` (e.g. a bare
+    ``ActorRef``) cannot carry it and acts under its own grants only; offer agents
+    through ``AgentEndpoint`` (teams do).
 
     Args:
         target: What to ask.
@@ -79,7 +107,13 @@ class AgentTool:
         """Ask the target with the message built from ``args``; return the reply."""
         message = self.to_message(args)
         timeout = self.ask_timeout()
+        call = CURRENT_TOOL_CALL.get()
         try:
+            if isinstance(self.target, Delegate):
+                on_behalf_of = call.delegation() if call is not None else ()
+                return await self.target.ask_on_behalf(
+                    message, on_behalf_of=on_behalf_of, timeout=timeout
+                )
             return await self.target.ask(message, timeout=timeout)
         except TimeoutError as error:
             raise ToolTimeout(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import trio
 
+from ..actors import ActorRef
 from ..async_patterns import HistogramSnapshot, LatencyHistogram
 from ..errors import (
     InvalidToolInput,
@@ -19,27 +21,29 @@ from ..errors import (
     ToolPermissionDenied,
     ToolTimeout,
 )
+from ..errors import InvalidGrant
 from ..events import EventBus, ToolCalled, ToolOutcome
-from ..types import ToolId
+from ..types import CallerIdentity, IdentityAuthority, Role, ToolId
 from ._context import CURRENT_TOOL_CALL, STEP_STATE, ToolCallContext
+from ._permissions import (
+    Caller,
+    Grantee,
+    PolicyName,
+    ToolGrants,
+    ToolPolicy,
+    caller_label,
+    check_policy,
+    resolve_grantees,
+    resolve_roles,
+)
 from ._schema import ToolSchema
 from ._tool import Tool
 
-ToolPolicy = Literal["open", "restricted"]
-"""``"open"``: every caller may call the tool. ``"restricted"``: only the callers and
-roles granted it (deny by default)."""
-
-_POLICIES: tuple[ToolPolicy, ...] = ("open", "restricted")
+logger = logging.getLogger("mister_smith.tools")
 
 
 class DuplicateTool(ToolError, ValueError):
     """A tool with that name is already registered."""
-
-
-def _check_policy(policy: str) -> ToolPolicy:
-    if policy not in _POLICIES:
-        raise ValueError(f"tool policy must be 'open' or 'restricted', got {policy!r}")
-    return policy
 
 
 def _check_timeout(timeout: float | None, what: str) -> None:
@@ -56,7 +60,7 @@ class ToolSpec:
         description: What it does.
         input_schema: Its arguments' schema.
         tool_id: Id given at registration.
-        policy: ``"open"`` or ``"restricted"``.
+        policy: ``"deny"`` (granted callers and roles only) or ``"open"``.
         timeout: Its deadline in seconds when not overridden per call.
     """
 
@@ -129,10 +133,8 @@ class ToolBusStatistics:
 class _Registration:
     tool: Tool
     tool_id: ToolId
-    policy: ToolPolicy
+    grants: ToolGrants
     timeout: float
-    callers: set[Hashable] = attrs.field(factory=set)
-    roles: set[str] = attrs.field(factory=set)
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
     calls: int = 0
     succeeded: int = 0
@@ -149,14 +151,9 @@ class _Registration:
             self.tool.description,
             self.tool.input_schema,
             self.tool_id,
-            self.policy,
+            self.grants.policy,
             self.timeout,
         )
-
-    def allows(self, caller: Hashable, roles: Iterable[str]) -> bool:
-        if self.policy == "open" or caller in self.callers:
-            return True
-        return any(role in self.roles for role in roles)
 
     def snapshot(self) -> ToolStatistics:
         return ToolStatistics(
@@ -200,13 +197,32 @@ class ToolBus:
     Each successful call ends with a schedule point, so a loop of calls to tools that
     never checkpoint still lets other tasks run.
 
-    Permissions: each tool is ``"open"`` (anyone may call it) or ``"restricted"`` (only
-    callers and roles granted it). New tools get ``default_policy`` unless registered
-    with their own. Deadlines: the per-call ``timeout``, else the tool's (given at
+    Permissions deny by default. A caller presents a
+    :class:`~mister_smith.types.CallerIdentity` minted by the bus's
+    :attr:`identities` (actors get theirs as ``ctx.identity``); a tool with policy
+    ``"deny"`` admits it only while it is live (not revoked, not a copy, not from
+    another authority) and it, or one of the roles it was minted with, is granted the
+    tool. A plain string caller is unauthenticated: only ``"open"`` tools admit it.
+    Roles come from the identity alone, never from the call. A call made on behalf of
+    others (``on_behalf_of``, e.g. an agent working on a task delegated through
+    :class:`AgentTool`) is admitted only if every one of them may call the tool too, so
+    delegation never widens what the original caller could do. Every refusal is a
+    :class:`~mister_smith.ToolPermissionDenied` saying why, counted as ``denied`` and
+    announced with outcome ``DENIED``.
+
+    A tool registered with grants is ``"deny"`` whatever the bus's default, so grants
+    apply under every policy; a grant that could never apply (to an open tool, to a
+    plain name, to a revoked or foreign identity, to an unregistered role) is refused
+    when it is made (:class:`~mister_smith.InvalidGrant`,
+    :class:`~mister_smith.UnknownRole`). Grants to an identity are dropped when the
+    authority revokes it. Deadlines: the per-call ``timeout``, else the tool's (given at
     registration or as its ``timeout`` attribute), else ``default_timeout``.
 
     Args:
-        default_policy: Policy of newly registered tools (``ToolSettings.default_policy``).
+        default_policy: Policy of tools registered without grants or their own policy
+            (``ToolSettings.default_policy``): ``"deny"`` (default) or ``"open"``, which
+            is logged as a warning when the bus is made; ``"restricted"`` is an alias of
+            ``"deny"``.
         default_timeout: Deadline in seconds of calls (``ToolSettings.default_timeout``).
         blocking_threads: Threads blocking tools may use at once
             (``RuntimeSettings.blocking_threads``).
@@ -215,19 +231,23 @@ class ToolBus:
         tracing: Opens a span around each call, given the tool and caller names
             (e.g. ``mister_smith.monitoring.tracer().tool_span``; the runtime wires it
             when OpenTelemetry is installed).
+        identities: The authority whose identities the bus accepts (default: a new
+            one; share the actor system's so its actors can call:
+            ``ToolBus(identities=system.identities)``).
     """
 
     def __init__(
         self,
         *,
-        default_policy: ToolPolicy = "open",
+        default_policy: PolicyName = "deny",
         default_timeout: float = 30.0,
         blocking_threads: int = 512,
         events: EventBus | None = None,
         name: str = "tool_bus",
         tracing: Callable[[str, str], AbstractContextManager[object]] | None = None,
+        identities: IdentityAuthority | None = None,
     ) -> None:
-        self._default_policy = _check_policy(default_policy)
+        self._default_policy = check_policy(default_policy)
         _check_timeout(default_timeout, "default_timeout")
         if blocking_threads < 1:
             raise ValueError(f"blocking_threads must be >= 1, got {blocking_threads!r}")
@@ -235,14 +255,23 @@ class ToolBus:
         self.events = events
         self.name = name
         self.tracing = tracing
+        self.identities = IdentityAuthority() if identities is None else identities
+        self.identities.add_revocation_listener(self._forget_identity)
         self._limiter = trio.CapacityLimiter(blocking_threads)
         self._tools: dict[str, _Registration] = {}
         self._calls = 0
         self._not_found = 0
+        if self._default_policy == "open":
+            logger.warning(
+                "tool bus %r: default_policy is 'open': every caller, an unauthenticated "
+                "plain name included, may call every tool registered without grants; "
+                "use 'deny' (the default) and grant tools to identities and roles",
+                name,
+            )
 
     @property
     def default_policy(self) -> ToolPolicy:
-        """The policy newly registered tools get."""
+        """The policy tools registered without grants or a policy of their own get."""
         return self._default_policy
 
     @property
@@ -256,23 +285,27 @@ class ToolBus:
         self,
         tool: Tool,
         *,
-        policy: ToolPolicy | None = None,
+        policy: PolicyName | None = None,
         timeout: float | None = None,
-        callers: Iterable[Hashable] = (),
-        roles: Iterable[str] = (),
+        callers: Iterable[Grantee] = (),
+        roles: Iterable[Role | str] = (),
     ) -> ToolSpec:
         """Register ``tool`` under its name and return its :class:`ToolSpec`.
 
         Args:
             tool: The tool.
-            policy: ``"open"`` or ``"restricted"`` (default: the bus's default policy).
+            policy: ``"deny"`` or ``"open"`` (default: ``"deny"`` when grants are given,
+                else the bus's default policy).
             timeout: Its deadline in seconds (default: its ``timeout`` attribute, else
                 the bus's ``default_timeout``).
-            callers: Callers granted it at once.
-            roles: Roles granted it at once.
+            callers: Identities (or live actors, by ref) granted it at once.
+            roles: Roles (registered names or :class:`~mister_smith.types.Role` s)
+                granted it at once.
 
         Raises:
             DuplicateTool: a tool of that name is registered (a ``ValueError``).
+            InvalidGrant: grants with ``policy="open"``, or a grant that cannot apply.
+            UnknownRole: a role the bus's authority never registered.
             TypeError: ``tool`` does not implement the :class:`Tool` protocol.
         """
         if not isinstance(tool, Tool):
@@ -284,13 +317,22 @@ class ToolBus:
         own_timeout = getattr(tool, "timeout", None)
         _check_timeout(timeout, "timeout")
         _check_timeout(own_timeout, f"tool {tool.name!r} timeout")
+        granted = resolve_grantees(self.identities, callers, tool.name)
+        granted_roles = resolve_roles(self.identities, roles, tool.name)
+        if policy is not None:
+            chosen = check_policy(policy)
+        else:
+            chosen = "deny" if granted or granted_roles else self._default_policy
+        if chosen == "open" and (granted or granted_roles):
+            raise InvalidGrant(
+                f"tool {tool.name!r}: grants cannot apply to an open tool (every caller may "
+                "call it); register it with policy 'deny' (the default when granting)"
+            )
         registration = _Registration(
             tool=tool,
             tool_id=ToolId.new(),
-            policy=self._default_policy if policy is None else _check_policy(policy),
+            grants=ToolGrants(chosen, granted, granted_roles),
             timeout=timeout or own_timeout or self.default_timeout,
-            callers=set(callers),
-            roles=set(roles),
         )
         self._tools[tool.name] = registration
         return registration.spec()
@@ -305,6 +347,22 @@ class ToolBus:
         del self._tools[name]
         return registration.tool
 
+    def replace_tool(self, tool: Tool) -> Tool:
+        """Put ``tool`` in place of the tool registered under its name; return the old one.
+
+        The registration is kept: policy, grants, deadline and counters (e.g. to wrap a
+        tool in a fault-injecting gate without granting it anew).
+
+        Raises:
+            ToolNotFound: no tool of that name is registered.
+            TypeError: ``tool`` does not implement the :class:`Tool` protocol.
+        """
+        if not isinstance(tool, Tool) or not isinstance(tool.input_schema, ToolSchema):
+            raise TypeError(f"{tool!r} does not implement the Tool protocol")
+        registration = self._lookup(tool.name)
+        old, registration.tool = registration.tool, tool
+        return old
+
     def get_tool(self, name: str) -> Tool:
         """The tool registered as ``name``.
 
@@ -317,48 +375,110 @@ class ToolBus:
         """Every registered tool, in registration order."""
         return [registration.spec() for registration in self._tools.values()]
 
-    def list_available_tools(self, caller: Hashable, roles: Iterable[str] = ()) -> list[ToolSpec]:
-        """The tools ``caller`` (with ``roles``) may call: open ones and those granted."""
-        roles = tuple(roles)
-        return [r.spec() for r in self._tools.values() if r.allows(caller, roles)]
+    def list_available_tools(
+        self, caller: Caller, *, on_behalf_of: Sequence[Caller] = ()
+    ) -> list[ToolSpec]:
+        """The tools ``caller`` (acting for ``on_behalf_of``) may call."""
+        chain = tuple(on_behalf_of)
+        return [r.spec() for r in self._tools.values() if self._refusal(r, caller, chain) is None]
 
-    def is_allowed(self, caller: Hashable, name: str, roles: Iterable[str] = ()) -> bool:
-        """Whether ``caller`` (with ``roles``) may call ``name``.
+    def is_allowed(self, caller: Caller, name: str, *, on_behalf_of: Sequence[Caller] = ()) -> bool:
+        """Whether ``caller`` (acting for ``on_behalf_of``) may call ``name``.
 
         Raises:
             ToolNotFound: no such tool.
         """
-        return self._lookup(name).allows(caller, tuple(roles))
+        return self._refusal(self._lookup(name), caller, tuple(on_behalf_of)) is None
+
+    def _refusal(
+        self, registration: _Registration, caller: object, on_behalf_of: tuple[object, ...]
+    ) -> str | None:
+        grants = registration.grants
+        if grants.policy == "open":
+            return None
+        reason = grants.refusal(caller, self.identities)
+        if reason is not None:
+            return reason
+        for principal in on_behalf_of:
+            reason = grants.refusal(principal, self.identities)
+            if reason is not None:
+                return f"acting for {principal}: {reason}"
+        return None
 
     # -- permissions --------------------------------------------------------------------
 
-    def set_policy(self, name: str, policy: ToolPolicy) -> None:
-        """Make tool ``name`` open or restricted (its grants are kept)."""
-        self._lookup(name).policy = _check_policy(policy)
+    def set_policy(self, name: str, policy: PolicyName) -> None:
+        """Make tool ``name`` ``"deny"`` or ``"open"``.
+
+        Raises:
+            ToolNotFound: no such tool.
+            InvalidGrant: opening a tool that has grants (revoke them first: an open
+                tool would make them meaningless).
+        """
+        grants = self._lookup(name).grants
+        chosen = check_policy(policy)
+        if chosen == "open" and not grants.empty:
+            raise InvalidGrant(
+                f"tool {name!r} has grants; revoke them before opening it to every caller"
+            )
+        grants.policy = chosen
 
     def grant(
-        self, name: str, *, callers: Iterable[Hashable] = (), roles: Iterable[str] = ()
+        self, name: str, *, callers: Iterable[Grantee] = (), roles: Iterable[Role | str] = ()
     ) -> None:
-        """Let ``callers`` and holders of ``roles`` call the restricted tool ``name``.
+        """Let ``callers`` and holders of ``roles`` call the deny-policy tool ``name``.
+
+        Args:
+            name: The tool.
+            callers: Live identities, or live actors by ref (granted their identity, so
+                a later actor of the same name gets nothing).
+            roles: Registered role names or :class:`~mister_smith.types.Role` s.
 
         Raises:
             ToolNotFound: no such tool.
+            InvalidGrant: the tool is open, or a caller is a plain name, a revoked,
+                forged or foreign identity, or a stopped actor.
+            UnknownRole: a role the bus's authority never registered.
         """
         registration = self._lookup(name)
-        registration.callers.update(callers)
-        registration.roles.update(roles)
+        granted = resolve_grantees(self.identities, callers, name)
+        granted_roles = resolve_roles(self.identities, roles, name)
+        if registration.grants.policy == "open" and (granted or granted_roles):
+            raise InvalidGrant(
+                f"tool {name!r} is open: every caller may already call it, so a grant "
+                f"could never apply; set_policy({name!r}, 'deny') first"
+            )
+        registration.grants.callers.update(granted)
+        registration.grants.roles.update(granted_roles)
 
     def revoke(
-        self, name: str, *, callers: Iterable[Hashable] = (), roles: Iterable[str] = ()
+        self, name: str, *, callers: Iterable[Grantee] = (), roles: Iterable[Role | str] = ()
     ) -> None:
-        """Withdraw grants of tool ``name`` (unknown grants are ignored).
+        """Withdraw grants of tool ``name`` (grants it does not have are ignored).
 
         Raises:
             ToolNotFound: no such tool.
+            InvalidGrant: a caller is a plain name (names are never granted).
         """
-        registration = self._lookup(name)
-        registration.callers.difference_update(callers)
-        registration.roles.difference_update(roles)
+        grants = self._lookup(name).grants
+        for caller in callers:
+            if isinstance(caller, ActorRef):
+                identity = self.identities.identity_of_actor(caller.actor_id)
+                if identity is not None:
+                    grants.callers.discard(identity)
+            elif isinstance(caller, CallerIdentity):
+                grants.callers.discard(caller)
+            else:
+                raise InvalidGrant(
+                    f"tool {name!r}: grants are by identity, not by name; {caller!r} "
+                    "was never granted"
+                )
+        grants.roles.difference_update(str(role) for role in roles)
+
+    def _forget_identity(self, identity: CallerIdentity) -> None:
+        """Drop the grants of an identity its authority revoked (told by the authority)."""
+        for registration in self._tools.values():
+            registration.grants.callers.discard(identity)
 
     def _lookup(self, name: str) -> _Registration:
         registration = self._tools.get(name)
@@ -370,25 +490,28 @@ class ToolBus:
 
     async def call(
         self,
-        caller: Hashable,
+        caller: Caller,
         name: str,
         args: Mapping[str, Any] | None = None,
         *,
-        roles: Iterable[str] = (),
+        on_behalf_of: Sequence[Caller] = (),
         timeout: float | None = None,
     ) -> object:
         """Call tool ``name`` for ``caller`` with ``args`` and return its result.
 
         Args:
-            caller: Who calls (an agent name or id); checked against the grants.
+            caller: Who calls: a :class:`~mister_smith.types.CallerIdentity` (its own
+                grants and the roles it was minted with count), or a plain name
+                (unauthenticated: admitted by open tools only).
             name: The tool's name.
             args: Its arguments (JSON-like; ``None`` means ``{}``).
-            roles: The caller's roles; checked against the grants.
+            on_behalf_of: Who ``caller`` acts for, outermost first (e.g. the agent that
+                delegated the task); each must be admitted too.
             timeout: Deadline in seconds for this call (``math.inf``: none).
 
         Raises:
             ToolNotFound: no such tool.
-            ToolPermissionDenied: ``caller`` may not call it.
+            ToolPermissionDenied: ``caller`` (or someone it acts for) may not call it.
             InvalidToolInput: ``args`` do not match its schema (names each field).
             ToolTimeout: it ran past its deadline and was cancelled (or abandoned).
             ToolExecutionFailed: it raised; the exception is ``__cause__``.
@@ -399,17 +522,20 @@ class ToolBus:
         started = trio.current_time()
         if args is None:
             args = {}
+        chain = on_behalf_of if isinstance(on_behalf_of, tuple) else tuple(on_behalf_of)
+        who = caller_label(caller, chain)
         registration = self._tools.get(name)
         if registration is None:
             self._not_found += 1
             error: ToolError = ToolNotFound(f"no tool named {name!r} is registered")
-            self._announce(name, caller, ToolOutcome.NOT_FOUND, 0.0, error)
+            self._announce(name, who, ToolOutcome.NOT_FOUND, 0.0, error)
             raise error
         registration.calls += 1
-        if not registration.allows(caller, roles if isinstance(roles, tuple) else tuple(roles)):
+        refusal = self._refusal(registration, caller, chain)
+        if refusal is not None:
             registration.denied += 1
-            error = ToolPermissionDenied(f"{caller!s} may not call tool {name!r}")
-            self._announce(name, caller, ToolOutcome.DENIED, 0.0, error)
+            error = ToolPermissionDenied(f"{who} may not call tool {name!r}: {refusal}")
+            self._announce(name, who, ToolOutcome.DENIED, 0.0, error)
             raise error
         violations = registration.tool.input_schema.violations(args)
         if violations:
@@ -417,43 +543,45 @@ class ToolBus:
             error = InvalidToolInput(
                 f"tool {name!r}: invalid arguments: " + "; ".join(map(str, violations))
             )
-            self._announce(name, caller, ToolOutcome.INVALID, 0.0, error)
+            self._announce(name, who, ToolOutcome.INVALID, 0.0, error)
             raise error
         limit = registration.timeout if timeout is None else timeout
         registration.in_flight += 1
-        token = CURRENT_TOOL_CALL.set(ToolCallContext(name, str(caller), self._limiter))
+        token = CURRENT_TOOL_CALL.set(
+            ToolCallContext(name, who, self._limiter, principal=caller, on_behalf_of=chain)
+        )
         try:
             with contextlib.ExitStack() as stack:
                 if self.tracing is not None:
-                    stack.enter_context(self.tracing(name, str(caller)))
+                    stack.enter_context(self.tracing(name, who))
                 with trio.move_on_after(limit) as deadline:
                     result = await registration.tool.execute(args)
                 if deadline.cancelled_caught:
                     raise ToolTimeout(f"tool {name!r} ran past its {limit} s deadline")
         except ToolError as raised:
-            self._finish(registration, caller, started, raised)
+            self._finish(registration, who, started, raised)
             raise
         except Exception as raised:
             failure = ToolExecutionFailed(
                 f"tool {name!r} failed: {type(raised).__name__}: {raised}"
             )
-            self._finish(registration, caller, started, failure)
+            self._finish(registration, who, started, failure)
             raise failure from raised
         except BaseException:
-            self._finish(registration, caller, started, None)
+            self._finish(registration, who, started, None)
             raise
         finally:
             CURRENT_TOOL_CALL.reset(token)
             registration.in_flight -= 1
             STEP_STATE.last_tool = name
-        self._finish(registration, caller, started, result=True)
+        self._finish(registration, who, started, result=True)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return result
 
     def _finish(
         self,
         registration: _Registration,
-        caller: Hashable,
+        caller: str,
         started: float,
         error: BaseException | None = None,
         *,
@@ -490,7 +618,7 @@ class ToolBus:
     def _announce(
         self,
         tool: str,
-        caller: Hashable,
+        caller: str,
         outcome: ToolOutcome,
         duration: float,
         error: BaseException | str | None,

@@ -10,6 +10,8 @@ from typing import TypeVar, TypeVarTuple, Unpack
 import attrs
 import trio
 
+from ..types import CallerIdentity
+
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
@@ -20,13 +22,28 @@ class ToolCallContext:
 
     Attributes:
         tool: The tool's name.
-        caller: Who called it (as text).
+        caller: Who called it (as text, with whom it acts for).
         limiter: The calling bus's blocking-thread limiter.
+        principal: The caller as presented to the bus (a ``CallerIdentity``, or a plain
+            name for an unauthenticated call of an open tool).
+        on_behalf_of: Whom the caller acts for, outermost first.
     """
 
     tool: str
     caller: str
     limiter: trio.CapacityLimiter | None = None
+    principal: CallerIdentity | str | None = None
+    on_behalf_of: tuple[CallerIdentity | str, ...] = ()
+
+    def delegation(self) -> tuple[CallerIdentity | str, ...]:
+        """Whom work done for this call acts for: ``on_behalf_of`` then the caller.
+
+        :class:`AgentTool` hands it to its target, so an agent working on a delegated
+        task may only use tools every one of them may use.
+        """
+        if self.principal is None:
+            return self.on_behalf_of
+        return (*self.on_behalf_of, self.principal)
 
 
 CURRENT_TOOL_CALL: contextvars.ContextVar[ToolCallContext | None] = contextvars.ContextVar(

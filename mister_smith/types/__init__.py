@@ -1,7 +1,12 @@
-"""Core types: typed identifiers and the small enums shared across floors."""
+"""Core types: typed identifiers, caller identities and the small enums shared across floors."""
 
 from ._enums import Restart as Restart
 from ._enums import StrategyKind as StrategyKind
+from ._identity import CallerIdentity as CallerIdentity
+from ._identity import IdentityAuthority as IdentityAuthority
+from ._identity import IdentityStatistics as IdentityStatistics
+from ._identity import RevocationListener as RevocationListener
+from ._identity import Role as Role
 from ._ids import TYPED_IDS as TYPED_IDS
 from ._ids import ActorId as ActorId
 from ._ids import AgentId as AgentId
@@ -13,8 +18,13 @@ __all__ = [
     "TYPED_IDS",
     "ActorId",
     "AgentId",
+    "CallerIdentity",
+    "IdentityAuthority",
+    "IdentityStatistics",
     "NodeId",
     "Restart",
+    "RevocationListener",
+    "Role",
     "StrategyKind",
     "TaskId",
     "ToolId",
