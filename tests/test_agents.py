@@ -69,11 +69,17 @@ async def hang() -> str:
 
 @asynccontextmanager
 async def world(policy: str = "open") -> AsyncIterator[tuple[ActorSystem, ToolBus, EventBus]]:
+    """An actor system and a tool bus sharing its identities; the tools are open unless
+    the test is about permissions."""
     bus = EventBus()
-    tools = ToolBus(events=bus, default_policy=policy)  # type: ignore[arg-type]
-    for built in (EchoTool(), nap, hang):
-        tools.register_tool(built)
     async with open_actor_system(events=bus, ask_timeout=60) as system:
+        tools = ToolBus(
+            events=bus,
+            default_policy=policy,  # type: ignore[arg-type]
+            identities=system.identities,
+        )
+        for built in (EchoTool(), nap, hang):
+            tools.register_tool(built)
         yield system, tools, bus
 
 
@@ -238,16 +244,18 @@ async def test_allowed_tools_and_bus_permissions(autojump_clock: trio.abc.Clock)
             rule(after_tool(), remember),
         ]
     )
-    async with world(policy="restricted") as (system, tools, _):
+    async with world(policy="deny") as (system, tools, _):
+        echoer = system.identities.register_role("echoer")
         tools.grant("echo", roles=["echoer"])
-        tools.grant("nap", roles=["echoer"])
+        tools.grant("nap", roles=[echoer])
         spec = AgentSpec("echoer", allowed_tools=["echo"])
-        ref = await spawn_agent(system, spec, model, tools)
+        ref = await spawn_agent(system, spec, model, tools, roles=[echoer])
         result = await ref.ask("go")
         assert result.answer == "echo"  # only echo was offered to the model
         assert seen[0].startswith("ToolPermissionDenied: ")
         assert json.loads(seen[1]) == {"message": "x"}
-        stranger = await spawn_agent(system, AgentSpec("stranger"), model, tools)
+        # The spec's role is a label: an agent spawned without the Role object gets nothing.
+        stranger = await spawn_agent(system, AgentSpec("echoer"), model, tools)
         seen.clear()
         result = await stranger.ask("go")
         assert result.answer == ""  # nothing granted to this role

@@ -46,7 +46,7 @@ def sleepy_in_thread(seconds: float) -> str:
 
 
 def bus_with_tools() -> ToolBus:
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     for item in (sleepy_sync_body, sleepy_after_checkpoint, sleepy_in_thread):
         bus.register_tool(item)
     return bus

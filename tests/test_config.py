@@ -106,7 +106,7 @@ EXPECTED_DEFAULTS: dict[str, object] = {
     "tools.default_timeout": 30.0,
     "tools.max_retries": 3,
     "tools.blocking_threshold": 0.1,
-    "tools.default_policy": "open",
+    "tools.default_policy": "deny",
     "tasks.timeout": 30.0,
     "tasks.queue_size": 1000,
     "tasks.max_concurrency": 100,
@@ -419,7 +419,9 @@ def test_equal_bounds_are_fine() -> None:
 
 def test_case_insensitive_choices_are_stored_lowercase() -> None:
     assert MonitoringSettings(log_level="DEBUG").log_level == "debug"
-    assert ToolSettings(default_policy="Restricted").default_policy == "restricted"
+    assert ToolSettings(default_policy="OPEN").default_policy == "open"
+    # "restricted", the old name of "deny", still loads (configs already written).
+    assert ToolSettings(default_policy="Restricted").default_policy == "deny"
 
 
 def test_ints_given_for_float_fields_are_stored_as_floats() -> None:

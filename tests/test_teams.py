@@ -210,8 +210,8 @@ async def test_lead_delegates_through_agent_tools(autojump_clock: trio.abc.Clock
         )
 
     bus = EventBus()
-    tools = ToolBus(events=bus, default_policy="restricted")
     async with open_actor_system(events=bus) as system:
+        tools = ToolBus(events=bus, identities=system.identities)  # deny by default
         controller = SpawnController(system, 5)
         team = await create_dynamic_team(
             "Coordinate a survey and write a report",
@@ -223,11 +223,17 @@ async def test_lead_delegates_through_agent_tools(autojump_clock: trio.abc.Clock
         async with team:
             assert team.mode is CoordinationMode.LEAD
             assert team.lead.name == "l.coordinator"
-            assert sorted(t.name for t in tools.list_available_tools("l.coordinator")) == [
+            lead = system.identities.identity_of_actor(team.lead.ref.actor_id)
+            assert lead is not None
+            assert sorted(t.name for t in tools.list_available_tools(lead)) == [
                 "ask_surveyor",
                 "ask_writer",
             ]
-            assert tools.list_available_tools("l.writer") == []
+            writer = system.identities.identity_of_actor(team.members[-1].ref.actor_id)
+            assert writer is not None
+            assert writer.name == "l.writer"
+            assert tools.list_available_tools(writer) == []
+            assert tools.list_available_tools("l.coordinator") == []  # a name is nobody
             start = trio.current_time()
             result = await team.run("go", timeout=10)
             assert trio.current_time() - start == 1.0  # the delegates ran concurrently

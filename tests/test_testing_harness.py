@@ -340,7 +340,7 @@ async def test_find_child_disambiguates(
 async def test_tool_timeout_is_reported(
     harness: SystemTestHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
-    harness.register_tool(FlakyTool("search", work=1.0), timeout=5.0)
+    harness.register_tool(FlakyTool("search", work=1.0), timeout=5.0, policy="open")
     assert await harness.tool_bus.call("me", "search", {"q": "x"}) == {"q": "x"}
     await harness.inject_failure("search", FailureType.HANG)
     with pytest.raises(ToolTimeout):
@@ -357,7 +357,7 @@ async def test_tool_timeout_is_reported(
 async def test_faults_in_tools_registered_on_the_bus(
     harness: SystemTestHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
-    harness.tool_bus.register_tool(EchoTool())
+    harness.tool_bus.register_tool(EchoTool(), policy="open")
     injection = await harness.inject_failure("echo", FailureType.CRASH)
     with pytest.raises(ToolExecutionFailed) as raised:
         await harness.tool_bus.call("me", "echo", {"message": "hi"})

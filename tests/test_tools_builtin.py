@@ -34,7 +34,7 @@ def workspace(tmp_path: Path) -> Workspace:
 
 
 def file_bus(workspace: Workspace) -> ToolBus:
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     for item in workspace.tools():
         bus.register_tool(item)
     return bus
@@ -174,7 +174,7 @@ def handler(request: httpx.Request) -> httpx.Response:
 
 
 def http_bus(**kwargs: object) -> ToolBus:
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(
         HttpGetTool(
             ["api.example.com", "*.docs.example.com"],
@@ -233,7 +233,7 @@ async def test_http_transport_errors_are_failures() -> None:
     def broken(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(HttpGetTool(["api.example.com"], transport=httpx.MockTransport(broken)))
     with pytest.raises(ToolExecutionFailed, match="ConnectError") as caught:
         await bus.call("a", "http_get", {"url": "https://api.example.com/"})
@@ -249,7 +249,7 @@ needs_posix = pytest.mark.skipif(
 
 
 def command_bus(tmp_path: Path) -> ToolBus:
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(
         CommandTool(
             {

@@ -61,8 +61,11 @@ async def refuse(message: str) -> None:
 
 
 def make_bus(**kwargs: object) -> tuple[ToolBus, EventBus]:
+    """A bus with the test tools, open unless told otherwise: most tests here are about
+    calls, not permissions (those are below and in tests/security/)."""
     events = EventBus()
-    bus = ToolBus(events=events, **kwargs)  # type: ignore[arg-type]
+    options: dict[str, object] = {"default_policy": "open", **kwargs}
+    bus = ToolBus(events=events, **options)  # type: ignore[arg-type]
     for item in (EchoTool(), nap, short_fuse, explode, refuse):
         bus.register_tool(item)
     return bus, events
@@ -103,36 +106,44 @@ async def test_duplicate_and_unknown_tools() -> None:
     with pytest.raises(ToolNotFound):
         bus.unregister_tool("echo")
     with pytest.raises(ToolNotFound):
-        bus.grant("echo", callers=["x"])
+        bus.grant("echo", callers=[bus.identities.mint("x")])
     bus.register_tool(EchoTool())  # the name is free again
     with pytest.raises(TypeError, match="Tool protocol"):
         bus.register_tool(object())  # type: ignore[arg-type]
     assert bus.statistics().not_found == 1
 
 
-async def test_restricted_policy_is_deny_by_default() -> None:
-    bus, events = make_bus(default_policy="restricted")
-    assert bus.list_available_tools("alice") == []
+async def test_deny_policy_grants_by_identity_and_role() -> None:
+    bus, events = make_bus(default_policy="deny")
+    assert bus.default_policy == "deny"
+    assert ToolBus().default_policy == "deny"  # the default
+    assert bus.list_tools()[0].policy == "deny"
+    sleeper = bus.identities.register_role("sleeper")
+    alice = bus.identities.mint("alice")
+    bob = bus.identities.mint("bob", roles=[sleeper])
+    assert bus.list_available_tools(alice) == []
     with pytest.raises(ToolPermissionDenied, match="alice may not call tool 'echo'"):
-        await bus.call("alice", "echo", {"message": "hi"})
-    bus.grant("echo", callers=["alice"])
+        await bus.call(alice, "echo", {"message": "hi"})
+    bus.grant("echo", callers=[alice])
     bus.grant("nap", roles=["sleeper"])
-    assert await bus.call("alice", "echo", {"message": "hi"}) == {"message": "hi"}
+    assert await bus.call(alice, "echo", {"message": "hi"}) == {"message": "hi"}
+    with pytest.raises(ToolPermissionDenied, match=r"'bob' \(roles: sleeper\) is not granted"):
+        await bus.call(bob, "echo", {"message": "hi"})
+    assert [s.name for s in bus.list_available_tools(alice)] == ["echo"]
+    assert [s.name for s in bus.list_available_tools(bob)] == ["nap"]
+    assert bus.is_allowed(bob, "nap")
+    assert not bus.is_allowed("bob", "nap")  # a plain name is nobody
+    assert await bus.call(bob, "nap", {"seconds": 0}) == "rested"
+    bus.revoke("echo", callers=[alice])
     with pytest.raises(ToolPermissionDenied):
-        await bus.call("bob", "echo", {"message": "hi"})
-    assert [s.name for s in bus.list_available_tools("alice")] == ["echo"]
-    assert [s.name for s in bus.list_available_tools("bob", roles=["sleeper"])] == ["nap"]
-    assert bus.is_allowed("bob", "nap", roles=("sleeper",))
-    assert await bus.call("bob", "nap", {"seconds": 0}, roles=["sleeper"]) == "rested"
-    bus.revoke("echo", callers=["alice"])
-    with pytest.raises(ToolPermissionDenied):
-        await bus.call("alice", "echo", {"message": "hi"})
+        await bus.call(alice, "echo", {"message": "hi"})
     bus.set_policy("echo", "open")
     assert await bus.call("anyone", "echo", {"message": "x"}) == {"message": "x"}
-    # An open bus with one restricted tool.
-    open_bus = ToolBus()
-    open_bus.register_tool(EchoTool(), policy="restricted", callers=["root"])
-    assert open_bus.list_available_tools("root")[0].policy == "restricted"
+    # An open bus with one tool that has grants: the grants make it deny.
+    open_bus = ToolBus(default_policy="open")
+    root = open_bus.identities.mint("root")
+    open_bus.register_tool(EchoTool(), callers=[root])
+    assert open_bus.list_available_tools(root)[0].policy == "deny"
     with pytest.raises(ToolPermissionDenied):
         await open_bus.call("guest", "echo", {"message": "x"})
     stats = bus.statistics().tools["echo"]
@@ -142,6 +153,8 @@ async def test_restricted_policy_is_deny_by_default() -> None:
     assert len(denied) == 3
     with pytest.raises(ValueError, match="policy"):
         ToolBus(default_policy="closed")  # type: ignore[arg-type]
+    # "restricted" stays accepted as the old name of "deny".
+    assert ToolBus(default_policy="restricted").default_policy == "deny"
 
 
 async def test_invalid_input_never_reaches_the_tool() -> None:
@@ -168,7 +181,7 @@ async def test_deadlines_default_per_tool_per_call(autojump_clock: trio.testing.
     assert trio.current_time() == 37
     assert await bus.call("alice", "nap", {"seconds": 100}, timeout=math.inf) == "rested"
     assert trio.current_time() == 137
-    bus2 = ToolBus(default_timeout=1)
+    bus2 = ToolBus(default_policy="open", default_timeout=1)
     bus2.register_tool(nap, timeout=3)
     assert bus2.list_tools()[0].timeout == 3
     with pytest.raises(ToolTimeout):
@@ -236,7 +249,7 @@ async def test_current_tool_call_is_visible_inside() -> None:
         seen.append((call.tool, call.caller))
         return "ok"
 
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(who)
     await bus.call("carol", "who")
     assert seen == [("who", "carol")]
@@ -254,7 +267,7 @@ async def test_blocking_tool_runs_in_a_thread_and_is_abandoned_on_timeout() -> N
         release.wait(limit)
         return "released"
 
-    bus = ToolBus(blocking_threads=2)
+    bus = ToolBus(default_policy="open", blocking_threads=2)
     bus.register_tool(wait_for_release)
     started = time.perf_counter()
     with pytest.raises(ToolTimeout):
@@ -288,7 +301,7 @@ async def test_blocking_threads_are_limited() -> None:
             running -= 1
         return i
 
-    bus = ToolBus(blocking_threads=2)
+    bus = ToolBus(default_policy="open", blocking_threads=2)
     bus.register_tool(busy)
     results: list[object] = []
     async with trio.open_nursery() as nursery:
@@ -323,7 +336,7 @@ async def test_agent_tool_propagates_remaining_deadline(
 ) -> None:
     agent = FakeAgent(delay=1)
     assert isinstance(agent, Askable)
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(AgentTool(agent, name="researcher", description="Finds things."))
     assert await bus.call("boss", "researcher", {"message": "q1"}) == "answer to q1"
     with trio.move_on_after(7):
@@ -342,7 +355,7 @@ async def test_agent_tool_propagates_remaining_deadline(
 
 
 async def test_agent_tool_timeout_and_custom_message() -> None:
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(AgentTool(FakeAgent(time_out=True), name="slow", description="d"))
     with pytest.raises(ToolTimeout, match="no reply") as caught:
         await bus.call("boss", "slow", {"message": "q"})

@@ -172,7 +172,7 @@ async def test_tool_decorator_builds_schema_and_structures_args() -> None:
         "default": 1.0,
     }
     assert draw_shape.input_schema.required == ("shape", "color")
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(draw_shape)
     result = await bus.call(
         "me",
@@ -327,7 +327,7 @@ valid_args = st.fixed_dictionaries(
 def call_probe(args: object) -> tuple[bool, BaseException | None]:
     """Call the probe through a bus in a fresh Trio run; (reached, error)."""
     received.clear()
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(probe)
 
     async def main() -> BaseException | None:

@@ -32,7 +32,7 @@ async def test_wrapper_has_the_inner_identity_and_runs_it(autojump_clock: trio.a
     assert wrapped.input_schema == shout.input_schema
     assert wrapped.timeout == 2.0
     assert WrappedTool(shout, timeout=5.0).timeout == 5.0
-    bus = ToolBus()
+    bus = ToolBus(default_policy="open")
     bus.register_tool(wrapped)
     assert await bus.call("me", "shout", {"text": "hi"}) == "HI"
     assert wrapped.calls == 1

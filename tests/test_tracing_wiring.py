@@ -39,15 +39,15 @@ class CallsEcho(Actor):
         self.tools = tools
 
     async def handle(self, message: Any, ctx: ActorContext) -> Any:
-        return await self.tools.call(ctx.name, "echo", {"message": message})
+        return await self.tools.call(ctx.identity, "echo", {"message": message})
 
 
 async def test_message_and_tool_spans_nest(exporter: Any, autojump_clock: trio.abc.Clock) -> None:
     spans = tracer(sampling_rate=1.0, tracer_provider=exporter.provider)
-    tools = ToolBus(tracing=spans.tool_span)
-    tools.register_tool(EchoTool())
     async with open_actor_system(middleware=[TracingMiddleware(spans)]) as system:
+        tools = ToolBus(tracing=spans.tool_span, identities=system.identities)
         ref = await system.spawn(CallsEcho, tools, name="caller")
+        tools.register_tool(EchoTool(), callers=[ref])
         assert await ref.ask("hi") == {"message": "hi"}
     tool, message = exporter.get_finished_spans()
     assert (tool.name, message.name) == (TOOL_SPAN, MESSAGE_SPAN)
@@ -61,7 +61,7 @@ async def test_unsampled_calls_record_nothing(
     exporter: Any, autojump_clock: trio.abc.Clock
 ) -> None:
     spans = tracer(sampling_rate=0.0, tracer_provider=exporter.provider)
-    tools = ToolBus(tracing=spans.tool_span)
+    tools = ToolBus(tracing=spans.tool_span, default_policy="open")
     tools.register_tool(EchoTool())
     assert await tools.call("me", "echo", {"message": "x"}) == {"message": "x"}
     assert exporter.get_finished_spans() == ()

@@ -38,6 +38,7 @@ def _tool_policy(value: object) -> object:
     value = to_lower(value)  # type: ignore[arg-type]
     return "deny" if value == "restricted" else value
 
+
 _MIN_THREAD_STACK = 32 * 1024  # the smallest size threading.stack_size() accepts
 
 

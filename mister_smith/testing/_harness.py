@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -15,12 +15,14 @@ from ..errors import EventTimeout, RecoveryAction, ToolNotFound, unwrap_single
 from ..events import ChildExited, ComponentRecovered, Event, EventBus, SupervisionDecision
 from ..runtime import RuntimeManager
 from ..supervision import Child, ChildState, Supervisor
-from ..tools import Tool, ToolBus, ToolPolicy
+from ..tools import Grantee, PolicyName, Tool, ToolBus
+from ..types import CallerIdentity, Role
 from ._clock import advance
 from ._failures import DropHeartbeat, FailureType, Hang, Injection, InjectionRefused, Slow
 from ._invariants import check_invariants
 from ._middleware import PING, PONG, TRIGGER, FaultMiddleware
 from ._scenario import (
+    WORKLOAD_CALLER,
     BuiltTree,
     OperationOutcome,
     ScenarioReport,
@@ -135,6 +137,7 @@ class SystemTestHarness:
         self._gates: dict[str, FaultGate] = {}
         self._gated_since: dict[str, int] = {}
         self._control_sent = 0
+        self._workload_identity: CallerIdentity | None = None
         self._closed = False
         self._leaked: list[str] = []
         self._shutdown_started: float | None = None
@@ -270,16 +273,33 @@ class SystemTestHarness:
 
     # -- tools ------------------------------------------------------------------------------
 
+    @property
+    def workload_identity(self) -> CallerIdentity:
+        """The identity a scenario's workload calls tools as (minted on first use by the
+        runtime's authority; the scenario's tools are granted to it)."""
+        if self._workload_identity is None:
+            self._workload_identity = self.runtime.identities.mint(WORKLOAD_CALLER)
+        return self._workload_identity
+
     def register_tool(
-        self, tool: Tool, *, policy: ToolPolicy | None = None, timeout: float | None = None
+        self,
+        tool: Tool,
+        *,
+        policy: PolicyName | None = None,
+        timeout: float | None = None,
+        callers: Iterable[Grantee] = (),
+        roles: Iterable[Role | str] = (),
     ) -> FaultGate:
         """Register ``tool`` on the tool bus behind a :class:`FaultGate`; return the gate.
 
         Tools registered this way take injected faults without being re-registered
-        (their statistics and grants are kept).
+        (their statistics and grants are kept). The runtime's bus denies by default:
+        grant ``callers`` / ``roles`` or pass ``policy="open"``.
         """
         gate = FaultGate(tool)
-        self.tool_bus.register_tool(gate, policy=policy, timeout=timeout)
+        self.tool_bus.register_tool(
+            gate, policy=policy, timeout=timeout, callers=callers, roles=roles
+        )
         self._gates[tool.name] = gate
         self._gated_since[tool.name] = len(self._log)
         return gate
@@ -289,13 +309,11 @@ class SystemTestHarness:
         if gate is not None:
             return gate
         bus = self.tool_bus
-        spec = next((s for s in bus.list_tools() if s.name == name), None)
-        if spec is None:
+        if not any(s.name == name for s in bus.list_tools()):
             raise ToolNotFound(f"no tool named {name!r} is registered")
-        # Swap the plain registration for a gated one (its counters and grants reset).
-        tool = bus.unregister_tool(name)
-        gate = FaultGate(tool)
-        bus.register_tool(gate, policy=spec.policy, timeout=spec.timeout)
+        # Swap the plain tool for a gated one (grants kept, counters start afresh).
+        gate = FaultGate(bus.get_tool(name))
+        bus.replace_tool(gate)
         self._gates[name] = gate
         self._gated_since[name] = len(self._log)
         return gate

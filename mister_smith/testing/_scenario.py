@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from ._harness import SystemTestHarness
 
 WORKLOAD_CALLER = "workload"
-"""The caller name tool calls of a workload use."""
+"""The name of the identity tool calls of a workload use
+(:attr:`SystemTestHarness.workload_identity`)."""
 
 
 async def perform_work(message: Any) -> Any:
@@ -181,7 +182,10 @@ async def build_tree(
     if duplicates:
         raise ValueError(f"tree node names must be unique: {duplicates}")
     for tool in spec.tools:
-        harness.register_tool(FlakyTool(tool.name, work=tool.work, timeout=tool.timeout))
+        harness.register_tool(
+            FlakyTool(tool.name, work=tool.work, timeout=tool.timeout),
+            callers=[harness.workload_identity],
+        )
     holder = harness.actor_system.supervisor if parent is None else parent
     await holder.start_child(_supervisor_child(harness, spec))
     return BuiltTree(spec, holder, harness)
@@ -270,7 +274,9 @@ async def _send(tree: BuiltTree, seq: int, op: Send) -> OperationOutcome:
 
 async def _call_tool(harness: SystemTestHarness, op: CallTool) -> OperationOutcome:
     try:
-        result = await harness.tool_bus.call(WORKLOAD_CALLER, op.tool, {}, timeout=op.timeout)
+        result = await harness.tool_bus.call(
+            harness.workload_identity, op.tool, {}, timeout=op.timeout
+        )
     except MisterSmithError as exc:
         return OperationOutcome(op, "failed", _describe(exc))
     return OperationOutcome(op, "ok", repr(result))

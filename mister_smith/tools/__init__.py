@@ -41,6 +41,7 @@ from ._files import Workspace as Workspace
 from ._files import WriteFileTool as WriteFileTool
 from ._http import HttpGetTool as HttpGetTool
 from ._permissions import Caller as Caller
+from ._permissions import Grantee as Grantee
 from ._permissions import PolicyName as PolicyName
 from ._permissions import ToolPolicy as ToolPolicy
 from ._schema import SchemaViolation as SchemaViolation
@@ -66,6 +67,7 @@ __all__ = [
     "DuplicateTool",
     "EchoTool",
     "FunctionTool",
+    "Grantee",
     "HttpGetTool",
     "ListDirectoryTool",
     "LoopBlockedError",

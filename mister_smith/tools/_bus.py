@@ -14,6 +14,7 @@ import trio
 from ..actors import ActorRef
 from ..async_patterns import HistogramSnapshot, LatencyHistogram
 from ..errors import (
+    InvalidGrant,
     InvalidToolInput,
     ToolError,
     ToolExecutionFailed,
@@ -21,7 +22,6 @@ from ..errors import (
     ToolPermissionDenied,
     ToolTimeout,
 )
-from ..errors import InvalidGrant
 from ..events import EventBus, ToolCalled, ToolOutcome
 from ..types import CallerIdentity, IdentityAuthority, Role, ToolId
 from ._context import CURRENT_TOOL_CALL, STEP_STATE, ToolCallContext
@@ -350,8 +350,9 @@ class ToolBus:
     def replace_tool(self, tool: Tool) -> Tool:
         """Put ``tool`` in place of the tool registered under its name; return the old one.
 
-        The registration is kept: policy, grants, deadline and counters (e.g. to wrap a
-        tool in a fault-injecting gate without granting it anew).
+        The policy, the grants and the deadline are kept (e.g. to wrap a tool in a
+        fault-injecting gate without granting it anew); as a different tool it gets a
+        new id and counters that start at zero.
 
         Raises:
             ToolNotFound: no tool of that name is registered.
@@ -359,9 +360,11 @@ class ToolBus:
         """
         if not isinstance(tool, Tool) or not isinstance(tool.input_schema, ToolSchema):
             raise TypeError(f"{tool!r} does not implement the Tool protocol")
-        registration = self._lookup(tool.name)
-        old, registration.tool = registration.tool, tool
-        return old
+        old = self._lookup(tool.name)
+        self._tools[tool.name] = _Registration(
+            tool=tool, tool_id=ToolId.new(), grants=old.grants, timeout=old.timeout
+        )
+        return old.tool
 
     def get_tool(self, name: str) -> Tool:
         """The tool registered as ``name``.
