@@ -356,6 +356,15 @@ async def create_dynamic_team(
         raise TeamError("a team needs at least one role")
     team_mode = mode if mode is not None else choose_coordination(task, chosen)
     team_name = name or f"team-{next(_team_numbers)}"
+    bindable: dict[str, Role] = {}
+    for bound in bind_roles:
+        if not isinstance(bound, Role):
+            raise TypeError(
+                f"bind_roles takes Role objects from identities.register_role(), got "
+                f"{bound!r} (a name is not a credential)"
+            )
+        bindable[bound.name] = bound
+    counts = replicas_for(chosen, replicas)  # checked before anything is started
     system = controller.system
     if isinstance(supervisor, SupervisionTree):
         domain = await supervisor.domain_supervisor(f"team-{team_name}")
@@ -369,15 +378,6 @@ async def create_dynamic_team(
             restart=Restart.TEMPORARY,
             recovery=RecoveryStrategy.Ignore(),
         )
-    bindable: dict[str, Role] = {}
-    for bound in bind_roles:
-        if not isinstance(bound, Role):
-            raise TypeError(
-                f"bind_roles takes Role objects from identities.register_role(), got "
-                f"{bound!r} (a name is not a credential)"
-            )
-        bindable[bound.name] = bound
-    counts = replicas_for(chosen, replicas)
     names: list[tuple[AgentRole, str]] = []
     for role, count in zip(chosen, counts, strict=True):
         for index in range(1, count + 1):

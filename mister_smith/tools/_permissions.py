@@ -92,13 +92,13 @@ class ToolGrants:
                 f"{caller!r} is a plain name, not a CallerIdentity: only open tools admit "
                 "unauthenticated callers"
             )
-        reason = authority.refusal(caller)
-        if reason is not None:
-            return reason
+        held = authority.live_roles(caller)
+        if held is None:
+            return authority.refusal(caller)
         assert isinstance(caller, CallerIdentity)
-        if caller in self.callers or not self.roles.isdisjoint(caller.roles):
+        if caller in self.callers or not self.roles.isdisjoint(held):
             return None
-        roles = ", ".join(sorted(caller.roles)) or "none"
+        roles = ", ".join(sorted(held)) or "none"
         return f"identity {caller.name!r} (roles: {roles}) is not granted it"
 
 

@@ -176,7 +176,9 @@ class IdentityAuthority:
         self.name = name
         self.issuer = f"{name}#{next(_issuers)}"
         self._roles: dict[str, Role] = {}
-        self._live: set[CallerIdentity] = set()
+        # Live identities and the roles they were minted with: the bus reads roles from
+        # here, not from the object, so even tampering with a live identity gains none.
+        self._live: dict[CallerIdentity, frozenset[str]] = {}
         self._by_actor: dict[ActorId, CallerIdentity] = {}
         self._revoked: weakref.WeakSet[CallerIdentity] = weakref.WeakSet()
         self._listeners: list[Callable[[], RevocationListener | None]] = []
@@ -236,7 +238,7 @@ class IdentityAuthority:
         if actor_id is not None and actor_id in self._by_actor:
             raise ValueError(f"actor {actor_id} already has a live identity")
         identity = CallerIdentity(name, names, actor_id, self.issuer, seal=_SEAL)
-        self._live.add(identity)
+        self._live[identity] = names
         if actor_id is not None:
             self._by_actor[actor_id] = identity
         self._minted += 1
@@ -264,9 +266,8 @@ class IdentityAuthority:
         """
         if not isinstance(identity, CallerIdentity):
             raise TypeError(f"not a CallerIdentity: {identity!r}")
-        if identity not in self._live:
+        if self._live.pop(identity, None) is None:
             return
-        self._live.discard(identity)
         if identity.actor_id is not None and self._by_actor.get(identity.actor_id) is identity:
             del self._by_actor[identity.actor_id]
         self._revoked.add(identity)
@@ -283,6 +284,12 @@ class IdentityAuthority:
         """Whether ``identity`` is an identity this authority minted and has not revoked
         (compared as an object: a copy or a look-alike is not live)."""
         return isinstance(identity, CallerIdentity) and identity in self._live
+
+    def live_roles(self, identity: object) -> frozenset[str] | None:
+        """The roles ``identity`` was minted with while it is live, else ``None``."""
+        if not isinstance(identity, CallerIdentity):
+            return None
+        return self._live.get(identity)
 
     def refusal(self, identity: object) -> str | None:
         """Why ``identity`` is not acceptable here, or ``None`` when it is live."""
