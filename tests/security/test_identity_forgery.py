@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from typing import Any
 
 import attrs
 import pytest
@@ -103,7 +104,8 @@ async def test_a_plain_name_is_never_an_identity() -> None:
     for caller in ("ops", str(holder), repr(holder), "admin"):
         with pytest.raises(ToolPermissionDenied, match="plain name, not a CallerIdentity"):
             await bus.call(caller, "echo", {"message": "x"})
-    for caller in (None, 42, holder.actor_id, ["ops"]):
+    strays: list[Any] = [None, 42, holder.actor_id, ["ops"]]
+    for stray in strays:
         with pytest.raises(ToolPermissionDenied, match="is not a CallerIdentity"):
-            await bus.call(caller, "echo", {"message": "x"})  # type: ignore[arg-type]
+            await bus.call(stray, "echo", {"message": "x"})
     assert bus.statistics().tools["echo"].denied == 8

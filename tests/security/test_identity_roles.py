@@ -187,5 +187,9 @@ async def test_a_model_composed_team_cannot_mint_admins(autojump_clock: trio.abc
         assert SHUTDOWNS == []
         with pytest.raises(TypeError, match="a name is not a credential"):
             await create_dynamic_team(
-                "stop", controller=controller, model=prober(), tools=app.bus, bind_roles=["admin"]
-            )  # type: ignore[list-item]
+                "stop",
+                controller=controller,
+                model=prober(),
+                tools=app.bus,
+                bind_roles=["admin"],  # type: ignore[list-item]
+            )
