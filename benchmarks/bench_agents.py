@@ -102,8 +102,6 @@ def _agent_turns(calls_per_turn: int) -> Callable[[int], Awaitable[float]]:
     async def run(loops: int) -> float:
         turns = _turns_per_task(calls_per_turn)
         events = EventBus(history_size=0)
-        tools = ToolBus(events=events)
-        tools.register_tool(EchoTool())
         spec = AgentSpec(
             "bench",
             max_turns=turns,
@@ -111,7 +109,11 @@ def _agent_turns(calls_per_turn: int) -> Callable[[int], Awaitable[float]]:
             context=ContextSettings(max_messages=64),
         )
         async with open_actor_system(events=events) as system:
-            ref = await spawn_agent(system, spec, _model(calls_per_turn, turns), tools)
+            tools = ToolBus(events=events, identities=system.identities)  # deny by default
+            role = system.identities.register_role("bench")
+            tools.register_tool(EchoTool(), roles=[role])
+            model = _model(calls_per_turn, turns)
+            ref = await spawn_agent(system, spec, model, tools, roles=[role])
             tasks = max(1, loops // turns)
             started = time.perf_counter()
             for _ in range(tasks):

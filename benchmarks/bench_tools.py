@@ -109,13 +109,14 @@ _checkpointing = tool(name="checkpointing")(_checkpointing_fn)
 
 def _bus_calls(tool_: Any) -> Any:
     async def run(loops: int) -> float:
-        bus = ToolBus()
-        bus.register_tool(tool_)
+        bus = ToolBus()  # deny by default: the call is checked against a real grant
+        caller = bus.identities.mint("bench")
+        bus.register_tool(tool_, callers=[caller])
         name = tool_.name
         args = {"x": 1}
         started = time.perf_counter()
         for _ in range(loops):
-            await bus.call("bench", name, args)
+            await bus.call(caller, name, args)
         return time.perf_counter() - started
 
     return run
@@ -134,12 +135,13 @@ def _direct_calls(fn: Any) -> Any:
 
 async def _bus_latency(loops: int) -> list[float]:
     bus = ToolBus()
-    bus.register_tool(_noop)
+    caller = bus.identities.mint("bench")
+    bus.register_tool(_noop, callers=[caller])
     args = {"x": 1}
     latencies = []
     for _ in range(loops):
         started = time.perf_counter()
-        await bus.call("bench", "noop", args)
+        await bus.call(caller, "noop", args)
         latencies.append(time.perf_counter() - started)
     return latencies
 
