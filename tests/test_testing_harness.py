@@ -30,6 +30,7 @@ from mister_smith.errors import (
     RestartIntensityExceeded,
     SupervisionError,
     ToolExecutionFailed,
+    ToolPermissionDenied,
     ToolTimeout,
 )
 from mister_smith.events import (
@@ -365,6 +366,23 @@ async def test_faults_in_tools_registered_on_the_bus(
     assert await harness.tool_bus.call("me", "echo", {"message": "hi"}) == {"message": "hi"}
     with pytest.raises(InjectionRefused):
         await harness.inject_failure("echo", FailureType.DROP_HEARTBEAT)
+    harness.assert_invariants()
+
+
+async def test_gating_a_tool_keeps_its_grants(
+    harness: SystemTestHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    tester = harness.runtime.identities.mint("tester")
+    harness.tool_bus.register_tool(EchoTool(), callers=[tester])  # deny by default
+    assert await harness.tool_bus.call(tester, "echo", {"message": "hi"}) == {"message": "hi"}
+    injection = await harness.inject_failure("echo", FailureType.CRASH)  # swaps in a gate
+    with pytest.raises(ToolExecutionFailed) as raised:
+        await harness.tool_bus.call(tester, "echo", {"message": "hi"})
+    assert raised.value.__cause__ is injection.error
+    assert await harness.tool_bus.call(tester, "echo", {"message": "hi"}) == {"message": "hi"}
+    with pytest.raises(ToolPermissionDenied):
+        await harness.tool_bus.call("tester", "echo", {"message": "hi"})
+    assert harness.tool_bus.statistics().tools["echo"].calls == 3  # counted since gating
     harness.assert_invariants()
 
 

@@ -378,3 +378,22 @@ async def test_agent_tool_timeout_and_custom_message() -> None:
     with pytest.raises(ValueError, match="input_schema"):
         AgentTool(agent, name="x", description="d", to_message=lambda args: args)
     assert issubclass(ToolTimeout, ToolError)
+
+
+async def test_replace_tool_keeps_policy_grants_and_deadline() -> None:
+    bus = ToolBus()
+    alice = bus.identities.mint("alice")
+    bus.register_tool(EchoTool(), callers=[alice], timeout=3)
+    await bus.call(alice, "echo", {"message": "a"})
+    loud = EchoTool()
+    assert bus.replace_tool(loud) is not loud
+    assert bus.get_tool("echo") is loud
+    [spec] = bus.list_tools()
+    assert (spec.policy, spec.timeout) == ("deny", 3)
+    assert bus.is_allowed(alice, "echo")
+    assert not bus.is_allowed("alice", "echo")
+    assert bus.statistics().tools["echo"].calls == 0  # a different tool: counted afresh
+    with pytest.raises(ToolNotFound):
+        bus.replace_tool(EchoTool(name="other"))
+    with pytest.raises(TypeError, match="Tool protocol"):
+        bus.replace_tool(object())  # type: ignore[arg-type]
