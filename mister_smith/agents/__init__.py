@@ -3,7 +3,10 @@ context, and work in teams composed for the task at hand.
 
 * :class:`Model` is the protocol; :class:`ScriptedModel` is deterministic and embedded,
   :class:`OpenAICompatibleModel` and :class:`AnthropicModel` speak HTTP.
-* :class:`Agent` runs the model → tools → model loop for each task it is sent.
+* :class:`Agent` runs the model → tools → model loop for each task it is sent, calling
+  tools as its actor identity (``ctx.identity``); :func:`spawn_agent`'s ``roles`` (Role
+  credentials) decide what it is granted, ``AgentSpec.role`` is only a label, and a task
+  delegated through :class:`AgentEndpoint` may only use what its delegators may use.
 * :class:`ContextWindow` keeps recent messages and folds old ones into a summary.
 * :func:`analyze_requirements` and :func:`create_dynamic_team` compose teams.
 
