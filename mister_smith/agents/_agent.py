@@ -17,7 +17,7 @@ from ..actors import Actor, ActorContext, ActorRef, ActorSystem, MessageMiddlewa
 from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
 from ..events import EventBus, TaskCompleted, TaskFailed
 from ..supervision import RecoveryPolicy, Supervisor
-from ..types import CallerIdentity, Restart, Role, TaskId
+from ..types import Caller, CallerIdentity, Restart, Role, TaskId
 from ._context import ContextWindow, Summarizer
 from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout
 from ._events import AgentProgress
@@ -25,11 +25,6 @@ from ._messages import Message, ToolCall
 from ._model import Model, ModelLimits, ModelRequest, ModelResponse, ToolDefinition, Usage
 
 logger = logging.getLogger("mister_smith.agents")
-
-
-Caller = CallerIdentity | str
-"""Who an agent calls tools as: its identity (``ctx.identity``), or, run without an actor
-system, its name (unauthenticated: open tools only)."""
 
 
 @runtime_checkable

@@ -11,7 +11,8 @@ import trio
 
 from ..actors import ActorRef
 from ..errors import ActorCrashed, AskTimeout, TaskTimeout
-from ._agent import AgentResult, AgentTask, Caller
+from ..types import Caller
+from ._agent import AgentResult, AgentTask
 
 
 class AgentEndpoint:

@@ -40,7 +40,6 @@ from ._files import ReadFileTool as ReadFileTool
 from ._files import Workspace as Workspace
 from ._files import WriteFileTool as WriteFileTool
 from ._http import HttpGetTool as HttpGetTool
-from ._permissions import Caller as Caller
 from ._permissions import Grantee as Grantee
 from ._permissions import PolicyName as PolicyName
 from ._permissions import ToolPolicy as ToolPolicy
@@ -61,7 +60,6 @@ __all__ = [
     "BlockedStep",
     "BlockingDetector",
     "BlockingStatistics",
-    "Caller",
     "CommandTool",
     "Delegate",
     "DuplicateTool",

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import trio
 
 from ..errors import ToolTimeout
-from ..types import CallerIdentity
+from ..types import Caller
 from ._context import CURRENT_TOOL_CALL
 from ._schema import ToolSchema
 
@@ -35,7 +35,7 @@ class Delegate(Askable, Protocol):
         self,
         message: object,
         *,
-        on_behalf_of: tuple[CallerIdentity | str, ...],
+        on_behalf_of: tuple[Caller, ...],
         timeout: float | None = None,
     ) -> object:
         """Like ``ask``, the work restricted to what ``on_behalf_of`` may do too."""

@@ -23,10 +23,9 @@ from ..errors import (
     ToolTimeout,
 )
 from ..events import EventBus, ToolCalled, ToolOutcome
-from ..types import CallerIdentity, IdentityAuthority, Role, ToolId
+from ..types import Caller, CallerIdentity, IdentityAuthority, Role, ToolId
 from ._context import CURRENT_TOOL_CALL, STEP_STATE, ToolCallContext
 from ._permissions import (
-    Caller,
     Grantee,
     PolicyName,
     ToolGrants,

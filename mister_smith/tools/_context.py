@@ -10,7 +10,7 @@ from typing import TypeVar, TypeVarTuple, Unpack
 import attrs
 import trio
 
-from ..types import CallerIdentity
+from ..types import Caller
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
@@ -32,10 +32,10 @@ class ToolCallContext:
     tool: str
     caller: str
     limiter: trio.CapacityLimiter | None = None
-    principal: CallerIdentity | str | None = None
-    on_behalf_of: tuple[CallerIdentity | str, ...] = ()
+    principal: Caller | None = None
+    on_behalf_of: tuple[Caller, ...] = ()
 
-    def delegation(self) -> tuple[CallerIdentity | str, ...]:
+    def delegation(self) -> tuple[Caller, ...]:
         """Whom work done for this call acts for: ``on_behalf_of`` then the caller.
 
         :class:`AgentTool` hands it to its target, so an agent working on a delegated

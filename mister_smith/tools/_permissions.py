@@ -29,9 +29,6 @@ PolicyName = Literal["deny", "open", "restricted"]
 """What policy arguments accept: a :data:`ToolPolicy`, or ``"restricted"`` (an alias of
 ``"deny"`` kept for code and configuration written before deny was the default)."""
 
-Caller = CallerIdentity | str
-"""Who presents a call: an identity, or a plain name (unauthenticated: open tools only)."""
-
 Grantee = CallerIdentity | ActorRef
 """Who a tool can be granted to: an identity, or a live actor (its identity)."""
 

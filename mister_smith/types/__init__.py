@@ -2,6 +2,7 @@
 
 from ._enums import Restart as Restart
 from ._enums import StrategyKind as StrategyKind
+from ._identity import Caller as Caller
 from ._identity import CallerIdentity as CallerIdentity
 from ._identity import IdentityAuthority as IdentityAuthority
 from ._identity import IdentityStatistics as IdentityStatistics
@@ -18,6 +19,7 @@ __all__ = [
     "TYPED_IDS",
     "ActorId",
     "AgentId",
+    "Caller",
     "CallerIdentity",
     "IdentityAuthority",
     "IdentityStatistics",

@@ -148,6 +148,10 @@ class IdentityStatistics:
     roles: tuple[str, ...]
 
 
+Caller = CallerIdentity | str
+"""Who presents a tool call: an identity, or a plain name, which is unauthenticated and
+admitted by open tools only."""
+
 RevocationListener = Callable[[CallerIdentity], object]
 """Told about every identity the moment it is revoked (e.g. a tool bus dropping its
 grants, so grants to stopped actors do not accumulate)."""
