@@ -35,7 +35,6 @@ from ._context import run_blocking as run_blocking
 from ._echo import EchoTool as EchoTool
 from ._files import ListDirectoryTool as ListDirectoryTool
 from ._files import ReadFileTool as ReadFileTool
-from ._files import Workspace as Workspace
 from ._files import WriteFileTool as WriteFileTool
 from ._http import HttpGetTool as HttpGetTool
 from ._schema import SchemaViolation as SchemaViolation
@@ -45,6 +44,7 @@ from ._signature import schema_for_type as schema_for_type
 from ._tool import FunctionTool as FunctionTool
 from ._tool import Tool as Tool
 from ._tool import tool as tool
+from ._workspace import Workspace as Workspace
 from ._wrapped import WrappedTool as WrappedTool
 
 __all__ = [
