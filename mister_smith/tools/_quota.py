@@ -15,8 +15,9 @@ class ByteQuota:
     first use, in the worker thread of the first write) and then moves with each write
     the file tools make. Others (a command, another process) may change the workspace
     too, so before refusing, the count is measured afresh: a refusal is always based on
-    what the workspace really holds. Concurrent writers reserve under one lock, so two
-    of them cannot both take the last free bytes.
+    what the workspace really holds, plus what writes in flight have reserved. A write
+    :meth:`reserve`\\ s its growth under one lock before it starts (so two writers
+    cannot both take the last free bytes) and :meth:`settle`\\ s it when done.
 
     Args:
         limit: Most bytes the workspace may hold.
@@ -29,20 +30,23 @@ class ByteQuota:
         self.limit = limit
         self._measure = measure
         self._lock = threading.Lock()
-        self._used: int | None = None
+        self._counted: int | None = None
+        self._reserved = 0
 
     def __repr__(self) -> str:
-        return f"ByteQuota(limit={self.limit}, used={self._used})"
+        return f"ByteQuota(limit={self.limit}, counted={self._counted}, reserved={self._reserved})"
 
     def used(self) -> int:
-        """Bytes counted now (measured first if nothing was counted yet; blocking)."""
+        """Bytes counted now, writes in flight included (measured first if need be; blocking)."""
         with self._lock:
-            if self._used is None:
-                self._used = self._measure()
-            return self._used
+            if self._counted is None:
+                self._counted = self._measure()
+            return self._counted + self._reserved
 
     def reserve(self, grow: int, *, what: str) -> None:
-        """Count ``grow`` more bytes for the write described by ``what``, or refuse.
+        """Reserve ``grow`` bytes for the write described by ``what``, or refuse.
+
+        Every reservation is followed by one :meth:`settle` with the same ``grow``.
 
         Raises:
             ToolQuotaExceeded: the workspace would hold more than ``limit`` bytes.
@@ -50,19 +54,23 @@ class ByteQuota:
         if grow <= 0:
             return
         with self._lock:
-            if self._used is None or self._used + grow > self.limit:
-                self._used = self._measure()
-            if self._used + grow > self.limit:
+            if self._counted is None or self._counted + self._reserved + grow > self.limit:
+                self._counted = self._measure()
+            used = self._counted + self._reserved
+            if used + grow > self.limit:
                 raise ToolQuotaExceeded(
-                    f"{what} would take the workspace to {self._used + grow} bytes, over its "
-                    f"{self.limit}-byte quota ({self._used} bytes used)"
+                    f"{what} would take the workspace to {used + grow} bytes, over its "
+                    f"{self.limit}-byte quota ({used} bytes used)"
                 )
-            self._used += grow
+            self._reserved += grow
 
-    def release(self, shrink: int) -> None:
-        """Count ``shrink`` fewer bytes (a write that failed, or a file made smaller)."""
-        if shrink <= 0:
-            return
+    def settle(self, grow: int, *, change: int) -> None:
+        """End the write that reserved ``grow``; the workspace changed by ``change`` bytes.
+
+        ``change`` is the write's real effect (negative when a file shrank, ``0`` when
+        the write failed).
+        """
         with self._lock:
-            if self._used is not None:
-                self._used = max(0, self._used - shrink)
+            self._reserved -= max(grow, 0)
+            if self._counted is not None:
+                self._counted = max(0, self._counted + change)

@@ -265,6 +265,7 @@ class Workspace:
         grow = new_size - old_size
         if self.quota is not None:
             self.quota.reserve(grow, what=f"writing {len(data)} bytes to {shown!r}")
+        change = 0
         try:
             content, mode = data, None
             if existing is not None:
@@ -278,12 +279,10 @@ class Workspace:
                 finally:
                     os.close(fd)
             _jail.replace_file(dir_fd, name, content, mode=mode)
-        except BaseException:
+            change = len(content) - old_size
+        finally:
             if self.quota is not None:
-                self.quota.release(grow)
-            raise
-        if self.quota is not None:
-            self.quota.release(-grow)
+                self.quota.settle(grow, change=change)
 
     def _check_file_size(self, shown: str, size: int) -> None:
         if size > self.max_file_bytes:
