@@ -19,7 +19,14 @@ from mister_smith.errors import (
     ToolPermissionDenied,
     ToolTimeout,
 )
-from mister_smith.tools import AllowedCommand, CommandTool, HttpGetTool, ToolBus, Workspace
+from mister_smith.tools import (
+    AllowedCommand,
+    ArgumentPolicy,
+    CommandTool,
+    HttpGetTool,
+    ToolBus,
+    Workspace,
+)
 
 # -- files -------------------------------------------------------------------------------
 
@@ -259,12 +266,19 @@ def command_bus(tmp_path: Path) -> ToolBus:
     bus.register_tool(
         CommandTool(
             {
-                "say": AllowedCommand(("echo",), description="Print arguments.", allow_args=True),
+                "say": AllowedCommand(
+                    ("echo",),
+                    description="Print arguments.",
+                    # echo does not understand "--"; operands starting with "-" are refused
+                    arguments=ArgumentPolicy(operands="text", end_of_options=False),
+                ),
                 "fail": ["false"],
                 "pwd": ["pwd"],
                 "env": ["env"],
                 "flood": ["head", "-c", "100000", "/dev/zero"],
-                "sleep": AllowedCommand(("sleep",), allow_args=True, max_args=1),
+                "sleep": AllowedCommand(
+                    ("sleep",), arguments=ArgumentPolicy(operands="text", max_args=1)
+                ),
             },
             cwd=tmp_path,
             timeout=0.5,
@@ -307,6 +321,8 @@ async def test_command_refusals_and_deadline(tmp_path: Path) -> None:
         await bus.call("a", "run_command", {"command": "sleep", "args": ["1", "2"]})
     with pytest.raises(InvalidToolInput, match="NUL"):
         await bus.call("a", "run_command", {"command": "say", "args": ["a\x00b"]})
+    with pytest.raises(ToolPermissionDenied, match="flag '-n' is not allowed"):
+        await bus.call("a", "run_command", {"command": "say", "args": ["-n", "x"]})
     with trio.fail_after(5):
         with pytest.raises(ToolTimeout, match="was killed"):
             await bus.call("a", "run_command", {"command": "sleep", "args": ["30"]})
@@ -321,3 +337,5 @@ def test_command_tool_checks() -> None:
         AllowedCommand(())
     with pytest.raises(TypeError, match="not the string"):
         AllowedCommand("ls -la")
+    with pytest.raises(TypeError, match=r"allow_args=True\) was removed"):
+        AllowedCommand(("ls",), allow_args=True)

@@ -16,6 +16,8 @@
 
 from ._agent import AgentTool as AgentTool
 from ._agent import Askable as Askable
+from ._arguments import AllowedCommand as AllowedCommand
+from ._arguments import ArgumentPolicy as ArgumentPolicy
 from ._blocking import BlockedStep as BlockedStep
 from ._blocking import BlockingDetector as BlockingDetector
 from ._blocking import BlockingStatistics as BlockingStatistics
@@ -27,7 +29,6 @@ from ._bus import ToolBusStatistics as ToolBusStatistics
 from ._bus import ToolPolicy as ToolPolicy
 from ._bus import ToolSpec as ToolSpec
 from ._bus import ToolStatistics as ToolStatistics
-from ._command import AllowedCommand as AllowedCommand
 from ._command import CommandTool as CommandTool
 from ._context import ToolCallContext as ToolCallContext
 from ._context import current_tool_call as current_tool_call
@@ -51,6 +52,7 @@ __all__ = [
     "WrappedTool",
     "AgentTool",
     "AllowedCommand",
+    "ArgumentPolicy",
     "Askable",
     "BlockedStep",
     "BlockingDetector",
