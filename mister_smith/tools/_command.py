@@ -108,7 +108,8 @@ class CommandTool:
     :class:`ArgumentPolicy` allows (subcommands, flag patterns, operands; ``--`` goes
     before operands; path operands must stay in the workspace). Each program is resolved
     to an absolute path once, here, on ``search_path`` (absolute entries only), so a
-    relative ``PATH`` entry or a ``bin/git`` planted in the workspace is never run.
+    relative ``PATH`` entry or a ``bin/git`` planted in the workspace is never run (a
+    program inside the workspace is refused outright: an agent could rewrite it).
     Registering a launcher (``env``, ``xargs``, a shell...) with operands, or a flag
     pattern that accepts e.g. ``find -exec`` or ``git -c``, is refused.
 
@@ -167,6 +168,12 @@ class CommandTool:
             _check_policy(key, spec, self.executables[key])
             if workspace is None and any(p.operands == "paths" for p in spec.policies()):
                 raise ValueError(f"command {key!r} takes path operands: give a workspace")
+            real = os.path.realpath(self.executables[key])
+            if workspace is not None and real.startswith(workspace.root.rstrip(os.sep) + os.sep):
+                raise ValueError(
+                    f"command {key!r}: {real!r} is inside the workspace, where the file "
+                    "tools (or a command) could rewrite it"
+                )
         self.name = name
         self.workspace = workspace
         self.cwd = workspace.root if workspace is not None else cwd

@@ -148,8 +148,10 @@ def _why_not_directory(dir_fd: int, name: str, shown: str, where: str) -> Except
     info = lstat_at(dir_fd, name)
     if info is not None and stat.S_ISLNK(info.st_mode):
         return symlink_refused(shown, where)
-    if info is None:
-        return ToolExecutionFailed(f"path {shown!r}: {where!r} vanished while it was opened")
+    if info is None or stat.S_ISDIR(info.st_mode):
+        return ToolExecutionFailed(
+            f"path {shown!r}: {where!r} changed while it was opened; try again"
+        )
     return ToolExecutionFailed(f"path {shown!r}: {where!r} is {kind_of(info.st_mode)}")
 
 

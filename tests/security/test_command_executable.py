@@ -63,5 +63,10 @@ def test_unsafe_search_paths_and_programs_are_refused(planted: Workspace) -> Non
         CommandTool({"x": [str(Path(planted.root, "missing"))]})
     with pytest.raises(ValueError, match="PATH is the search_path"):
         CommandTool({"env": ["env"]}, env={"PATH": "bin"})
+    planted_git = str(Path(planted.root, "bin", "git"))
+    with pytest.raises(ValueError, match="inside the workspace"):
+        CommandTool({"git": [planted_git]}, workspace=planted)
+    with pytest.raises(ValueError, match="inside the workspace"):
+        CommandTool({"git": ["git"]}, workspace=planted, search_path=str(Path(planted_git).parent))
     with pytest.raises(ValueError, match="not both"):
         CommandTool({"env": ["env"]}, workspace=planted, cwd=planted.root)
