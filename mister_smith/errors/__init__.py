@@ -55,6 +55,7 @@ from ._taxonomy import ToolError as ToolError
 from ._taxonomy import ToolExecutionFailed as ToolExecutionFailed
 from ._taxonomy import ToolNotFound as ToolNotFound
 from ._taxonomy import ToolPermissionDenied as ToolPermissionDenied
+from ._taxonomy import ToolQuotaExceeded as ToolQuotaExceeded
 from ._taxonomy import ToolTimeout as ToolTimeout
 from ._taxonomy import classify_error as classify_error
 from ._taxonomy import unwrap_single as unwrap_single
@@ -98,6 +99,7 @@ __all__ = [
     "ToolExecutionFailed",
     "ToolNotFound",
     "ToolPermissionDenied",
+    "ToolQuotaExceeded",
     "ToolTimeout",
     "DuplicateRole",
     "InvalidGrant",

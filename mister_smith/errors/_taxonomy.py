@@ -257,6 +257,10 @@ class ToolExecutionFailed(ToolError):
     """The tool raised; the original exception is ``__cause__``."""
 
 
+class ToolQuotaExceeded(ToolError):
+    """The call would take a tool past a size limit (a file's cap, a workspace's quota)."""
+
+
 @attrs.frozen
 class ErrorClassification:
     """What :func:`classify_error` concluded about an exception."""

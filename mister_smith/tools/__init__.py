@@ -19,6 +19,8 @@
 from ._agent import AgentTool as AgentTool
 from ._agent import Askable as Askable
 from ._agent import Delegate as Delegate
+from ._arguments import AllowedCommand as AllowedCommand
+from ._arguments import ArgumentPolicy as ArgumentPolicy
 from ._blocking import BlockedStep as BlockedStep
 from ._blocking import BlockingDetector as BlockingDetector
 from ._blocking import BlockingStatistics as BlockingStatistics
@@ -29,7 +31,6 @@ from ._bus import ToolBus as ToolBus
 from ._bus import ToolBusStatistics as ToolBusStatistics
 from ._bus import ToolSpec as ToolSpec
 from ._bus import ToolStatistics as ToolStatistics
-from ._command import AllowedCommand as AllowedCommand
 from ._command import CommandTool as CommandTool
 from ._context import ToolCallContext as ToolCallContext
 from ._context import current_tool_call as current_tool_call
@@ -37,7 +38,6 @@ from ._context import run_blocking as run_blocking
 from ._echo import EchoTool as EchoTool
 from ._files import ListDirectoryTool as ListDirectoryTool
 from ._files import ReadFileTool as ReadFileTool
-from ._files import Workspace as Workspace
 from ._files import WriteFileTool as WriteFileTool
 from ._http import HttpGetTool as HttpGetTool
 from ._permissions import Grantee as Grantee
@@ -50,12 +50,14 @@ from ._signature import schema_for_type as schema_for_type
 from ._tool import FunctionTool as FunctionTool
 from ._tool import Tool as Tool
 from ._tool import tool as tool
+from ._workspace import Workspace as Workspace
 from ._wrapped import WrappedTool as WrappedTool
 
 __all__ = [
     "WrappedTool",
     "AgentTool",
     "AllowedCommand",
+    "ArgumentPolicy",
     "Askable",
     "BlockedStep",
     "BlockingDetector",

@@ -1,74 +1,139 @@
-"""``CommandTool``: runs allow-listed commands with ``trio.run_process`` under a deadline."""
+"""``CommandTool``: runs allow-listed programs, with checked arguments, under a deadline."""
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
+import re
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
-import trio
-
-from ..errors import InvalidToolInput, ToolPermissionDenied, ToolTimeout
+from ..errors import InvalidToolInput, ToolTimeout
+from ._arguments import AllowedCommand, parse_arguments
+from ._context import run_blocking
+from ._process_group import run_in_process_group
 from ._schema import ToolSchema
+from ._workspace import Workspace
+
+DEFAULT_SEARCH_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""Where program names are looked up, and the ``PATH`` commands run with."""
+
+_LAUNCHERS = frozenset(
+    {
+        *("env", "xargs", "nice", "nohup", "timeout", "stdbuf", "setsid", "sudo", "doas"),
+        *("su", "runuser", "chroot", "unshare", "nsenter", "flock", "watch", "time"),
+        *("strace", "ltrace", "busybox", "ionice", "taskset", "chrt", "script", "ssh"),
+        *("sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh"),
+    }
+)
+"""Programs whose operands name a program (or script) to run: no operand policy for them."""
+
+_DANGEROUS_FLAGS: Mapping[str, tuple[str, ...]] = {
+    "find": ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprintf", "-fls"),
+    "git": (
+        *("-c", "--config-env", "--exec-path", "--upload-pack", "--receive-pack", "--exec"),
+        *("--output", "--ext-diff", "--open-files-in-pager", "-O"),
+    ),
+    "tar": ("--to-command", "--checkpoint-action", "--use-compress-program", "-I", "-F"),
+    "rsync": ("-e", "--rsh", "--rsync-path"),
+}
+"""Flags that run programs or write anywhere; a flag pattern matching one is refused."""
 
 
-def _to_argv(value: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise TypeError(f"argv must be a sequence of strings, not the string {value!r}")
-    return tuple(value)
+def _check_search_path(search_path: str) -> str:
+    entries = search_path.split(os.pathsep)
+    for entry in entries:
+        if not os.path.isabs(entry):
+            raise ValueError(
+                f"search path entry {entry!r} is not absolute: a relative entry (or an empty "
+                "one, meaning the current directory) would let a planted program run"
+            )
+    return search_path
 
 
-@attrs.frozen
-class AllowedCommand:
-    """A command :class:`CommandTool` may run.
+def resolve_executable(program: str, search_path: str) -> str:
+    """The absolute path ``program`` runs from: resolved once, when the tool is built.
 
-    Attributes:
-        argv: The program and its fixed arguments, e.g. ``("git", "status")``.
-        description: What it does (shown to the model).
-        allow_args: Whether callers may append arguments of their own.
-        max_args: Most extra arguments accepted.
+    A bare name is looked up on ``search_path`` (absolute entries only); an absolute
+    path must be an executable file. A relative path with a separator is refused, as it
+    would depend on the working directory.
+
+    Raises:
+        ValueError: not found, not executable, or relative with a separator.
     """
+    if os.path.isabs(program):
+        if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+            raise ValueError(f"program {program!r} is not an executable file")
+        return program
+    if os.sep in program or (os.altsep and os.altsep in program):
+        raise ValueError(
+            f"program {program!r} is a relative path; give a name (looked up on the search "
+            "path) or an absolute path"
+        )
+    found = shutil.which(program, path=search_path)
+    if found is None:
+        raise ValueError(f"program {program!r} is not on the search path {search_path!r}")
+    return os.path.abspath(found)
 
-    argv: tuple[str, ...] = attrs.field(converter=_to_argv)
-    description: str = ""
-    allow_args: bool = False
-    max_args: int = 16
 
-    @argv.validator
-    def _check_argv(
-        self, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
-    ) -> None:
-        if not value or not all(isinstance(part, str) and part for part in value):
-            raise ValueError(f"argv must be non-empty strings, got {value!r}")
+def _program_names(argv0: str, executable: str) -> set[str]:
+    return {os.path.basename(argv0), os.path.basename(os.path.realpath(executable))}
 
 
-def _default_env() -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
+def _check_policy(key: str, spec: AllowedCommand, executable: str) -> None:
+    names = _program_names(spec.argv[0], executable)
+    if names & _LAUNCHERS and any(p.operands != "none" for p in spec.policies()):
+        raise ValueError(
+            f"command {key!r}: {spec.argv[0]!r} runs its operands as a program; a policy "
+            "with operands would let a caller run anything"
+        )
+    dangerous = [flag for name in names for flag in _DANGEROUS_FLAGS.get(name, ())]
+    for policy in spec.policies():
+        for pattern in policy.flags:
+            for flag in dangerous:
+                if re.fullmatch(pattern, flag) or re.fullmatch(pattern, f"{flag}=x"):
+                    raise ValueError(
+                        f"command {key!r}: flag pattern {pattern!r} accepts {flag!r}, which "
+                        "runs programs or writes outside the workspace"
+                    )
+        for flag, _ in policy.valued_flags:
+            if flag in dangerous:
+                raise ValueError(f"command {key!r}: valued flag {flag!r} is not allowed")
 
 
 class CommandTool:
     """Runs one of a fixed set of commands (no shell) and returns its output.
 
-    The model picks a command by name; extra arguments are refused unless that command
-    allows them. The process runs through ``trio.run_process`` with stdin closed, in
-    ``cwd``, with a minimal environment (``PATH`` and ``LANG`` only, unless ``env`` is
-    given: no secrets leak from ours), and is killed when ``timeout`` passes (or the
-    bus's deadline, whichever is first). Output beyond ``max_output`` bytes per stream
-    is dropped and flagged.
+    The model picks a command by name and may add only the arguments its
+    :class:`ArgumentPolicy` allows (subcommands, flag patterns, operands; ``--`` goes
+    before operands; path operands must stay in the workspace). Each program is resolved
+    to an absolute path once, here, on ``search_path`` (absolute entries only), so a
+    relative ``PATH`` entry or a ``bin/git`` planted in the workspace is never run (a
+    program inside the workspace is refused outright: an agent could rewrite it).
+    Registering a launcher (``env``, ``xargs``, a shell...) with operands, or a flag
+    pattern that accepts e.g. ``find -exec`` or ``git -c``, is refused.
+
+    The process gets stdin closed, runs in the workspace root (or ``cwd``) with a fixed
+    minimal environment (``PATH=search_path``, ``LANG=C.UTF-8``, plus ``env``), leads its
+    own process group, and at the deadline the whole group is stopped (``SIGTERM``, then
+    ``SIGKILL`` after ``kill_grace``), so the call returns within about
+    ``timeout + kill_grace`` even if the command ignores ``SIGTERM`` or its children
+    hold the pipes. Output beyond ``max_output`` bytes per stream is dropped and flagged.
 
     Returns ``{"command", "exit_code", "stdout", "stderr", "stdout_truncated",
-    "stderr_truncated"}``; a non-zero exit is a result, not an error.
+    "stderr_truncated"}``; a non-zero exit is a result, not an error. Running past the
+    deadline is a :class:`~mister_smith.ToolTimeout`.
 
     Args:
-        commands: Name -> :class:`AllowedCommand` (or just its argv).
+        commands: Name -> :class:`AllowedCommand` (or just its argv, taking no arguments).
         name: The tool's name.
-        cwd: Working directory of the commands.
+        workspace: The jail commands run in and path operands are checked against.
+        cwd: Working directory, for tools without a workspace (not with one).
         timeout: Seconds a command may run.
+        kill_grace: Seconds between ``SIGTERM`` and ``SIGKILL`` at the deadline.
         max_output: Bytes kept per output stream.
-        env: Environment of the commands (default: minimal, see above).
+        search_path: Where program names are looked up; also the commands' ``PATH``.
+        env: Extra environment variables (``PATH`` is ``search_path``, not settable).
     """
 
     def __init__(
@@ -76,97 +141,100 @@ class CommandTool:
         commands: Mapping[str, AllowedCommand | Sequence[str]],
         *,
         name: str = "run_command",
+        workspace: Workspace | None = None,
         cwd: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
+        kill_grace: float = 0.5,
         max_output: int = 65_536,
+        search_path: str = DEFAULT_SEARCH_PATH,
         env: Mapping[str, str] | None = None,
     ) -> None:
         if not commands:
             raise ValueError("a CommandTool needs at least one allowed command")
-        if not timeout > 0 or max_output < 1:
-            raise ValueError("timeout must be > 0 and max_output >= 1")
+        if not timeout > 0 or not kill_grace > 0 or max_output < 1:
+            raise ValueError("timeout and kill_grace must be > 0 and max_output >= 1")
+        if workspace is not None and cwd is not None:
+            raise ValueError("give a workspace (commands run in its root) or a cwd, not both")
+        if env is not None and "PATH" in env:
+            raise ValueError("PATH is the search_path; it cannot be set through env")
+        self.search_path = _check_search_path(search_path)
         self.commands: dict[str, AllowedCommand] = {
             key: value if isinstance(value, AllowedCommand) else AllowedCommand(value)
             for key, value in commands.items()
         }
+        self.executables: dict[str, str] = {}
+        for key, spec in self.commands.items():
+            self.executables[key] = resolve_executable(spec.argv[0], self.search_path)
+            _check_policy(key, spec, self.executables[key])
+            if workspace is None and any(p.operands == "paths" for p in spec.policies()):
+                raise ValueError(f"command {key!r} takes path operands: give a workspace")
+            real = os.path.realpath(self.executables[key])
+            if workspace is not None and real.startswith(workspace.root.rstrip(os.sep) + os.sep):
+                raise ValueError(
+                    f"command {key!r}: {real!r} is inside the workspace, where the file "
+                    "tools (or a command) could rewrite it"
+                )
         self.name = name
-        self.cwd = cwd
+        self.workspace = workspace
+        self.cwd = workspace.root if workspace is not None else cwd
         self.command_timeout = timeout
+        self.kill_grace = kill_grace
+        self.timeout = timeout + kill_grace + 1.0
+        """The bus's deadline for a call: past the command's own, so that one fires first."""
         self.max_output = max_output
-        self.env = dict(env) if env is not None else _default_env()
-        listing = "; ".join(
-            f"{key}: {spec.description or ' '.join(spec.argv)}"
-            + (" (takes arguments)" if spec.allow_args else "")
-            for key, spec in self.commands.items()
-        )
+        self.env = {"PATH": self.search_path, "LANG": "C.UTF-8", **(env or {})}
+        listing = "; ".join(f"{key}: {spec.describe()}" for key, spec in self.commands.items())
         self.description = f"Run an allowed command and get its output. Commands: {listing}"
-        most_args = max(spec.max_args for spec in self.commands.values())
         self.input_schema = ToolSchema.from_properties(
             {
                 "command": {"enum": sorted(self.commands), "description": "Which command."},
                 "args": {
                     "type": "array",
                     "items": {"type": "string", "maxLength": 4_096},
-                    "maxItems": most_args,
+                    "maxItems": max(spec.most_args() for spec in self.commands.values()),
                     "default": [],
-                    "description": "Extra arguments, for commands that take them.",
+                    "description": "Subcommand, flags and operands, as the command allows.",
                 },
             },
             required=["command"],
         )
 
+    def _check_paths(self, operands: Sequence[str]) -> list[str]:
+        assert self.workspace is not None
+        return [self.workspace.check_operand(operand) for operand in operands]
+
     async def execute(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """Run ``args["command"]`` with ``args["args"]``."""
+        """Run ``args["command"]`` with the caller's ``args["args"]``, if its policy allows."""
         key = str(args["command"])
-        spec = self.commands[key]
-        extra = [str(arg) for arg in args.get("args", ())]
-        if extra and not spec.allow_args:
-            raise ToolPermissionDenied(f"command {key!r} takes no extra arguments")
-        if len(extra) > spec.max_args:
-            raise InvalidToolInput(f"command {key!r} takes at most {spec.max_args} arguments")
-        if any("\x00" in arg for arg in extra):
-            raise InvalidToolInput("arguments must not contain NUL characters")
-        argv = [*spec.argv, *extra]
-        outputs: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
-        truncated = {"stdout": False, "stderr": False}
-
-        async def drain(stream: trio.abc.ReceiveStream, which: str) -> None:
-            kept = outputs[which]
-            async for chunk in stream:
-                room = self.max_output - len(kept)
-                if len(chunk) > room:
-                    kept += chunk[:room]
-                    truncated[which] = True
-                else:
-                    kept += chunk
-
-        with trio.move_on_after(self.command_timeout) as deadline:
-            async with trio.open_nursery() as nursery:
-                process: trio.Process = await nursery.start(
-                    functools.partial(
-                        trio.run_process,
-                        argv,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        check=False,
-                        cwd=self.cwd,
-                        env=self.env,
-                    )
-                )
-                assert process.stdout is not None
-                assert process.stderr is not None
-                nursery.start_soon(drain, process.stdout, "stdout")
-                nursery.start_soon(drain, process.stderr, "stderr")
-        if deadline.cancelled_caught:
+        spec = self.commands.get(key)
+        if spec is None:
+            raise InvalidToolInput(f"no command {key[:80]!r}; allowed: {sorted(self.commands)}")
+        given = args.get("args", ())
+        if isinstance(given, str) or not isinstance(given, Sequence):
+            raise InvalidToolInput("args must be a list of strings")
+        parsed = parse_arguments(key, spec, [str(arg) for arg in given])
+        operands: Sequence[str] = parsed.operands
+        if parsed.policy.operands == "paths" and operands:
+            operands = await run_blocking(self._check_paths, operands)
+        argv = [self.executables[key], *spec.argv[1:], *parsed.command_line(operands)]
+        run = await run_in_process_group(
+            argv,
+            cwd=self.cwd,
+            env=self.env,
+            timeout=self.command_timeout,
+            kill_grace=self.kill_grace,
+            max_output=self.max_output,
+        )
+        if run.timed_out:
             raise ToolTimeout(
-                f"command {key!r} ran past its {self.command_timeout} s limit and was killed"
+                f"command {key!r} ran past its {self.command_timeout} s limit and was killed "
+                "(with its whole process group)"
             )
         return {
             "command": key,
-            "exit_code": process.returncode,
-            "stdout": outputs["stdout"].decode("utf-8", errors="replace"),
-            "stderr": outputs["stderr"].decode("utf-8", errors="replace"),
-            "stdout_truncated": truncated["stdout"],
-            "stderr_truncated": truncated["stderr"],
+            "exit_code": run.exit_code,
+            "stdout": run.stdout.decode("utf-8", errors="replace"),
+            "stderr": run.stderr.decode("utf-8", errors="replace"),
+            "stdout_truncated": run.stdout_truncated,
+            "stderr_truncated": run.stderr_truncated,
         }
