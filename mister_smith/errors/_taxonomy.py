@@ -257,6 +257,11 @@ class ToolExecutionFailed(ToolError):
     """The tool raised; the original exception is ``__cause__``."""
 
 
+class ResponseBodyRejected(ToolError, ValueError):
+    """An HTTP response body was refused while it was read: stacked or unknown
+    content-encodings, or a decompression ratio past the limit (a compression bomb)."""
+
+
 @attrs.frozen
 class ErrorClassification:
     """What :func:`classify_error` concluded about an exception."""
