@@ -242,9 +242,7 @@ async def test_http_transport_errors_are_failures() -> None:
 
     bus = ToolBus()
     bus.register_tool(
-        HttpGetTool(
-            ["api.example.com"], transport=httpx.MockTransport(broken), resolver=public_dns
-        )
+        HttpGetTool(["api.example.com"], transport=httpx.MockTransport(broken), resolver=public_dns)
     )
     with pytest.raises(ToolExecutionFailed, match="ConnectError") as caught:
         await bus.call("a", "http_get", {"url": "https://api.example.com/"})

@@ -62,7 +62,7 @@ def general_recipe(runtime: RuntimeManager, display: Display, options: RunOption
         tools.append(WriteFileTool(workspace))
     for tool in tools:
         runtime.tool_bus.register_tool(tool, roles=names)
-    model = http_model(options.model, runtime.events)
+    model = http_model(options.model, runtime.events, runtime.config.agents)
 
     def model_for(role: AgentRole) -> Model:
         return model

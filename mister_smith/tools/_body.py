@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, Iterable
+from typing import TYPE_CHECKING, cast
 
 import attrs
 
@@ -23,7 +23,7 @@ from ..errors import ResponseBodyRejected
 if TYPE_CHECKING:
     import httpx
 
-ACCEPT_ENCODING = "gzip, deflate"
+DECODABLE_ENCODINGS = "gzip, deflate"
 """The ``Accept-Encoding`` to send: exactly the codings :class:`BodyDecoder` can decode."""
 
 _STEP = 64 * 1024  # decoded bytes asked of zlib at a time; the ratio is checked after each
@@ -216,7 +216,8 @@ async def read_decoded_body(response: httpx.Response, limits: BodyLimits) -> Dec
         return DecodedBody(content, decoder.truncated, decoder.raw_bytes)
     decoder = BodyDecoder(coding, limits)
     body = bytearray()
-    async with contextlib.aclosing(response.aiter_raw()) as chunks:
+    raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())  # httpx's is a generator
+    async with contextlib.aclosing(raw) as chunks:
         async for chunk in chunks:
             body += decoder.feed(chunk)
             if decoder.truncated:

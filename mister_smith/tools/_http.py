@@ -21,7 +21,7 @@ from ._addresses import (
     parse_ip,
     resolve_host,
 )
-from ._body import ACCEPT_ENCODING, BodyLimits, read_decoded_body
+from ._body import DECODABLE_ENCODINGS, BodyLimits, read_decoded_body
 from ._schema import ToolSchema
 
 if TYPE_CHECKING:
@@ -256,7 +256,7 @@ class HttpGetTool:
         url = hop.url
         headers = dict(self._headers) if same_origin else {}
         headers["host"] = url.netloc.decode("ascii")
-        headers["accept-encoding"] = ACCEPT_ENCODING
+        headers["accept-encoding"] = DECODABLE_ENCODINGS
         extensions: dict[str, Any] = {}
         if url.scheme == "https" and parse_ip(hop.host) is None:
             extensions["sni_hostname"] = hop.host
