@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, Iterable
 from typing import TYPE_CHECKING, cast
 
 import attrs
+import trio
 
 from ..errors import ResponseBodyRejected
 
@@ -27,6 +28,7 @@ DECODABLE_ENCODINGS = "gzip, deflate"
 """The ``Accept-Encoding`` to send: exactly the codings :class:`BodyDecoder` can decode."""
 
 _STEP = 64 * 1024  # decoded bytes asked of zlib at a time; the ratio is checked after each
+_MAX_DRAIN = 64  # chunks taken after stopping, at most, before giving up on a checkpoint
 _GZIP = 16 + zlib.MAX_WBITS
 _CODINGS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": zlib.MAX_WBITS}
 
@@ -216,12 +218,28 @@ async def read_decoded_body(response: httpx.Response, limits: BodyLimits) -> Dec
         return DecodedBody(content, decoder.truncated, decoder.raw_bytes)
     decoder = BodyDecoder(coding, limits)
     body = bytearray()
+    refused: ResponseBodyRejected | None = None
+    extra = 0
     raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())  # httpx's is a generator
-    async with contextlib.aclosing(raw) as chunks:
-        async for chunk in chunks:
-            body += decoder.feed(chunk)
-            if decoder.truncated:
-                break
+    # Reading stops by cancelling the read in progress, not with ``break``: httpx streams
+    # through several nested generators that a break would leave suspended (Trio then
+    # warns when they are collected); a cancellation finishes them all.
+    with trio.CancelScope() as stop:
+        async with contextlib.aclosing(raw) as chunks:
+            async for chunk in chunks:
+                if stop.cancel_called:
+                    extra += 1
+                    if extra > _MAX_DRAIN:  # a stream that never checkpoints
+                        break
+                    continue
+                try:
+                    body += decoder.feed(chunk)
+                except ResponseBodyRejected as exc:
+                    refused = exc
+                if refused is not None or decoder.truncated:
+                    stop.cancel()
+    if refused is not None:
+        raise refused
     if not decoder.truncated:
         body += decoder.finish()
     return DecodedBody(bytes(body), decoder.truncated, decoder.raw_bytes)
