@@ -63,6 +63,9 @@ class HttpRetryPolicy:
 REDACTED = "***"
 """What an API key echoed back by a server is replaced with in error texts."""
 
+MIN_REDACTED_LENGTH = 8
+"""Shortest credential that is redacted from answers and errors (see :meth:`Secret.redact`)."""
+
 ERROR_BODY_BYTES = 64 * 1024
 """Most bytes read of an error (non-2xx) answer: only an excerpt is ever shown."""
 
@@ -80,13 +83,19 @@ class Secret:
         return self._value
 
     def redact(self, text: str) -> str:
-        """``text`` with every occurrence of the credential replaced by ``***``."""
-        return text.replace(self._value, REDACTED) if self._value else text
+        """``text`` with every occurrence of the credential replaced by ``***``.
+
+        Credentials shorter than :data:`MIN_REDACTED_LENGTH` are left alone: they would
+        match ordinary words (real API keys are dozens of characters).
+        """
+        if len(self._value) < MIN_REDACTED_LENGTH:
+            return text
+        return text.replace(self._value, REDACTED)
 
     def redact_bytes(self, data: bytes) -> bytes:
         """``data`` with every occurrence of the credential (UTF-8) replaced."""
         secret = self._value.encode()
-        if not secret or secret not in data:
+        if len(self._value) < MIN_REDACTED_LENGTH or secret not in data:
             return data
         return data.replace(secret, REDACTED.encode())
 
