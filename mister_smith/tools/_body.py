@@ -93,6 +93,13 @@ def content_coding(values: Iterable[str]) -> str | None:
     return codings[0] if codings else None
 
 
+def _zlib_header(start: bytes) -> bool:
+    """Whether ``start`` begins like a zlib stream (method 8, header checksum)."""
+    if start[0] & 0x0F != 8:
+        return False
+    return len(start) < 2 or (start[0] << 8 | start[1]) % 31 == 0
+
+
 class BodyDecoder:
     """Decodes a body chunk by chunk, never holding more than ``limits.max_bytes``.
 
@@ -139,7 +146,7 @@ class BodyDecoder:
             return self._keep(raw)
         if self._sniff:
             self._sniff = False
-            if raw[0] & 0x0F != 8:  # not a zlib header (CM=8): raw deflate, as some send
+            if not _zlib_header(raw):  # raw deflate, as some servers send for "deflate"
                 self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         return self._inflate(raw)
 

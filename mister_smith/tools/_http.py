@@ -180,7 +180,7 @@ class HttpGetTool:
             raise ToolPermissionDenied(f"host {host!r} port {port} is not on the allow-list")
         return host, port
 
-    async def check_destination(self, url: httpx.URL) -> _Hop:
+    async def _check_destination(self, url: httpx.URL) -> _Hop:
         """Check ``url`` (:meth:`check_url`), resolve its host once and check every
         address; the hop connects to the first one.
 
@@ -233,7 +233,7 @@ class HttpGetTool:
             limits=httpx.Limits(max_keepalive_connections=0),
         ) as client:
             for _ in range(self.max_redirects + 1):
-                hop = await self.check_destination(url)
+                hop = await self._check_destination(url)
                 same_origin = (url.scheme, hop.host, url.port) == origin
                 try:
                     result, location = await self._get(client, hop, same_origin)
