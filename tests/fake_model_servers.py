@@ -2,7 +2,8 @@
 
 :class:`FakeModelServer` speaks just enough of OpenAI's chat-completions and Anthropic's
 messages APIs: each request is recorded and answered with the next scripted
-:class:`Reply` (a JSON body, an error status, a malformed body or a hang). Serve it with
+:class:`Reply` (a JSON body, an error status, a malformed body, a hang, or a body
+streamed in chunks that may never end). Serve it (or any ASGI app) with
 :func:`serve_fake` (hypercorn on port 0) or use :meth:`FakeModelServer.transport` for an
 ``httpx.MockTransport`` when no socket is needed.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -35,6 +36,7 @@ from mister_smith.agents import (
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 @attrs.frozen
@@ -46,12 +48,15 @@ class Reply:
         body: A JSON-able value, or raw ``bytes`` (e.g. malformed JSON).
         headers: Extra headers (e.g. ``retry-after``).
         hang: Never answer (the client's deadline must end the wait).
+        stream: Makes the chunks to send instead of ``body`` (they may never end);
+            sent chunked unless ``headers`` give a ``content-length``.
     """
 
     status: int = 200
     body: Any = None
     headers: tuple[tuple[str, str], ...] = ()
     hang: bool = False
+    stream: Callable[[], Iterable[bytes]] | None = None
 
     def encoded(self) -> bytes:
         """The body as bytes."""
@@ -119,6 +124,9 @@ class FakeModelServer:
         reply = self._next(scope["method"], scope["path"], headers, raw)
         if reply.hang:
             await trio.sleep_forever()
+        if reply.stream is not None:
+            await send_stream(send, reply.status, reply.headers, reply.stream())
+            return
         body = reply.encoded()
         await send(
             {
@@ -142,6 +150,10 @@ class FakeModelServer:
             reply = self._next(request.method, request.url.path, headers, raw)
             if reply.hang:
                 await trio.sleep_forever()
+            if reply.stream is not None:
+                return httpx.Response(
+                    reply.status, headers=list(reply.headers), stream=Chunks(reply.stream())
+                )
             return httpx.Response(
                 reply.status, content=reply.encoded(), headers=list(reply.headers)
             )
@@ -149,9 +161,46 @@ class FakeModelServer:
         return httpx.MockTransport(handle)
 
 
+class Chunks(httpx.AsyncByteStream):
+    """An httpx response stream of ``chunks`` (possibly endless), a checkpoint each."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            await trio.lowlevel.checkpoint()
+            yield chunk
+
+
+async def send_stream(
+    send: Send, status: int, headers: Iterable[tuple[str, str]], chunks: Iterable[bytes]
+) -> None:
+    """Send a response whose body is ``chunks`` (possibly endless) over ASGI; stop
+    quietly once the client has gone."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                *((k.encode(), v.encode()) for k, v in headers),
+            ],
+        }
+    )
+    try:
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await trio.lowlevel.checkpoint()
+        await send({"type": "http.response.body", "body": b""})
+    except Exception:  # the client hung up: hypercorn refuses further sends
+        return
+
+
 @asynccontextmanager
-async def serve_fake(app: FakeModelServer) -> AsyncIterator[str]:
-    """Serve ``app`` with hypercorn on 127.0.0.1, a free port; yield its base URL."""
+async def serve_fake(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve ``app`` (a :class:`FakeModelServer` or any ASGI app) with hypercorn on
+    127.0.0.1, a free port; yield its base URL."""
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None

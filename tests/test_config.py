@@ -20,6 +20,7 @@ from mister_smith.config import (
     ENV_PREFIX,
     ActorSettings,
     AgentConfig,
+    AgentSettings,
     AutoscalingSettings,
     ConfigValidationError,
     EventSettings,
@@ -67,6 +68,7 @@ SETTINGS_CLASSES = [
     ProbeSettings,
     ProbeConfig,
     AutoscalingSettings,
+    AgentSettings,
 ]
 
 EXPECTED_DEFAULTS: dict[str, object] = {
@@ -146,6 +148,9 @@ EXPECTED_DEFAULTS: dict[str, object] = {
     "orchestration.autoscaling.target_memory_utilization": None,
     "orchestration.autoscaling.scale_up_rate": 60.0,
     "orchestration.autoscaling.scale_down_rate": 300.0,
+    "agents.max_response_bytes": 4 * 1024 * 1024,
+    "agents.max_tool_calls_per_turn": 32,
+    "agents.max_tool_calls_per_task": 256,
 }
 
 

@@ -176,6 +176,9 @@ LEAVES: dict[str, Leaf] = {
     ).maybe_none(),
     "orchestration.autoscaling.scale_up_rate": durations(positive=True),
     "orchestration.autoscaling.scale_down_rate": durations(positive=True),
+    "agents.max_response_bytes": integers(1024, 1 << 30),
+    "agents.max_tool_calls_per_turn": integers(1, 10_000),
+    "agents.max_tool_calls_per_task": integers(1, 1_000_000),
 }
 
 ORDERED = [
@@ -184,6 +187,7 @@ ORDERED = [
     ("tasks", "retry_base_delay", "retry_max_delay"),
     ("pools", "min_size", "max_size"),
     ("orchestration.autoscaling", "min_replicas", "max_replicas"),
+    ("agents", "max_tool_calls_per_turn", "max_tool_calls_per_task"),
 ]
 
 STARTUP = "orchestration.probes.startup"

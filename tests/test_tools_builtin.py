@@ -181,9 +181,15 @@ def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(404, text="nope")
     return httpx.Response(
         200,
-        text=f"hello from {request.url.host}{request.url.path}",
+        text=f"hello from {request.headers['host']}{request.url.path}",
         headers={"content-type": "text/plain"},
     )
+
+
+async def public_dns(host: str, port: int) -> list[str]:
+    """A resolver giving every name one public address (the tests never touch DNS)."""
+    await trio.lowlevel.checkpoint()
+    return ["93.184.215.14"]
 
 
 def http_bus(**kwargs: object) -> ToolBus:
@@ -192,6 +198,7 @@ def http_bus(**kwargs: object) -> ToolBus:
         HttpGetTool(
             ["api.example.com", "*.docs.example.com"],
             transport=httpx.MockTransport(handler),
+            resolver=public_dns,
             max_bytes=40,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -247,7 +254,9 @@ async def test_http_transport_errors_are_failures() -> None:
         raise httpx.ConnectError("refused", request=request)
 
     bus = ToolBus(default_policy="open")
-    bus.register_tool(HttpGetTool(["api.example.com"], transport=httpx.MockTransport(broken)))
+    bus.register_tool(
+        HttpGetTool(["api.example.com"], transport=httpx.MockTransport(broken), resolver=public_dns)
+    )
     with pytest.raises(ToolExecutionFailed, match="ConnectError") as caught:
         await bus.call("a", "http_get", {"url": "https://api.example.com/"})
     assert isinstance(caught.value.__cause__, httpx.ConnectError)

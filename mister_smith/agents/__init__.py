@@ -39,9 +39,11 @@ from ._errors import ModelAuthError as ModelAuthError
 from ._errors import ModelError as ModelError
 from ._errors import ModelHTTPError as ModelHTTPError
 from ._errors import ModelRateLimited as ModelRateLimited
+from ._errors import ModelResponseTooLarge as ModelResponseTooLarge
 from ._errors import ModelTimeout as ModelTimeout
 from ._errors import ScriptExhausted as ScriptExhausted
 from ._errors import TeamError as TeamError
+from ._errors import ToolCallLimitExceeded as ToolCallLimitExceeded
 from ._events import AgentProgress as AgentProgress
 from ._http import HttpModel as HttpModel
 from ._http import HttpModelStatistics as HttpModelStatistics
@@ -112,6 +114,7 @@ __all__ = [
     "ModelLimits",
     "ModelRateLimited",
     "ModelRequest",
+    "ModelResponseTooLarge",
     "ModelResponse",
     "ModelSummarizer",
     "ModelTimeout",
@@ -127,6 +130,7 @@ __all__ = [
     "TeamError",
     "ToolCall",
     "ToolCaller",
+    "ToolCallLimitExceeded",
     "ToolInvoker",
     "ToolDefinition",
     "Usage",

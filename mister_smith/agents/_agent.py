@@ -19,7 +19,7 @@ from ..events import EventBus, TaskCompleted, TaskFailed
 from ..supervision import RecoveryPolicy, Supervisor
 from ..types import Caller, CallerIdentity, Restart, Role, TaskId
 from ._context import ContextWindow, Summarizer
-from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout
+from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout, ToolCallLimitExceeded
 from ._events import AgentProgress
 from ._messages import Message, ToolCall
 from ._model import Model, ModelLimits, ModelRequest, ModelResponse, ToolDefinition, Usage
@@ -113,6 +113,11 @@ class AgentSpec:
         model_timeout: Deadline of each model call (``None``: the model's own).
         parallel_tool_calls: Run the tool calls of one model turn concurrently.
         max_parallel_tools: Most tool calls running at once.
+        max_tool_calls_per_turn: Most tool calls run for one model turn (default 32,
+            as ``AgentSettings``); the model's calls past it are not run, each is
+            answered with a :class:`ToolCallLimitExceeded` tool error.
+        max_tool_calls_per_task: Most tool calls run over one task (default 256); once
+            used up, every further call is answered the same way.
         limits: Limits passed to the model.
         context: Bounds of the context window.
         persistent_context: Keep the context across tasks (else each task starts fresh).
@@ -127,6 +132,8 @@ class AgentSpec:
     model_timeout: float | None = None
     parallel_tool_calls: bool = True
     max_parallel_tools: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    max_tool_calls_per_turn: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    max_tool_calls_per_task: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     limits: ModelLimits = attrs.field(factory=ModelLimits)
     context: ContextSettings = attrs.field(factory=ContextSettings)
     persistent_context: bool = False
@@ -199,6 +206,9 @@ class AgentResult:
         tool_calls: Tool calls made.
         tool_errors: Tool calls that failed (reported to the model, which carried on).
         duration: Seconds from start to answer (Trio clock).
+        refused_tool_calls: Tool calls not run because they were past the spec's
+            ``max_tool_calls_per_turn``/``max_tool_calls_per_task`` (reported to the
+            model as tool errors).
     """
 
     task_id: TaskId
@@ -210,6 +220,7 @@ class AgentResult:
     tool_calls: int
     tool_errors: int
     duration: float
+    refused_tool_calls: int = 0
 
 
 def format_tool_result(value: Any) -> str:
@@ -404,7 +415,7 @@ class Agent(Actor):
             self.tools, caller, spec.allowed_tools
         )
         usage = Usage()
-        tool_calls = tool_errors = 0
+        tool_calls = tool_errors = refused = 0
         for turn in range(1, spec.max_turns + 1):
             request = ModelRequest(
                 context.render(spec.system_prompt), tool_definitions, spec.limits
@@ -424,11 +435,15 @@ class Agent(Actor):
                     tool_calls,
                     tool_errors,
                     trio.current_time() - started,
+                    refused,
                 )
-            results = await self._run_tools(response.tool_calls, name, caller, task.deadline)
+            budget = min(spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - tool_calls)
+            calls = response.tool_calls
+            results = await self._run_tools(calls[:budget], name, caller, task.deadline)
             tool_calls += len(results)
             tool_errors += sum(1 for r in results if r.is_error)
-            await context.extend(results)
+            refused += len(calls[budget:])
+            await context.extend([*results, *self._refuse(calls[budget:], name)])
             fraction = response.progress if response.progress is not None else turn / spec.max_turns
             self._progress(events, name, task, turn, tool_calls, fraction, "working")
         self._progress(events, name, task, spec.max_turns, tool_calls, 1.0, "failed")
@@ -437,6 +452,19 @@ class Agent(Actor):
             agent=name,
             turns=spec.max_turns,
         )
+
+    def _refuse(self, calls: Sequence[ToolCall], name: str) -> list[Message]:
+        """Tool errors answering ``calls``, which are past the tool-call limits."""
+        if not calls:
+            return []
+        spec = self.spec
+        logger.warning("agent %s: refused %d tool calls past its limits", name, len(calls))
+        error = ToolCallLimitExceeded(
+            f"not run: agent {name!r} runs at most {spec.max_tool_calls_per_turn} tool calls "
+            f"per turn and {spec.max_tool_calls_per_task} per task"
+        )
+        text = format_tool_error(error)
+        return [Message.tool_result(call, text, is_error=True) for call in calls]
 
     def _progress(
         self,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._http import HttpModel, malformed
+from ._http import HttpModel
 from ._messages import Message, MessageRole, ToolCall
 from ._model import ModelRequest, ModelResponse, StopReason, Usage
+from ._parsing import malformed, optional_text, preview, token_count
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -115,7 +116,12 @@ class AnthropicModel(HttpModel):
         return body
 
     def parse_response(self, data: Any) -> ModelResponse:
-        """Text blocks, tool-use blocks, stop reason and usage."""
+        """Text blocks, tool-use blocks, stop reason and usage.
+
+        Raises:
+            MalformedModelResponse: a field missing or of the wrong type, tool input
+                that is not an object, implausible token counts.
+        """
         endpoint = self.endpoint
         if not isinstance(data, Mapping):
             raise malformed(endpoint, "a JSON body that is not an object")
@@ -126,7 +132,9 @@ class AnthropicModel(HttpModel):
         calls: list[ToolCall] = []
         for block in content:
             if not isinstance(block, Mapping):
-                raise malformed(endpoint, f"a content block that is not an object: {block!r}")
+                raise malformed(
+                    endpoint, f"a content block that is not an object: {preview(block)}"
+                )
             kind = block.get("type")
             if kind == "text":
                 if not isinstance(block.get("text"), str):
@@ -135,8 +143,9 @@ class AnthropicModel(HttpModel):
             elif kind == "tool_use":
                 arguments = block.get("input", {})
                 if not isinstance(block.get("name"), str) or not isinstance(arguments, dict):
-                    raise malformed(endpoint, f"a malformed tool_use block: {block!r}")
-                calls.append(ToolCall(str(block.get("id") or ""), block["name"], arguments))
+                    raise malformed(endpoint, f"a malformed tool_use block: {preview(block)}")
+                call_id = optional_text(endpoint, block, "id") or ""
+                calls.append(ToolCall(call_id, block["name"], arguments))
         usage = data.get("usage") or {}
         if not isinstance(usage, Mapping):
             raise malformed(endpoint, "usage that is not an object")
@@ -145,8 +154,13 @@ class AnthropicModel(HttpModel):
             text="".join(texts),
             tool_calls=tuple(calls),
             usage=Usage(
-                int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0), 1
+                token_count(endpoint, usage, "input_tokens"),
+                token_count(endpoint, usage, "output_tokens"),
+                1,
             ),
-            stop_reason=_STOP.get(str(stop), StopReason.TOOL_USE if calls else StopReason.OTHER),
-            model=str(data.get("model") or self.model),
+            stop_reason=_STOP.get(
+                stop if isinstance(stop, str) else "",
+                StopReason.TOOL_USE if calls else StopReason.OTHER,
+            ),
+            model=optional_text(endpoint, data, "model") or self.model,
         )

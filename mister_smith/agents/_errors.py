@@ -8,7 +8,14 @@ agent that runs out of turns is a :class:`~mister_smith.errors.TaskError`.
 
 from __future__ import annotations
 
-from ..errors import ConfigError, ErrorSeverity, NetworkError, RecoveryStrategy, TaskError
+from ..errors import (
+    ConfigError,
+    ErrorSeverity,
+    NetworkError,
+    RecoveryStrategy,
+    TaskError,
+    ToolError,
+)
 
 
 class ModelError(NetworkError):
@@ -55,7 +62,20 @@ class ModelTimeout(ModelError, TimeoutError):
 
 
 class MalformedModelResponse(ModelError, ValueError):
-    """The endpoint answered 2xx but the body is not the JSON its API promises."""
+    """The endpoint answered 2xx but the body is not the JSON its API promises: not
+    JSON, nested too deeply, numbers out of range (``1e400``, ``NaN``), wrong types,
+    tool-call arguments that are not a JSON object, impossible token counts."""
+
+
+class ModelResponseTooLarge(MalformedModelResponse):
+    """The answer was longer than ``max_response_bytes`` (decoded), or was a compression
+    bomb; it was cut off while streaming, never read whole.
+
+    Attributes:
+        limit: The ``max_response_bytes`` that was exceeded.
+    """
+
+    limit: int = 0
 
 
 class MissingApiKey(ConfigError):
@@ -85,6 +105,12 @@ class MaxTurnsExceeded(TaskError):
         super().__init__(*args, severity=severity, recovery_strategy=recovery_strategy)
         self.agent = agent
         self.turns = turns
+
+
+class ToolCallLimitExceeded(ToolError):
+    """A model asked for more tool calls than the agent's ``max_tool_calls_per_turn`` or
+    ``max_tool_calls_per_task``; the calls past the limit were not run. The agent sends
+    this back to the model as the result of each refused call."""
 
 
 class TeamError(TaskError):

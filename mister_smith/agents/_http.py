@@ -3,7 +3,6 @@ per endpoint, API keys from the environment (never logged), typed errors."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -15,8 +14,11 @@ from typing import TYPE_CHECKING, Any, Self
 import attrs
 import trio
 
+from ..config import AgentSettings
+from ..errors import ResponseBodyRejected
 from ..events import EventBus
 from ..supervision import Backoff, CircuitBreaker
+from ..tools import DECODABLE_ENCODINGS, BodyLimits, read_decoded_body
 from ._errors import (
     MalformedModelResponse,
     MissingApiKey,
@@ -24,9 +26,11 @@ from ._errors import (
     ModelError,
     ModelHTTPError,
     ModelRateLimited,
+    ModelResponseTooLarge,
     ModelTimeout,
 )
 from ._model import ModelRequest, ModelResponse
+from ._parsing import loads_strict
 
 if TYPE_CHECKING:
     import httpx
@@ -56,6 +60,16 @@ class HttpRetryPolicy:
     max_retry_after: float = attrs.field(default=30.0, validator=attrs.validators.ge(0.0))
 
 
+REDACTED = "***"
+"""What an API key echoed back by a server is replaced with in error texts."""
+
+MIN_REDACTED_LENGTH = 8
+"""Shortest credential that is redacted from answers and errors (see :meth:`Secret.redact`)."""
+
+ERROR_BODY_BYTES = 64 * 1024
+"""Most bytes read of an error (non-2xx) answer: only an excerpt is ever shown."""
+
+
 class Secret:
     """A credential that never shows itself in ``repr``, ``str``, logs or tracebacks."""
 
@@ -67,6 +81,23 @@ class Secret:
     def reveal(self) -> str:
         """The credential itself (only for the request header)."""
         return self._value
+
+    def redact(self, text: str) -> str:
+        """``text`` with every occurrence of the credential replaced by ``***``.
+
+        Credentials shorter than :data:`MIN_REDACTED_LENGTH` are left alone: they would
+        match ordinary words (real API keys are dozens of characters).
+        """
+        if len(self._value) < MIN_REDACTED_LENGTH:
+            return text
+        return text.replace(self._value, REDACTED)
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        """``data`` with every occurrence of the credential (UTF-8) replaced."""
+        secret = self._value.encode()
+        if len(self._value) < MIN_REDACTED_LENGTH or secret not in data:
+            return data
+        return data.replace(secret, REDACTED.encode())
 
     def __repr__(self) -> str:
         return "Secret('********')"
@@ -95,8 +126,7 @@ def _transport_error() -> type[Exception]:
     return httpx.TransportError
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
     try:
@@ -106,19 +136,29 @@ def _retry_after(response: httpx.Response) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _error_excerpt(response: httpx.Response) -> str:
+def _error_excerpt(content: bytes) -> str:
     """The API's error message (JSON ``error.message``), else the start of the body."""
     try:
-        data = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return response.text[:200].strip()
+        data = loads_strict("", content)
+    except MalformedModelResponse:
+        return content[:200].decode("utf-8", errors="replace").strip()
     if isinstance(data, Mapping):
         error = data.get("error")
         if isinstance(error, Mapping) and isinstance(error.get("message"), str):
             return str(error["message"])[:200]
         if isinstance(error, str):
             return error[:200]
-    return json.dumps(data)[:200]
+    return content[:200].decode("utf-8", errors="replace").strip()
+
+
+@attrs.frozen
+class _Answer:
+    """What one attempt read: the status, the (bounded, decoded, redacted) body and the
+    ``Retry-After`` header."""
+
+    status: int
+    content: bytes
+    retry_after: str | None
 
 
 class HttpModel:
@@ -135,6 +175,15 @@ class HttpModel:
     The HTTP client is created on first use and closed by :meth:`aclose` (or use the
     model as an async context manager); pass ``client`` to share one, or ``transport``
     (e.g. ``httpx.MockTransport``) to test without a socket.
+
+    Answers are not trusted. The body is streamed and cut off at
+    ``max_response_bytes`` decoded bytes (→ :class:`ModelResponseTooLarge`, a
+    :class:`MalformedModelResponse`; also for stacked content-encodings and compression
+    bombs), so a huge or never-ending answer costs at most that much memory. Every way
+    the JSON can be wrong (see :mod:`~mister_smith.agents._parsing`) is a
+    :class:`MalformedModelResponse`. The API key is removed from the body as soon as it
+    is read and from every error's text and ``args``, so a server echoing it back
+    cannot leak it into logs, events or the model's context.
     """
 
     default_base_url = ""
@@ -157,9 +206,14 @@ class HttpModel:
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        max_response_bytes: int = AgentSettings().max_response_bytes,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        if isinstance(max_response_bytes, bool) or not (
+            isinstance(max_response_bytes, int) and max_response_bytes >= 1
+        ):
+            raise ValueError(f"max_response_bytes must be an int >= 1, got {max_response_bytes!r}")
         if attempt_timeout is not None and not attempt_timeout > 0:
             raise ValueError(f"attempt_timeout must be > 0, got {attempt_timeout!r}")
         self.model = model
@@ -175,6 +229,7 @@ class HttpModel:
         self._owns_client = client is None
         self._transport = transport
         self._rng = rng or random.Random()
+        self.max_response_bytes = max_response_bytes
         self._attempts = 0
         self._retries = 0
 
@@ -201,12 +256,16 @@ class HttpModel:
         raise NotImplementedError
 
     def parse_response(self, data: Any) -> ModelResponse:
-        """The :class:`ModelResponse` in a 2xx JSON body.
+        """The :class:`ModelResponse` in a 2xx JSON body (already parsed strictly).
 
         Raises:
             MalformedModelResponse: the body is not what the API promises.
         """
         raise NotImplementedError
+
+    def redact(self, text: str) -> str:
+        """``text`` without this model's API key."""
+        return text if self._secret is None else self._secret.redact(text)
 
     # -- the call ---------------------------------------------------------------------
 
@@ -249,12 +308,27 @@ class HttpModel:
             ModelError: the endpoint could not be reached.
         """
         body = self.build_body(request)
-        with trio.move_on_after(self.timeout) as scope:
-            return await self._send(body)
+        try:
+            with trio.move_on_after(self.timeout) as scope:
+                return await self._send(body)
+        except ModelError as error:
+            self._scrub(error)
+            raise
         assert scope.cancelled_caught
         raise ModelTimeout(
             f"model {self.model!r} did not answer within {self.timeout} s", endpoint=self.endpoint
         )
+
+    def _scrub(self, error: BaseException) -> None:
+        """Redact the API key from the ``args`` of ``error`` and of its causes."""
+        seen: set[int] = set()
+        current: BaseException | None = error
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            current.args = tuple(
+                self.redact(arg) if isinstance(arg, str) else arg for arg in current.args
+            )
+            current = current.__cause__ or current.__context__
 
     async def _send(self, body: dict[str, Any]) -> ModelResponse:
         policy = self.retry
@@ -263,9 +337,9 @@ class HttpModel:
             if attempt:
                 self._retries += 1
             self._attempts += 1
-            response, error = await self._attempt(body)
-            if response is not None:
-                return self._parse(response)
+            answer, error = await self._attempt(body)
+            if answer is not None:
+                return self.parse_body(answer.content, answer.status)
             assert error is not None
             last_error = error
             if attempt + 1 >= policy.max_attempts:
@@ -284,20 +358,15 @@ class HttpModel:
         assert last_error is not None
         raise last_error
 
-    async def _attempt(
-        self, body: dict[str, Any]
-    ) -> tuple[httpx.Response | None, ModelError | None]:
-        """One attempt: the 2xx response, or the retryable error. Raises what is final."""
+    async def _attempt(self, body: dict[str, Any]) -> tuple[_Answer | None, ModelError | None]:
+        """One attempt: the 2xx answer, or the retryable error. Raises what is final."""
         breaker = self.breaker
         breaker.acquire_nowait()
         endpoint = self.endpoint
         try:
             attempt_timeout = math.inf if self.attempt_timeout is None else self.attempt_timeout
             with trio.move_on_after(attempt_timeout) as scope:
-                response = await self._get_client().post(
-                    endpoint, json=body, headers=self.build_headers()
-                )
-                await response.aread()
+                answer = await self._post(body)
             if scope.cancelled_caught:
                 breaker.record_failure()
                 return None, ModelTimeout(
@@ -309,15 +378,18 @@ class HttpModel:
             return None, ModelError(
                 f"cannot reach model endpoint {endpoint}: {type(exc).__name__}", endpoint=endpoint
             )
+        except MalformedModelResponse:
+            breaker.record_failure()
+            raise
         except BaseException:
             breaker.release()
             raise
-        status = response.status_code
+        status = answer.status
         logger.debug("model %s answered %d", endpoint, status)
         if 200 <= status < 300:
             breaker.record_success()
-            return response, None
-        excerpt = _error_excerpt(response)
+            return answer, None
+        excerpt = _error_excerpt(answer.content)
         if status == 429:
             breaker.release()
             limited = ModelRateLimited(
@@ -325,7 +397,7 @@ class HttpModel:
                 endpoint=endpoint,
                 status=status,
             )
-            limited.retry_after = _retry_after(response)
+            limited.retry_after = _retry_after(answer.retry_after)
             return None, limited
         if status >= 500:
             breaker.record_failure()
@@ -346,27 +418,73 @@ class HttpModel:
             return None, error
         raise error
 
-    def _parse(self, response: httpx.Response) -> ModelResponse:
-        try:
-            data = response.json()
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedModelResponse(
-                f"model endpoint {self.endpoint} answered {response.status_code} with a body "
-                f"that is not JSON: {response.text[:80]!r}",
-                endpoint=self.endpoint,
-                status=response.status_code,
-            ) from exc
+    async def _post(self, body: dict[str, Any]) -> _Answer:
+        """POST ``body`` and read the answer under the size cap (redacted at once).
+
+        Raises:
+            ModelResponseTooLarge: a 2xx answer past ``max_response_bytes``, stacked
+                content-encodings or a compression bomb.
+        """
+        endpoint = self.endpoint
+        headers = self.build_headers()
+        headers["accept-encoding"] = DECODABLE_ENCODINGS
+        async with self._get_client().stream(
+            "POST", endpoint, json=body, headers=headers
+        ) as response:
+            status = response.status_code
+            ok = 200 <= status < 300
+            limit = (
+                self.max_response_bytes if ok else min(ERROR_BODY_BYTES, self.max_response_bytes)
+            )
+            try:
+                read = await read_decoded_body(response, BodyLimits(limit))
+            except ResponseBodyRejected as exc:
+                raise self._too_large(f"a body that was refused: {exc}", status) from None
+            if read.truncated and ok:
+                raise self._too_large(
+                    f"more than max_response_bytes={self.max_response_bytes} bytes; "
+                    "the answer was cut off there",
+                    status,
+                )
+            content = read.content
+            if self._secret is not None:
+                content = self._secret.redact_bytes(content)
+            return _Answer(status, content, response.headers.get("retry-after"))
+
+    def _too_large(self, what: str, status: int) -> ModelResponseTooLarge:
+        error = ModelResponseTooLarge(
+            f"model endpoint {self.endpoint} answered {what}", endpoint=self.endpoint, status=status
+        )
+        error.limit = self.max_response_bytes
+        return error
+
+    def parse_body(self, content: bytes, status: int = 200) -> ModelResponse:
+        """The :class:`ModelResponse` in a 2xx answer's body: strict JSON, then
+        :meth:`parse_response`.
+
+        Raises:
+            MalformedModelResponse: whatever is wrong with it (never another error).
+        """
+        data = loads_strict(self.endpoint, content, f"{status} with a body")
         try:
             return self.parse_response(data)
         except MalformedModelResponse:
             raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        except (
+            KeyError,
+            IndexError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
             raise MalformedModelResponse(
                 f"model endpoint {self.endpoint} answered JSON of the wrong shape: "
-                f"{type(exc).__name__}: {exc}",
+                f"{type(exc).__name__}: {str(exc)[:200]}",
                 endpoint=self.endpoint,
-                status=response.status_code,
-            ) from exc
+                status=status,
+            ) from None
 
     def statistics(self) -> HttpModelStatistics:
         """Attempts, retries and the breaker's state."""
@@ -380,22 +498,3 @@ class HttpModelStatistics:
     attempts: int
     retries: int
     breaker_state: str
-
-
-def malformed(endpoint: str, what: str) -> MalformedModelResponse:
-    """A :class:`MalformedModelResponse` saying ``what`` is wrong."""
-    return MalformedModelResponse(f"model endpoint {endpoint} answered {what}", endpoint=endpoint)
-
-
-def parse_arguments(endpoint: str, raw: Any) -> dict[str, Any]:
-    """Tool-call arguments: a JSON object, or a string holding one."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            raise malformed(
-                endpoint, f"tool-call arguments that are not JSON: {raw[:80]!r}"
-            ) from None
-    if not isinstance(raw, dict):
-        raise malformed(endpoint, f"tool-call arguments that are not an object: {raw!r}")
-    return raw

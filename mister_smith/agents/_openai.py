@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._http import HttpModel, malformed, parse_arguments
+from ._http import HttpModel
 from ._messages import Message, MessageRole, ToolCall
 from ._model import ModelRequest, ModelResponse, StopReason, Usage
+from ._parsing import malformed, optional_text, parse_arguments, preview, token_count
 
 _FINISH = {
     "stop": StopReason.END_TURN,
@@ -91,7 +92,12 @@ class OpenAICompatibleModel(HttpModel):
         return body
 
     def parse_response(self, data: Any) -> ModelResponse:
-        """Text, tool calls, finish reason and usage of the first choice."""
+        """Text, tool calls, finish reason and usage of the first choice.
+
+        Raises:
+            MalformedModelResponse: a field missing or of the wrong type, tool-call
+                arguments that are not a JSON object, implausible token counts.
+        """
         endpoint = self.endpoint
         if not isinstance(data, Mapping):
             raise malformed(endpoint, "a JSON body that is not an object")
@@ -103,15 +109,19 @@ class OpenAICompatibleModel(HttpModel):
             raise malformed(endpoint, "a choice without a message")
         text = message.get("content") or ""
         if not isinstance(text, str):
-            raise malformed(endpoint, f"message content that is not text: {text!r}")
+            raise malformed(endpoint, f"message content that is not text: {preview(text)}")
+        raw_calls = message.get("tool_calls") or ()
+        if not isinstance(raw_calls, list | tuple):
+            raise malformed(endpoint, f"tool_calls that are not a list: {preview(raw_calls)}")
         calls: list[ToolCall] = []
-        for raw in message.get("tool_calls") or ():
+        for raw in raw_calls:
             function = raw.get("function") if isinstance(raw, Mapping) else None
             if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-                raise malformed(endpoint, f"a tool call without a function name: {raw!r}")
+                raise malformed(endpoint, f"a tool call without a function name: {preview(raw)}")
+            call_id = optional_text(endpoint, raw, "id")
             calls.append(
                 ToolCall(
-                    str(raw.get("id") or f"call-{len(calls) + 1}"),
+                    call_id or f"call-{len(calls) + 1}",
                     function["name"],
                     parse_arguments(endpoint, function.get("arguments", "{}")),
                 )
@@ -124,10 +134,13 @@ class OpenAICompatibleModel(HttpModel):
             text=text,
             tool_calls=tuple(calls),
             usage=Usage(
-                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), 1
+                token_count(endpoint, usage, "prompt_tokens"),
+                token_count(endpoint, usage, "completion_tokens"),
+                1,
             ),
             stop_reason=_FINISH.get(
-                str(finish), StopReason.TOOL_USE if calls else StopReason.OTHER
+                finish if isinstance(finish, str) else "",
+                StopReason.TOOL_USE if calls else StopReason.OTHER,
             ),
-            model=str(data.get("model") or self.model),
+            model=optional_text(endpoint, data, "model") or self.model,
         )

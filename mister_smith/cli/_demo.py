@@ -142,7 +142,9 @@ def survey_recipe(
             f"call 4 (deadline {hang_timeout} s) and fails on calls 2, 11 and 23"
         )
     bus.register_tool(reader, roles=readers, timeout=hang_timeout)
-    http: HttpModel | None = None if model == "scripted" else http_model(model, runtime.events)
+    http: HttpModel | None = (
+        None if model == "scripted" else http_model(model, runtime.events, runtime.config.agents)
+    )
     made = 0
 
     def model_for(role: AgentRole) -> Model:

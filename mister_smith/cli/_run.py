@@ -69,7 +69,7 @@ def general_recipe(runtime: RuntimeManager, display: Display, options: RunOption
     bound = tuple(runtime.identities.register_role(name) for name in names)
     for tool in tools:
         runtime.tool_bus.register_tool(tool, policy="deny", roles=bound)
-    model = http_model(options.model, runtime.events)
+    model = http_model(options.model, runtime.events, runtime.config.agents)
 
     def model_for(role: AgentRole) -> Model:
         return model

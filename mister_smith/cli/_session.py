@@ -4,6 +4,7 @@ the display, the record of what happened, and the closing summary."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import signal
@@ -26,7 +27,7 @@ from ..agents import (
     TeamResult,
     create_dynamic_team,
 )
-from ..config import AgentConfig
+from ..config import AgentConfig, AgentSettings
 from ..errors import ConfigError
 from ..events import (
     ComponentRecovered,
@@ -53,12 +54,15 @@ EXIT_INVARIANT = 3
 EXIT_INTERRUPTED = 130
 
 
-def http_model(kind: str, events: EventBus | None = None) -> HttpModel:
+def http_model(
+    kind: str, events: EventBus | None = None, settings: AgentSettings | None = None
+) -> HttpModel:
     """The HTTP model for ``--model openai|anthropic``, configured from the environment.
 
     ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY`` hold the keys; ``OPENAI_BASE_URL`` /
     ``ANTHROPIC_BASE_URL`` and ``MISTER_SMITH_OPENAI_MODEL`` /
     ``MISTER_SMITH_ANTHROPIC_MODEL`` optionally change the endpoint and model.
+    ``settings`` (the config's ``[agents]`` section) caps the size of its answers.
 
     Raises:
         MissingApiKey: the key's variable is not set.
@@ -68,14 +72,33 @@ def http_model(kind: str, events: EventBus | None = None) -> HttpModel:
             os.environ.get("MISTER_SMITH_OPENAI_MODEL", "gpt-4o-mini"),
             base_url=os.environ.get("OPENAI_BASE_URL") or None,
             events=events,
+            max_response_bytes=(settings or AgentSettings()).max_response_bytes,
         )
     if kind == "anthropic":
         return AnthropicModel(
             os.environ.get("MISTER_SMITH_ANTHROPIC_MODEL", "claude-3-5-haiku-latest"),
             base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
             events=events,
+            max_response_bytes=(settings or AgentSettings()).max_response_bytes,
         )
     raise ValueError(f"not an HTTP model kind: {kind!r}")
+
+
+def limited_member_spec(
+    customize: Callable[[AgentRole, AgentSpec], AgentSpec] | None,
+    settings: AgentSettings,
+    role: AgentRole,
+    spec: AgentSpec,
+) -> AgentSpec:
+    """A team member's spec: adjusted by the recipe's ``customize``, then given the
+    tool-call limits of ``settings`` (the config's ``[agents]`` section)."""
+    if customize is not None:
+        spec = customize(role, spec)
+    return attrs.evolve(
+        spec,
+        max_tool_calls_per_turn=settings.max_tool_calls_per_turn,
+        max_tool_calls_per_task=settings.max_tool_calls_per_task,
+    )
 
 
 ModelFor = Callable[[AgentRole], Model]
@@ -343,7 +366,9 @@ async def run_team_session(
                         mode=recipe.mode,
                         replicas=recipe.replicas,
                         name=recipe.name,
-                        customize=recipe.customize,
+                        customize=functools.partial(
+                            limited_member_spec, recipe.customize, config.agents
+                        ),
                         retries=0,
                         bind_roles=recipe.bind_roles,
                     )

@@ -13,6 +13,7 @@ back to an equal config. Durations are ``float`` seconds and may be written as
 
 from ._agent import AgentConfig as AgentConfig
 from ._agent import RuntimeConfig as RuntimeConfig
+from ._agents import AgentSettings as AgentSettings
 from ._converter import config_converter as config_converter
 from ._duration import Seconds as Seconds
 from ._duration import parse_duration as parse_duration
@@ -48,6 +49,7 @@ __all__ = [
     "TOOL_POLICIES",
     "ActorSettings",
     "AgentConfig",
+    "AgentSettings",
     "AutoscalingSettings",
     "ConfigValidationError",
     "EventSettings",

@@ -2,6 +2,7 @@
 
 import attrs
 
+from ._agents import AgentSettings
 from ._checks import instance_of
 from ._orchestration import OrchestrationConfig
 from ._sections import (
@@ -35,6 +36,7 @@ class AgentConfig:
         tasks: The task executor's limits and retry policy.
         pools: Connection and resource pools.
         orchestration: Deployment: replicas, resources, probes, autoscaling.
+        agents: Bounds on agents and their models (answer size, tool calls).
     """
 
     runtime: RuntimeSettings = attrs.field(
@@ -54,6 +56,7 @@ class AgentConfig:
     orchestration: OrchestrationConfig = attrs.field(
         factory=OrchestrationConfig, validator=instance_of(OrchestrationConfig)
     )
+    agents: AgentSettings = attrs.field(factory=AgentSettings, validator=instance_of(AgentSettings))
 
 
 RuntimeConfig = AgentConfig

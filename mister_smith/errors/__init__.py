@@ -44,6 +44,7 @@ from ._taxonomy import NoRouteError as NoRouteError
 from ._taxonomy import PersistenceError as PersistenceError
 from ._taxonomy import PoolExhausted as PoolExhausted
 from ._taxonomy import ResourceError as ResourceError
+from ._taxonomy import ResponseBodyRejected as ResponseBodyRejected
 from ._taxonomy import RestartIntensityExceeded as RestartIntensityExceeded
 from ._taxonomy import RuntimeFault as RuntimeFault
 from ._taxonomy import StreamError as StreamError
@@ -88,6 +89,7 @@ __all__ = [
     "RecoveryAction",
     "RecoveryStrategy",
     "ResourceError",
+    "ResponseBodyRejected",
     "RestartIntensityExceeded",
     "RuntimeFault",
     "StreamError",

@@ -261,6 +261,11 @@ class ToolQuotaExceeded(ToolError):
     """The call would take a tool past a size limit (a file's cap, a workspace's quota)."""
 
 
+class ResponseBodyRejected(ToolError, ValueError):
+    """An HTTP response body was refused while it was read: stacked or unknown
+    content-encodings, or a decompression ratio past the limit (a compression bomb)."""
+
+
 @attrs.frozen
 class ErrorClassification:
     """What :func:`classify_error` concluded about an exception."""

@@ -14,8 +14,15 @@
 - Built-ins: :class:`EchoTool`, workspace-confined file tools (:class:`Workspace`),
   :class:`HttpGetTool`, :class:`CommandTool`, and :class:`AgentTool` wrapping anything
   :class:`Askable`.
+- Untrusted HTTP bodies are read with :func:`read_decoded_body` (a cap on decoded bytes,
+  one content-encoding, a compression-ratio limit); destinations are checked with
+  :class:`HostAllowList`, :class:`InternalAllowList` and :func:`address_problem`.
 """
 
+from ._addresses import HostAllowList as HostAllowList
+from ._addresses import InternalAllowList as InternalAllowList
+from ._addresses import Resolver as Resolver
+from ._addresses import address_problem as address_problem
 from ._agent import AgentTool as AgentTool
 from ._agent import Askable as Askable
 from ._agent import Delegate as Delegate
@@ -26,6 +33,12 @@ from ._blocking import BlockingDetector as BlockingDetector
 from ._blocking import BlockingStatistics as BlockingStatistics
 from ._blocking import LoopBlockedError as LoopBlockedError
 from ._blocking import monitor_blocking as monitor_blocking
+from ._body import DECODABLE_ENCODINGS as DECODABLE_ENCODINGS
+from ._body import BodyDecoder as BodyDecoder
+from ._body import BodyLimits as BodyLimits
+from ._body import DecodedBody as DecodedBody
+from ._body import content_coding as content_coding
+from ._body import read_decoded_body as read_decoded_body
 from ._bus import DuplicateTool as DuplicateTool
 from ._bus import ToolBus as ToolBus
 from ._bus import ToolBusStatistics as ToolBusStatistics
@@ -62,18 +75,25 @@ __all__ = [
     "BlockedStep",
     "BlockingDetector",
     "BlockingStatistics",
+    "BodyDecoder",
+    "BodyLimits",
+    "DECODABLE_ENCODINGS",
+    "DecodedBody",
     "CommandTool",
     "Delegate",
     "DuplicateTool",
     "EchoTool",
     "FunctionTool",
     "Grantee",
+    "HostAllowList",
     "HttpGetTool",
+    "InternalAllowList",
     "ListDirectoryTool",
     "LoopBlockedError",
     "Param",
     "PolicyName",
     "ReadFileTool",
+    "Resolver",
     "SchemaViolation",
     "Tool",
     "ToolBus",
@@ -85,8 +105,11 @@ __all__ = [
     "ToolStatistics",
     "Workspace",
     "WriteFileTool",
+    "address_problem",
+    "content_coding",
     "current_tool_call",
     "monitor_blocking",
+    "read_decoded_body",
     "run_blocking",
     "schema_for_type",
     "tool",

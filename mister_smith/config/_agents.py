@@ -1,0 +1,44 @@
+"""``AgentSettings``: what one agent and its model may cost (answer size, tool calls)."""
+
+from typing import ClassVar
+
+import attrs
+
+from ._checks import OrderedPairs, integer, require_ordered
+
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""Largest model answer read by default: 4 MiB, hundreds of times a long answer."""
+
+
+@attrs.frozen
+class AgentSettings:
+    """Bounds on agents and their models, so that a model (or whoever answers in its
+    name) cannot make an agent use unbounded memory or run unbounded tool calls.
+
+    Attributes:
+        max_response_bytes: Largest model answer read, in decoded bytes; a longer (or
+            never-ending) answer is cut off there and fails with
+            ``ModelResponseTooLarge``. Default 4 MiB: a long answer with many tool
+            calls is tens of KiB. In [1 KiB, 1 GiB].
+        max_tool_calls_per_turn: Most tool calls run for one model turn; the calls
+            past it are not run and are answered to the model as tool errors. Default
+            32. In [1, 10000].
+        max_tool_calls_per_task: Most tool calls run over one task (all turns); once
+            used up, further calls are answered as tool errors. Default 256.
+            >= ``max_tool_calls_per_turn``, <= 1,000,000.
+    """
+
+    max_response_bytes: int = attrs.field(
+        default=DEFAULT_MAX_RESPONSE_BYTES, validator=integer(minimum=1024, maximum=1 << 30)
+    )
+    max_tool_calls_per_turn: int = attrs.field(
+        default=32, validator=integer(minimum=1, maximum=10_000)
+    )
+    max_tool_calls_per_task: int = attrs.field(
+        default=256, validator=integer(minimum=1, maximum=1_000_000)
+    )
+
+    _ordered: ClassVar[OrderedPairs] = (("max_tool_calls_per_turn", "max_tool_calls_per_task"),)
+
+    def __attrs_post_init__(self) -> None:
+        require_ordered(self)
