@@ -6,6 +6,8 @@ import collections
 import enum
 import logging
 import math
+import types
+import typing
 import uuid
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -299,16 +301,18 @@ class EventBus:
     def _kept(self, event: Event) -> tuple[Event, int]:
         """The event as the history keeps it, and its estimated size in bytes."""
         limit = self._payload_limit
-        size = _EVENT_OVERHEAD
+        fields, scalars = _field_plan(type(event))
+        size = _EVENT_OVERHEAD + scalars * _SMALL_SIZE
         changes: dict[str, Any] = {}
-        for name, alias in _field_names(type(event)):
+        for name, alias in fields:
             value = getattr(event, name)
             kind = type(value)
-            if kind in _SMALL_TYPES or isinstance(value, enum.Enum):
+            if kind is str:
+                if len(value) <= limit:
+                    size += _SMALL_SIZE + len(value)
+                    continue
+            elif kind in _SMALL_TYPES:
                 size += _SMALL_SIZE
-                continue
-            if kind is str and len(value) <= limit:
-                size += _SMALL_SIZE + len(value)
                 continue
             measured = payload_size(value, limit)
             if measured > limit:
@@ -447,13 +451,39 @@ _EVENT_OVERHEAD: Final = 256
 """Estimated bytes of an event object itself and its fixed fields' containers."""
 
 
-_FIELD_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
+_FIELD_PLANS: dict[type, tuple[tuple[tuple[str, str], ...], int]] = {}
+_SCALAR_ANNOTATIONS: Final = frozenset({int, float, bool, uuid.UUID, *TYPED_IDS})
 
 
-def _field_names(cls: type[Event]) -> tuple[tuple[str, str], ...]:
-    """``(attribute name, __init__ name)`` of each field of an event class (cached)."""
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        fields = attrs.fields(cls)
-        names = _FIELD_NAMES[cls] = tuple((f.name, f.alias or f.name) for f in fields)
-    return names
+def _field_plan(cls: type[Event]) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The fields of an event class worth measuring, and how many are plain scalars.
+
+    ``(attribute name, __init__ name)`` of each field that may hold text or a payload;
+    fields annotated as numbers, booleans, UUIDs, typed ids or enums (optionally
+    ``| None``) are only counted. Cached per class.
+    """
+    plan = _FIELD_PLANS.get(cls)
+    if plan is None:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # an annotation that cannot be resolved: measure everything
+            hints = {}
+        measured = []
+        scalars = 0
+        for field in attrs.fields(cls):
+            if _is_scalar(hints.get(field.name)):
+                scalars += 1
+            else:
+                measured.append((field.name, field.alias or field.name))
+        plan = _FIELD_PLANS[cls] = (tuple(measured), scalars)
+    return plan
+
+
+def _is_scalar(annotation: object) -> bool:
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
+    for option in options or (annotation,):
+        if option is type(None) or option in _SCALAR_ANNOTATIONS:
+            continue
+        if not (isinstance(option, type) and issubclass(option, enum.Enum)):
+            return False
+    return True
