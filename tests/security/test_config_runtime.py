@@ -95,6 +95,7 @@ def test_the_stack_size_probe_restores_the_process_wide_size() -> None:
     assert current_stack_size() == 256 * 1024
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is enforced on Linux")
 def test_a_stack_size_the_platform_cannot_start_is_refused_at_load() -> None:
     """Under an address-space limit, a 1 GiB stack is in range but cannot start."""
     resource = pytest.importorskip("resource")
