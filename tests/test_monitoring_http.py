@@ -12,6 +12,7 @@ import trio
 from mister_smith.events import EventBus, ToolCalled, ToolOutcome
 from mister_smith.monitoring import FrameworkMetrics, serve_monitoring
 from mister_smith.resources import FunctionCheck, HealthMonitor
+from mister_smith.tools import EchoTool, ToolBus
 
 
 @attrs.define
@@ -102,6 +103,9 @@ async def test_metrics_are_served_and_change_after_activity(stack: Stack) -> Non
     assert "mister_smith_ready 0.0" in text
     assert 'tool="search"' not in text
 
+    tools = ToolBus()
+    tools.register_tool(EchoTool(name="search"))  # only registered tools are labelled by name
+    stack.metrics.add_tool_registry(tools)
     stack.bus.emit(ToolCalled(tool="search", caller="a", outcome=ToolOutcome.OK, duration=0.1))
     await stack.health.check_now()
     text = (await stack.client.get(f"{stack.base}/metrics")).text

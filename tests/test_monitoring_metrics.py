@@ -32,6 +32,7 @@ from mister_smith.events import (
 from mister_smith.monitoring import FrameworkMetrics
 from mister_smith.resources import FunctionCheck, HealthMonitor, open_pool
 from mister_smith.supervision import open_supervisor
+from mister_smith.tools import EchoTool, ToolBus
 from mister_smith.types import ActorId, Restart, TaskId
 
 
@@ -54,6 +55,9 @@ def test_events_feed_the_counters() -> None:
     metrics = FrameworkMetrics()
     metrics.attach(bus)
     metrics.attach(bus)  # idempotent: nothing is counted twice
+    tools = ToolBus()
+    tools.register_tool(EchoTool())  # only registered tools are labelled by name
+    metrics.add_tool_registry(tools)
     actor = ActorId.new()
     bus.emit(AgentSpawned(actor_id=actor, name="a", role="researcher"))
     bus.emit(AgentSpawned(actor_id=actor, name="b"))

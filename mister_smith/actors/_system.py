@@ -21,7 +21,7 @@ from ..errors import (
     HandlingInterrupted,
     MessageRejected,
 )
-from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus
+from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus, bounded_payload, cut_text
 from ..supervision import (
     Child,
     ChildSpec,
@@ -56,7 +56,13 @@ class MessageMiddleware(Protocol):
 
 @attrs.frozen
 class DeadLetterRecord:
-    """One entry of the dead-letter log."""
+    """One entry of the dead-letter log.
+
+    The log outlives the actor, so it is bounded by bytes as well as by count: a
+    message over :data:`~mister_smith.events.DEFAULT_PAYLOAD_LIMIT` bytes is kept as a
+    :class:`~mister_smith.events.PayloadPreview` (type name, size, ``repr`` head), and
+    a long reason is cut; the ``DeadLetter`` event carries the same.
+    """
 
     actor: str
     message: Any
@@ -364,6 +370,8 @@ class ActorSystem:
 
     def _record_dead_letter(self, cell: ActorCell, message: Any, reason: str) -> None:
         now = trio.current_time()
+        # Bounded by bytes: the message may be large and outlive its actor here.
+        message, reason = bounded_payload(message), cut_text(reason)
         self._dead_letters.append(DeadLetterRecord(cell.name, message, reason, now))
         self.events.emit(
             DeadLetter(source=cell.name, actor=cell.name, message=message, reason=reason)

@@ -12,6 +12,7 @@ invariant did not hold, 130 interrupted (Ctrl-C / SIGTERM, after a graceful shut
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -20,13 +21,24 @@ from typing import TextIO
 
 import trio
 
-from ..config import AgentConfig, dump_config, load_config
+from ..config import AgentConfig, ConfigValidationError, dump_config, load_config
 from ..errors import ConfigError
 from ._demo import PACKAGE_ROOT, DemoOptions, run_demo
 from ._run import RunOptions, run_task
 from ._session import EXIT_INTERRUPTED, EXIT_USAGE, MODEL_KINDS
 
 __all__ = ["build_parser", "main"]
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0 (not ``nan``, ``inf`` or ``-5``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0: {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--config", type=Path, help="a TOML configuration file")
         sub.add_argument(
-            "--timeout", type=float, default=45.0, help="seconds the team gets (default 45)"
+            "--timeout", type=_seconds, default=45.0, help="seconds the team gets (default 45)"
         )
 
     demo = commands.add_parser(
@@ -92,6 +104,18 @@ def _load(path: Path | None) -> AgentConfig:
     return load_config(path)
 
 
+def _report_config_error(error: ConfigError) -> None:
+    """Print one ``mister-smith: config error: <key path>: <reason>`` line per problem.
+
+    No traceback: a bad configuration is the user's to fix, and each line names the
+    key (or environment variable, or file) and what is wrong with it.
+    """
+    problems = error.problems if isinstance(error, ConfigValidationError) else [str(error)]
+    for problem in problems or [str(error)]:
+        flat = " ".join(problem.split())  # one line each, whatever the text held
+        print(f"mister-smith: config error: {flat}", file=sys.stderr)
+
+
 def _use_color(stream: TextIO, no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and stream.isatty()
 
@@ -104,7 +128,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         config = _load(getattr(args, "config", None))
     except ConfigError as exc:
-        print(f"mister-smith: configuration error: {exc}", file=sys.stderr)
+        _report_config_error(exc)
         return EXIT_USAGE
     if args.command == "config":
         stream.write(dump_config(config))
@@ -135,7 +159,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         run_code: int = trio.run(run_task, run_options, stream, config)
         return run_code
     except ConfigError as exc:
-        print(f"mister-smith: {exc}", file=sys.stderr)
+        _report_config_error(exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mister-smith: interrupted", file=sys.stderr)

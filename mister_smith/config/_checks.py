@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -79,14 +80,22 @@ def _bounds(
 def integer(
     minimum: int | None = None, maximum: int | None = None, *, optional: bool = False
 ) -> Check:
-    """An ``int`` (never a ``bool``) within ``[minimum, maximum]``; maybe ``None``."""
+    """An ``int`` (never a ``bool``) within ``[minimum, maximum]``; maybe ``None``.
+
+    Without a ``maximum`` the value must still fit a C ``ssize_t`` (``sys.maxsize``):
+    what ``deque(maxlen=)``, channel sizes and thread sizes accept, so an accepted
+    setting never overflows where it is used.
+    """
     out_of_range = _bounds("an integer", minimum, maximum, exclusive_minimum=False)
+    too_large = f"integer out of range (at most {sys.maxsize} in magnitude)"
 
     def rule(value: object) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
             return "expected an integer"
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             return out_of_range
+        if abs(value) > sys.maxsize:
+            return too_large
         return None
 
     return Check(_or_none(rule, optional))
@@ -105,7 +114,11 @@ def number(
     def rule(value: object) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "expected a number"
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int beyond the float range
+            return "number too large (must be a finite number)"
+        if not finite:
             return "must be a finite number"
         too_low = minimum is not None and (
             value <= minimum if exclusive_minimum else value < minimum
@@ -209,9 +222,16 @@ def require_ordered(settings: object) -> None:
 
 
 def to_float(value: float) -> float:
-    """attrs converter: store an ``int`` given for a ``float`` field as a ``float``."""
+    """attrs converter: store an ``int`` given for a ``float`` field as a ``float``.
+
+    An ``int`` too large for a float is passed through unchanged, so that the field's
+    validator reports it (naming the field) instead of ``OverflowError`` escaping.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return value
     return value
 
 

@@ -1,13 +1,19 @@
 """``config_converter``: the one cattrs converter of mister_smith, owned by config.
 
 It is strict: a ``bool`` is not an ``int``, a string is not a number, unknown keys are
-errors. Other layers reuse it to (un)structure their attrs messages.
+errors. It is also bounded: an integer must fit a C ``ssize_t`` (what ``deque``,
+channels and thread sizes take) and a number must be finite, so a 400-digit integer or a
+NaN is a :class:`ConfigValidationError` naming the key, not an ``OverflowError`` later.
+Other layers reuse it to (un)structure their attrs messages.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Any
+import math
+import re
+import sys
+from typing import Any, Final
 
 import cattrs
 
@@ -22,23 +28,50 @@ from ._typing import optional_inner
 config_converter = cattrs.Converter(forbid_extra_keys=True)
 """The project's cattrs converter (never use the global one).
 
-Hooks: strict ``int``/``float``/``str``/``bool``; :data:`Seconds` from numbers or
-duration strings; enums by value (a case-insensitive value or member name is also
-accepted); typed ids as their full UUID string; the settings classes report every
-problem at once as :class:`ConfigValidationError`.
+Hooks: strict ``int`` (within :data:`MAX_INTEGER`), finite ``float``, ``str`` and
+``bool``; :data:`Seconds` from numbers or duration strings; enums by value (a
+case-insensitive value or member name is also accepted); typed ids as their full UUID
+string; the settings classes report every problem at once as
+:class:`ConfigValidationError`.
 """
 
 
+MAX_INTEGER: Final = sys.maxsize
+"""The largest integer a setting may hold (2**63 - 1 on 64-bit platforms)."""
+
+_DIGITS = re.compile(r"[+-]?\d[\d_]*", re.ASCII)
+
+
+def _too_many_digits(value: object) -> bool:
+    """Whether ``value`` is the text of an integer too long to fit :data:`MAX_INTEGER`."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    digits = text.lstrip("+-").replace("_", "")
+    return _DIGITS.fullmatch(text) is not None and len(digits) > len(str(MAX_INTEGER))
+
+
 def _structure_int(value: object, _: type) -> int:
+    if _too_many_digits(value):
+        # E.g. environment text that int() refused: more digits than Python parses.
+        raise ConfigError(f"integer out of range (at most {MAX_INTEGER} in magnitude)")
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError("expected an integer")
+    if abs(value) > MAX_INTEGER:
+        raise ConfigError(f"integer out of range (at most {MAX_INTEGER} in magnitude)")
     return value
 
 
 def _structure_float(value: object, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError("expected a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ConfigError("number too large (must be a finite number)") from None
+    if not math.isfinite(number):
+        raise ConfigError("must be a finite number")
+    return number
 
 
 def _structure_str(value: object, _: type) -> str:

@@ -39,7 +39,10 @@ def seconds_from(value: object) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(f"expected a duration ({_FORMS})")
-    seconds = _parse_text(value) if isinstance(value, str) else float(value)
+    try:
+        seconds = _parse_text(value) if isinstance(value, str) else float(value)
+    except OverflowError:  # an int beyond the float range, e.g. 400 digits
+        raise ConfigError("a duration must be finite") from None
     if math.isnan(seconds) or math.isinf(seconds):
         raise ConfigError("a duration must be finite")
     if seconds < 0:

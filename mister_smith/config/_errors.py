@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import reprlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -66,9 +67,41 @@ def _summary(problems: list[str], source: str | None) -> str:
     return f"invalid configuration{where}, {len(problems)} problems:{lines}"
 
 
+class _ShortRepr(reprlib.Repr):
+    """``reprlib.Repr`` that also survives integers too long for ``repr`` itself."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        """A long ``int`` as its first and last digits; a huge one by its bit length."""
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+            return f"<int of {x.bit_length()} bits>"
+
+
+def _short_repr_settings() -> reprlib.Repr:
+    short = _ShortRepr()  # keyword arguments need Python 3.12
+    short.maxlevel = 3
+    short.maxdict = short.maxlist = short.maxtuple = short.maxset = 4
+    short.maxstring = short.maxother = 60
+    short.maxlong = 40
+    return short
+
+
+_SHORT: Final = _short_repr_settings()
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` cut to a few dozen characters and three levels of nesting.
+
+    Problems quote the offending value; a 400-digit integer, a megabyte string or a
+    list nested a thousand deep must still make one short line (and never recurse).
+    """
+    return _SHORT.repr(value)
+
+
 def describe(label: str, reason: str, value: object) -> str:
-    """The one-line form of a problem: ``"<label>: <reason>, got <value!r>"``."""
-    return f"{label}: {reason}, got {value!r}"
+    """The one-line form of a problem: ``"<label>: <reason>, got <short repr>"``."""
+    return f"{label}: {reason}, got {short_repr(value)}"
 
 
 def invalid_fields(owner: type, issues: Iterable[Issue]) -> ConfigValidationError:

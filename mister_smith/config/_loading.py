@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import tomli_w
 
@@ -16,7 +17,7 @@ from mister_smith.errors import ConfigError
 from ._agent import AgentConfig
 from ._converter import config_converter
 from ._env import apply_environment
-from ._errors import ConfigValidationError
+from ._errors import ConfigValidationError, short_repr
 from ._structure import Report, structure_settings
 
 
@@ -105,23 +106,68 @@ def save_config(config: AgentConfig, path: str | os.PathLike[str]) -> None:
         raise
 
 
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+"""The largest configuration file read (1 MiB; real ones are a few KiB)."""
+
+
 def _read(source: str) -> str:
+    """The text of the file ``source``, refusing what is not a small regular file.
+
+    The file is opened non-blocking and checked with ``fstat`` before it is read, so a
+    FIFO or device named as the config fails at once instead of blocking for ever.
+    """
     try:
-        return Path(source).read_text(encoding="utf-8")
+        problem, data = _read_regular(source)
     except FileNotFoundError:
-        problem = f"{source}: file not found"
-    except UnicodeDecodeError as exc:
-        problem = f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        problem, data = f"{source}: file not found", b""
     except OSError as exc:
-        problem = f"{source}: cannot read the file ({exc.strerror or exc})"
+        problem, data = f"{source}: cannot read the file ({exc.strerror or exc})", b""
+    if not problem:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem = f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"
     raise ConfigValidationError([problem], source=source)
 
 
+def _read_regular(source: str) -> tuple[str, bytes]:
+    """``("", bytes)`` of a regular file of at most :data:`MAX_CONFIG_BYTES`, or the problem."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    descriptor = os.open(source, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return f"{source}: cannot read the file (not a regular file)", b""
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(descriptor, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(descriptor)
+    if size > MAX_CONFIG_BYTES:
+        return f"{source}: larger than {MAX_CONFIG_BYTES} bytes", b""
+    return "", b"".join(chunks)
+
+
 def _parse(text: str, source: str) -> dict[str, Any]:
+    """Parse TOML; every parser failure is a :class:`ConfigValidationError`.
+
+    ``tomllib`` raises more than ``TOMLDecodeError`` on hostile input: arrays or inline
+    tables nested a few hundred deep exhaust the recursion limit (``RecursionError``),
+    and an integer of more than 4,300 digits is refused by ``int()`` (``ValueError``).
+    """
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigValidationError([f"{source}: invalid TOML: {exc}"], source=source) from None
+        problem = f"{source}: invalid TOML: {exc}"
+    except RecursionError:
+        problem = f"{source}: invalid TOML: arrays or tables nested too deeply"
+    except ValueError as exc:  # int() refusing a number with too many digits
+        problem = f"{source}: invalid TOML: {short_repr(str(exc))}"
+    raise ConfigValidationError([problem], source=source)
 
 
 def _none_as_text(value: Any) -> Any:

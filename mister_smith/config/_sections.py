@@ -24,6 +24,7 @@ from ._checks import (
     to_lower,
 )
 from ._duration import Seconds, to_optional_seconds, to_seconds
+from ._thread_stack import thread_stack_size
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 """The accepted values of :attr:`MonitoringSettings.log_level`."""
@@ -38,8 +39,6 @@ def _tool_policy(value: object) -> object:
     value = to_lower(value)  # type: ignore[arg-type]
     return "deny" if value == "restricted" else value
 
-
-_MIN_THREAD_STACK = 32 * 1024  # the smallest size threading.stack_size() accepts
 
 
 @attrs.frozen
@@ -57,7 +56,7 @@ class RuntimeSettings:
             ``None`` turns the watchdog off. ``None`` or >= 1.
         thread_stack_size: Stack size in bytes of the threads started for blocking
             calls (``threading.stack_size``); ``None`` keeps the platform's default.
-            ``None`` or >= 32 KiB.
+            ``None`` or 32 KiB to 1 GiB, and a thread must start with it here.
     """
 
     worker_threads: int | None = attrs.field(
@@ -66,7 +65,7 @@ class RuntimeSettings:
     blocking_threads: int = attrs.field(default=512, validator=integer(minimum=1))
     max_memory: int | None = attrs.field(default=None, validator=integer(minimum=1, optional=True))
     thread_stack_size: int | None = attrs.field(
-        default=2 * 1024 * 1024, validator=integer(minimum=_MIN_THREAD_STACK, optional=True)
+        default=2 * 1024 * 1024, validator=thread_stack_size(optional=True)
     )
 
 

@@ -1,10 +1,20 @@
-"""Events: frozen records of what the system did, and the bus that routes them."""
+"""Events: frozen records of what the system did, and the bus that routes them.
+
+What is kept for later (the bus's history, the dead-letter log) is bounded by bytes:
+:func:`bounded_payload` keeps a small payload as it is and a large one as a
+:class:`PayloadPreview`.
+"""
 
 from ._bus import EventBus as EventBus
 from ._bus import EventBusStatistics as EventBusStatistics
 from ._bus import EventStream as EventStream
 from ._bus import HandlerRegistration as HandlerRegistration
 from ._bus import StreamStatistics as StreamStatistics
+from ._payload import DEFAULT_PAYLOAD_LIMIT as DEFAULT_PAYLOAD_LIMIT
+from ._payload import PayloadPreview as PayloadPreview
+from ._payload import bounded_payload as bounded_payload
+from ._payload import cut_text as cut_text
+from ._payload import payload_size as payload_size
 from ._records import AgentSpawned as AgentSpawned
 from ._records import AgentStopped as AgentStopped
 from ._records import ChildExited as ChildExited
@@ -30,6 +40,7 @@ from ._records import ToolOutcome as ToolOutcome
 from ._records import event_time as event_time
 
 __all__ = [
+    "DEFAULT_PAYLOAD_LIMIT",
     "AgentSpawned",
     "AgentStopped",
     "ChildExited",
@@ -48,6 +59,7 @@ __all__ = [
     "HealthChanged",
     "HeartbeatMissed",
     "LoopBlocked",
+    "PayloadPreview",
     "ResourcePoolExhausted",
     "ShutdownStuck",
     "StreamStatistics",
@@ -57,5 +69,8 @@ __all__ = [
     "TaskFailed",
     "ToolCalled",
     "ToolOutcome",
+    "bounded_payload",
+    "cut_text",
     "event_time",
+    "payload_size",
 ]

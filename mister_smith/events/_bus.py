@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import collections
+import enum
 import logging
 import math
+import types
+import typing
+import uuid
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
 import attrs
 import trio
 
 from ..errors import EventTimeout
+from ..types import TYPED_IDS
+from ._payload import DEFAULT_PAYLOAD_LIMIT, bounded_payload, payload_size
 from ._records import Event
 
 E = TypeVar("E", bound=Event)
@@ -21,6 +27,8 @@ logger = logging.getLogger("mister_smith.events")
 
 DEFAULT_HISTORY_SIZE = 10_000
 DEFAULT_SUBSCRIBER_BUFFER = 1_000
+DEFAULT_HISTORY_BYTES = 32 * 1024 * 1024
+"""Estimated bytes the history may hold (32 MiB) before its oldest events go."""
 
 
 @attrs.frozen
@@ -36,6 +44,10 @@ class EventBusStatistics:
         subscribers: Open subscription streams.
         handlers: Registered handler callbacks.
         history_len: Events currently held in the history ring buffer.
+        history_bytes: Their estimated size in bytes (see :func:`payload_size`).
+        history_evicted: Events dropped from the history early, before ``history_size``
+            was reached, to stay within the history's byte budget.
+        payloads_cut: Event fields the history keeps only a preview (or the head) of.
     """
 
     emitted: int
@@ -45,6 +57,9 @@ class EventBusStatistics:
     subscribers: int
     handlers: int
     history_len: int
+    history_bytes: int = 0
+    history_evicted: int = 0
+    payloads_cut: int = 0
 
 
 @attrs.frozen
@@ -196,9 +211,19 @@ class EventBus:
     callback. Subscribing to a base class receives its subclasses; ``Event`` receives
     everything.
 
+    The history is bounded by count *and* by bytes, because it outlives the moment: a
+    field over ``payload_limit`` bytes is kept as a
+    :class:`~mister_smith.events.PayloadPreview` (a string is cut instead), and the
+    oldest events go once the estimated total passes ``history_bytes``. Streams and
+    handlers receive the event as emitted: a stream's queue is bounded by its capacity
+    and belongs to a subscriber that asked for it.
+
     Args:
         history_size: Events kept for :meth:`history` (``0`` keeps none).
         subscriber_buffer: Default queue capacity of each subscription stream.
+        history_bytes: Estimated bytes the history may hold; >= 1.
+        payload_limit: Bytes one field of a kept event may take before only its
+            preview is kept; >= 1.
     """
 
     def __init__(
@@ -206,12 +231,24 @@ class EventBus:
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
         subscriber_buffer: int = DEFAULT_SUBSCRIBER_BUFFER,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+        payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
     ) -> None:
         if history_size < 0:
             raise ValueError(f"history_size must be >= 0, got {history_size!r}")
         if subscriber_buffer < 1:
             raise ValueError(f"subscriber_buffer must be >= 1, got {subscriber_buffer!r}")
-        self._history: collections.deque[Event] = collections.deque(maxlen=history_size)
+        if history_bytes < 1:
+            raise ValueError(f"history_bytes must be >= 1, got {history_bytes!r}")
+        if payload_limit < 1:
+            raise ValueError(f"payload_limit must be >= 1, got {payload_limit!r}")
+        self._history: collections.deque[tuple[Event, int]] = collections.deque()
+        self._history_size = history_size
+        self._history_budget = history_bytes
+        self._payload_limit = payload_limit
+        self._history_bytes = 0
+        self._history_evicted = 0
+        self._payloads_cut = 0
         self._subscriber_buffer = subscriber_buffer
         self._streams: list[EventStream[Event]] = []
         self._handlers: list[HandlerRegistration] = []
@@ -230,7 +267,8 @@ class EventBus:
         """Announce ``event`` to history, streams and handlers. Never blocks or raises
         because of a subscriber: a failing handler is logged and counted."""
         self._emitted += 1
-        self._history.append(event)
+        if self._history_size:
+            self._remember(event)
         cls = type(event)
         route = self._routes.get(cls)
         if route is None:
@@ -247,6 +285,45 @@ class EventBus:
                 logger.exception(
                     "event handler %r failed on %s", registration.handler, event.event_type
                 )
+
+    def _remember(self, event: Event) -> None:
+        """Append ``event`` (its large fields cut) to the history; evict to the bounds."""
+        kept, size = self._kept(event)
+        history = self._history
+        history.append((kept, size))
+        self._history_bytes += size
+        while len(history) > self._history_size:
+            self._history_bytes -= history.popleft()[1]
+        while self._history_bytes > self._history_budget and history:
+            self._history_bytes -= history.popleft()[1]
+            self._history_evicted += 1
+
+    def _kept(self, event: Event) -> tuple[Event, int]:
+        """The event as the history keeps it, and its estimated size in bytes."""
+        limit = self._payload_limit
+        fields, scalars = _field_plan(type(event))
+        size = _EVENT_OVERHEAD + scalars * _SMALL_SIZE
+        changes: dict[str, Any] = {}
+        for name, alias in fields:
+            value = getattr(event, name)
+            kind = type(value)
+            if kind is str:
+                if len(value) <= limit:
+                    size += _SMALL_SIZE + len(value)
+                    continue
+            elif kind in _SMALL_TYPES:
+                size += _SMALL_SIZE
+                continue
+            measured = payload_size(value, limit)
+            if measured > limit:
+                value = bounded_payload(value, limit)
+                changes[alias] = value
+                measured = payload_size(value, limit)
+            size += measured
+        if changes:
+            self._payloads_cut += len(changes)
+            event = attrs.evolve(event, **changes)
+        return event, size
 
     def _route_for(
         self, cls: type[Event]
@@ -314,7 +391,7 @@ class EventBus:
         """Events of ``event_type`` still in the history ring buffer, oldest first."""
         return [
             event
-            for event in self._history
+            for event, _ in self._history
             if isinstance(event, event_type) and (predicate is None or predicate(event))
         ]
 
@@ -357,4 +434,56 @@ class EventBus:
             subscribers=len(self._streams),
             handlers=len(self._handlers),
             history_len=len(self._history),
+            history_bytes=self._history_bytes,
+            history_evicted=self._history_evicted,
+            payloads_cut=self._payloads_cut,
         )
+
+
+_SMALL_TYPES: Final = frozenset({int, float, bool, type(None), uuid.UUID, *TYPED_IDS})
+"""Field value types counted at a flat :data:`_SMALL_SIZE` without measuring (fast path).
+
+Enum members count the same; strings count by length; anything else is measured.
+"""
+
+_SMALL_SIZE: Final = 64
+_EVENT_OVERHEAD: Final = 256
+"""Estimated bytes of an event object itself and its fixed fields' containers."""
+
+
+_FIELD_PLANS: dict[type, tuple[tuple[tuple[str, str], ...], int]] = {}
+_SCALAR_ANNOTATIONS: Final = frozenset({int, float, bool, uuid.UUID, *TYPED_IDS})
+
+
+def _field_plan(cls: type[Event]) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The fields of an event class worth measuring, and how many are plain scalars.
+
+    ``(attribute name, __init__ name)`` of each field that may hold text or a payload;
+    fields annotated as numbers, booleans, UUIDs, typed ids or enums (optionally
+    ``| None``) are only counted. Cached per class.
+    """
+    plan = _FIELD_PLANS.get(cls)
+    if plan is None:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # an annotation that cannot be resolved: measure everything
+            hints = {}
+        measured = []
+        scalars = 0
+        for field in attrs.fields(cls):
+            if _is_scalar(hints.get(field.name)):
+                scalars += 1
+            else:
+                measured.append((field.name, field.alias or field.name))
+        plan = _FIELD_PLANS[cls] = (tuple(measured), scalars)
+    return plan
+
+
+def _is_scalar(annotation: object) -> bool:
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
+    for option in options or (annotation,):
+        if option is type(None) or option in _SCALAR_ANNOTATIONS:
+            continue
+        if not (isinstance(option, type) and issubclass(option, enum.Enum)):
+            return False
+    return True

@@ -1,11 +1,14 @@
 """Monitoring: Prometheus metrics, OpenTelemetry traces, log level, HTTP endpoints.
 
 :class:`FrameworkMetrics` keeps the framework's metrics in a registry of its own, fed
-by event-bus handlers and by ``statistics()`` read on every scrape.
-:func:`serve_monitoring` serves ``/health/live``, ``/health/ready`` and ``/metrics``
-from inside the Trio loop (hypercorn). :func:`tracer` opens sampled OpenTelemetry
-spans, or no-op ones when ``opentelemetry-api`` is absent. :func:`apply_log_level`
-sets the ``mister_smith`` logger tree's level. :func:`render_kubernetes` turns an
+by event-bus handlers and by ``statistics()`` read on every scrape, with bounded label
+sets (a ``tool`` label only for registered tools; other labels taken from events pooled
+as ``other`` past a budget). :func:`serve_monitoring` serves ``/health/live``,
+``/health/ready`` and ``/metrics`` from inside the Trio loop (:class:`HttpServer`:
+every read, write and shutdown bounded by :class:`HttpLimits`; ``/metrics`` rendered
+in a worker thread). :func:`tracer` opens sampled OpenTelemetry spans, or no-op ones
+when ``opentelemetry-api`` is absent. :func:`apply_log_level` sets the
+``mister_smith`` logger tree's level. :func:`render_kubernetes` turns an
 ``OrchestrationConfig`` into Deployment and HorizontalPodAutoscaler YAML whose probes
 point at these endpoints.
 """
@@ -15,9 +18,13 @@ from ._http import METRICS_PATH as METRICS_PATH
 from ._http import READY_PATH as READY_PATH
 from ._http import MonitoringApp as MonitoringApp
 from ._http import serve_monitoring as serve_monitoring
+from ._http_server import HttpLimits as HttpLimits
+from ._http_server import HttpServer as HttpServer
 from ._kubernetes import autoscaler_manifest as autoscaler_manifest
 from ._kubernetes import deployment_manifest as deployment_manifest
 from ._kubernetes import render_kubernetes as render_kubernetes
+from ._labels import OTHER_LABEL as OTHER_LABEL
+from ._labels import UNKNOWN_TOOL as UNKNOWN_TOOL
 from ._logging import LOGGER_NAME as LOGGER_NAME
 from ._logging import apply_log_level as apply_log_level
 from ._metrics import NAMESPACE as NAMESPACE
@@ -28,6 +35,7 @@ from ._sources import EventBusMetricsSource as EventBusMetricsSource
 from ._sources import HealthSource as HealthSource
 from ._sources import HealthView as HealthView
 from ._sources import PoolMetricsSource as PoolMetricsSource
+from ._sources import ToolRegistryLike as ToolRegistryLike
 from ._tracing import MESSAGE_SPAN as MESSAGE_SPAN
 from ._tracing import NOOP_SPAN as NOOP_SPAN
 from ._tracing import TOOL_SPAN as TOOL_SPAN
@@ -45,15 +53,20 @@ __all__ = [
     "METRICS_PATH",
     "NAMESPACE",
     "NOOP_SPAN",
+    "OTHER_LABEL",
     "READY_PATH",
     "TOOL_SPAN",
+    "UNKNOWN_TOOL",
     "FrameworkMetrics",
     "ActorMetricsSource",
     "BlockingMetricsSource",
     "EventBusMetricsSource",
     "PoolMetricsSource",
+    "ToolRegistryLike",
     "HealthSource",
     "HealthView",
+    "HttpLimits",
+    "HttpServer",
     "MonitoringApp",
     "Span",
     "Tracer",

@@ -11,6 +11,15 @@ Two feeds fill the registry:
 
 The global ``prometheus_client.REGISTRY`` is never touched: two runtimes in one
 process (or two tests) keep separate metrics.
+
+Label values are bounded (see :mod:`._labels`): a ``tool`` label only names tools
+registered on the registry given to :meth:`FrameworkMetrics.add_tool_registry`, and
+other labels taken from events admit a bounded number of values.
+
+Collection is safe from a worker thread (``/metrics`` renders in one, so a large
+registry does not block the loop): prometheus-client's metrics lock themselves, and the
+statistics read on scrape are read on the Trio loop (``trio.from_thread.run_sync``),
+never concurrently with the objects they describe.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
+import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -44,6 +54,7 @@ from ..events import (
     ToolCalled,
     ToolOutcome,
 )
+from ._labels import MAX_LABEL_VALUES, LabelBudget, ToolLabels
 from ._sources import (
     ActorMetricsSource,
     BlockingMetricsSource,
@@ -51,6 +62,7 @@ from ._sources import (
     HealthSource,
     PoolMetricsSource,
     PoolStatisticsLike,
+    ToolRegistryLike,
 )
 
 logger = logging.getLogger("mister_smith.monitoring")
@@ -83,14 +95,27 @@ class FrameworkMetrics:
     Args:
         registry: Where to register (default: a new ``CollectorRegistry``; never the
             process-global one).
+        max_label_values: Distinct values each label taken from event text may have
+            (supervisor, actor, role, pool, breaker, component, reason) before further
+            ones are counted as ``other``.
 
     Attributes:
         registry: The registry to expose (``/metrics`` serves it).
     """
 
-    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        max_label_values: int = MAX_LABEL_VALUES,
+    ) -> None:
         self.registry = CollectorRegistry() if registry is None else registry
         reg = self.registry
+        self._tool_label = ToolLabels()
+        self._budgets = {
+            kind: LabelBudget(max_label_values)
+            for kind in ("role", "supervisor", "breaker", "actor", "reason", "pool", "component")
+        }
         # -- actors and supervision (events) -------------------------------------------
         self.actors = Gauge(_name("actors"), "Actors alive (spawned minus stopped).", registry=reg)
         self.actors_spawned = Counter(
@@ -190,6 +215,12 @@ class FrameworkMetrics:
             ["component", "status"],
             registry=reg,
         )
+        self.label_overflows = Counter(
+            _name("metric_label_overflows"),
+            "Label values pooled as 'other' because a label had too many distinct values.",
+            ["label"],
+            registry=reg,
+        )
         # -- statistics read on scrape --------------------------------------------------
         self._scraped = _StatisticsCollector()
         reg.register(self._scraped)
@@ -237,23 +268,24 @@ class FrameworkMetrics:
 
     def _on_spawned(self, event: AgentSpawned) -> None:
         self.actors.inc()
-        self.actors_spawned.labels(role=event.role or "").inc()
+        self.actors_spawned.labels(role=self._label("role", event.role or "")).inc()
 
     def _on_stopped(self, event: AgentStopped) -> None:
         self.actors.dec()
         self.actors_stopped.inc()
 
     def _on_recovered(self, event: ComponentRecovered) -> None:
-        self.restarts.labels(supervisor=event.supervisor, action=event.action.value).inc()
+        supervisor = self._label("supervisor", event.supervisor)
+        self.restarts.labels(supervisor=supervisor, action=event.action.value).inc()
 
     def _on_decision(self, event: SupervisionDecision) -> None:
         self.supervision_decisions.labels(
-            supervisor=event.supervisor, action=event.action.value
+            supervisor=self._label("supervisor", event.supervisor), action=event.action.value
         ).inc()
 
     def _on_child_exited(self, event: ChildExited) -> None:
         if event.exit is ExitKind.FAILED:
-            self.child_failures.labels(supervisor=event.supervisor).inc()
+            self.child_failures.labels(supervisor=self._label("supervisor", event.supervisor)).inc()
 
     def _on_error(self, event: ErrorOccurred) -> None:
         self.errors.labels(severity=event.severity.name.lower()).inc()
@@ -262,17 +294,24 @@ class FrameworkMetrics:
         self.heartbeats_missed.inc()
 
     def _on_circuit(self, event: CircuitStateChanged) -> None:
-        self.circuit_transitions.labels(breaker=event.breaker, state=event.new_state).inc()
+        self.circuit_transitions.labels(
+            breaker=self._label("breaker", event.breaker),
+            state=event.new_state,
+        ).inc()
 
     def _on_dead_letter(self, event: DeadLetter) -> None:
-        self.dead_letters.labels(reason=event.reason).inc()
+        # The kind of reason ("crashed while handling it", "actor stopped"...), not the
+        # text after it, which quotes the error.
+        kind = event.reason.split(":", 1)[0].strip()[:100]
+        self.dead_letters.labels(reason=self._label("reason", kind)).inc()
 
     def _on_tool_called(self, event: ToolCalled) -> None:
-        self.tool_calls.labels(tool=event.tool, outcome=event.outcome.value).inc()
+        tool = self._tool_label(event.tool, found=event.outcome is not ToolOutcome.NOT_FOUND)
+        self.tool_calls.labels(tool=tool, outcome=event.outcome.value).inc()
         if event.outcome is ToolOutcome.TIMEOUT:
-            self.tool_timeouts.labels(tool=event.tool).inc()
+            self.tool_timeouts.labels(tool=tool).inc()
         if event.outcome in (ToolOutcome.OK, ToolOutcome.FAILED, ToolOutcome.TIMEOUT):
-            self.tool_duration.labels(tool=event.tool).observe(event.duration)
+            self.tool_duration.labels(tool=tool).observe(event.duration)
 
     def _on_task_completed(self, event: TaskCompleted) -> None:
         self.tasks.labels(outcome="completed").inc()
@@ -286,16 +325,42 @@ class FrameworkMetrics:
         self.loop_blocked_duration.observe(event.duration)
 
     def _on_pool_exhausted(self, event: ResourcePoolExhausted) -> None:
-        self.pool_exhausted.labels(pool=event.pool).inc()
+        self.pool_exhausted.labels(pool=self._label("pool", event.pool)).inc()
 
     def _on_health_changed(self, event: HealthChanged) -> None:
-        self.health_changes.labels(component=event.component, status=event.status).inc()
+        self.health_changes.labels(
+            component=self._label("component", event.component),
+            status=event.status,
+        ).inc()
 
     # -- direct observations ----------------------------------------------------------------
 
     def observe_message(self, actor: str, duration: float, *, outcome: str = "handled") -> None:
         """Record one message handled by ``actor`` (outcome ``handled`` or ``failed``)."""
-        self.message_duration.labels(actor=actor, outcome=outcome).observe(duration)
+        self.message_duration.labels(actor=self._label("actor", actor), outcome=outcome).observe(
+            duration
+        )
+
+    def _label(self, kind: str, value: str) -> str:
+        """``value`` as a label of ``kind``, pooled as ``other`` past the kind's budget."""
+        budget = self._budgets[kind]
+        label = budget(value)
+        if label != value:
+            self.label_overflows.labels(label=kind).inc()
+        return label
+
+    # -- tool names ---------------------------------------------------------------------
+
+    def add_tool_registry(self, registry: ToolRegistryLike) -> None:
+        """Label tool metrics by name for the tools registered on ``registry``.
+
+        ``registry`` is a ``ToolBus`` (anything with ``get_tool(name)`` raising a
+        ``LookupError`` for unknown names). Only names it knows at the time of a call
+        get their own ``tool`` label; without a registry every call counts as
+        ``unknown``, since a name in an event proves nothing.
+        """
+        if not any(registry is known for known in self._tool_label.registries):
+            self._tool_label.registries.append(registry)
 
     # -- scrape-time sources ----------------------------------------------------------------
 
@@ -340,12 +405,22 @@ class _StatisticsCollector:
         return ()
 
     def collect(self) -> Iterator[Metric]:
-        """Build the families from the sources' current statistics."""
-        yield from self._pools()
-        yield from self._actors()
-        yield from self._buses()
-        yield from self._detectors()
-        yield from self._health()
+        """Build the families from the sources' current statistics, on the Trio loop.
+
+        From a thread Trio started (``/metrics`` renders in one) the statistics are
+        read on the loop with ``trio.from_thread.run_sync``, so they never race the
+        objects they describe; on the loop, or outside Trio, they are read directly.
+        """
+        return iter(_on_the_loop(self._families))
+
+    def _families(self) -> list[Metric]:
+        return [
+            *self._pools(),
+            *self._actors(),
+            *self._buses(),
+            *self._detectors(),
+            *self._health(),
+        ]
 
     def _pools(self) -> Iterator[Metric]:
         if not self.pool_sources:
@@ -488,6 +563,16 @@ class _StatisticsCollector:
                 for name in _HEALTH_STATUSES:
                     status.add_metric([str(component), name], int(current == name))
         yield status
+
+
+def _on_the_loop(read: Callable[[], list[Metric]]) -> list[Metric]:
+    """``read()`` on the Trio loop: directly if already there, else via ``from_thread``."""
+    if trio.lowlevel.in_trio_run():
+        return read()
+    try:
+        return trio.from_thread.run_sync(read)
+    except RuntimeError:  # not a Trio thread (e.g. prometheus_client's own server) or
+        return read()  # no run at all: nothing on a loop to race with
 
 
 def _safely(source: Callable[[], Iterable[Any]], kind: str) -> list[Any]:

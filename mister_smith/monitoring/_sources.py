@@ -180,3 +180,11 @@ class HealthSource(Protocol):
     def readiness(self) -> HealthView:
         """Should the process receive traffic?"""
         ...
+
+
+class ToolRegistryLike(Protocol):
+    """Where monitoring learns which tool names are real (a ``ToolBus``)."""
+
+    def get_tool(self, name: str) -> object:
+        """The tool registered as ``name``; raises a ``LookupError`` if there is none."""
+        ...

@@ -197,6 +197,7 @@ class RuntimeManager:
             )
             runtime.metrics = FrameworkMetrics()
             runtime.metrics.attach(events)
+            runtime.metrics.add_tool_registry(tool_bus)  # only its tools get a tool label
             runtime.metrics.add_actors(actor_system.actors)
             runtime.metrics.add_event_bus(events)
             runtime.metrics.add_blocking_detector(detector)
