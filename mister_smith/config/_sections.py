@@ -40,7 +40,6 @@ def _tool_policy(value: object) -> object:
     return "deny" if value == "restricted" else value
 
 
-
 @attrs.frozen
 class RuntimeSettings:
     """How the process that hosts the agents is set up.
