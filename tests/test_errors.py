@@ -68,8 +68,6 @@ KIND_DEFAULTS: list[tuple[type[MisterSmithError], ErrorSeverity, RecoveryStrateg
 # Specific errors inherit their kind's defaults unchanged.
 SPECIFIC_ERRORS: list[tuple[type[MisterSmithError], type[MisterSmithError]]] = [
     (PoolExhausted, ResourceError),
-    (RestartIntensityExceeded, SupervisionError),
-    (EscalatedError, SupervisionError),
     (MailboxFull, ActorError),
     (ActorStopped, ActorError),
     (AskTimeout, ActorError),
@@ -143,6 +141,21 @@ def test_specific_errors_inherit_their_kind_defaults(
     error = specific()
     assert error.severity is kind.default_severity
     assert error.recovery_strategy == kind.default_recovery
+
+
+@pytest.mark.parametrize("given_up", [RestartIntensityExceeded, EscalatedError])
+def test_a_supervisor_that_gave_up_is_restarted_by_its_parent_by_default(
+    given_up: type[SupervisionError],
+) -> None:
+    # Failures climb one level at a time (OTP): a nested supervisor that gave up is one
+    # failing child of its parent, restarted under the parent's intensity, not an
+    # escalation that runs straight to the root. Severity stays the kind's.
+    error = given_up()
+    assert isinstance(error, SupervisionError)
+    assert error.severity is SupervisionError.default_severity
+    assert error.recovery_strategy == RecoveryStrategy.Restart()
+    assert classify_error(error).recovery_strategy == RecoveryStrategy.Restart()
+    assert SupervisionError().recovery_strategy == RecoveryStrategy.Escalate()
 
 
 def test_resource_retry_is_three_attempts_one_second_apart() -> None:
@@ -366,7 +379,9 @@ def test_strategy_actions() -> None:
         RecoveryAction.IGNORE,
     ]
     assert RecoveryStrategy.Retry.action is RecoveryAction.RETRY
-    assert {s.action for s in ALL_STRATEGIES} == set(RecoveryAction)
+    # Every action but STOP is a strategy one can ask for; STOP is only recorded by a
+    # supervisor when a child has spent its own restart budget.
+    assert {s.action for s in ALL_STRATEGIES} == set(RecoveryAction) - {RecoveryAction.STOP}
 
 
 def test_strategies_are_strategies() -> None:

@@ -25,7 +25,12 @@ from mister_smith.config import (
     RuntimeSettings,
     SupervisionSettings,
 )
-from mister_smith.errors import EscalatedError, ResourceError, RestartIntensityExceeded
+from mister_smith.errors import (
+    EscalatedError,
+    RecoveryStrategy,
+    ResourceError,
+    RestartIntensityExceeded,
+)
 from mister_smith.events import AgentStopped, DeadLetter, SupervisorStopped
 from mister_smith.runtime import RuntimeConfig, RuntimeManager, run
 from mister_smith.supervision import Restart, snapshot
@@ -44,14 +49,14 @@ async def test_runtime_wires_the_components(autojump_clock: trio.abc.Clock) -> N
     async with RuntimeManager.open() as runtime:
         assert runtime.config == AgentConfig()
         assert runtime.supervision.state == "running"
-        assert [c.name for c in runtime.supervision.children()] == ["actors", "health"]
+        assert [c.name for c in runtime.supervision.children()] == ["actors", "health", "tasks"]
         assert runtime.actor_system.supervisor.name == "actors"
         assert runtime.tool_bus.events is runtime.events
         assert runtime.blocking_limiter.total_tokens == 512
         ref = await runtime.actor_system.spawn(Echo, name="echo")
         assert await ref.ask("hi") == "hi"
         tree = snapshot(runtime.supervision)
-        assert [node.name for node in tree.walk()] == ["root", "actors", "echo", "health"]
+        assert [node.name for node in tree.walk()] == ["root", "actors", "echo", "health", "tasks"]
         stats = runtime.statistics()
         assert stats["actors"].live_actors == 1
     assert runtime.supervision.state == "stopped"
@@ -100,17 +105,25 @@ async def test_graceful_shutdown_dead_letters_queued_messages(
 async def test_root_escalation_ends_in_orderly_shutdown_with_cause(
     autojump_clock: trio.abc.Clock,
 ) -> None:
+    # Repeated crashes of an ordinary actor only stop that actor; the root gives up
+    # when a failure climbs to it more often than its intensity allows: here an actor
+    # that asks for escalation makes the actors domain give up twice.
     config = AgentConfig(supervision=SupervisionSettings(max_restart_attempts=1))
-    with pytest.raises(EscalatedError) as caught:
+    with pytest.raises(RestartIntensityExceeded) as caught:
         async with RuntimeManager.open(config) as runtime:
             bystander = await runtime.actor_system.spawn(Echo, name="bystander")
-            crasher = await runtime.actor_system.spawn(Echo, name="crasher")
+            crasher = await runtime.actor_system.spawn(
+                Echo, name="crasher", recovery=RecoveryStrategy.Escalate()
+            )
             for _ in range(2):
                 await crasher.tell("crash")
                 await trio.sleep(1)
             await trio.sleep_forever()  # the escalation ends the block
-    assert isinstance(caught.value.__cause__, RestartIntensityExceeded)
-    assert caught.value.child == "actors"
+    assert "supervisor 'root' exceeded 1 restarts" in str(caught.value)
+    assert "ValueError: crash requested" in str(caught.value)
+    domain_failure = caught.value.__cause__
+    assert isinstance(domain_failure, EscalatedError)
+    assert domain_failure.child == "crasher"
     assert not bystander.is_alive
     stops = [e.supervisor for e in runtime.events.history(SupervisorStopped)]
     assert stops[:1] == ["actors"]

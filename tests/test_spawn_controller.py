@@ -22,9 +22,10 @@ from mister_smith.errors import (
     ActorCrashed,
     ActorNameTaken,
     ActorNotFound,
+    EscalatedError,
     PoolExhausted,
+    RecoveryStrategy,
     ResourceError,
-    RestartIntensityExceeded,
 )
 from mister_smith.events import AgentSpawned
 from mister_smith.types import Restart
@@ -210,16 +211,21 @@ async def test_slots_are_released_at_system_shutdown(
     assert controller.statistics() == SpawnStatistics(5, 0, 4, 0)
 
 
-async def test_slots_are_released_when_the_system_fails(
+async def test_slots_are_released_when_an_actor_spends_its_budget_and_when_the_system_fails(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with pytest.raises(RestartIntensityExceeded):
+    with pytest.raises(EscalatedError):
         async with open_actor_system(max_restarts=1) as system:
             controller = SpawnController(system, 3)
             flaky = await controller.spawn_bounded(Worker)
             await controller.spawn_bounded(Worker)
             await flaky.tell(("crash", 1))
             await flaky.tell(("crash", 2))
+            await trio.sleep(10)
+            # flaky spent its own budget: stopped alone, its slot given back.
+            assert controller.active == 1
+            doomed = await controller.spawn_bounded(Worker, recovery=RecoveryStrategy.Escalate())
+            await doomed.tell(("crash", 3))  # asks to fail the whole system
             await trio.sleep(10)
     assert controller.active == 0
 

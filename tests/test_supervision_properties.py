@@ -125,7 +125,8 @@ class SupPlan:
     max_restarts: int
     window: float
     escalate: bool
-    """As a nested child: escalate its failure (the default) or restart it."""
+    """As a nested child: escalate its failure (declared ``Escalate``) or restart it
+    (the default: failures climb one level at a time)."""
     children: tuple[LeafPlan | SupPlan, ...]
 
     def walk(self) -> Iterator[LeafPlan | SupPlan]:
@@ -273,7 +274,7 @@ class World:
             nested,
             name=plan.name,
             restart=Restart.PERMANENT,
-            recovery=None if plan.escalate else RecoveryStrategy.Restart(),
+            recovery=RecoveryStrategy.Escalate() if plan.escalate else None,
             shutdown_timeout=math.inf,
         )
 

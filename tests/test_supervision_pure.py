@@ -241,6 +241,7 @@ def test_decide_retry_in_place_then_falls_back_to_restart() -> None:
         (RecoveryAction.RETRY, True, 1, 0.25),
     ]
     # Only the fallback restart counted toward intensity.
+    assert policy.intensity is not None
     assert policy.intensity.recent(3.0) == 1
 
 
@@ -296,6 +297,7 @@ def test_decide_circuit_breaker_does_not_count_toward_intensity() -> None:
         decision = policy.decide("a", Restart.PERMANENT, NetworkError("down"), now=float(t))
         assert decision.action is RecoveryAction.CIRCUIT_BREAKER
         assert decision.run_again
+    assert policy.intensity is not None
     assert policy.intensity.recent(4.0) == 0
 
 

@@ -235,8 +235,10 @@ async def test_escalation_through_three_levels_reaches_the_root(
     async def body() -> None:
         async with open_supervisor("root", events=bus, max_restarts=100) as root:
             await root.start_child(crashing(journal, "root-worker", lambda r: cause, times=0))
-            mid = await root.start_supervisor("mid")
-            leaf = await mid.start_supervisor("leaf")
+            # Escalate declared at each level: by default a parent restarts a nested
+            # supervisor that gave up (failures climb one level at a time).
+            mid = await root.start_supervisor("mid", recovery=RecoveryStrategy.Escalate())
+            leaf = await mid.start_supervisor("leaf", recovery=RecoveryStrategy.Escalate())
             supervisors.extend([root, mid, leaf])
             await leaf.start_child(crashing(journal, "bad", lambda run: cause, after=3.0))
 
@@ -259,14 +261,18 @@ async def test_escalation_through_three_levels_reaches_the_root(
     assert journal.times("end", "root-worker") == [3.0]
 
 
-async def test_intensity_failure_escalates_to_the_root(autojump_clock: trio.abc.Clock) -> None:
+async def test_intensity_failure_escalates_to_the_root_when_declared(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     journal = Journal()
     bus = EventBus()
 
     async def body() -> None:
         async with open_supervisor("root", events=bus) as root:
-            mid = await root.start_supervisor("mid")
-            leaf = await mid.start_supervisor("leaf", max_restarts=1)
+            mid = await root.start_supervisor("mid", recovery=RecoveryStrategy.Escalate())
+            leaf = await mid.start_supervisor(
+                "leaf", max_restarts=1, recovery=RecoveryStrategy.Escalate()
+            )
             await leaf.start_child(
                 crashing(journal, "w", lambda run: ValueError(run)),
                 name="w",

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mister_smith.actors import ActorStatus
+from mister_smith.config import AgentConfig, SupervisionSettings
 from mister_smith.errors import (
     ActorCrashed,
     ErrorSeverity,
@@ -77,6 +78,16 @@ from mister_smith.tools import EchoTool
 from mister_smith.types import Restart, StrategyKind
 
 pytest_plugins = ["mister_smith.testing.pytest_plugin", "pytester"]
+
+
+@pytest.fixture
+def harness_config() -> AgentConfig:
+    """These tests pin exact virtual instants of recoveries: restarts without backoff.
+
+    (The runtime's default restart backoff, 0.1 s with jitter, is tested in
+    tests/test_fault_isolation.py.)
+    """
+    return AgentConfig(supervision=SupervisionSettings(backoff_initial=0, backoff_jitter=0))
 
 
 @pytest.fixture(autouse=True)
@@ -217,13 +228,17 @@ async def test_slow_handler_delays_but_does_not_fail(
 async def test_escalation_to_the_root_is_raised_and_checked_post_mortem(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with pytest.raises(EscalatedError) as raised:
-        async with SystemTestHarness.open() as harness:
+    # The actor's failure asks for escalation: the actors domain gives up; the root,
+    # allowed no restart, gives up in turn (failures climb one level at a time).
+    config = AgentConfig(supervision=SupervisionSettings(max_restart_attempts=0))
+    with pytest.raises(RestartIntensityExceeded) as raised:
+        async with SystemTestHarness.open(config) as harness:
             ref = await harness.actor_system.spawn(ScriptedActor, name="doomed")
             await ref.tell("queued")
             await harness.inject_failure(ref, FailureType.ERROR(SupervisionError))
             await trio.sleep_forever()
-    assert "escalated" in str(raised.value)
+    assert "supervisor 'root' exceeded 0 restarts" in str(raised.value)
+    assert isinstance(raised.value.__cause__, EscalatedError)
     assert harness.closed
     assert harness.shutdown is None  # no orderly shutdown: the root failed
     harness.assert_invariants()
@@ -234,18 +249,18 @@ async def test_escalation_to_the_root_is_raised_and_checked_post_mortem(
     ]
 
 
-async def test_restart_intensity_exceeded_escalates(
-    autojump_clock: trio.testing.MockClock,
+async def test_spending_its_restart_budget_stops_the_actor_alone(
+    harness: SystemTestHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
-    with pytest.raises(EscalatedError) as raised:
-        async with SystemTestHarness.open() as harness:
-            ref = await harness.actor_system.spawn(ScriptedActor, name="fragile")
-            for _ in range(4):
-                await harness.inject_failure(ref, FailureType.CRASH)
-                await trio.sleep(1)
-    assert isinstance(raised.value.__cause__, RestartIntensityExceeded)
-    restarts = [d for d in harness.decisions(ref) if d.action is RecoveryAction.RESTART]
-    assert len(restarts) == 3
+    ref = await harness.actor_system.spawn(ScriptedActor, name="fragile")
+    bystander = await harness.actor_system.spawn(ScriptedActor, ["ok"], name="bystander")
+    for _ in range(4):
+        await harness.inject_failure(ref, FailureType.CRASH)
+        await trio.sleep(1)
+    actions = [d.action for d in harness.decisions(ref)]
+    assert actions == [RecoveryAction.RESTART] * 3 + [RecoveryAction.STOP]
+    assert not ref.is_alive
+    assert await bystander.ask("still up?") == "ok"
     assert harness.check_invariants() == []
 
 
@@ -715,8 +730,11 @@ def test_escalating_fixture_is_reported(pytester: pytest.Pytester) -> None:
         from mister_smith.testing import FailureType, ScriptedActor
 
         async def test_escalates(harness, autojump_clock):
-            ref = await harness.actor_system.spawn(ScriptedActor)
-            await harness.inject_failure(ref, FailureType.ERROR(SupervisionError))
+            async def doomed():
+                await trio.sleep(0.5)
+                raise SupervisionError("the root's own child asks to escalate")
+
+            await harness.supervision.start_child(doomed, name="doomed")
             await trio.sleep(1)
         """
     )
@@ -738,7 +756,8 @@ def test_harness_repr_and_statistics() -> None:
 
 def test_decision_helpers_and_injection_repr() -> None:
     async def main() -> None:
-        async with SystemTestHarness.open() as harness:
+        no_backoff = AgentConfig(supervision=SupervisionSettings(backoff_initial=0))
+        async with SystemTestHarness.open(no_backoff) as harness:
             ref = await harness.actor_system.spawn(ScriptedActor, name="r")
             injection = await harness.inject_failure(ref, FailureType.CRASH)
             await injection.wait_applied()

@@ -5,6 +5,7 @@ from ._actor import ActorContext as ActorContext
 from ._cell import ActorStatistics as ActorStatistics
 from ._cell import ActorStatus as ActorStatus
 from ._cell import MailboxStatistics as MailboxStatistics
+from ._domain import ActorDomain as ActorDomain
 from ._ref import ActorRef as ActorRef
 from ._spawn import SpawnController as SpawnController
 from ._spawn import SpawnStatistics as SpawnStatistics
@@ -17,6 +18,7 @@ from ._system import open_actor_system as open_actor_system
 __all__ = [
     "Actor",
     "ActorContext",
+    "ActorDomain",
     "ActorRef",
     "ActorStatistics",
     "ActorStatus",

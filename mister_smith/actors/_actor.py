@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
 from ..errors import ActorStopped, SupervisionError
 from ..events import EventBus
+from ..supervision import heartbeat
 from ..types import CallerIdentity, Restart
 
 if TYPE_CHECKING:
@@ -26,6 +28,10 @@ class Actor:
     :meth:`~mister_smith.actors.ActorSystem.spawn` at every (re)start, so state resets
     on restart, as in OTP. Messages are handled one at a time, in arrival order.
     """
+
+    heartbeat_by_default: ClassVar[bool] = False
+    """Whether ``spawn`` watches this kind of actor by heartbeat unless told otherwise
+    (see the ``heartbeat`` option of :meth:`~mister_smith.actors.ActorSystem.spawn`)."""
 
     async def handle(self, message: Any, ctx: ActorContext) -> Any:
         """Handle one message; the return value is the reply to an ``ask``.
@@ -92,6 +98,34 @@ class ActorContext:
         """1 for the first run, 2 after the first restart, ..."""
         return self._cell.incarnations
 
+    def heartbeat(self) -> None:
+        """Tell the supervisor this actor's handler is making progress.
+
+        Only matters for actors spawned with ``heartbeat=True`` (agents by default):
+        a handler silent for ``heartbeat_timeout`` seconds is taken for hung, cancelled
+        and handled as a crash. A no-op otherwise.
+        """
+        heartbeat()
+
+    @asynccontextmanager
+    async def keep_beating(self) -> AsyncIterator[None]:
+        """Send heartbeats every ``heartbeat_interval`` while the body runs.
+
+        Wrap awaits that are bounded by a deadline of their own and may legitimately
+        outlast ``heartbeat_timeout`` (a model request, a tool call), so they are not
+        mistaken for a hang. A no-op for actors without heartbeats.
+        """
+        every = self._cell.heartbeat_interval
+        if every is None:
+            yield
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_beat, every)
+            try:
+                yield
+            finally:
+                nursery.cancel_scope.cancel()
+
     async def spawn(self, factory: Callable[..., Actor], *args: Any, **options: Any) -> ActorRef:
         """Spawn a child actor supervised under this actor: the children are stopped
         whenever this actor's incarnation ends (restart or stop)."""
@@ -120,3 +154,9 @@ class ActorContext:
         if children is not None and parent is not None:
             with contextlib.suppress(LookupError):
                 await parent.stop_child(children.name)
+
+
+async def _beat(every: float) -> None:
+    while True:
+        heartbeat()
+        await trio.sleep(every)

@@ -10,12 +10,17 @@ import attrs
 import trio
 
 from ..errors import ActorStopped
+from ..supervision import ChildState
 from ..types import ActorId, CallerIdentity
 
 if TYPE_CHECKING:
     from ..supervision import Child, Supervisor
     from ._actor import Actor, ActorContext
+    from ._domain import ActorDomain
     from ._system import ActorSystem
+
+
+_ENDING = frozenset({ChildState.STOPPING, ChildState.STOPPED, ChildState.FAILED})
 
 
 class ActorStatus(enum.Enum):
@@ -113,11 +118,13 @@ class ActorCell:
         "ctx",
         "current",
         "dead_lettered",
+        "domain",
         "factory",
         "failed",
         "folded",
         "handled",
         "handler_timeout",
+        "heartbeat_interval",
         "identity",
         "incarnations",
         "instance",
@@ -176,6 +183,11 @@ class ActorCell:
         self._terminated: trio.Event | None = None
         self.child: Child | None = None
         self.supervisor: Supervisor | None = None
+        """The supervisor running it now (a domain's new one after a domain restart)."""
+        self.domain: ActorDomain | None = None
+        """The domain holding it, when it was spawned into one."""
+        self.heartbeat_interval: float | None = None
+        """Set for actors watched by heartbeat: how often the idle loop beats."""
         self.instance: Actor | None = None
         self.ctx: ActorContext | None = None
         self.identity: CallerIdentity | None = None
@@ -210,14 +222,18 @@ class ActorCell:
         child = self.child
         if child is None:
             return ActorStatus.STARTING
-        state = child.state.value
-        if state in ("stopping", "stopped", "failed"):
+        state = child.state
+        if state is ChildState.RUNNING:
+            return ActorStatus.BUSY if self.current is not None else ActorStatus.IDLE
+        if state in _ENDING:
+            supervisor = child.supervisor
+            domain = self.domain
+            if domain is not None and domain.restartable and supervisor.state == "failed":
+                return ActorStatus.RESTARTING  # with its domain, by the domain's parent
             return ActorStatus.STOPPING
-        if state in ("waiting", "starting") and self.incarnations > 0:
+        if self.incarnations > 0:  # waiting out a restart delay, or starting again
             return ActorStatus.RESTARTING
-        if state != "running":
-            return ActorStatus.STARTING
-        return ActorStatus.BUSY if self.current is not None else ActorStatus.IDLE
+        return ActorStatus.STARTING
 
     def mailbox_statistics(self) -> MailboxStatistics:
         return MailboxStatistics(

@@ -20,26 +20,41 @@ from ..errors import (
     HandlerTimeout,
     HandlingInterrupted,
     MessageRejected,
+    PoolExhausted,
+    SupervisionError,
 )
 from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus, bounded_payload, cut_text
 from ..supervision import (
+    INHERIT,
+    Backoff,
     Child,
+    ChildEnd,
     ChildSpec,
-    ChildState,
+    Inherit,
     RecoveryPolicy,
     Restart,
+    RestartLimit,
+    StrategyKind,
+    SupervisionStrategyBase,
     Supervisor,
+    current_child,
+    heartbeat,
     open_supervisor,
     shutdown_grace,
 )
 from ..types import IdentityAuthority, Role
 from ._actor import Actor, ActorContext
 from ._cell import ActorCell, Ask
+from ._domain import ActorDomain
 from ._ref import ActorRef
 
 logger = logging.getLogger("mister_smith.actors")
 
 Handler = Callable[[Any, ActorContext], Awaitable[Any]]
+
+DEFAULT_RESTART_LIMIT = RestartLimit(max_restarts=3, window=60.0)
+"""Each actor's own restart budget unless configured: 3 restarts within 60 s (the
+design's ``SupervisionSettings`` defaults, counted per actor)."""
 
 
 class MessageMiddleware(Protocol):
@@ -80,6 +95,10 @@ class ActorSystemStatistics:
     handled: int
     failed: int
     dead_lettered: int
+    refused: int = 0
+    """Spawns refused because ``max_actors`` actors were alive."""
+    domains: int = 0
+    """Live domains (the default one, overflow siblings, teams, ...)."""
 
 
 class ActorSystem:
@@ -96,25 +115,65 @@ class ActorSystem:
     Every actor gets a caller identity (``ctx.identity``) minted by :attr:`identities`
     at spawn; it lives across restarts and is revoked when the actor is gone for good.
     Tool buses accept it when they share the authority (the runtime wires one).
+
+    Fault isolation: every actor has its own restart budget (``restart_limit``, Akka's
+    ``maxNrOfRetries`` within ``withinTimeRange``; overridable per spawn). An actor that
+    spends it is stopped for good — its queued messages become dead letters with the
+    reason ``restart intensity exceeded``, pending asks fail with
+    :class:`~mister_smith.errors.ActorStopped`, ``AgentStopped`` is emitted — and
+    nothing else is touched. The supervisors the system creates (its
+    :class:`ActorDomain` s) count no supervisor-wide intensity of their own, so a burst
+    of ordinary failures spread over many actors never stops the system. A domain that
+    does give up (an explicit ``Escalate``, or a team whose own intensity is spent) is
+    restarted by its parent with every actor it held.
+
+    Bounds: ``max_actors`` live actors at most (more spawns raise
+    :class:`~mister_smith.errors.PoolExhausted`); ``max_children_per_supervisor``
+    children per domain supervisor (the default domain then overflows into sibling
+    domains ``<name>#2``, ``#3``, ...; an explicit full domain refuses with
+    ``PoolExhausted``).
+
+    Build one over a supervisor you own (``ActorSystem(supervisor, events)``: actors run
+    directly under it, which is nobody's child here), or as a restartable domain of a
+    parent supervisor with :meth:`start` (what the runtime does).
     """
 
     def __init__(
         self,
-        supervisor: Supervisor,
+        supervisor: Supervisor | None,
         events: EventBus,
         *,
+        name: str = "actors",
         mailbox_capacity: int = 1000,
         ask_timeout: float = 30.0,
         dead_letter_log_size: int = 1000,
         middleware: Sequence[MessageMiddleware] = (),
         default_restart: Restart = Restart.TRANSIENT,
         identities: IdentityAuthority | None = None,
+        restart_limit: RestartLimit | None = DEFAULT_RESTART_LIMIT,
+        backoff: Backoff | None = None,
+        escalation_timeout: float | None = None,
+        max_actors: int | None = None,
+        max_children_per_supervisor: int | None = None,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 15.0,
     ) -> None:
         if mailbox_capacity < 1:
             raise ValueError(f"mailbox_capacity must be >= 1, got {mailbox_capacity!r}")
         if not ask_timeout >= 0:
             raise ValueError(f"ask_timeout must be >= 0, got {ask_timeout!r}")
-        self.supervisor = supervisor
+        if max_actors is not None and max_actors < 1:
+            raise ValueError(f"max_actors must be >= 1 or None, got {max_actors!r}")
+        if max_children_per_supervisor is not None and max_children_per_supervisor < 1:
+            raise ValueError(
+                "max_children_per_supervisor must be >= 1 or None, got "
+                f"{max_children_per_supervisor!r}"
+            )
+        if not 0 < heartbeat_interval <= heartbeat_timeout:
+            raise ValueError(
+                "heartbeats need 0 < heartbeat_interval <= heartbeat_timeout, got "
+                f"{heartbeat_interval!r} and {heartbeat_timeout!r}"
+            )
         self.events = events
         self.mailbox_capacity = mailbox_capacity
         self.ask_timeout = ask_timeout
@@ -127,8 +186,232 @@ class ActorSystem:
         self._cells: dict[str, ActorCell] = {}
         self._counter = itertools.count(1)
         self._spawned = 0
+        self._refused = 0
         self._stopped_totals = [0, 0, 0, 0]  # accepted, handled, failed, dead_lettered
         self._termination_listeners: list[Callable[[ActorRef], object]] = []
+        self.restart_limit = restart_limit
+        self.backoff = backoff
+        self.escalation_timeout = escalation_timeout
+        self.max_actors = max_actors
+        self.max_children_per_supervisor = max_children_per_supervisor
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self._overflow: list[ActorDomain] = []
+        self._by_supervisor: dict[Supervisor, ActorDomain] = {}
+        self._overflow_lock = trio.Lock()
+        if supervisor is None:
+            # Attached by start(): a restartable domain the system starts itself.
+            self._default = ActorDomain(name, self, None, restartable=True)
+        else:
+            self._default = ActorDomain(supervisor.name, self, supervisor, restartable=False)
+            self._by_supervisor[supervisor] = self._default
+        self._domains: dict[str, ActorDomain] = {self._default.name: self._default}
+
+    @classmethod
+    async def start(
+        cls,
+        parent: Supervisor,
+        events: EventBus,
+        *,
+        name: str = "actors",
+        shutdown_timeout: float | None = None,
+        **options: Any,
+    ) -> ActorSystem:
+        """An actor system whose default domain is a new supervisor ``name`` under
+        ``parent``: if it ever gives up, ``parent`` restarts it (counted in its own
+        intensity) with every actor it holds. ``options`` are the constructor's."""
+        system = cls(None, events, name=name, **options)
+        domain = system._default
+        domain.parent = parent
+        await parent.start_supervisor(
+            name,
+            max_restarts=None,
+            child_limit=system.restart_limit,
+            backoff=system.backoff,
+            escalation_timeout=system.escalation_timeout,
+            shutdown_timeout=shutdown_timeout,
+            default_restart=system.default_restart,
+            children=domain.specs(),
+            on_child_removed=domain.child_removed,
+            on_terminated=domain.gone,
+            on_started=domain.started,
+        )
+        return system
+
+    # -- domains ------------------------------------------------------------------------
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """The default domain's supervisor (a new object after each of its restarts)."""
+        return self._default.supervisor
+
+    @property
+    def default_domain(self) -> ActorDomain:
+        """Where actors go when ``spawn`` names no supervisor."""
+        return self._default
+
+    def domains(self) -> list[ActorDomain]:
+        """Every live domain: the default one, its overflow siblings, then the others."""
+        return list(self._domains.values())
+
+    def domain(self, name: str) -> ActorDomain:
+        """The live domain called ``name``.
+
+        Raises:
+            LookupError: no such domain.
+        """
+        try:
+            return self._domains[name]
+        except KeyError:
+            raise LookupError(f"actor system has no domain {name!r}") from None
+
+    async def start_domain(
+        self,
+        name: str,
+        *,
+        parent: ActorDomain | Supervisor | None = None,
+        strategy: SupervisionStrategyBase | StrategyKind | None = None,
+        max_restarts: int | None = None,
+        restart_window: float | None = None,
+        child_limit: RestartLimit | Inherit | None = INHERIT,
+        restart: Restart = Restart.TRANSIENT,
+        restart_limit: RestartLimit | Inherit | None = INHERIT,
+        backoff: Backoff | Inherit | None = INHERIT,
+        shutdown_timeout: float | None = None,
+    ) -> ActorDomain:
+        """Start a domain: a supervisor of actors under ``parent`` (default: the default
+        domain) that keeps its actors across its own restarts.
+
+        By default it counts restarts per actor like the default domain
+        (``child_limit``: the system's ``restart_limit``) and has no supervisor-wide
+        intensity. Give ``max_restarts`` (within ``restart_window``) for OTP semantics
+        instead, e.g. a team whose members depend on each other: when they crash faster
+        than that, the domain gives up and its parent restarts it with all its members
+        (``restart``: transient by default, so a stopped domain stays down), counted
+        in the parent's intensity and in the domain's own ``restart_limit`` (default:
+        the parent's per-child budget). Once that is spent, the domain and its actors
+        stop for good; its siblings are untouched.
+
+        Raises:
+            ValueError: the name is taken or reserved.
+            ActorStopped: the parent is not running.
+        """
+        if not name or _RESERVED in name or "#" in name:
+            raise ValueError(f"domain names must be non-empty without '::' or '#': {name!r}")
+        if name in self._domains or name in self._cells:
+            raise ValueError(f"the actor system already has a domain or actor named {name!r}")
+        parent_domain, parent_supervisor = self._resolve(parent)
+        domain = ActorDomain(name, self, None, restartable=True, parent=parent_domain or parent)
+        persistent = parent_domain is not None and parent_domain.restartable
+        self._domains[name] = domain
+        try:
+            await parent_supervisor.start_supervisor(
+                name,
+                strategy=strategy,
+                max_restarts=max_restarts,
+                restart_window=restart_window,
+                child_limit=self.restart_limit if child_limit is INHERIT else child_limit,
+                backoff=self.backoff if backoff is INHERIT else backoff,
+                escalation_timeout=self.escalation_timeout,
+                restart=restart,
+                restart_limit=None if restart_limit is INHERIT else restart_limit,
+                shutdown_timeout=shutdown_timeout,
+                children=domain.specs(),
+                on_child_removed=domain.child_removed,
+                # Under a restartable domain, that domain ends it (see ActorDomain).
+                on_terminated=None if persistent else domain.gone,
+                on_started=domain.started,
+            )
+        except BaseException as exc:
+            self._domains.pop(name, None)
+            if isinstance(exc, SupervisionError):
+                raise ActorStopped(
+                    f"supervisor {parent_supervisor.name!r} is {parent_supervisor.state}: "
+                    f"domain {name!r} was not started"
+                ) from exc
+            raise
+        if parent_domain is not None:
+            parent_domain.admit(name, domain, parent_supervisor.child(name).spec)
+        return domain
+
+    def _resolve(
+        self, target: ActorDomain | Supervisor | None
+    ) -> tuple[ActorDomain | None, Supervisor]:
+        """The domain (if any) and the supervisor ``target`` stands for now."""
+        if target is None:
+            return self._default, self._default.supervisor
+        if isinstance(target, ActorDomain):
+            if target.system is not self:
+                raise ValueError(f"{target!r} belongs to another actor system")
+            if target.terminated:
+                raise ActorStopped(f"domain {target.name!r} is stopped")
+            return target, target.supervisor
+        domain = self._by_supervisor.get(target)
+        return domain, target
+
+    def _rebind_domain(self, domain: ActorDomain, supervisor: Supervisor) -> None:
+        """A (new) supervisor instance of ``domain`` is running."""
+        old = domain._supervisor
+        if old is not None and self._by_supervisor.get(old) is domain:
+            del self._by_supervisor[old]
+        domain._supervisor = supervisor
+        if not domain.terminated:
+            self._by_supervisor[supervisor] = domain
+
+    def _domain_terminated(self, domain: ActorDomain) -> None:
+        if self._domains.get(domain.name) is domain:
+            del self._domains[domain.name]
+        if domain._supervisor is not None and self._by_supervisor.get(domain._supervisor) is domain:
+            del self._by_supervisor[domain._supervisor]
+        if domain in self._overflow:
+            self._overflow.remove(domain)
+
+    async def _with_room(self, domain: ActorDomain | None, supervisor: Supervisor) -> Supervisor:
+        """Where a new actor goes: ``supervisor`` unless it holds
+        ``max_children_per_supervisor`` children (then an overflow sibling of the default
+        domain, or ``PoolExhausted`` for an explicit one)."""
+        limit = self.max_children_per_supervisor
+        if limit is None or supervisor.child_count < limit:
+            return supervisor
+        if domain is not self._default:
+            raise PoolExhausted(
+                f"supervisor {supervisor.name!r} holds max_children_per_supervisor={limit} children"
+            )
+        async with self._overflow_lock:
+            for sibling in self._overflow:
+                if not sibling.terminated and sibling.supervisor.child_count < limit:
+                    return sibling.supervisor
+            default = self._default
+            number = len(self._overflow) + 2
+            while f"{default.name}#{number}" in self._domains:
+                number += 1
+            parent = default.parent_supervisor() if default.restartable else default.supervisor
+            assert parent is not None
+            sibling = await self._start_overflow(f"{default.name}#{number}", parent)
+            self._overflow.append(sibling)
+            return sibling.supervisor
+
+    async def _start_overflow(self, name: str, parent: Supervisor) -> ActorDomain:
+        domain = ActorDomain(name, self, None, restartable=True, parent=parent)
+        self._domains[name] = domain
+        try:
+            await parent.start_supervisor(
+                name,
+                max_restarts=None,
+                child_limit=self.restart_limit,
+                backoff=self.backoff,
+                escalation_timeout=self.escalation_timeout,
+                restart=Restart.PERMANENT,
+                default_restart=self.default_restart,
+                children=domain.specs(),
+                on_child_removed=domain.child_removed,
+                on_terminated=domain.gone,
+                on_started=domain.started,
+            )
+        except BaseException:
+            self._domains.pop(name, None)
+            raise
+        return domain
 
     # -- spawning ---------------------------------------------------------------------
 
@@ -137,7 +420,7 @@ class ActorSystem:
         factory: Callable[..., Actor],
         *args: Any,
         name: str | None = None,
-        supervisor: Supervisor | None = None,
+        supervisor: Supervisor | ActorDomain | None = None,
         restart: Restart | None = None,
         mailbox_capacity: int | None = None,
         handler_timeout: float | None = None,
@@ -147,6 +430,9 @@ class ActorSystem:
         capabilities: Sequence[str] = (),
         middleware: Sequence[MessageMiddleware] = (),
         roles: Iterable[Role] = (),
+        max_restarts: int | None = None,
+        restart_window: float | None = None,
+        heartbeat: bool | None = None,
     ) -> ActorRef:
         """Start an actor built by ``factory(*args)`` and return its ref once started.
 
@@ -154,7 +440,9 @@ class ActorSystem:
             factory: Builds a fresh :class:`Actor` for every (re)start.
             args: Arguments for ``factory``.
             name: Unique name (default: derived from the factory).
-            supervisor: Where it runs (default: the system's supervisor).
+            supervisor: Where it runs: an :class:`ActorDomain`, a supervisor (a domain's
+                or your own), or by default the default domain (overflowing into
+                siblings past ``max_children_per_supervisor``).
             restart: Restart type (default: transient — restarted after a crash,
                 not after a stop).
             mailbox_capacity: Mailbox bound (default: the system's).
@@ -167,10 +455,21 @@ class ActorSystem:
             middleware: Wrapped around ``handle`` after the system's middleware.
             roles: :class:`~mister_smith.types.Role` objects registered with
                 :attr:`identities`, carried by the actor's identity (``ctx.identity``).
+            max_restarts: This actor's own restart budget: restarts allowed within
+                ``restart_window`` before it is stopped for good (default: the
+                system's ``restart_limit``; giving either sets a limit of its own).
+            restart_window: Seconds of that budget's window.
+            heartbeat: Watch the actor for hung handlers: a handler that runs
+                ``heartbeat_timeout`` seconds without calling ``ctx.heartbeat()``
+                (or awaiting inside ``ctx.keep_beating()``) is cancelled and handled as
+                a crash (``HeartbeatTimeout``, restarted). Default: the factory's
+                ``heartbeat_by_default`` (``True`` for agents).
 
         Raises:
             ActorNameTaken: ``name`` is already in use.
             ActorStopped: the supervisor is shutting down (nothing was spawned).
+            PoolExhausted: ``max_actors`` actors are alive, or the named domain is
+                full (``max_children_per_supervisor``).
             UnknownRole: a role was not registered with :attr:`identities`.
             TypeError: a role is given by name (a name is not a credential).
         """
@@ -185,8 +484,15 @@ class ActorSystem:
             raise ValueError(f"actor name must be a non-empty string, got {name!r}")
         elif _RESERVED in name:
             raise ValueError(f"actor names may not contain {_RESERVED!r}: {name!r}")
-        elif name in self._cells:
-            raise ActorNameTaken(f"an actor named {name!r} already exists")
+        elif name in self._cells or name in self._domains:
+            raise ActorNameTaken(f"an actor or domain named {name!r} already exists")
+        if self.max_actors is not None and len(self._cells) >= self.max_actors:
+            self._refused += 1
+            raise PoolExhausted(
+                f"actor limit reached: {self.max_actors} live actors (actors.max_agents)"
+            )
+        limit = self._restart_limit_of(max_restarts, restart_window)
+        beats = getattr(factory, "heartbeat_by_default", False) if heartbeat is None else heartbeat
         capacity = self.mailbox_capacity if mailbox_capacity is None else mailbox_capacity
         if capacity < 1:
             raise ValueError(f"mailbox_capacity must be >= 1, got {capacity!r}")
@@ -204,10 +510,14 @@ class ActorSystem:
             capabilities=frozenset(capabilities) if capabilities else _NO_CAPABILITIES,
         )
         cell.ctx = ActorContext(cell)
+        domain, sup = self._resolve(supervisor)
+        sup = await self._with_room(domain, sup)
+        domain = self._by_supervisor.get(sup)
         cell.identity = self.identities.mint(name, roles=roles, actor_id=cell.actor_id)
-        sup = self.supervisor if supervisor is None else supervisor
         cell.supervisor = sup
+        cell.domain = domain
         self._cells[name] = cell
+        held = domain is not None and domain.restartable
         spec = ChildSpec.of(
             self._serve,
             cell,
@@ -215,8 +525,14 @@ class ActorSystem:
             restart=self.default_restart if restart is None else restart,
             recovery=recovery,
             shutdown_timeout=shutdown_timeout,
-            on_terminated=self._child_terminated,
+            heartbeat_timeout=self.heartbeat_timeout if beats else None,
+            restart_limit=limit,
+            # In a restartable domain, the domain ends the actor when it is gone for good
+            # (it survives the domain's restarts); elsewhere its own child does.
+            on_terminated=None if held else self._child_terminated,
         )
+        if beats:
+            cell.heartbeat_interval = self.heartbeat_interval
         if sup.state != "running":
             self._cells.pop(name, None)
             self.identities.revoke(cell.identity)
@@ -231,6 +547,13 @@ class ActorSystem:
             cell.closed = True
             cell.terminated().set()
             raise
+        if domain is not None and not cell.closed:
+            if domain.supervisor is not sup:
+                # The domain restarted while this actor was starting: the new supervisor
+                # did not know it, and the old one is gone.
+                self._terminate(cell, "shut down")
+                raise ActorStopped(f"domain {domain.name!r} restarted while {name!r} spawned")
+            domain.admit(name, cell, spec)
         self._spawned += 1
         if not cell.closed:  # (it may have been stopped while starting)
             cell.announced = True
@@ -239,6 +562,19 @@ class ActorSystem:
             )
         return cell.ref
 
+    def _restart_limit_of(
+        self, max_restarts: int | None, restart_window: float | None
+    ) -> RestartLimit | None:
+        """The restart budget an actor spawned with these overrides gets of its own
+        (``None``: its supervisor's default)."""
+        if max_restarts is None and restart_window is None:
+            return None
+        default = self.restart_limit or DEFAULT_RESTART_LIMIT
+        return RestartLimit(
+            default.max_restarts if max_restarts is None else max_restarts,
+            default.window if restart_window is None else restart_window,
+        )
+
     # -- the actor loop -----------------------------------------------------------------
 
     async def _serve(
@@ -246,6 +582,10 @@ class ActorSystem:
     ) -> None:
         ctx = cell.ctx
         assert ctx is not None
+        child = current_child()
+        if child is not None:  # a new child object after its domain restarted
+            cell.child = child
+            cell.supervisor = child.supervisor
         if cell.closed:  # stopped for good before this incarnation could start
             task_status.started(cell.ref)
             return
@@ -268,9 +608,13 @@ class ActorSystem:
             for layer in reversed(cell.middleware):
                 handler = _wrap(layer, handler)
             timeout = cell.handler_timeout
+            beat_every = cell.heartbeat_interval
             while True:
                 try:
-                    envelope = await receive.receive()
+                    if beat_every is None:
+                        envelope = await receive.receive()
+                    else:
+                        envelope = await _receive_beating(receive, beat_every)
                 except (trio.EndOfChannel, trio.ClosedResourceError):
                     return  # the actor was stopped for good: its mailbox is closed
                 cell.current = envelope
@@ -301,7 +645,15 @@ class ActorSystem:
                     raise
                 except BaseException:
                     cell.current = None
-                    cell.dead_letter(envelope, "stopped while handling it", _interrupted(cell))
+                    error = _interrupted(cell)
+                    if isinstance(error, ActorCrashed):  # failed from outside: hung, injected
+                        cell.failed += 1
+                        cell.count_late(2)
+                        cell.last_error = error.__cause__
+                        reason = f"crashed while handling it: {error.__cause__!r}"
+                    else:
+                        reason = "stopped while handling it"
+                    cell.dead_letter(envelope, reason, error)
                     raise
                 cell.current = None
                 cell.handled += 1
@@ -326,13 +678,15 @@ class ActorSystem:
 
     def _child_terminated(self, child: Child) -> None:
         cell: ActorCell = child.spec.args[0]  # the spec runs self._serve(cell)
-        self._terminate(cell, _end_reason(child))
+        self._terminate(cell, (child.end_reason or ChildEnd.STOPPED).value)
 
     def _terminate(self, cell: ActorCell, reason: str) -> None:
         """The actor is gone for good: refuse sends, dead-letter what is queued."""
         if cell.closed:
             return
         cell.closed = True
+        if cell.domain is not None:
+            cell.domain.forget(cell.name)
         if cell.identity is not None:
             self.identities.revoke(cell.identity)  # a reused name gets none of its grants
         while True:
@@ -439,6 +793,13 @@ class ActorSystem:
         """The bounded dead-letter log, oldest first."""
         return list(self._dead_letters)
 
+    def resize_dead_letter_log(self, size: int) -> None:
+        """Keep at most ``size`` dead-letter records from now on (the newest are kept)."""
+        if size < 0:
+            raise ValueError(f"dead-letter log size must be >= 0, got {size!r}")
+        if size != self._dead_letters.maxlen:
+            self._dead_letters = collections.deque(self._dead_letters, maxlen=size)
+
     def statistics(self) -> ActorSystemStatistics:
         """Totals over live and stopped actors."""
         accepted, handled, failed, dead = self._stopped_totals
@@ -454,11 +815,69 @@ class ActorSystem:
             handled=handled,
             failed=failed,
             dead_lettered=dead,
+            refused=self._refused,
+            domains=len(self._domains),
         )
 
     async def shutdown(self) -> None:
-        """Stop every actor (through the supervisor, reverse start order)."""
-        await self.supervisor.stop()
+        """Stop every actor (through the supervisors, reverse start order): the overflow
+        siblings, then the default domain (with the domains nested in it)."""
+        for domain in [*reversed(self._overflow), self._default]:
+            parent = domain.parent_supervisor() if domain.restartable else None
+            if parent is None:
+                await domain.supervisor.stop()
+            else:
+                with suppress(LookupError):
+                    await parent.stop_child(domain.name)
+
+    def reconfigure(
+        self,
+        *,
+        restart_limit: RestartLimit | Inherit | None = INHERIT,
+        backoff: Backoff | Inherit | None = INHERIT,
+        escalation_timeout: float | Inherit | None = INHERIT,
+        ask_timeout: float | None = None,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float | None = None,
+    ) -> None:
+        """Change the bounds in force while actors run (none is restarted).
+
+        ``restart_limit`` (each actor's budget unless it has its own), ``backoff`` and
+        ``escalation_timeout`` apply to the default domain, its overflow siblings and
+        the domains that took the system's defaults; ``ask_timeout`` to asks made from
+        now on; the heartbeat settings to actors spawned from now on.
+        """
+        new_interval = self.heartbeat_interval if heartbeat_interval is None else heartbeat_interval
+        new_timeout = self.heartbeat_timeout if heartbeat_timeout is None else heartbeat_timeout
+        if not 0 < new_interval <= new_timeout:
+            raise ValueError(
+                "heartbeats need 0 < heartbeat_interval <= heartbeat_timeout, got "
+                f"{new_interval!r} and {new_timeout!r}"
+            )
+        if ask_timeout is not None and not ask_timeout >= 0:
+            raise ValueError(f"ask_timeout must be >= 0, got {ask_timeout!r}")
+        old_limit, old_backoff = self.restart_limit, self.backoff
+        if restart_limit is not INHERIT:
+            self.restart_limit = restart_limit
+        if backoff is not INHERIT:
+            self.backoff = backoff
+        if escalation_timeout is not INHERIT:
+            self.escalation_timeout = escalation_timeout
+        for domain in self._domains.values():
+            supervisor = domain._supervisor
+            if supervisor is None or domain.terminated:
+                continue
+            supervisor.reconfigure(
+                child_limit=self.restart_limit
+                if supervisor.child_limit == old_limit
+                else supervisor.child_limit,
+                backoff=self.backoff if supervisor.backoff == old_backoff else supervisor.backoff,
+                escalation_timeout=self.escalation_timeout,
+            )
+        if ask_timeout is not None:
+            self.ask_timeout = ask_timeout
+        self.heartbeat_interval = new_interval
+        self.heartbeat_timeout = new_timeout
 
 
 _NO_CAPABILITIES: frozenset[str] = frozenset()
@@ -467,33 +886,36 @@ _RESERVED = "::"
 """Separator of names the system derives (``parent::children``); refused in actor names."""
 
 
-def _interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted:
+def _interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted | ActorCrashed:
     """The error for an ``ask`` whose message was being handled when the supervisor
-    stopped the actor: for good (stop, shutdown, a temporary actor) or to restart it
-    (a sibling's crash under OneForAll / RestForOne)."""
+    stopped the actor: a crash it was failed with (a hung handler's
+    ``HeartbeatTimeout``, an injected failure), for good (stop, shutdown, a temporary
+    actor), or to restart it (a sibling's crash under OneForAll / RestForOne, or its
+    domain's supervisor giving up, after which the domain's parent restarts it)."""
     child, supervisor = cell.child, cell.supervisor
-    for_good = (
-        cell.closed
-        or child is None
-        or supervisor is None
-        or supervisor.state != "running"
-        or child.restart is Restart.TEMPORARY
-    )
-    if for_good:
+    failure = None if child is None else child.failing_with
+    if failure is not None:
+        crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message: {failure}")
+        crashed.__cause__ = failure
+        return crashed
+    if cell.closed or child is None or supervisor is None or child.restart is Restart.TEMPORARY:
+        return cell.stopped_error()
+    state = supervisor.state
+    domain_restarts = state == "failed" and cell.domain is not None and cell.domain.restartable
+    if state != "running" and not domain_restarts:
         return cell.stopped_error()
     return HandlingInterrupted(
         f"actor {cell.name!r} was restarted by its supervisor while handling the message"
     )
 
 
-def _end_reason(child: Child) -> str:
-    """Why a supervised actor is gone for good: its supervisor shut down, it failed
-    and was not restarted, or it was stopped."""
-    if child.supervisor.state != "running":
-        return "shut down"
-    if child.state is ChildState.FAILED:
-        return "failed"
-    return "stopped"
+async def _receive_beating(receive: trio.MemoryReceiveChannel[Any], every: float) -> Any:
+    """Receive the next message, sending a heartbeat every ``every`` seconds meanwhile
+    (an idle actor is alive; only a handler can hang)."""
+    while True:
+        heartbeat()
+        with trio.move_on_after(every):
+            return await receive.receive()
 
 
 def _wrap(layer: MessageMiddleware, inner: Handler) -> Handler:
@@ -515,18 +937,26 @@ async def open_actor_system(
     max_restarts: int = 3,
     restart_window: float = 60.0,
     shutdown_timeout: float = 5.0,
+    backoff: Backoff | None = None,
+    max_actors: int | None = None,
+    max_children_per_supervisor: int | None = None,
+    identities: IdentityAuthority | None = None,
 ) -> AsyncIterator[ActorSystem]:
     """Open an actor system with its own supervisor; stop every actor on exit.
 
-    Actors whose mailboxes are not empty at shutdown have their messages recorded as
-    dead letters (reason: shut down).
+    Each actor may be restarted ``max_restarts`` times within ``restart_window``
+    seconds (its own budget, with ``backoff`` between restarts); one more crash stops it
+    for good, and the system goes on. Actors whose mailboxes are not empty at shutdown
+    have their messages recorded as dead letters (reason: shut down).
     """
     bus = EventBus() if events is None else events
+    limit = RestartLimit(max_restarts, restart_window)
     async with open_supervisor(
         name,
         events=bus,
-        max_restarts=max_restarts,
-        restart_window=restart_window,
+        max_restarts=None,
+        child_limit=limit,
+        backoff=backoff,
         shutdown_timeout=shutdown_timeout,
         keep_alive=True,
     ) as supervisor:
@@ -537,6 +967,11 @@ async def open_actor_system(
             ask_timeout=ask_timeout,
             dead_letter_log_size=dead_letter_log_size,
             middleware=middleware,
+            restart_limit=limit,
+            backoff=backoff,
+            max_actors=max_actors,
+            max_children_per_supervisor=max_children_per_supervisor,
+            identities=identities,
         )
         yield system
-        await supervisor.stop()
+        await system.shutdown()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 import trio
@@ -16,7 +18,7 @@ import trio
 from ..actors import Actor, ActorContext, ActorRef, ActorSystem, MessageMiddleware, SpawnController
 from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
 from ..events import EventBus, TaskCompleted, TaskFailed
-from ..supervision import RecoveryPolicy, Supervisor
+from ..supervision import RecoveryPolicy, Supervisor, heartbeat
 from ..types import Caller, CallerIdentity, Restart, Role, TaskId
 from ._context import ContextWindow, Summarizer
 from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout, ToolCallLimitExceeded
@@ -223,6 +225,19 @@ class AgentResult:
     refused_tool_calls: int = 0
 
 
+def _bounded(waited_on: object) -> bool:
+    """Whether awaiting ``waited_on`` ends by a deadline of its own."""
+    if waited_on is None:
+        return False
+    if callable(getattr(waited_on, "call", None)) and hasattr(waited_on, "default_timeout"):
+        return True  # a ToolBus: every call runs under a deadline
+    timeout = getattr(waited_on, "timeout", None)
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        return math.isfinite(timeout)
+    model = getattr(waited_on, "model", None)
+    return model is not None and model is not waited_on and _bounded(model)
+
+
 def format_tool_result(value: Any) -> str:
     """A tool's return value as text for the model (strings as they are, else JSON)."""
     if isinstance(value, str):
@@ -287,6 +302,10 @@ class Agent(Actor):
     :class:`~mister_smith.errors.ActorCrashed`, and supervision decides what happens
     next — a fresh incarnation starts with an empty context.
 
+    Agents are watched by heartbeat by default (``heartbeat_by_default``): each turn
+    and each bounded wait (a model request, tool calls) beats, so a handler stuck
+    elsewhere for ``supervision.heartbeat_timeout`` is cancelled and restarted.
+
     Spawn with :func:`spawn_agent` or ``system.spawn(Agent, spec, model, tools, ...)``.
 
     Args:
@@ -296,6 +315,8 @@ class Agent(Actor):
         summarizer: Folds old context (default: extractive).
     """
 
+    heartbeat_by_default: ClassVar[bool] = True
+
     def __init__(
         self,
         spec: AgentSpec,
@@ -304,6 +325,7 @@ class Agent(Actor):
         *,
         summarizer: Summarizer | None = None,
     ) -> None:
+        self._ctx: ActorContext | None = None
         self.spec = spec
         self.model = model
         self.tools = tools
@@ -327,9 +349,13 @@ class Agent(Actor):
 
     async def handle(self, message: Any, ctx: ActorContext) -> AgentResult:
         """Work on a task (see :meth:`AgentTask.coerce` for what counts as one)."""
-        return await self.run_task(
-            AgentTask.coerce(message), ctx.name, ctx.events, identity=ctx.identity
-        )
+        self._ctx = ctx
+        try:
+            return await self.run_task(
+                AgentTask.coerce(message), ctx.name, ctx.events, identity=ctx.identity
+            )
+        finally:
+            self._ctx = None
 
     async def run_task(
         self,
@@ -420,9 +446,12 @@ class Agent(Actor):
             request = ModelRequest(
                 context.render(spec.system_prompt), tool_definitions, spec.limits
             )
-            response = await self._complete(request)
+            heartbeat()  # a new turn is progress (agents are watched by heartbeat)
+            async with self._beating(self.model):  # if bounded by its own deadline
+                response = await self._complete(request)
             usage = usage + response.usage
-            await context.add(Message.assistant(response.text, response.tool_calls))
+            async with self._beating(self.summarizer):  # folding may ask a model
+                await context.add(Message.assistant(response.text, response.tool_calls))
             if response.is_final:
                 self._progress(events, name, task, turn, tool_calls, 1.0, "done")
                 return AgentResult(
@@ -439,11 +468,13 @@ class Agent(Actor):
                 )
             budget = min(spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - tool_calls)
             calls = response.tool_calls
-            results = await self._run_tools(calls[:budget], name, caller, task.deadline)
+            async with self._beating(self.tools):  # each call bounded by its deadline
+                results = await self._run_tools(calls[:budget], name, caller, task.deadline)
             tool_calls += len(results)
             tool_errors += sum(1 for r in results if r.is_error)
             refused += len(calls[budget:])
-            await context.extend([*results, *self._refuse(calls[budget:], name)])
+            async with self._beating(self.summarizer):
+                await context.extend([*results, *self._refuse(calls[budget:], name)])
             fraction = response.progress if response.progress is not None else turn / spec.max_turns
             self._progress(events, name, task, turn, tool_calls, fraction, "working")
         self._progress(events, name, task, spec.max_turns, tool_calls, 1.0, "failed")
@@ -491,6 +522,15 @@ class Agent(Actor):
                     correlation_id=task.correlation_id,
                 )
             )
+
+    def _beating(self, waited_on: object) -> AbstractAsyncContextManager[None]:
+        """Heartbeats while awaiting ``waited_on``, if it is bounded by a deadline of its
+        own (a tool bus; a model or summarizer whose model has a finite ``timeout``).
+        An unbounded model that never answers is what the heartbeat is there to catch."""
+        ctx = self._ctx
+        if ctx is None or not _bounded(waited_on):
+            return contextlib.nullcontext()
+        return ctx.keep_beating()
 
     async def _complete(self, request: ModelRequest) -> ModelResponse:
         timeout = self.spec.model_timeout

@@ -15,12 +15,11 @@ from typing import Any, Self
 import attrs
 import trio
 
-from ..actors import ActorRef, MessageMiddleware, SpawnController
+from ..actors import ActorDomain, ActorRef, MessageMiddleware, SpawnController
 from ..errors import (
     ActorCrashed,
     ActorStopped,
     AskTimeout,
-    RecoveryStrategy,
     TaskTimeout,
 )
 from ..supervision import SupervisionTree, Supervisor, TreeSnapshot, snapshot
@@ -102,7 +101,11 @@ class Team:
     Build one with :func:`create_dynamic_team`; run tasks with :meth:`run`; stop it with
     :meth:`stop` (or use it as an async context manager). A member that crashes is
     restarted by the team's supervisor and, when it was working on a team task, asked
-    again up to ``retries`` times.
+    again up to ``retries`` times. When members crash faster than the team's intensity
+    allows, the team's supervisor gives up and its parent restarts the whole team (an
+    :class:`~mister_smith.actors.ActorDomain`: same members, fresh incarnations), counted
+    in the team's own restart budget there; once that is spent the team is stopped for
+    good. Other teams are never touched.
     """
 
     def __init__(
@@ -111,7 +114,7 @@ class Team:
         mode: CoordinationMode,
         members: Sequence[TeamMember],
         *,
-        supervisor: Supervisor,
+        supervisor: ActorDomain | Supervisor,
         parent: Supervisor,
         controller: SpawnController,
         tools: ToolInvoker | None = None,
@@ -125,7 +128,7 @@ class Team:
         self.name = name
         self.mode = mode
         self.members = tuple(members)
-        self.supervisor = supervisor
+        self.domain = supervisor
         self.parent = parent
         self.controller = controller
         self.tools = tools
@@ -136,6 +139,12 @@ class Team:
         self._stopped = False
 
     # -- structure ----------------------------------------------------------------------
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """The team's supervisor now (a new one after the team was restarted)."""
+        domain = self.domain
+        return domain.supervisor if isinstance(domain, ActorDomain) else domain
 
     @property
     def roles(self) -> list[str]:
@@ -268,7 +277,7 @@ class Team:
             self.controller,
             self.members,
             self.parent,
-            self.supervisor,
+            self.domain,
         )
 
     async def __aenter__(self) -> Self:
@@ -369,15 +378,21 @@ async def create_dynamic_team(
     if isinstance(supervisor, SupervisionTree):
         domain = await supervisor.domain_supervisor(f"team-{team_name}")
         parent = supervisor.root
+        team_domain: ActorDomain | Supervisor = domain
     else:
-        parent = system.supervisor if supervisor is None else supervisor
-        domain = await parent.start_supervisor(
+        # A domain of its own: OTP intensity for the team (its members depend on each
+        # other); when it gives up, the parent restarts the team with its members,
+        # counted in the team's budget under the parent (the parent's per-child limit).
+        team_domain = await system.start_domain(
             f"team-{team_name}",
+            parent=supervisor,
             max_restarts=max_restarts,
             restart_window=restart_window,
-            restart=Restart.TEMPORARY,
-            recovery=RecoveryStrategy.Ignore(),
+            child_limit=None,
+            restart=Restart.TRANSIENT,
         )
+        domain = team_domain.supervisor
+        parent = team_domain.parent_supervisor() or system.supervisor
     names: list[tuple[AgentRole, str]] = []
     for role, count in zip(chosen, counts, strict=True):
         for index in range(1, count + 1):
@@ -406,7 +421,7 @@ async def create_dynamic_team(
                 member_model,
                 tools,
                 name=member_name,
-                supervisor=domain,
+                supervisor=team_domain,
                 role=role.name,
                 capabilities=sorted(role.capabilities),
                 middleware=middleware,
@@ -418,7 +433,7 @@ async def create_dynamic_team(
             _register_delegates(tools, members, lead_name, retries, registered)
     except BaseException:
         with trio.CancelScope(shield=True):
-            await _dismantle(tools, registered, controller, members, parent, domain)
+            await _dismantle(tools, registered, controller, members, parent, team_domain)
         raise
     logger.info(
         "team %s: %s mode, members %s", team_name, team_mode.value, [m.name for m in members]
@@ -427,7 +442,7 @@ async def create_dynamic_team(
         team_name,
         team_mode,
         members,
-        supervisor=domain,
+        supervisor=team_domain,
         parent=parent,
         controller=controller,
         tools=tools,
@@ -448,7 +463,7 @@ async def _dismantle(
     controller: SpawnController,
     members: Sequence[TeamMember],
     parent: Supervisor,
-    domain: Supervisor,
+    domain: ActorDomain | Supervisor,
 ) -> None:
     """Unregister the delegate tools, stop the members, then their supervisor."""
     unregister = getattr(tools, "unregister_tool", None)
@@ -459,6 +474,8 @@ async def _dismantle(
     for member in reversed(members):
         await controller.system.stop(member.ref)
     with contextlib.suppress(LookupError):
+        if isinstance(domain, ActorDomain):
+            parent = domain.parent_supervisor() or parent
         await parent.stop_child(domain.name)
 
 

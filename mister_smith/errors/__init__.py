@@ -59,6 +59,7 @@ from ._taxonomy import ToolPermissionDenied as ToolPermissionDenied
 from ._taxonomy import ToolQuotaExceeded as ToolQuotaExceeded
 from ._taxonomy import ToolTimeout as ToolTimeout
 from ._taxonomy import classify_error as classify_error
+from ._taxonomy import root_cause as root_cause
 from ._taxonomy import unwrap_single as unwrap_single
 
 __all__ = [
@@ -107,5 +108,6 @@ __all__ = [
     "InvalidGrant",
     "UnknownRole",
     "classify_error",
+    "root_cause",
     "unwrap_single",
 ]

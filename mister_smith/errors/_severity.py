@@ -27,6 +27,10 @@ class RecoveryAction(enum.Enum):
     CIRCUIT_BREAKER = "circuit_breaker"
     FAILOVER = "failover"
     IGNORE = "ignore"
+    STOP = "stop"
+    """Not a strategy one can ask for: what a supervisor records when a child has spent
+    its own restart budget (``ChildSpec.restart_limit``) and is stopped for good, the
+    way Akka's ``OneForOneStrategy`` stops a child past ``maxNrOfRetries``."""
 
 
 @attrs.frozen

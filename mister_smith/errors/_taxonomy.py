@@ -129,15 +129,28 @@ class PoolExhausted(ResourceError):
 
 
 class RestartIntensityExceeded(SupervisionError):
-    """A supervisor saw more restarts than ``max_restarts`` within ``restart_window``."""
+    """A supervisor saw more restarts than ``max_restarts`` within ``restart_window``.
+
+    Raised by the supervisor that gave up. For its parent that is one failing child
+    like any other, so its default recovery is ``Restart`` (OTP: a child supervisor
+    that terminates is restarted under the parent's own intensity): failures climb
+    one level at a time, and only the top supervisor giving up ends the tree.
+    """
+
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.Restart()
 
 
 class EscalatedError(SupervisionError):
     """A child's failure asked to be escalated; the supervisor fails with this.
 
     The child's error is ``__cause__``; :attr:`supervisor` and :attr:`child` name where
-    it happened.
+    it happened. Like :class:`RestartIntensityExceeded`, its default recovery is
+    ``Restart``: the parent restarts the supervisor that gave up, counted in its own
+    intensity (declare ``recovery=RecoveryStrategy.Escalate()`` on the nested
+    supervisor to pass a failure further up at once).
     """
+
+    default_recovery: ClassVar[RecoveryStrategy] = RecoveryStrategy.Restart()
 
     def __init__(
         self,
@@ -295,6 +308,23 @@ def classify_error(error: BaseException) -> ErrorClassification:
     else:
         kind = RuntimeFault
     return ErrorClassification(kind, kind.default_severity, kind.default_recovery)
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The original failure behind ``error``: follows ``__cause__`` (and single-exception
+    groups) down to the first error that has no cause of its own.
+
+    A supervisor that gives up raises an :class:`EscalatedError` or
+    :class:`RestartIntensityExceeded` caused by its child's failure, which may itself be
+    such an error from a nested supervisor; this finds the child's own error at the
+    bottom of that chain.
+    """
+    seen: set[int] = set()
+    error = unwrap_single(error)
+    while error.__cause__ is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = unwrap_single(error.__cause__)
+    return error
 
 
 def unwrap_single(error: BaseException) -> BaseException:

@@ -21,6 +21,7 @@ from ._records import ChildExited as ChildExited
 from ._records import ChildStarted as ChildStarted
 from ._records import CircuitStateChanged as CircuitStateChanged
 from ._records import ComponentRecovered as ComponentRecovered
+from ._records import ConfigReloaded as ConfigReloaded
 from ._records import ContextSummarized as ContextSummarized
 from ._records import DeadLetter as DeadLetter
 from ._records import ErrorOccurred as ErrorOccurred
@@ -65,6 +66,7 @@ __all__ = [
     "StreamStatistics",
     "SupervisionDecision",
     "SupervisorStopped",
+    "ConfigReloaded",
     "TaskCompleted",
     "TaskFailed",
     "ToolCalled",

@@ -265,3 +265,18 @@ class HealthChanged(Event):
     component: str
     status: str
     reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ConfigReloaded(Event):
+    """A running runtime applied a new configuration (``RuntimeManager.reconfigure``,
+    SIGHUP, or a ``Reload`` recovery).
+
+    Attributes:
+        changed: The key paths whose values changed (``supervision.backoff_initial``...),
+            sorted; empty when the new configuration equals the old one.
+        trigger: What asked for it: ``"reconfigure"``, ``"signal"`` or ``"reload"``.
+    """
+
+    changed: tuple[str, ...]
+    trigger: str = "reconfigure"

@@ -7,19 +7,28 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import psutil
 import trio
 
 from ..actors import ActorRef, ActorSystem
-from ..async_patterns import ActorMiddleware, AgentMiddleware
-from ..config import AgentConfig
-from ..errors import ErrorSeverity, RecoveryStrategy, ResourceError, SupervisionError
-from ..events import ErrorOccurred, EventBus
+from ..async_patterns import ActorMiddleware, AgentMiddleware, TaskExecutor
+from ..config import AgentConfig, load_config
+from ..errors import (
+    ConfigError,
+    ErrorSeverity,
+    RecoveryStrategy,
+    ResourceError,
+    SupervisionError,
+    root_cause,
+)
+from ..events import ConfigReloaded, ErrorOccurred, EventBus
 from ..monitoring import (
     FrameworkMetrics,
+    Tracer,
     TracingMiddleware,
     apply_log_level,
     serve_monitoring,
@@ -27,14 +36,18 @@ from ..monitoring import (
 )
 from ..resources import (
     BlockingHealthCheck,
+    ConnectionPool,
     EventBusHealthCheck,
     HealthMonitor,
     MailboxHealthCheck,
     SupervisorHealthCheck,
+    open_pool,
 )
 from ..supervision import Restart, Supervisor, open_supervisor
 from ..tools import BlockingDetector, ToolBus, ToolPolicy
 from ..types import IdentityAuthority
+from . import _assembly
+from ._reconfigure import changed_paths, refused
 
 logger = logging.getLogger("mister_smith.runtime")
 
@@ -43,6 +56,9 @@ T = TypeVar("T")
 MEMORY_CHECK_INTERVAL = 1.0
 """Seconds between two RSS readings of the ``max_memory`` watchdog."""
 
+ConfigLoader = Callable[[], AgentConfig]
+"""Re-reads the configuration from where it came from (a file, the environment)."""
+
 
 class RuntimeManager:
     """The running system: root supervisor, event bus, actor system, tool bus.
@@ -50,14 +66,22 @@ class RuntimeManager:
     Open it with ``async with RuntimeManager.open(config) as runtime:``. Everything it
     starts is a child of ``runtime.supervision`` (the root supervisor); leaving the
     block or calling :meth:`graceful_shutdown` stops everything in reverse start
-    order within the bound. An escalation that reaches the root ends in an orderly
-    shutdown and the cause is raised from the ``async with``.
+    order within the bound.
+
+    **Fault isolation.** Failures climb one level at a time. Every actor and agent has
+    its own restart budget (``supervision.max_restart_attempts`` within
+    ``restart_window``, with ``backoff_*`` between restarts): one that spends it is
+    stopped and announced, the rest go on. A domain supervisor that gives up is
+    restarted by its parent, counted in the parent's intensity. Only the root giving
+    up (its own intensity spent, or an explicit ``Escalate`` such as the memory
+    watchdog's) ends the runtime, and then the error raised from the ``async with``
+    names the root cause (``errors.root_cause`` walks the chain).
 
     Attributes:
-        config: The configuration in force.
+        config: The configuration in force (replaced by :meth:`reconfigure`).
         events: The event bus every component reports to.
         supervision: The root supervisor.
-        actor_system: Spawns actors (under the ``actors`` supervisor).
+        actor_system: Spawns actors (under the ``actors`` domain supervisor).
         tool_bus: The tool registry and call layer (its thread limiter, sized by
             ``runtime.blocking_threads``, runs every blocking tool). It denies by
             default (``tools.default_policy``): grant tools to roles registered with
@@ -68,6 +92,36 @@ class RuntimeManager:
         metrics: Framework metrics in their own Prometheus registry.
         http_port: The port of the monitoring endpoints, when served.
     """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        events: EventBus,
+        root: Supervisor,
+        actor_system: ActorSystem,
+        tool_bus: ToolBus,
+        blocking_detector: BlockingDetector,
+        health: HealthMonitor,
+        metrics: FrameworkMetrics,
+        *,
+        spans: Tracer,
+        breakers: _assembly.BreakerFactory,
+        config_loader: ConfigLoader | None = None,
+    ) -> None:
+        self.config = config
+        self.events = events
+        self.supervision = root
+        self.actor_system = actor_system
+        self.tool_bus = tool_bus
+        self.blocking_detector = blocking_detector
+        self.health = health
+        self.metrics = metrics
+        self.http_port: int | None = None
+        self._spans = spans
+        self._breakers = breakers
+        self._config_loader = config_loader
+        self._tasks: TaskExecutor | None = None
+        self._reconfigure_lock = trio.Lock()
 
     @property
     def identities(self) -> IdentityAuthority:
@@ -80,25 +134,31 @@ class RuntimeManager:
         """The thread limiter for blocking work (``runtime.blocking_threads`` tokens)."""
         return self.tool_bus.blocking_limiter
 
-    def __init__(
+    @property
+    def tasks(self) -> TaskExecutor:
+        """The runtime's task executor (``tasks.*``: concurrency, queue, timeout and
+        retry policy), running as the root's ``tasks`` child; a new one after that
+        child is restarted."""
+        if self._tasks is None:
+            raise RuntimeError("the runtime's task executor is not running")
+        return self._tasks
+
+    def open_pool(
         self,
-        config: AgentConfig,
-        events: EventBus,
-        root: Supervisor,
-        actor_system: ActorSystem,
-        tool_bus: ToolBus,
-        blocking_detector: BlockingDetector,
-    ) -> None:
-        self.config = config
-        self.events = events
-        self.supervision = root
-        self.actor_system = actor_system
-        self.tool_bus = tool_bus
-        self.blocking_detector = blocking_detector
-        self.health: HealthMonitor
-        self.metrics: FrameworkMetrics
-        self.http_port: int | None = None
-        self._shutdown_reason: str | None = None
+        factory: Callable[[], Awaitable[T]],
+        **options: Any,
+    ) -> AbstractAsyncContextManager[ConnectionPool[T]]:
+        """Open a :class:`~mister_smith.resources.ConnectionPool` sized and timed by the
+        runtime's ``pools.*`` settings (each keyword of
+        :func:`~mister_smith.resources.open_pool` overrides one), reporting on the
+        runtime's event bus::
+
+            async with runtime.open_pool(connect, close=disconnect) as pool:
+                async with pool.acquire() as conn: ...
+        """
+        options.setdefault("settings", self.config.pools)
+        options.setdefault("events", self.events)
+        return open_pool(factory, **options)
 
     @classmethod
     @asynccontextmanager
@@ -108,6 +168,7 @@ class RuntimeManager:
         *,
         middleware: Sequence[AgentMiddleware] = (),
         serve_http: bool = False,
+        config_loader: ConfigLoader | None = None,
     ) -> AsyncIterator[RuntimeManager]:
         """Start the runtime from ``config`` (defaults when omitted); stop it on exit.
 
@@ -122,12 +183,21 @@ class RuntimeManager:
         ``monitoring.http_host``:``monitoring.http_port`` (port 0 picks a free port,
         see :attr:`http_port`).
 
+        ``config_loader`` re-reads the configuration (e.g.
+        ``functools.partial(load_config, path)``): a ``Reload`` recovery (the default
+        for :class:`~mister_smith.errors.ConfigError`) then applies what it returns
+        through :meth:`reconfigure` before restarting the failed child.
+
         ``RuntimeSettings`` take effect here: ``blocking_threads`` sizes
         :attr:`blocking_limiter` (used by blocking tools), ``thread_stack_size`` is
         applied with :func:`threading.stack_size` for worker threads created from now
         on, ``max_memory`` arms an RSS watchdog that raises
         :class:`~mister_smith.errors.ResourceError` through supervision, and
         ``worker_threads`` does not apply (Trio runs every task on one thread).
+
+        Raises:
+            RestartIntensityExceeded | EscalatedError: the root gave up; the message
+                names the root cause and ``__cause__`` chains down to it.
         """
         config = AgentConfig() if config is None else config
         settings = config.runtime
@@ -141,31 +211,46 @@ class RuntimeManager:
         # Spans for messages and tool calls when OpenTelemetry is installed, sampled at
         # monitoring.trace_sampling_rate; nothing at all on the hot paths otherwise.
         spans = tracer(settings=config.monitoring)
+        breakers = _assembly.BreakerFactory(_assembly.BreakerSettings.of(supervision), events)
+        backoff = _assembly.backoff(supervision)
+        limit = _assembly.restart_limit(supervision)
+        runtimes: list[RuntimeManager] = []
+
+        async def reload() -> None:
+            if runtimes:
+                await runtimes[0].reload(trigger="reload")
+
         async with open_supervisor(
             "root",
             events=events,
-            max_restarts=supervision.max_restart_attempts,
-            restart_window=supervision.restart_window,
+            max_restarts=limit.max_restarts,
+            restart_window=limit.window,
             strategy=supervision.restart_strategy,
             default_restart=Restart.PERMANENT,
+            backoff=backoff,
+            escalation_timeout=supervision.escalation_timeout,
             shutdown_timeout=supervision.shutdown_timeout,
+            breaker_factory=breakers,
+            reload=reload,
             keep_alive=True,
         ) as root:
-            actors_supervisor = await root.start_supervisor(
-                "actors",
-                max_restarts=supervision.max_restart_attempts,
-                restart_window=supervision.restart_window,
-                default_restart=supervision.strategy.restart_type,
-            )
             identities = IdentityAuthority("runtime")
-            actor_system = ActorSystem(
-                actors_supervisor,
+            actor_system = await ActorSystem.start(
+                root,
                 events,
+                name="actors",
                 identities=identities,
                 mailbox_capacity=config.actors.mailbox_capacity,
                 ask_timeout=config.actors.ask_timeout,
                 dead_letter_log_size=config.actors.dead_letter_log_size,
                 default_restart=supervision.strategy.restart_type,
+                restart_limit=limit,
+                backoff=backoff,
+                escalation_timeout=supervision.escalation_timeout,
+                max_actors=config.actors.max_agents,
+                max_children_per_supervisor=supervision.max_children_per_supervisor,
+                heartbeat_interval=supervision.heartbeat_interval,
+                heartbeat_timeout=supervision.heartbeat_timeout,
                 middleware=[
                     *([TracingMiddleware(spans)] if spans.enabled else []),
                     *([ActorMiddleware(middleware)] if middleware else []),
@@ -177,14 +262,13 @@ class RuntimeManager:
                 # ToolSettings stores "deny" or "open"; "open" is logged as a warning.
                 default_policy=cast(ToolPolicy, config.tools.default_policy),
                 identities=identities,
+                max_retries=config.tools.max_retries,
                 blocking_threads=settings.blocking_threads,
                 tracing=spans.tool_span if spans.enabled else None,
             )
             detector = BlockingDetector(events, threshold=config.tools.blocking_threshold)
-            trio.lowlevel.add_instrument(detector)
-            runtime = cls(config, events, root, actor_system, tool_bus, detector)
             apply_log_level(config.monitoring)
-            runtime.health = HealthMonitor(
+            health = HealthMonitor(
                 [
                     SupervisorHealthCheck(root, name="root"),
                     EventBusHealthCheck(events),
@@ -195,22 +279,37 @@ class RuntimeManager:
                 root=root,
                 settings=config.monitoring,
             )
-            runtime.metrics = FrameworkMetrics()
-            runtime.metrics.attach(events)
-            runtime.metrics.add_tool_registry(tool_bus)  # only its tools get a tool label
-            runtime.metrics.add_actors(actor_system.actors)
-            runtime.metrics.add_event_bus(events)
-            runtime.metrics.add_blocking_detector(detector)
-            runtime.metrics.add_health(runtime.health)
-            await root.start_child(runtime.health.run, name="health", restart=Restart.PERMANENT)
+            metrics = FrameworkMetrics()
+            runtime = cls(
+                config,
+                events,
+                root,
+                actor_system,
+                tool_bus,
+                detector,
+                health,
+                metrics,
+                spans=spans,
+                breakers=breakers,
+                config_loader=config_loader,
+            )
+            runtimes.append(runtime)
+            metrics.attach(events)
+            metrics.add_tool_registry(tool_bus)  # only its tools get a tool label
+            metrics.add_actors(actor_system.actors)
+            metrics.add_event_bus(events)
+            metrics.add_blocking_detector(detector)
+            metrics.add_health(health)
+            await root.start_child(health.run, name="health", restart=Restart.PERMANENT)
+            await root.start_child(runtime._serve_tasks, name="tasks", restart=Restart.PERMANENT)
             if serve_http:
                 http = await root.start_child(
                     functools.partial(
                         serve_monitoring,
                         config.monitoring.http_host,
                         config.monitoring.http_port,
-                        health=runtime.health,
-                        registry=runtime.metrics.registry,
+                        health=health,
+                        registry=metrics.registry,
                     ),
                     name="http",
                     restart=Restart.PERMANENT,
@@ -223,12 +322,122 @@ class RuntimeManager:
                     name="memory-watchdog",
                     restart=Restart.PERMANENT,
                 )
+            # Watch the loop from here on: the framework's own start-up (imports, the
+            # first bindings) is not the user's blocking code.
+            trio.lowlevel.add_instrument(detector)
             try:
                 yield runtime
                 await runtime.graceful_shutdown()
             finally:
                 trio.lowlevel.remove_instrument(detector)
-                runtime.metrics.detach()
+                metrics.detach()
+
+    async def _serve_tasks(
+        self, *, task_status: trio.TaskStatus[TaskExecutor] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The root's ``tasks`` child: the task executor, built from ``tasks.*``."""
+        settings = self.config.tasks
+        async with TaskExecutor(
+            max_concurrency=settings.max_concurrency,
+            queue_size=settings.queue_size,
+            timeout=settings.timeout,
+            retry=_assembly.task_retry_policy(settings),
+            events=self.events,
+            name="tasks",
+        ) as executor:
+            self._tasks = executor
+            task_status.started(executor)
+            try:
+                await trio.sleep_forever()
+            finally:
+                if self._tasks is executor:
+                    self._tasks = None
+
+    # -- live reconfiguration -------------------------------------------------------------
+
+    async def reconfigure(self, config: AgentConfig, *, trigger: str = "reconfigure") -> None:
+        """Apply ``config`` to the running runtime; healthy actors keep running.
+
+        Applied live: restart intensities and budgets, backoff, escalation timeout,
+        breaker thresholds (new and live breakers), heartbeat and child limits (for
+        actors spawned from now on), shutdown timeout, ``actors.*`` (ask timeout, actor
+        limit, dead-letter log size; mailbox capacity for new actors), log level,
+        trace sampling, health-check interval and timeout, tool deadlines, retries,
+        blocking threshold and default policy, ``pools.*`` (pools opened from now on),
+        ``agents.*`` and ``orchestration.*`` (read where they are used). A change to a
+        field fixed when the runtime opened (see
+        :data:`~mister_smith.runtime.FIXED_AT_OPEN`) is refused before anything is
+        applied. Emits :class:`~mister_smith.events.ConfigReloaded` with the changed
+        key paths.
+
+        Raises:
+            ConfigError: ``config`` changes fields that cannot change while running
+                (each named with why), or is not an ``AgentConfig``.
+        """
+        if not isinstance(config, AgentConfig):
+            raise ConfigError(f"reconfigure needs an AgentConfig, got {type(config).__name__}")
+        async with self._reconfigure_lock:
+            changed = changed_paths(self.config, config)
+            problems = refused(changed)
+            if problems:
+                raise ConfigError(
+                    "these settings cannot change while the runtime runs (restart it): "
+                    + "; ".join(problems)
+                )
+            if changed:
+                self._apply(config)
+                self.config = config
+            logger.info("runtime: configuration applied (%s): %s", trigger, ", ".join(changed))
+            self.events.emit(ConfigReloaded(source="runtime", changed=changed, trigger=trigger))
+            await trio.lowlevel.checkpoint()
+
+    def _apply(self, config: AgentConfig) -> None:
+        supervision = config.supervision
+        limit = _assembly.restart_limit(supervision)
+        backoff = _assembly.backoff(supervision)
+        self.supervision.reconfigure(
+            max_restarts=limit.max_restarts,
+            restart_window=limit.window,
+            backoff=backoff,
+            escalation_timeout=supervision.escalation_timeout,
+            shutdown_timeout=supervision.shutdown_timeout,
+        )
+        system = self.actor_system
+        system.reconfigure(
+            restart_limit=limit,
+            backoff=backoff,
+            escalation_timeout=supervision.escalation_timeout,
+            ask_timeout=config.actors.ask_timeout,
+            heartbeat_interval=supervision.heartbeat_interval,
+            heartbeat_timeout=supervision.heartbeat_timeout,
+        )
+        system.default_restart = supervision.strategy.restart_type
+        system.max_children_per_supervisor = supervision.max_children_per_supervisor
+        system.max_actors = config.actors.max_agents
+        system.mailbox_capacity = config.actors.mailbox_capacity
+        system.resize_dead_letter_log(config.actors.dead_letter_log_size)
+        self._breakers.reconfigure(_assembly.BreakerSettings.of(supervision))
+        apply_log_level(config.monitoring)
+        self._spans.sampling_rate = config.monitoring.trace_sampling_rate
+        self.health.interval = config.monitoring.health_check_interval
+        self.health.timeout = config.monitoring.health_check_timeout
+        tools = config.tools
+        self.tool_bus.reconfigure(
+            default_timeout=tools.default_timeout,
+            default_policy=cast(ToolPolicy, tools.default_policy),
+            max_retries=tools.max_retries,
+        )
+        self.blocking_detector.threshold = tools.blocking_threshold
+
+    async def reload(self, *, trigger: str = "reload") -> None:
+        """Re-read the configuration with the runtime's ``config_loader`` and apply it
+        (:meth:`reconfigure`); without a loader, re-apply the current one (a
+        ``ConfigReloaded`` with nothing changed)."""
+        loader = self._config_loader
+        config = self.config if loader is None else await trio.to_thread.run_sync(loader)
+        await self.reconfigure(config, trigger=trigger)
+
+    # -- stopping ---------------------------------------------------------------------------
 
     async def graceful_shutdown(self, timeout: float | None = None) -> None:
         """Stop everything in reverse start order.
@@ -237,8 +446,7 @@ class RuntimeManager:
             timeout: Upper bound in seconds (default: the sum of the children's
                 shutdown timeouts); children still running then are cancelled.
         """
-        if self._shutdown_reason is None:
-            self._shutdown_reason = "graceful shutdown"
+        if self.supervision.state == "running":
             logger.info("runtime: graceful shutdown")
         await self.supervision.stop(timeout=timeout)
 
@@ -279,38 +487,52 @@ def run(
     config: AgentConfig | None = None,
     *,
     handle_signals: bool = True,
+    config_file: str | Path | None = None,
 ) -> T | None:
     """Run ``await main(runtime)`` in a fresh Trio run that owns the process.
 
-    SIGINT and SIGTERM trigger a graceful shutdown (``None`` is returned then). An
-    escalation reaching the root is logged with its cause, reported as an
-    :class:`~mister_smith.events.ErrorOccurred` event, and re-raised after the
-    orderly shutdown.
+    SIGINT and SIGTERM trigger a graceful shutdown (``None`` is returned then). With
+    ``config_file``, the configuration is loaded from it (defaults < file <
+    environment) unless ``config`` is given, and SIGHUP re-reads it and applies it live
+    (:meth:`RuntimeManager.reconfigure`; a refused or invalid file is logged and the
+    runtime keeps its configuration). An escalation reaching the root is logged with
+    its root cause, reported as an :class:`~mister_smith.events.ErrorOccurred` event,
+    and re-raised after the orderly shutdown.
     """
+    loader: ConfigLoader | None = None
+    if config_file is not None:
+        loader = functools.partial(load_config, config_file)
+        if config is None:
+            config = loader()
 
     async def amain() -> T | None:
         result: list[T] = []
         runtimes: list[RuntimeManager] = []
         try:
-            async with RuntimeManager.open(config) as runtime:
+            async with RuntimeManager.open(config, config_loader=loader) as runtime:
                 runtimes.append(runtime)
                 async with trio.open_nursery() as nursery:
                     if handle_signals:
                         await nursery.start(_shutdown_on_signal, runtime)
+                        if loader is not None:
+                            await nursery.start(_reload_on_sighup, runtime)
                     result.append(await main(runtime))
                     nursery.cancel_scope.cancel()
         except SupervisionError as exc:
+            cause = root_cause(exc)
             if runtimes:
                 runtimes[0].events.emit(
                     ErrorOccurred(
                         source="root",
                         component="root",
                         error_type=type(exc).__name__,
-                        message=str(exc),
+                        message=f"{exc} (root cause: {type(cause).__name__}: {cause})",
                         severity=exc.severity,
                     )
                 )
-            logger.exception("runtime: root escalation ended the run")
+            logger.exception(
+                "runtime: the root gave up (root cause: %s: %s)", type(cause).__name__, cause
+            )
             raise
         return result[0] if result else None
 
@@ -324,9 +546,21 @@ async def _shutdown_on_signal(
         task_status.started()
         async for signum in signals:
             logger.warning("runtime: received signal %s, shutting down", signum)
-            runtime._shutdown_reason = f"signal {signum}"
             await runtime.graceful_shutdown(timeout=_SIGNAL_SHUTDOWN_TIMEOUT)
             return
+
+
+async def _reload_on_sighup(
+    runtime: RuntimeManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Each SIGHUP re-reads the configuration and applies it; a bad one is logged."""
+    with trio.open_signal_receiver(signal.SIGHUP) as signals:
+        task_status.started()
+        async for _ in signals:
+            try:
+                await runtime.reload(trigger="signal")
+            except ConfigError as exc:
+                logger.error("runtime: SIGHUP reload refused: %s", exc)  # noqa: TRY400
 
 
 _SIGNAL_SHUTDOWN_TIMEOUT = 30.0

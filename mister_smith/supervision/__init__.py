@@ -12,6 +12,7 @@ from ._breaker import BreakerState as BreakerState
 from ._breaker import BreakerStatistics as BreakerStatistics
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._child import Child as Child
+from ._child import ChildEnd as ChildEnd
 from ._child import ChildSpec as ChildSpec
 from ._child import ChildState as ChildState
 from ._child import ChildStatistics as ChildStatistics
@@ -26,10 +27,13 @@ from ._detector import FailureDetector as FailureDetector
 from ._intensity import Backoff as Backoff
 from ._intensity import BackoffState as BackoffState
 from ._intensity import RestartIntensity as RestartIntensity
+from ._intensity import RestartLimit as RestartLimit
 from ._strategy import OneForAll as OneForAll
 from ._strategy import OneForOne as OneForOne
 from ._strategy import RestForOne as RestForOne
 from ._strategy import SupervisionStrategyBase as SupervisionStrategyBase
+from ._supervisor import INHERIT as INHERIT
+from ._supervisor import Inherit as Inherit
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
 from ._supervisor import open_supervisor as open_supervisor
@@ -45,11 +49,14 @@ __all__ = [
     "BreakerState",
     "BreakerStatistics",
     "Child",
+    "ChildEnd",
     "ChildSpec",
     "ChildState",
     "ChildStatistics",
     "CircuitBreaker",
     "Decision",
+    "INHERIT",
+    "Inherit",
     "FailureDetector",
     "OneForAll",
     "OneForOne",
@@ -57,6 +64,7 @@ __all__ = [
     "RestForOne",
     "Restart",
     "RestartIntensity",
+    "RestartLimit",
     "StrategyKind",
     "SupervisionStrategyBase",
     "Supervisor",

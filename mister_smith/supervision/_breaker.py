@@ -179,6 +179,40 @@ class CircuitBreaker:
         """The current state (checked against the Trio clock)."""
         return self._sync_state()
 
+    def reconfigure(
+        self,
+        *,
+        failure_threshold: int | None = None,
+        reset_timeout: float | None = None,
+        half_open_max_calls: int | None = None,
+    ) -> None:
+        """Change the thresholds of a live breaker; its state and counts are kept (an
+        open breaker uses the new ``reset_timeout`` from when it opened)."""
+        core = self._core
+        changed = attrs.evolve(
+            core,
+            failure_threshold=core.failure_threshold
+            if failure_threshold is None
+            else failure_threshold,
+            reset_timeout=core.reset_timeout if reset_timeout is None else reset_timeout,
+            half_open_max_calls=core.half_open_max_calls
+            if half_open_max_calls is None
+            else half_open_max_calls,
+        )  # validates, and raises before anything changes
+        core.failure_threshold = changed.failure_threshold
+        core.reset_timeout = changed.reset_timeout
+        core.half_open_max_calls = changed.half_open_max_calls
+
+    @property
+    def failure_threshold(self) -> int:
+        """Consecutive failures that open the breaker."""
+        return self._core.failure_threshold
+
+    @property
+    def half_open_max_calls(self) -> int:
+        """Probe calls admitted at once while half-open."""
+        return self._core.half_open_max_calls
+
     @property
     def reset_timeout(self) -> float:
         """Seconds the breaker stays open before letting probes through."""

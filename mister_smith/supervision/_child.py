@@ -16,6 +16,7 @@ import trio
 from ..errors import RecoveryAction, RecoveryStrategy
 from ..types import Restart
 from ._breaker import CircuitBreaker
+from ._intensity import RestartLimit
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -47,6 +48,9 @@ class ChildSpec:
         on_terminated: Called once, synchronously, when the child is gone for good
             (removed after its last exit, stopped, or its supervisor shut down or
             failed) — never between restarts.
+        restart_limit: The child's own restart budget (default: the supervisor's
+            ``child_limit``, if any). When it is spent the child is stopped for good
+            (``RecoveryAction.STOP``) and its siblings go on.
     """
 
     fn: Callable[..., Awaitable[object]]
@@ -59,6 +63,7 @@ class ChildSpec:
     breaker: CircuitBreaker | None = None
     heartbeat_timeout: float | None = None
     on_terminated: Callable[[Child], object] | None = None
+    restart_limit: RestartLimit | None = None
 
     @classmethod
     def of(
@@ -73,6 +78,7 @@ class ChildSpec:
         breaker: CircuitBreaker | None = None,
         heartbeat_timeout: float | None = None,
         on_terminated: Callable[[Child], object] | None = None,
+        restart_limit: RestartLimit | None = None,
     ) -> ChildSpec:
         """Trio-style constructor: the callable, its arguments, then keyword options."""
         if not callable(fn):
@@ -83,6 +89,8 @@ class ChildSpec:
             raise ValueError(f"heartbeat_timeout must be > 0, got {heartbeat_timeout!r}")
         if fallback is not None and not isinstance(fallback, ChildSpec):
             fallback = ChildSpec(fallback)
+        if restart_limit is not None and not isinstance(restart_limit, RestartLimit):
+            raise TypeError(f"restart_limit must be a RestartLimit, got {restart_limit!r}")
         return cls(
             fn,
             tuple(args),
@@ -94,6 +102,7 @@ class ChildSpec:
             breaker,
             heartbeat_timeout,
             on_terminated,
+            restart_limit,
         )
 
     def accepts_task_status(self) -> bool:
@@ -124,6 +133,19 @@ def accepts_task_status(fn: Callable[..., Awaitable[object]]) -> bool:
     except (TypeError, ValueError):
         return False
     return "task_status" in parameters
+
+
+class ChildEnd(enum.Enum):
+    """Why a supervised child is gone for good (:attr:`Child.end_reason`)."""
+
+    STOPPED = "stopped"
+    """Stopped on request, or it ended normally and was not restarted."""
+    FAILED = "failed"
+    """It failed and its recovery (or restart type) did not run it again."""
+    RESTART_BUDGET = "restart intensity exceeded"
+    """It spent its own restart budget (``restart_limit``) and was stopped for good."""
+    SHUT_DOWN = "shut down"
+    """Its supervisor shut down (or gave up) with it still running."""
 
 
 class ChildState(enum.Enum):
@@ -162,7 +184,6 @@ class _Run:
     done: trio.Event = attrs.field(factory=trio.Event)
     stop_requested: bool = False
     grace_deadline: float = math.inf
-    hung: bool = False
     injected: BaseException | None = None
     task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED
     status_sent: bool = False
@@ -193,6 +214,7 @@ class Child:
         failures: Times it raised.
         value: What it passed to ``task_status.started(value)`` on its latest run
             (for a nested supervisor: that supervisor).
+        end_reason: Once it is gone for good, why; ``None`` while it is supervised.
     """
 
     name: str
@@ -205,13 +227,16 @@ class Child:
     failures: int = 0
     retries: int = 0
     value: Any = None
+    end_reason: ChildEnd | None = None
     _run: _Run | None = None
     _terminated: bool = False
 
-    def _terminate(self) -> None:
+    def _terminate(self, reason: ChildEnd) -> None:
         if self._terminated:
             return
         self._terminated = True
+        if self.end_reason is None:
+            self.end_reason = reason
         if self.spec.on_terminated is not None:
             try:
                 self.spec.on_terminated(self)
@@ -229,6 +254,16 @@ class Child:
         """Report that this child is alive (for heartbeat monitoring)."""
         if not self.heartbeats_dropped:
             self.supervisor._heartbeat(self)
+
+    @property
+    def failing_with(self) -> BaseException | None:
+        """The error its current run is being failed with from outside (an injected
+        failure, or ``HeartbeatTimeout`` for a hung child), while that run unwinds; code
+        seeing ``Cancelled`` in the child can tell it from a plain stop this way."""
+        run = self._run
+        if run is None or run.done.is_set():
+            return None
+        return run.injected
 
     def inject_failure(self, error: BaseException) -> bool:
         """Crash the current run as if it had raised ``error`` (for failure injection).

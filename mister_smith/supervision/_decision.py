@@ -7,13 +7,14 @@ clocks, lets hypothesis drive it exhaustively.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
 
 import attrs
 
 from ..errors import ErrorSeverity, RecoveryAction, RecoveryStrategy, classify_error
 from ..types import Restart
-from ._intensity import Backoff, BackoffState, RestartIntensity
+from ._intensity import Backoff, BackoffState, RestartIntensity, RestartLimit
 
 _RUN_AGAIN_ACTIONS = frozenset(
     {
@@ -39,6 +40,8 @@ class Decision:
         reload: Call the supervisor's reload hook before restarting.
         escalate: The supervisor must give up and fail.
         intensity_exceeded: The escalation is due to restart intensity.
+        budget_exhausted: The child spent its own restart budget (action ``STOP``): it
+            is stopped for good and its siblings go on.
         attempt: For retries, the 1-based attempt number.
         severity: The error's severity (``LOW`` for a normal return).
     """
@@ -51,6 +54,7 @@ class Decision:
     reload: bool = False
     escalate: bool = False
     intensity_exceeded: bool = False
+    budget_exhausted: bool = False
     attempt: int = 0
     severity: ErrorSeverity = ErrorSeverity.LOW
 
@@ -83,28 +87,90 @@ class _ChildBook:
     retries: int = 0
     last_start: float | None = None
     backoff: BackoffState | None = None
+    budget: RestartIntensity | None = None
+    """The child's own restart budget (``None``: only the supervisor's intensity)."""
+    own_limit: bool = False
+    """The budget was set for this child (not the supervisor's default ``child_limit``)."""
+    failed_probes: int = 0
+    """Consecutive circuit-breaker probes that failed (see :meth:`SupervisorPolicy.decide`)."""
 
 
 @attrs.define
 class SupervisorPolicy:
-    """Restart intensity (per supervisor), retry counts and backoff (per child).
+    """Restart intensity (per supervisor and per child), retry counts and backoff.
+
+    Two budgets bound restarts, and a restart must fit both:
+
+    - ``intensity`` counts the restarts of all children together (OTP). Spending it
+      makes the supervisor give up (``escalate``). ``None``: no such bound.
+    - each child's own budget (its ``limit`` passed to :meth:`decide`, else
+      ``child_limit``) counts that child's restarts alone (Akka's
+      ``OneForOneStrategy``). Spending it stops that child for good
+      (action ``STOP``); the supervisor and the siblings go on. ``None``: no such bound.
 
     Attributes:
-        intensity: The supervisor's restart intensity.
+        intensity: The supervisor's restart intensity, or ``None``.
         backoff: Optional backoff between restarts; ``None`` restarts at once.
+        child_limit: The restart budget of each child that has no limit of its own.
     """
 
-    intensity: RestartIntensity
+    intensity: RestartIntensity | None
     backoff: Backoff | None = None
+    child_limit: RestartLimit | None = None
     _books: dict[Hashable, _ChildBook] = attrs.field(factory=dict, init=False)
 
-    def _book(self, key: Hashable) -> _ChildBook:
+    def _book(self, key: Hashable, limit: RestartLimit | None = None) -> _ChildBook:
         book = self._books.get(key)
         if book is None:
+            chosen = self.child_limit if limit is None else limit
             book = self._books[key] = _ChildBook(
-                backoff=None if self.backoff is None else BackoffState(self.backoff)
+                backoff=None if self.backoff is None else BackoffState(self.backoff),
+                budget=None if chosen is None else chosen.counter(),
+                own_limit=limit is not None,
             )
         return book
+
+    def reconfigure(
+        self,
+        *,
+        intensity: RestartLimit | None,
+        child_limit: RestartLimit | None,
+        backoff: Backoff | None,
+    ) -> None:
+        """Change the bounds in force; restarts already counted stay counted.
+
+        Children tracked from now on (and those whose budget is the default) get the
+        new ``child_limit``; a child given a limit of its own keeps it. The new
+        ``backoff`` applies from each child's next restart on (its consecutive count is
+        kept).
+        """
+        self.intensity = _recount(self.intensity, intensity)
+        self.child_limit = child_limit
+        self.backoff = backoff
+        for book in self._books.values():
+            if not book.own_limit:
+                book.budget = _recount(book.budget, child_limit)
+            if backoff is None:
+                book.backoff = None
+            elif book.backoff is None:
+                book.backoff = BackoffState(backoff)
+            else:
+                book.backoff.backoff = backoff
+
+    def _window(self, book: _ChildBook) -> float:
+        """How long a run must last for its retries and failed probes to be forgotten."""
+        if book.budget is not None:
+            return book.budget.window
+        if self.intensity is not None:
+            return self.intensity.window
+        return math.inf
+
+    def _probe_limit(self, book: _ChildBook) -> int | None:
+        if book.budget is not None:
+            return book.budget.max_restarts
+        if self.intensity is not None:
+            return self.intensity.max_restarts
+        return None
 
     def child_started(self, key: Hashable, now: float) -> None:
         """Child ``key`` started running at ``now``."""
@@ -141,6 +207,8 @@ class SupervisorPolicy:
         has_fallback: bool = False,
         rand: float = 0.5,
         started_at: float | None = None,
+        limit: RestartLimit | None = None,
+        probe_failed: bool = False,
     ) -> Decision:
         """Decide about child ``key`` which exited at ``now``.
 
@@ -154,9 +222,18 @@ class SupervisorPolicy:
             has_fallback: Whether the child declares a fallback for failover.
             rand: A number in [0, 1) for backoff jitter.
             started_at: When the run that exited started (for a child not tracked yet).
+            limit: The child's own restart budget (default: ``child_limit``); read when
+                the child is first tracked.
+            probe_failed: The run was a circuit breaker's half-open probe and failed,
+                so the breaker opens again. Restarts through a breaker are paced by it
+                and do not count toward the budgets, but consecutive failed probes do:
+                a child whose probe fails more often in a row than its budget's
+                ``max_restarts`` (the child's own, else the supervisor's) has spent it,
+                like any other restart budget. A run lasting a whole window resets the
+                count.
         """
         fresh = key not in self._books
-        book = self._book(key)
+        book = self._book(key, limit)
         if fresh and started_at is not None:
             book.last_start = started_at
             if book.backoff is not None:
@@ -170,8 +247,9 @@ class SupervisorPolicy:
         severity = classification.severity
         if strategy is None:
             strategy = classification.recovery_strategy
-        if book.last_start is not None and now - book.last_start >= self.intensity.window:
+        if book.last_start is not None and now - book.last_start >= self._window(book):
             book.retries = 0
+            book.failed_probes = 0
         action = effective_action(strategy, restart, has_fallback=has_fallback)
 
         if action is RecoveryAction.ESCALATE:
@@ -194,11 +272,28 @@ class SupervisorPolicy:
                 )
             action = RecoveryAction.RESTART
         if action is RecoveryAction.CIRCUIT_BREAKER:
-            # The breaker bounds the rate of these restarts; they don't count
-            # toward intensity (see the supervision docs).
+            # The breaker bounds the rate of these restarts; they don't count toward
+            # intensity, but a run of failed probes does (see ``probe_failed``).
             book.retries = 0
+            if probe_failed:
+                book.failed_probes += 1
+                probe_limit = self._probe_limit(book)
+                if probe_limit is not None and book.failed_probes > probe_limit:
+                    return self._exhausted(book, severity)
             return Decision(action=action, run_again=True, severity=severity)
         return self._restart(book, action, now, rand, severity)
+
+    def _exhausted(self, book: _ChildBook, severity: ErrorSeverity) -> Decision:
+        """The budget bounding this child is spent: its own (stop it) or the
+        supervisor's (give up)."""
+        if book.budget is not None:
+            return Decision(action=RecoveryAction.STOP, budget_exhausted=True, severity=severity)
+        return Decision(
+            action=RecoveryAction.ESCALATE,
+            escalate=True,
+            intensity_exceeded=True,
+            severity=severity,
+        )
 
     def _restart(
         self,
@@ -209,7 +304,9 @@ class SupervisorPolicy:
         severity: ErrorSeverity,
     ) -> Decision:
         book.retries = 0
-        if not self.intensity.record(now):
+        if book.budget is not None and not book.budget.record(now):
+            return self._exhausted(book, severity)
+        if self.intensity is not None and not self.intensity.record(now):
             return Decision(
                 action=RecoveryAction.ESCALATE,
                 escalate=True,
@@ -225,3 +322,16 @@ class SupervisorPolicy:
             reload=action is RecoveryAction.RELOAD,
             severity=severity,
         )
+
+
+def _recount(
+    counter: RestartIntensity | None, limit: RestartLimit | None
+) -> RestartIntensity | None:
+    """``counter`` bounded by ``limit`` from now on, its recorded restarts kept."""
+    if limit is None:
+        return None
+    if counter is None:
+        return limit.counter()
+    counter.max_restarts = limit.max_restarts
+    counter.window = limit.window
+    return counter

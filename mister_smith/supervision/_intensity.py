@@ -43,6 +43,34 @@ class RestartIntensity:
         return len(self._times)
 
 
+def _check_positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{attribute.name} must be a number of seconds > 0, got {value!r}")
+
+
+def _check_count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
+
+
+@attrs.frozen
+class RestartLimit:
+    """A restart budget: at most ``max_restarts`` restarts within ``window`` seconds.
+
+    As a supervisor's ``max_restarts``/``restart_window`` it bounds the restarts of all
+    its children together (OTP's intensity); as a child's ``restart_limit`` it bounds
+    that child alone (Akka's ``maxNrOfRetries`` within ``withinTimeRange``): a child
+    that spends its own budget is stopped for good and its siblings are untouched.
+    """
+
+    max_restarts: int = attrs.field(validator=_check_count)
+    window: float = attrs.field(validator=_check_positive)
+
+    def counter(self) -> RestartIntensity:
+        """A fresh :class:`RestartIntensity` counting against this budget."""
+        return RestartIntensity(self.max_restarts, self.window)
+
+
 @attrs.frozen
 class Backoff:
     """Exponential backoff with jitter between restarts (Akka's restartWithBackoff).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import random
@@ -19,6 +20,7 @@ from ..errors import (
     RestartIntensityExceeded,
     SupervisionError,
     classify_error,
+    root_cause,
     unwrap_single,
 )
 from ..events import (
@@ -35,16 +37,35 @@ from ..events import (
 )
 from ..types import Restart
 from ._breaker import BreakerState, CircuitBreaker
-from ._child import Child, ChildSpec, ChildState, RecoveryPolicy, _current_run, _Run
+from ._child import (
+    Child,
+    ChildEnd,
+    ChildSpec,
+    ChildState,
+    RecoveryPolicy,
+    _current_run,
+    _Run,
+)
 from ._decision import Decision, SupervisorPolicy
 from ._detector import FailureDetector
-from ._intensity import Backoff, RestartIntensity
+from ._intensity import Backoff, RestartLimit
 from ._strategy import SupervisionStrategyLike, as_strategy
 
 logger = logging.getLogger("mister_smith.supervision")
 
 _STUCK_MARGIN = 0.01
 """Extra seconds past a child's grace deadline before it is reported stuck."""
+
+
+class Inherit(enum.Enum):
+    """The type of :data:`INHERIT`."""
+
+    INHERIT = "inherit"
+
+
+INHERIT = Inherit.INHERIT
+"""Default of :meth:`Supervisor.start_supervisor` options: take the parent's value
+(``None`` is a value there: it turns the bound off)."""
 
 
 class SupervisorState:
@@ -66,6 +87,8 @@ class SupervisorStatistics:
     restarts: int
     failures: int
     decisions: int
+    stopped_children: int = 0
+    """Children stopped for good because they spent their own restart budget."""
 
 
 class Supervisor:
@@ -83,7 +106,7 @@ class Supervisor:
         name: str,
         *,
         strategy: SupervisionStrategyLike,
-        max_restarts: int,
+        max_restarts: int | None,
         restart_window: float,
         backoff: Backoff | None,
         events: EventBus,
@@ -93,13 +116,19 @@ class Supervisor:
         breaker_factory: Callable[[str], CircuitBreaker] | None,
         rng: random.Random | None,
         on_child_removed: Callable[[Child], object] | None = None,
+        child_limit: RestartLimit | None = None,
+        escalation_timeout: float | None = None,
     ) -> None:
-        if max_restarts < 0:
-            raise ValueError(f"max_restarts must be >= 0, got {max_restarts!r}")
+        if max_restarts is not None and max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0 or None, got {max_restarts!r}")
         if not restart_window > 0:
             raise ValueError(f"restart_window must be > 0, got {restart_window!r}")
         if not shutdown_timeout >= 0:
             raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
+        if escalation_timeout is not None and not escalation_timeout > 0:
+            raise ValueError(f"escalation_timeout must be > 0, got {escalation_timeout!r}")
+        if child_limit is not None and not isinstance(child_limit, RestartLimit):
+            raise TypeError(f"child_limit must be a RestartLimit, got {child_limit!r}")
         self.name = name
         self.strategy = as_strategy(strategy)
         self.max_restarts = max_restarts
@@ -111,7 +140,14 @@ class Supervisor:
         self._breaker_factory = breaker_factory
         self._rng = rng or random.Random()
         self._on_child_removed = on_child_removed
-        self._policy = SupervisorPolicy(RestartIntensity(max_restarts, restart_window), backoff)
+        self.child_limit = child_limit
+        self.backoff = backoff
+        self.escalation_timeout = escalation_timeout
+        self._policy = SupervisorPolicy(
+            None if max_restarts is None else RestartLimit(max_restarts, restart_window).counter(),
+            backoff,
+            child_limit,
+        )
         self._detector = FailureDetector()
         self._detector_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -128,6 +164,7 @@ class Supervisor:
         self._restarts = 0
         self._failures = 0
         self._decisions = 0
+        self._stopped_children = 0
         self._name_counter = 0
 
     # -- public API -------------------------------------------------------------------
@@ -140,6 +177,11 @@ class Supervisor:
     def children(self) -> list[Child]:
         """The current children, in start order."""
         return list(self._children)
+
+    @property
+    def child_count(self) -> int:
+        """How many children it holds now (without copying the list)."""
+        return len(self._children)
 
     def child(self, name: str) -> Child:
         """The child called ``name``.
@@ -163,6 +205,7 @@ class Supervisor:
         fallback: ChildSpec | Callable[..., Awaitable[object]] | None = None,
         breaker: CircuitBreaker | None = None,
         heartbeat_timeout: float | None = None,
+        restart_limit: RestartLimit | None = None,
     ) -> Child:
         """Start a child and return its handle once it has started.
 
@@ -184,6 +227,7 @@ class Supervisor:
                 "fallback": fallback,
                 "breaker": breaker,
                 "heartbeat_timeout": heartbeat_timeout,
+                "restart_limit": restart_limit,
             }
             given = sorted(key for key, value in options.items() if value is not None)
             if args or given:
@@ -203,6 +247,7 @@ class Supervisor:
                 fallback=fallback,
                 breaker=breaker,
                 heartbeat_timeout=heartbeat_timeout,
+                restart_limit=restart_limit,
             )
         if self._stopping or self._nursery is None:
             raise SupervisionError(f"supervisor {self.name!r} is not accepting children")
@@ -212,7 +257,7 @@ class Supervisor:
         try:
             await self._nursery.start(self._run_child, run)
         except BaseException:
-            self._discard(child)
+            self._discard(child, ChildEnd.FAILED)
             raise
         return child
 
@@ -221,42 +266,62 @@ class Supervisor:
         name: str,
         *,
         strategy: SupervisionStrategyLike | None = None,
-        max_restarts: int | None = None,
+        max_restarts: int | Inherit | None = INHERIT,
         restart_window: float | None = None,
-        backoff: Backoff | None = None,
+        backoff: Backoff | Inherit | None = INHERIT,
+        child_limit: RestartLimit | Inherit | None = INHERIT,
+        escalation_timeout: float | Inherit | None = INHERIT,
         children: Sequence[ChildSpec] = (),
         restart: Restart = Restart.PERMANENT,
         recovery: RecoveryPolicy | None = None,
+        restart_limit: RestartLimit | None = None,
         shutdown_timeout: float | None = None,
         default_restart: Restart | None = None,
         on_child_removed: Callable[[Child], object] | None = None,
+        on_terminated: Callable[[Child], object] | None = None,
+        on_started: Callable[[Supervisor], object] | None = None,
     ) -> Supervisor:
         """Start a nested supervisor as a child and return it (once it is running).
 
-        It shares this supervisor's event bus. Its failure (restart intensity
-        exceeded, escalation) is this supervisor's child failure, handled by
-        ``recovery`` (default: the error's own strategy, ``Escalate`` for supervision
-        errors). When it is restarted it starts the specs in ``children`` afresh (the
-        sequence is read at each start, so a caller may keep it up to date) and
-        ``child.value`` becomes the new supervisor.
+        It shares this supervisor's event bus, reload hook and breaker factory; its
+        strategy, intensity (``max_restarts``, ``restart_window``), ``backoff``,
+        ``child_limit`` and ``escalation_timeout`` are this supervisor's unless given
+        (``None`` turns a bound off). When it gives up (restart intensity exceeded, an
+        escalation) that is one failure of a child of this supervisor: by default it is
+        restarted (the errors' own ``Restart`` strategy), counted in this supervisor's
+        intensity and in ``restart_limit``; pass ``recovery=RecoveryStrategy.Escalate()``
+        to hand a failure further up at once. When it is restarted it starts the specs in
+        ``children`` afresh (the sequence is read at each start, so a caller may keep it
+        up to date) and ``child.value`` becomes the new supervisor; ``on_started`` is
+        called with each new instance (the first included) once its ``children`` have
+        started. ``on_child_removed`` is called when one of its children leaves it for
+        good (not when it shuts down); ``on_terminated`` when it is itself gone for good.
         """
         child = await self.start_child(
             self._nested_runner(
                 name,
                 strategy=strategy,
-                max_restarts=max_restarts,
+                max_restarts=self.max_restarts if max_restarts is INHERIT else max_restarts,
                 restart_window=restart_window,
-                backoff=backoff,
+                backoff=self.backoff if backoff is INHERIT else backoff,
+                child_limit=self.child_limit if child_limit is INHERIT else child_limit,
+                escalation_timeout=self.escalation_timeout
+                if escalation_timeout is INHERIT
+                else escalation_timeout,
                 children=children,
                 default_restart=default_restart,
                 on_child_removed=on_child_removed,
+                on_started=on_started,
             ),
             name=name,
             restart=restart,
             recovery=recovery,
+            restart_limit=restart_limit,
             # A supervisor child is bounded by its own children's timeouts.
             shutdown_timeout=math.inf if shutdown_timeout is None else shutdown_timeout,
         )
+        if on_terminated is not None:
+            child.spec = attrs.evolve(child.spec, on_terminated=on_terminated)
         nested: Supervisor = child.value
         return nested
 
@@ -268,9 +333,12 @@ class Supervisor:
         max_restarts: int | None,
         restart_window: float | None,
         backoff: Backoff | None,
+        child_limit: RestartLimit | None,
+        escalation_timeout: float | None,
         children: Sequence[ChildSpec],
         default_restart: Restart | None,
         on_child_removed: Callable[[Child], object] | None,
+        on_started: Callable[[Supervisor], object] | None,
     ) -> Callable[..., Awaitable[None]]:
         async def run_nested(
             *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
@@ -278,9 +346,11 @@ class Supervisor:
             async with open_supervisor(
                 name,
                 strategy=self.strategy if strategy is None else strategy,
-                max_restarts=self.max_restarts if max_restarts is None else max_restarts,
+                max_restarts=max_restarts,
                 restart_window=self.restart_window if restart_window is None else restart_window,
                 backoff=backoff,
+                child_limit=child_limit,
+                escalation_timeout=escalation_timeout,
                 events=self.events,
                 children=children,
                 default_restart=self.default_restart
@@ -292,10 +362,58 @@ class Supervisor:
                 keep_alive=True,
                 on_child_removed=on_child_removed,
             ) as nested:
+                if on_started is not None:
+                    on_started(nested)
                 task_status.started(nested)
 
         run_nested.__name__ = name
         return run_nested
+
+    def reconfigure(
+        self,
+        *,
+        max_restarts: int | Inherit | None = INHERIT,
+        restart_window: float | None = None,
+        backoff: Backoff | Inherit | None = INHERIT,
+        child_limit: RestartLimit | Inherit | None = INHERIT,
+        escalation_timeout: float | Inherit | None = INHERIT,
+        shutdown_timeout: float | None = None,
+    ) -> None:
+        """Change this supervisor's bounds while it runs; its children keep running.
+
+        Options left out keep their value (``None`` turns ``max_restarts``,
+        ``backoff``, ``child_limit`` or ``escalation_timeout`` off). Restarts already
+        counted stay counted against the new limits; a child given a
+        ``restart_limit`` of its own keeps it; ``shutdown_timeout`` applies to children
+        started from now on that do not set their own.
+        """
+        new_max = self.max_restarts if max_restarts is INHERIT else max_restarts
+        new_window = self.restart_window if restart_window is None else restart_window
+        new_backoff = self.backoff if backoff is INHERIT else backoff
+        new_limit = self.child_limit if child_limit is INHERIT else child_limit
+        new_escalation = (
+            self.escalation_timeout if escalation_timeout is INHERIT else escalation_timeout
+        )
+        if new_max is not None and new_max < 0:
+            raise ValueError(f"max_restarts must be >= 0 or None, got {new_max!r}")
+        if not new_window > 0:
+            raise ValueError(f"restart_window must be > 0, got {new_window!r}")
+        if new_escalation is not None and not new_escalation > 0:
+            raise ValueError(f"escalation_timeout must be > 0, got {new_escalation!r}")
+        if shutdown_timeout is not None and not shutdown_timeout >= 0:
+            raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
+        self._policy.reconfigure(
+            intensity=None if new_max is None else RestartLimit(new_max, new_window),
+            child_limit=new_limit,
+            backoff=new_backoff,
+        )
+        self.max_restarts = new_max
+        self.restart_window = new_window
+        self.backoff = new_backoff
+        self.child_limit = new_limit
+        self.escalation_timeout = new_escalation
+        if shutdown_timeout is not None:
+            self.shutdown_timeout = shutdown_timeout
 
     async def stop_child(self, child: Child | str) -> None:
         """Stop ``child`` for good (it is not restarted) and remove it."""
@@ -347,6 +465,7 @@ class Supervisor:
             restarts=self._restarts,
             failures=self._failures,
             decisions=self._decisions,
+            stopped_children=self._stopped_children,
         )
 
     def shutdown_bound(self) -> float:
@@ -390,8 +509,10 @@ class Supervisor:
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         return child
 
-    def _discard(self, child: Child) -> None:
+    def _discard(self, child: Child, reason: ChildEnd = ChildEnd.STOPPED) -> None:
         if self._by_name.get(child.name) is child:
+            if child.end_reason is None:
+                child.end_reason = reason  # readable by on_child_removed
             del self._by_name[child.name]
             self._children.remove(child)
             self._policy.child_removed(child.name)
@@ -401,7 +522,7 @@ class Supervisor:
                     self._on_child_removed(child)
                 except Exception:
                     logger.exception("on_child_removed callback of %s failed", self.name)
-            child._terminate()
+            child._terminate(reason)
         self._check_idle()
 
     def _check_idle(self) -> None:
@@ -488,10 +609,6 @@ class Supervisor:
                 self._started(run, child.value, announce=False)
             if run.injected is not None and error is None and run.scope.cancelled_caught:
                 error = run.injected
-            if run.hung and error is None:
-                error = HeartbeatTimeout(
-                    f"child {child.name!r} of {self.name!r} missed its heartbeats"
-                )
             cancelled = error is None and run.scope.cancelled_caught
         finally:
             _current_run.reset(token)
@@ -569,6 +686,7 @@ class Supervisor:
             return
 
         strategy = None if error is None else child.spec.resolve_recovery(error)
+        gate = child.spec.breaker
         decision = self._policy.decide(
             child.name,
             child.restart,
@@ -578,6 +696,11 @@ class Supervisor:
             has_fallback=child.spec.fallback is not None,
             rand=self._rng.random(),
             started_at=child.started_at,
+            limit=child.spec.restart_limit,
+            # A failure while half-open: the breaker's probe failed (it opens again).
+            probe_failed=error is not None
+            and gate is not None
+            and gate.state is BreakerState.HALF_OPEN,
         )
         if decision.action is not None:
             self._record_decision(child, error, decision)
@@ -585,6 +708,16 @@ class Supervisor:
             assert error is not None or decision.intensity_exceeded
             child.state = ChildState.FAILED
             self._fail(child, error, decision)
+        elif decision.budget_exhausted:
+            # The child spent its own restart budget: it alone stops, for good.
+            self._stopped_children += 1
+            child.state = ChildState.FAILED
+            logger.warning(
+                "supervisor %s: child %s exceeded its restart budget; stopped for good",
+                self.name,
+                child.name,
+            )
+            self._discard(child, ChildEnd.RESTART_BUDGET)
         elif decision.remove:
             # An error the recovery policy says to ignore is a normal exit; a temporary
             # child that crashed (hence not restarted) has failed.
@@ -595,7 +728,7 @@ class Supervisor:
             )
             failed = error is not None and requested is not RecoveryAction.IGNORE
             child.state = ChildState.FAILED if failed else ChildState.STOPPED
-            self._discard(child)
+            self._discard(child, ChildEnd.FAILED if failed else ChildEnd.STOPPED)
         else:
             self._carry_out(child, error, decision)
 
@@ -774,7 +907,7 @@ class Supervisor:
             for child in reversed(children):
                 await self._stop_run(child)
                 child.state = ChildState.STOPPED
-                child._terminate()
+                child._terminate(ChildEnd.SHUT_DOWN)
         finally:
             # If the graceful sequence was cut short (its deadline passed), stop the
             # rest at once: their scopes are shielded, so only this reaches them. One
@@ -792,22 +925,29 @@ class Supervisor:
                     for grace in run.grace_scopes or ():
                         grace.cancel()
                 child.state = ChildState.STOPPED
-                child._terminate()
+                child._terminate(ChildEnd.SHUT_DOWN)
 
     def _fail(self, child: Child, error: BaseException | None, decision: Decision) -> None:
         if self._failure is not None:
             return
         failure: SupervisionError
+        cause = "" if error is None else f": {_describe(root_cause(error))}"
         if decision.intensity_exceeded:
             failure = RestartIntensityExceeded(
                 f"supervisor {self.name!r} exceeded {self.max_restarts} restarts in "
-                f"{self.restart_window} s (last failure: child {child.name!r})"
+                f"{self.restart_window} s (last failure: child {child.name!r}{cause})"
             )
         else:
             leaf = None if error is None else unwrap_single(error)
+            original = root_cause(error) if error is not None else None
+            via = (
+                f" (root cause: {_describe(original)})"
+                if original is not None and original is not leaf
+                else ""
+            )
             failure = EscalatedError(
                 f"child {child.name!r} of supervisor {self.name!r} escalated "
-                f"{type(leaf).__name__}: {leaf}",
+                f"{_describe(leaf)}{via}",
                 supervisor=self.name,
                 child=child.name,
             )
@@ -820,7 +960,14 @@ class Supervisor:
     async def _give_up(self) -> None:
         assert self._failure is not None
         self._stopping = True
-        with trio.CancelScope(shield=True):
+        # Shielded, but bounded by escalation_timeout: the parent acts on this failure
+        # only once this supervisor has exited, so its children get that long to stop.
+        deadline = (
+            math.inf
+            if self.escalation_timeout is None
+            else trio.current_time() + self.escalation_timeout
+        )
+        with trio.CancelScope(shield=True, deadline=deadline):
             await self._shutdown_children()
         self._emit_stopped(repr(self._failure))
         raise self._failure
@@ -846,8 +993,17 @@ class Supervisor:
                 self.events.emit(
                     HeartbeatMissed(source=self.name, child=child.name, silent_for=silent)
                 )
-                child._run.hung = True
+                child._run.injected = HeartbeatTimeout(
+                    f"child {child.name!r} of {self.name!r} missed its heartbeats "
+                    f"(silent for {silent:.3g} s)"
+                )
                 child._run.scope.cancel()
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "None"
+    return f"{type(error).__name__}: {error}"
 
 
 async def _admit(gate: CircuitBreaker) -> None:
@@ -885,9 +1041,11 @@ async def open_supervisor(
     name: str = "supervisor",
     *,
     strategy: SupervisionStrategyLike | None = None,
-    max_restarts: int = 3,
+    max_restarts: int | None = 3,
     restart_window: float = 60.0,
     backoff: Backoff | None = None,
+    child_limit: RestartLimit | None = None,
+    escalation_timeout: float | None = None,
     events: EventBus | None = None,
     children: Sequence[ChildSpec] = (),
     default_restart: Restart = Restart.TRANSIENT,
@@ -914,9 +1072,17 @@ async def open_supervisor(
         strategy: ``OneForOne()`` (default), ``OneForAll()``, ``RestForOne()`` or a
             :class:`~mister_smith.types.StrategyKind`.
         max_restarts: Restarts allowed within ``restart_window`` (counted across all
-            children); one more makes the supervisor give up.
+            children, OTP's intensity); one more makes the supervisor give up.
+            ``None``: no supervisor-wide bound (use ``child_limit`` instead).
         restart_window: Seconds of the intensity window.
         backoff: Delay between restarts (``None``: restart at once).
+        child_limit: Each child's own restart budget (Akka's ``OneForOneStrategy``):
+            a child that spends it is stopped for good (announced as a ``STOP``
+            decision) while the supervisor and its other children go on. A child's
+            ``restart_limit`` overrides it. ``None``: only ``max_restarts`` applies.
+        escalation_timeout: When the supervisor gives up, the longest its children
+            get to stop before they are cancelled, so that its parent can act on the
+            failure within that bound (``None``: their own shutdown timeouts).
         events: The event bus for decisions (default: a private one, ``sup.events``).
         children: Child specs started, in order, before the body runs.
         default_restart: Restart type of children that do not set one.
@@ -936,6 +1102,8 @@ async def open_supervisor(
         max_restarts=max_restarts,
         restart_window=restart_window,
         backoff=backoff,
+        child_limit=child_limit,
+        escalation_timeout=escalation_timeout,
         events=EventBus() if events is None else events,
         default_restart=default_restart,
         shutdown_timeout=shutdown_timeout,
@@ -998,6 +1166,25 @@ async def open_supervisor(
         failure = supervisor._failure
         if failure is not None:
             matched, rest = group.split(lambda exc: exc is failure)
-            if matched is not None and rest is None:
+            others = _leaves(rest)
+            if matched is not None and all(isinstance(e, Exception) for e in others):
+                # The supervisor gave up: that is what its owner must see, with the
+                # chain down to the original error. Whatever else was raised (typically
+                # the body's calls failing because the children were stopped) is a
+                # consequence, kept as notes rather than burying the cause in a group.
+                for other in others:
+                    failure.add_note(f"also raised while {name!r} gave up: {_describe(other)}")
                 raise failure from failure.__cause__
         raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException] | None) -> list[BaseException]:
+    if group is None:
+        return []
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaves.extend(_leaves(exc))
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    return leaves

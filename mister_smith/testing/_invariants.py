@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -152,12 +153,36 @@ def _supervisor_counters(harness: SystemTestHarness, log: Sequence[Event]) -> li
                 if isinstance(e, SupervisionDecision) and e.action in INTENSITY_ACTIONS
             ]
             worst = _max_in_window(times, supervisor.restart_window)
-            if worst > supervisor.max_restarts:
+            if supervisor.max_restarts is not None and worst > supervisor.max_restarts:
                 problems.append(
                     f"supervisor {name!r} (incarnation {index + 1}) restarted {worst} times "
                     f"within {supervisor.restart_window:g} s, more than max_restarts "
                     f"{supervisor.max_restarts}, without escalating"
                 )
+            problems.extend(_per_child_budgets(supervisor, segment, index))
+    return problems
+
+
+def _per_child_budgets(supervisor: Supervisor, segment: Sequence[Event], index: int) -> list[str]:
+    """Each child restarted at most its own budget's ``max_restarts`` times per window."""
+    by_child: dict[str, list[float]] = {}
+    for event in segment:
+        if isinstance(event, SupervisionDecision) and event.action in INTENSITY_ACTIONS:
+            by_child.setdefault(event.child, []).append(event.timestamp)
+    problems: list[str] = []
+    for child_name, times in by_child.items():
+        limit = supervisor.child_limit
+        with contextlib.suppress(LookupError):  # gone: judged by the default budget
+            limit = supervisor.child(child_name).spec.restart_limit or limit
+        if limit is None:
+            continue
+        worst = _max_in_window(times, limit.window)
+        if worst > limit.max_restarts:
+            problems.append(
+                f"child {child_name!r} of {supervisor.name!r} (incarnation {index + 1}) "
+                f"restarted {worst} times within {limit.window:g} s, more than its budget "
+                f"{limit.max_restarts}, without being stopped"
+            )
     return problems
 
 

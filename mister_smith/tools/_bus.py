@@ -45,6 +45,11 @@ class DuplicateTool(ToolError, ValueError):
     """A tool with that name is already registered."""
 
 
+def _check_retries(max_retries: int) -> None:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+
+
 def _check_timeout(timeout: float | None, what: str) -> None:
     if timeout is not None and not timeout > 0:
         raise ValueError(f"{what} must be > 0 seconds, got {timeout!r}")
@@ -106,6 +111,8 @@ class ToolStatistics:
     cancelled: int
     in_flight: int
     latency: HistogramSnapshot
+    retries: int = 0
+    """Failed attempts run again (idempotent tools, transient errors)."""
 
 
 @attrs.frozen
@@ -128,13 +135,29 @@ class ToolBusStatistics:
     blocking_threads: int
 
 
+TRANSIENT_TOOL_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+"""Errors worth retrying a call of an idempotent tool for, unless the tool says
+otherwise with a ``retry_on`` attribute (e.g. its HTTP client's transport errors)."""
+
+RETRY_BASE_DELAY = 0.1
+"""Seconds before the first retry of a tool call; each further retry waits twice as
+long (the wider design's light retry: 100 ms, x2)."""
+
+
 @attrs.define(eq=False)
 class _Registration:
     tool: Tool
     tool_id: ToolId
     grants: ToolGrants
     timeout: float
+    idempotent: bool = False
+    retry_on: tuple[type[BaseException], ...] = TRANSIENT_TOOL_ERRORS
+    default_timeout: bool = False
+    """Its deadline is the bus's ``default_timeout`` (and follows it when it changes)."""
+    default_policy: bool = False
+    """Its policy is the bus's default (and follows it when it changes)."""
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
+    retries: int = 0
     calls: int = 0
     succeeded: int = 0
     failures: int = 0
@@ -166,6 +189,7 @@ class _Registration:
             self.cancelled,
             self.in_flight,
             self.latency.snapshot(),
+            self.retries,
         )
 
 
@@ -233,6 +257,14 @@ class ToolBus:
         identities: The authority whose identities the bus accepts (default: a new
             one; share the actor system's so its actors can call:
             ``ToolBus(identities=system.identities)``).
+        max_retries: Times a failed call of an *idempotent* tool is tried again
+            (``ToolSettings.max_retries``): only for a transient error (a
+            ``ConnectionError`` or ``TimeoutError``, or the tool's own ``retry_on``
+            classes), after 0.1 s, 0.2 s, ..., and only within the call's deadline,
+            which covers every attempt. A tool is idempotent when it says so (an
+            ``idempotent = True`` attribute, as the read-only built-ins do) or is
+            registered with ``idempotent=True``; anything else (a write, a command) is
+            never run twice by the bus.
     """
 
     def __init__(
@@ -245,12 +277,15 @@ class ToolBus:
         name: str = "tool_bus",
         tracing: Callable[[str, str], AbstractContextManager[object]] | None = None,
         identities: IdentityAuthority | None = None,
+        max_retries: int = 0,
     ) -> None:
         self._default_policy = check_policy(default_policy)
         _check_timeout(default_timeout, "default_timeout")
         if blocking_threads < 1:
             raise ValueError(f"blocking_threads must be >= 1, got {blocking_threads!r}")
+        _check_retries(max_retries)
         self.default_timeout = default_timeout
+        self.max_retries = max_retries
         self.events = events
         self.name = name
         self.tracing = tracing
@@ -288,6 +323,7 @@ class ToolBus:
         timeout: float | None = None,
         callers: Iterable[Grantee] = (),
         roles: Iterable[Role | str] = (),
+        idempotent: bool | None = None,
     ) -> ToolSpec:
         """Register ``tool`` under its name and return its :class:`ToolSpec`.
 
@@ -300,6 +336,8 @@ class ToolBus:
             callers: Identities (or live actors, by ref) granted it at once.
             roles: Roles (registered names or :class:`~mister_smith.types.Role` s)
                 granted it at once.
+            idempotent: Whether running it twice does no harm, so a transient failure
+                may be retried (default: its ``idempotent`` attribute, else ``False``).
 
         Raises:
             DuplicateTool: a tool of that name is registered (a ``ValueError``).
@@ -327,11 +365,18 @@ class ToolBus:
                 f"tool {tool.name!r}: grants cannot apply to an open tool (every caller may "
                 "call it); register it with policy 'deny' (the default when granting)"
             )
+        retry_on = getattr(tool, "retry_on", None)
         registration = _Registration(
             tool=tool,
             tool_id=ToolId.new(),
             grants=ToolGrants(chosen, granted, granted_roles),
             timeout=timeout or own_timeout or self.default_timeout,
+            idempotent=bool(
+                getattr(tool, "idempotent", False) if idempotent is None else idempotent
+            ),
+            retry_on=TRANSIENT_TOOL_ERRORS if retry_on is None else tuple(retry_on),
+            default_timeout=not timeout and not own_timeout,
+            default_policy=policy is None and not granted and not granted_roles,
         )
         self._tools[tool.name] = registration
         return registration.spec()
@@ -557,7 +602,7 @@ class ToolBus:
                 if self.tracing is not None:
                     stack.enter_context(self.tracing(name, who))
                 with trio.move_on_after(limit) as deadline:
-                    result = await registration.tool.execute(args)
+                    result = await self._execute(registration, args)
                 if deadline.cancelled_caught:
                     raise ToolTimeout(f"tool {name!r} ran past its {limit} s deadline")
         except ToolError as raised:
@@ -579,6 +624,70 @@ class ToolBus:
         self._finish(registration, who, started, result=True)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return result
+
+    async def _execute(self, registration: _Registration, args: Mapping[str, Any]) -> object:
+        """Run the tool, retrying a transient failure of an idempotent one up to
+        ``max_retries`` times (inside the call's deadline)."""
+        attempt = 0
+        while True:
+            try:
+                return await registration.tool.execute(args)
+            except Exception as exc:
+                if (
+                    attempt >= self.max_retries
+                    or not registration.idempotent
+                    or isinstance(exc, ToolError)
+                    or not isinstance(exc, registration.retry_on)
+                ):
+                    raise
+                attempt += 1
+                registration.retries += 1
+                logger.info(
+                    "tool %s: transient %s, retry %d of %d",
+                    registration.tool.name,
+                    type(exc).__name__,
+                    attempt,
+                    self.max_retries,
+                )
+                await trio.sleep(RETRY_BASE_DELAY * 2 ** (attempt - 1))
+
+    def reconfigure(
+        self,
+        *,
+        default_timeout: float | None = None,
+        default_policy: PolicyName | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        """Change the bus's defaults while it runs.
+
+        Tools registered without a deadline of their own follow the new
+        ``default_timeout``; tools registered without a policy or grants follow the new
+        ``default_policy`` (switching to ``"open"`` is logged loudly); ``max_retries``
+        applies to calls from now on.
+        """
+        if default_timeout is not None:
+            _check_timeout(default_timeout, "default_timeout")
+        policy = None if default_policy is None else check_policy(default_policy)
+        if max_retries is not None:
+            _check_retries(max_retries)
+        if default_timeout is not None:
+            self.default_timeout = default_timeout
+            for registration in self._tools.values():
+                if registration.default_timeout:
+                    registration.timeout = default_timeout
+        if policy is not None and policy != self._default_policy:
+            self._default_policy = policy
+            if policy == "open":
+                logger.warning(
+                    "tool bus %r: default_policy is now 'open': tools registered without "
+                    "grants may be called by anyone",
+                    self.name,
+                )
+            for registration in self._tools.values():
+                if registration.default_policy and registration.grants.empty:
+                    registration.grants.policy = policy
+        if max_retries is not None:
+            self.max_retries = max_retries
 
     def _finish(
         self,

@@ -20,6 +20,8 @@ class EchoTool:
 
     description = "Echo the given message back unchanged."
     timeout: float | None = None
+    idempotent = True
+    """Running it twice does no harm: the bus may retry a transient failure."""
 
     def __init__(self, *, name: str = "echo", max_length: int = 100_000) -> None:
         self.name = name

@@ -37,6 +37,8 @@ class ReadFileTool:
     """
 
     timeout: float | None = None
+    idempotent = True
+    """Reading twice does no harm: the bus may retry a transient failure."""
 
     def __init__(self, workspace: Workspace, *, name: str = "read_file") -> None:
         self.workspace = workspace
@@ -123,6 +125,8 @@ class ListDirectoryTool:
     """
 
     timeout: float | None = None
+    idempotent = True
+    """Listing twice does no harm: the bus may retry a transient failure."""
 
     def __init__(self, workspace: Workspace, *, name: str = "list_directory") -> None:
         self.workspace = workspace

@@ -99,6 +99,8 @@ class HttpGetTool:
     """
 
     timeout: float | None = None
+    idempotent = True
+    """A GET is safe to repeat: the bus may retry a transient failure."""
 
     def __init__(
         self,
@@ -216,6 +218,14 @@ class HttpGetTool:
                 f"cannot resolve host {host!r}: got {list(found)[:5]!r}, not IP addresses"
             )
         return valid
+
+    @property
+    def retry_on(self) -> tuple[type[BaseException], ...]:
+        """What counts as transient for the bus's retries: the HTTP client's transport
+        errors (connect, read, protocol), never an answer with an error status."""
+        import httpx
+
+        return (httpx.TransportError, ConnectionError)
 
     async def execute(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """GET ``args["url"]``, following redirects that pass the same checks."""

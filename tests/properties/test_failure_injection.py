@@ -11,8 +11,9 @@ kind and severity, tool timeouts). Each example runs in a fresh Trio run on a
 - every failure got at most one supervision decision, exactly one unless its
   supervisor was stopping it, and each decision matches the error's recovery strategy
   as :class:`~mister_smith.supervision.SupervisorPolicy` carries it out (a retry may
-  fall back to a restart; past the restart intensity the supervisor escalates) — the
-  event history is replayed through a fresh policy per supervisor incarnation;
+  fall back to a restart; past the restart intensity the supervisor escalates, past a
+  child's own budget the child is stopped) — the event history is replayed through a
+  fresh policy per supervisor incarnation;
 - no supervisor exceeded its restart intensity without escalating, and an escalation
   reaching the runtime's root ends the run with that error;
 - shutdown completed within its bound (virtual time).
@@ -52,7 +53,7 @@ from mister_smith.events import (
     SupervisorStopped,
     ToolCalled,
 )
-from mister_smith.supervision import RestartIntensity, SupervisorPolicy
+from mister_smith.supervision import RestartIntensity, RestartLimit, SupervisorPolicy
 from mister_smith.testing import (
     CallTool,
     FailureType,
@@ -94,18 +95,22 @@ class ChildInfo:
 
 @attrs.frozen
 class Limits:
-    """A supervisor's restart intensity and strategy."""
+    """A supervisor's restart intensity (``None``: none), strategy and per-child budget."""
 
-    max_restarts: int
+    max_restarts: int | None
     window: float
     strategy: StrategyKind = StrategyKind.ONE_FOR_ONE
+    child_limit: RestartLimit | None = None
 
 
 def supervision_table(
     tree: SupervisorSpec, config: AgentConfig
 ) -> tuple[dict[tuple[str, str], ChildInfo], dict[str, Limits]]:
     """Child infos by (supervisor, child) and limits by supervisor name, for the runtime's
-    ``root`` and ``actors`` supervisors and every supervisor of ``tree``."""
+    ``root`` and ``actors`` supervisors and every supervisor of ``tree``.
+
+    ``actors`` is the actor system's domain: no supervisor-wide intensity, a restart
+    budget per child (the tree's top supervisor is one of its children)."""
     sup = config.supervision
     children = {
         ("root", "actors"): ChildInfo(Restart.PERMANENT),
@@ -113,7 +118,11 @@ def supervision_table(
     }
     limits = {
         "root": Limits(sup.max_restart_attempts, sup.restart_window, sup.restart_strategy),
-        "actors": Limits(sup.max_restart_attempts, sup.restart_window),
+        "actors": Limits(
+            None,
+            sup.restart_window,
+            child_limit=RestartLimit(sup.max_restart_attempts, sup.restart_window),
+        ),
     }
     for node in tree.supervisors():
         limits[node.name] = Limits(node.max_restarts, node.restart_window, node.strategy)
@@ -164,7 +173,12 @@ def replay_decisions(
     def model(name: str) -> SupervisorPolicy:
         if name not in models:
             limit = limits[name]
-            models[name] = SupervisorPolicy(RestartIntensity(limit.max_restarts, limit.window))
+            intensity = (
+                None
+                if limit.max_restarts is None
+                else RestartIntensity(limit.max_restarts, limit.window)
+            )
+            models[name] = SupervisorPolicy(intensity, child_limit=limit.child_limit)
         return models[name]
 
     for index, event in enumerate(log):
