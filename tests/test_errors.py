@@ -17,6 +17,7 @@ from mister_smith import errors
 from mister_smith.errors import (
     ActorError,
     ActorStopped,
+    DispatchQueueFull,
     AskTimeout,
     ConfigError,
     ErrorClassification,
@@ -69,6 +70,7 @@ KIND_DEFAULTS: list[tuple[type[MisterSmithError], ErrorSeverity, RecoveryStrateg
 SPECIFIC_ERRORS: list[tuple[type[MisterSmithError], type[MisterSmithError]]] = [
     (PoolExhausted, ResourceError),
     (MailboxFull, ActorError),
+    (DispatchQueueFull, ActorError),
     (ActorStopped, ActorError),
     (AskTimeout, ActorError),
     (EventTimeout, EventError),

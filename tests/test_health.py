@@ -63,6 +63,34 @@ async def test_readiness_is_starting_until_the_first_round(
     assert monitor.started
 
 
+async def test_fresh_readiness_rechecks_a_stale_round_and_shares_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    check = ScriptedCheck("db", [OK, DOWN], delay=0.5)
+    monitor = HealthMonitor([check], interval=30, timeout=1, max_age=2)
+    first = await monitor.fresh_readiness()  # nothing yet: a round runs now
+    assert (first.ok, first.age) == (True, 0.0)
+    assert check.calls == [0.0]
+    await trio.sleep(1.5)
+    cached = await monitor.fresh_readiness()  # 1.5 s old: within max_age
+    assert (cached.ok, cached.age) == (True, 1.5)
+    assert len(check.calls) == 1
+    await trio.sleep(1.0)
+    answers: list[bool] = []
+
+    async def probe() -> None:
+        answers.append((await monitor.fresh_readiness()).ok)
+
+    async with trio.open_nursery() as nursery:  # stale: three probes share one round
+        for _ in range(3):
+            nursery.start_soon(probe)
+    assert answers == [False, False, False]
+    assert check.calls == [0.0, 3.0]
+    assert monitor.readiness().to_dict()["age_seconds"] == 0.0
+    with pytest.raises(ValueError, match="max_age"):
+        HealthMonitor([], max_age=-1)
+
+
 async def test_run_checks_every_interval(autojump_clock: trio.testing.MockClock) -> None:
     check = ScriptedCheck("db", [OK], delay=0.5)
     monitor = HealthMonitor([check], interval=10, timeout=1)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mister_smith.actors import Actor, ActorContext, ActorRef, open_actor_system
-from mister_smith.errors import NoRouteError
+from mister_smith.errors import DispatchQueueFull, NoRouteError
 from mister_smith.transport import (
     CapabilityBasedRouting,
     ConsistentHashRouting,
@@ -230,3 +230,24 @@ async def test_submit_needs_the_dispatcher() -> None:
     bus.join("g")
     with pytest.raises(RuntimeError, match="open_message_bus"):
         bus.submit("g", "x")
+
+
+async def test_submit_is_bounded_and_refuses_with_a_typed_error(autojump_clock: Any) -> None:
+    log: list[tuple[str, Any]] = []
+    async with open_actor_system() as system, open_message_bus(max_queued=3) as bus:
+        worker = await system.spawn(Recorder, log, 1.0, name="w", mailbox_capacity=1)
+        bus.join("w", worker)
+        await worker.tell("first")  # occupies the worker; the dispatcher holds one more
+        await trio.sleep(0.5)
+        accepted = 0
+        with pytest.raises(DispatchQueueFull, match="'w' is full \\(3 messages\\)"):
+            for n in range(100_000):
+                bus.submit("w", Routed(n, priority=1))
+                accepted += 1
+        assert accepted == 3
+        assert bus.statistics().refused == 1
+        assert bus.statistics().queued_by_priority == 3
+        await trio.sleep(10)
+        assert [message for _, message in log] == ["first", 0, 1, 2]
+    with pytest.raises(ValueError, match="max_queued"):
+        MessageBus(max_queued=0)

@@ -190,6 +190,10 @@ class MailboxFull(ActorError):
     """``tell_nowait`` found the actor's mailbox at capacity."""
 
 
+class DispatchQueueFull(ActorError):
+    """``MessageBus.submit`` found the group's priority queue at its bound."""
+
+
 class ActorStopped(ActorError):
     """The actor has stopped for good (or was never running).
 

@@ -126,7 +126,10 @@ class MonitoringApp:
                 return
             await _respond(send, method, 200, body, content_type)
             return
-        view = self.health.liveness() if path == LIVE_PATH else self.health.readiness()
+        if path == LIVE_PATH:
+            view = self.health.liveness()
+        else:  # never a verdict from a round long past: re-checked when stale
+            view = await self.health.fresh_readiness()
         await _respond_json(send, method, view)
 
 

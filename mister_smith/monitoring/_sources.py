@@ -181,6 +181,10 @@ class HealthSource(Protocol):
         """Should the process receive traffic?"""
         ...
 
+    async def fresh_readiness(self) -> HealthView:
+        """Readiness from checks recent enough to trust (re-run when they are not)."""
+        ...
+
 
 class ToolRegistryLike(Protocol):
     """Where monitoring learns which tool names are real (a ``ToolBus``)."""

@@ -175,6 +175,8 @@ class HealthSnapshot:
     ok: bool
     reason: str = ""
     components: Mapping[str, ComponentHealth] = attrs.field(factory=dict)
+    age: float | None = None
+    """Seconds since the round this verdict is based on (``None``: none yet)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body served by ``/health/live`` and ``/health/ready``."""
@@ -182,6 +184,7 @@ class HealthSnapshot:
             "status": self.status.value,
             "ok": self.ok,
             "reason": self.reason,
+            "age_seconds": self.age,
             "checks": {name: health.to_dict() for name, health in self.components.items()},
         }
 
@@ -216,6 +219,10 @@ FailureCallback = Callable[[ComponentHealth], object]
 """Called with the component's health when it stays unhealthy ``failure_threshold`` times."""
 
 
+DEFAULT_MAX_AGE = 1.0
+"""Seconds: the oldest health round ``/health/ready`` answers from without re-checking."""
+
+
 class HealthMonitor:
     """Runs health checks every ``interval`` and keeps liveness and readiness verdicts.
 
@@ -232,6 +239,11 @@ class HealthMonitor:
     :class:`~mister_smith.resources.ResourceManager` does for its pools) makes the
     component's *own* supervisor see the failure and carry out its recovery (a
     ``Restart`` by default); a failure with no guard and no callback is logged.
+
+    **Freshness.** :meth:`fresh_readiness` (what ``/health/ready`` serves) re-runs the
+    checks when the last round is older than ``max_age`` seconds (concurrent callers
+    share one round), so a probe never sees a verdict from a round up to ``interval``
+    old; every verdict carries its age.
 
     **Liveness** passes while the root supervisor (if given) is running and, when
     :meth:`run` is running, its loop keeps completing rounds. **Readiness** fails
@@ -250,6 +262,7 @@ class HealthMonitor:
         on_failure: Called (synchronously, errors logged) when a component fails.
         settings: Where ``interval`` and ``timeout`` default from.
         name: Source name on the events it emits.
+        max_age: Oldest round (seconds) :meth:`fresh_readiness` answers from.
     """
 
     def __init__(
@@ -264,6 +277,7 @@ class HealthMonitor:
         on_failure: FailureCallback | None = None,
         settings: MonitoringSettings | None = None,
         name: str = "health",
+        max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         base = MonitoringSettings() if settings is None else settings
         self.interval = base.health_check_interval if interval is None else interval
@@ -287,6 +301,10 @@ class HealthMonitor:
         self._failures_reported = 0
         self._last_round_at: float | None = None
         self._running = False
+        if not max_age >= 0:
+            raise ValueError(f"max_age must be >= 0, got {max_age!r}")
+        self.max_age = max_age
+        self._round_lock = trio.Lock()
         for check in checks:
             self.add_check(check)
 
@@ -340,8 +358,28 @@ class HealthMonitor:
         finally:
             self._running = False
 
+    async def fresh_readiness(self, max_age: float | None = None) -> HealthSnapshot:
+        """Readiness from a round at most ``max_age`` seconds old (default: the
+        monitor's): a staler verdict triggers a round now, shared by concurrent callers
+        (each round is bounded by the checks' timeouts)."""
+        limit = self.max_age if max_age is None else max_age
+        last = self._last_round_at
+        if last is None or trio.current_time() - last > limit:
+            if self._round_lock.locked():
+                async with self._round_lock:  # a round is under way: take its verdict
+                    pass
+            else:
+                await self.check_now()
+        else:
+            await trio.lowlevel.checkpoint()
+        return self.readiness()
+
     async def check_now(self) -> HealthSnapshot:
         """Run one round of every check now; return the readiness verdict after it."""
+        async with self._round_lock:
+            return await self._round()
+
+    async def _round(self) -> HealthSnapshot:
         checks = list(self._checks.values())
         results: dict[str, tuple[HealthReport, float, float]] = {}
         async with trio.open_nursery() as nursery:
@@ -468,7 +506,14 @@ class HealthMonitor:
         return HealthSnapshot(HealthStatus.HEALTHY, True)
 
     def readiness(self) -> HealthSnapshot:
-        """Whether the process should receive traffic (see the class docs)."""
+        """Whether the process should receive traffic (see the class docs), from the
+        latest round (its age is part of the verdict; see :meth:`fresh_readiness`)."""
+        snapshot = self._readiness()
+        last = self._last_round_at
+        age = None if last is None else trio.current_time() - last
+        return attrs.evolve(snapshot, age=age)
+
+    def _readiness(self) -> HealthSnapshot:
         components = dict(self._health)
         live = self.liveness()
         if not live.ok:

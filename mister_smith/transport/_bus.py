@@ -11,7 +11,7 @@ import attrs
 import trio
 
 from ..actors import ActorRef
-from ..errors import NoRouteError
+from ..errors import DispatchQueueFull, NoRouteError
 from ._message import payload_of
 from ._strategies import (
     CapabilityBasedRouting,
@@ -33,6 +33,8 @@ class MessageBusStatistics:
     no_route: int
     queued_by_priority: int
     by_strategy: dict[str, int]
+    refused: int = 0
+    """Submissions refused because the group's priority queue was full."""
 
 
 class MessageBus:
@@ -45,10 +47,16 @@ class MessageBus:
     and ``priority`` can be named per call. Dead or stopped members are skipped.
 
     Priority ordering needs a dispatcher task: use :func:`open_message_bus` and
-    :meth:`submit`.
+    :meth:`submit`. Each group's priority queue holds at most ``max_queued`` messages
+    (bounded everything): past that, :meth:`submit` refuses with
+    :class:`~mister_smith.errors.DispatchQueueFull` rather than growing without bound.
     """
 
-    def __init__(self, *, defaults: bool = True) -> None:
+    def __init__(self, *, defaults: bool = True, max_queued: int = 1000) -> None:
+        if isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 1:
+            raise ValueError(f"max_queued must be an int >= 1, got {max_queued!r}")
+        self.max_queued = max_queued
+        self._refused = 0
         self._groups: dict[str, list[ActorRef]] = {}
         self._alive: dict[str, tuple[ActorRef, ...]] = {}
         self._strategies: dict[str, RoutingStrategy] = {}
@@ -223,11 +231,19 @@ class MessageBus:
         The dispatcher sends queued messages highest priority first, each to the
         least-loaded live member, waiting for mailbox room; no message is overtaken
         more than the priority strategy's ``max_overtakes`` times.
+
+        Raises:
+            DispatchQueueFull: ``max_queued`` messages of ``group`` are waiting.
         """
         if not self._dispatching:
             raise RuntimeError("submit() needs a running dispatcher: use open_message_bus()")
         self.members(group)  # the group must exist
         scheduler = self._schedulers.get(group)
+        if scheduler is not None and len(scheduler) >= self.max_queued:
+            self._refused += 1
+            raise DispatchQueueFull(
+                f"priority queue of group {group!r} is full ({self.max_queued} messages)"
+            )
         if scheduler is None:
             priority_strategy = self._strategies.get("priority")
             scheduler = (
@@ -263,13 +279,16 @@ class MessageBus:
             no_route=self._no_route,
             queued_by_priority=sum(len(s) for s in self._schedulers.values()),
             by_strategy=dict(self._by_strategy),
+            refused=self._refused,
         )
 
 
 @asynccontextmanager
-async def open_message_bus(*, defaults: bool = True) -> AsyncIterator[MessageBus]:
+async def open_message_bus(
+    *, defaults: bool = True, max_queued: int = 1000
+) -> AsyncIterator[MessageBus]:
     """A :class:`MessageBus` with its priority dispatcher running in a nursery."""
-    bus = MessageBus(defaults=defaults)
+    bus = MessageBus(defaults=defaults, max_queued=max_queued)
     async with trio.open_nursery() as nursery:
         bus._dispatching = True
         nursery.start_soon(bus._dispatch)
