@@ -17,9 +17,9 @@ from mister_smith import errors
 from mister_smith.errors import (
     ActorError,
     ActorStopped,
-    DispatchQueueFull,
     AskTimeout,
     ConfigError,
+    DispatchQueueFull,
     ErrorClassification,
     ErrorSeverity,
     EscalatedError,

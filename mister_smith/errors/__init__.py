@@ -28,8 +28,8 @@ from ._taxonomy import ActorStopped as ActorStopped
 from ._taxonomy import AskTimeout as AskTimeout
 from ._taxonomy import CircuitOpenError as CircuitOpenError
 from ._taxonomy import ConfigError as ConfigError
-from ._taxonomy import ErrorClassification as ErrorClassification
 from ._taxonomy import DispatchQueueFull as DispatchQueueFull
+from ._taxonomy import ErrorClassification as ErrorClassification
 from ._taxonomy import EscalatedError as EscalatedError
 from ._taxonomy import EventError as EventError
 from ._taxonomy import EventTimeout as EventTimeout
