@@ -15,7 +15,15 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import attrs
 import trio
 
-from ..actors import Actor, ActorContext, ActorRef, ActorSystem, MessageMiddleware, SpawnController
+from ..actors import (
+    Actor,
+    ActorContext,
+    ActorDomain,
+    ActorRef,
+    ActorSystem,
+    MessageMiddleware,
+    SpawnController,
+)
 from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
 from ..events import EventBus, TaskCompleted, TaskFailed
 from ..supervision import RecoveryPolicy, Supervisor, heartbeat
@@ -597,7 +605,7 @@ async def spawn_agent(
     *,
     name: str | None = None,
     summarizer: Summarizer | None = None,
-    supervisor: Supervisor | None = None,
+    supervisor: Supervisor | ActorDomain | None = None,
     middleware: Sequence[MessageMiddleware] = (),
     restart: Restart | None = None,
     recovery: RecoveryPolicy | None = None,

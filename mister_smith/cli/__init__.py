@@ -155,6 +155,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             workspace=args.workspace,
             timeout=args.timeout,
             allow_write=args.allow_write,
+            config_file=args.config,
         )
         run_code: int = trio.run(run_task, run_options, stream, config)
         return run_code

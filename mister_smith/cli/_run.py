@@ -35,6 +35,7 @@ class RunOptions:
         workspace: The directory the file tools are confined to.
         timeout: Seconds the team gets.
         allow_write: Also register ``write_file`` (granted to the team's roles only).
+        config_file: The ``--config`` file: re-read on SIGHUP and applied live.
     """
 
     task: str
@@ -44,6 +45,7 @@ class RunOptions:
     workspace: Path = attrs.field(factory=Path.cwd)
     timeout: float = 45.0
     allow_write: bool = False
+    config_file: Path | None = None
 
 
 def general_recipe(runtime: RuntimeManager, display: Display, options: RunOptions) -> TeamRecipe:
@@ -126,4 +128,5 @@ async def run_task(options: RunOptions, out: TextIO, config: AgentConfig | None 
         live=options.live,
         timeout=options.timeout,
         prepare=prepare,
+        config_file=options.config_file,
     )

@@ -8,8 +8,10 @@ import functools
 import math
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TextIO
 
 import attrs
@@ -27,7 +29,7 @@ from ..agents import (
     TeamResult,
     create_dynamic_team,
 )
-from ..config import AgentConfig, AgentSettings
+from ..config import AgentConfig, AgentSettings, load_config
 from ..errors import ConfigError
 from ..events import (
     ComponentRecovered,
@@ -38,7 +40,7 @@ from ..events import (
     TaskCompleted,
     TaskFailed,
 )
-from ..runtime import RuntimeManager
+from ..runtime import RuntimeManager, reload_on_sighup
 from ..supervision import snapshot
 from ..tools import ToolBusStatistics
 from ..types import Role
@@ -334,10 +336,11 @@ async def run_team_session(
     live: bool,
     timeout: float,
     prepare: Prepare,
+    config_file: Path | None = None,
 ) -> int:
     """Start a runtime, compose a team with ``prepare``, run ``task`` with live progress,
     shut down gracefully (also on SIGINT/SIGTERM), print the summary, return the exit
-    code."""
+    code. With ``config_file``, SIGHUP re-reads it and applies it live."""
     started = trio.current_time()
     record = Record()
     result: TeamResult | None = None
@@ -345,7 +348,8 @@ async def run_team_session(
     tool_stats: ToolBusStatistics | None = None
     recipe: TeamRecipe | None = None
     signals: list[int] = []
-    async with RuntimeManager.open(config) as runtime:
+    loader = None if config_file is None else functools.partial(load_config, config_file)
+    async with RuntimeManager.open(config, config_loader=loader) as runtime:
         display = Display(
             out, color=color, live=live, tree=lambda: snapshot(runtime.supervision), started=started
         )
@@ -353,6 +357,8 @@ async def run_team_session(
         controller = SpawnController(runtime.actor_system, config.actors.max_agents)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(feed_display, runtime.events, display, record)
+            if loader is not None and threading.current_thread() is threading.main_thread():
+                await nursery.start(reload_on_sighup, runtime)
             async with cancel_on_signals() as signals:
                 try:
                     recipe = await prepare(runtime, display)

@@ -2,6 +2,8 @@
 
 from ..config import RuntimeConfig as RuntimeConfig
 from ._manager import RuntimeManager as RuntimeManager
+from ._manager import reload_on_sighup as reload_on_sighup
 from ._manager import run as run
+from ._reconfigure import FIXED_AT_OPEN as FIXED_AT_OPEN
 
-__all__ = ["RuntimeConfig", "RuntimeManager", "run"]
+__all__ = ["FIXED_AT_OPEN", "RuntimeConfig", "RuntimeManager", "reload_on_sighup", "run"]

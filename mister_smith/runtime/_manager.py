@@ -11,10 +11,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import attrs
 import psutil
 import trio
 
 from ..actors import ActorRef, ActorSystem
+from ..agents import AgentSpec, Model, ToolInvoker, spawn_agent
 from ..async_patterns import ActorMiddleware, AgentMiddleware, TaskExecutor
 from ..config import AgentConfig, load_config
 from ..errors import (
@@ -159,6 +161,31 @@ class RuntimeManager:
         options.setdefault("settings", self.config.pools)
         options.setdefault("events", self.events)
         return open_pool(factory, **options)
+
+    async def spawn_agent(
+        self,
+        spec: AgentSpec,
+        model: Model,
+        tools: ToolInvoker | None = None,
+        **options: Any,
+    ) -> ActorRef:
+        """Spawn an agent in the runtime (see :func:`~mister_smith.agents.spawn_agent`),
+        calling tools through :attr:`tool_bus` unless ``tools`` is given, with its
+        tool-call limits capped by ``agents.max_tool_calls_per_turn`` and
+        ``agents.max_tool_calls_per_task`` (a spec asking for more gets the config's)."""
+        limits = self.config.agents
+        capped = attrs.evolve(
+            spec,
+            max_tool_calls_per_turn=min(
+                spec.max_tool_calls_per_turn, limits.max_tool_calls_per_turn
+            ),
+            max_tool_calls_per_task=min(
+                spec.max_tool_calls_per_task, limits.max_tool_calls_per_task
+            ),
+        )
+        return await spawn_agent(
+            self.actor_system, capped, model, self.tool_bus if tools is None else tools, **options
+        )
 
     @classmethod
     @asynccontextmanager
@@ -326,6 +353,9 @@ class RuntimeManager:
             # first bindings) is not the user's blocking code.
             trio.lowlevel.add_instrument(detector)
             try:
+                # The step that added the detector is not timed: start the body in a
+                # fresh one, so blocking code at its very beginning is seen too.
+                await trio.lowlevel.checkpoint()
                 yield runtime
                 await runtime.graceful_shutdown()
             finally:
@@ -515,7 +545,7 @@ def run(
                     if handle_signals:
                         await nursery.start(_shutdown_on_signal, runtime)
                         if loader is not None:
-                            await nursery.start(_reload_on_sighup, runtime)
+                            await nursery.start(reload_on_sighup, runtime)
                     result.append(await main(runtime))
                     nursery.cancel_scope.cancel()
         except SupervisionError as exc:
@@ -550,16 +580,19 @@ async def _shutdown_on_signal(
             return
 
 
-async def _reload_on_sighup(
+async def reload_on_sighup(
     runtime: RuntimeManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Each SIGHUP re-reads the configuration and applies it; a bad one is logged."""
+    """Serve SIGHUP: each one re-reads the configuration with the runtime's
+    ``config_loader`` and applies it live (:meth:`RuntimeManager.reload`); a refused or
+    invalid configuration is logged and the runtime keeps the one it has. Start it with
+    ``await nursery.start(reload_on_sighup, runtime)`` (main thread only)."""
     with trio.open_signal_receiver(signal.SIGHUP) as signals:
         task_status.started()
         async for _ in signals:
             try:
                 await runtime.reload(trigger="signal")
-            except ConfigError as exc:
+            except (ConfigError, OSError) as exc:
                 logger.error("runtime: SIGHUP reload refused: %s", exc)  # noqa: TRY400
 
 

@@ -204,6 +204,11 @@ class CircuitBreaker:
         core.half_open_max_calls = changed.half_open_max_calls
 
     @property
+    def consecutive_failures(self) -> int:
+        """Failures recorded in a row while closed (what ``failure_threshold`` bounds)."""
+        return self._core.failures
+
+    @property
     def failure_threshold(self) -> int:
         """Consecutive failures that open the breaker."""
         return self._core.failure_threshold

@@ -91,8 +91,8 @@ class _ChildBook:
     """The child's own restart budget (``None``: only the supervisor's intensity)."""
     own_limit: bool = False
     """The budget was set for this child (not the supervisor's default ``child_limit``)."""
-    failed_probes: int = 0
-    """Consecutive circuit-breaker probes that failed (see :meth:`SupervisorPolicy.decide`)."""
+    breaker_trips: int = 0
+    """Times its circuit breaker opened since its last long run (see ``decide``)."""
 
 
 @attrs.define
@@ -158,14 +158,14 @@ class SupervisorPolicy:
                 book.backoff.backoff = backoff
 
     def _window(self, book: _ChildBook) -> float:
-        """How long a run must last for its retries and failed probes to be forgotten."""
+        """How long a run must last for its retries and breaker trips to be forgotten."""
         if book.budget is not None:
             return book.budget.window
         if self.intensity is not None:
             return self.intensity.window
         return math.inf
 
-    def _probe_limit(self, book: _ChildBook) -> int | None:
+    def _trip_limit(self, book: _ChildBook) -> int | None:
         if book.budget is not None:
             return book.budget.max_restarts
         if self.intensity is not None:
@@ -208,7 +208,7 @@ class SupervisorPolicy:
         rand: float = 0.5,
         started_at: float | None = None,
         limit: RestartLimit | None = None,
-        probe_failed: bool = False,
+        breaker_trips: bool = False,
     ) -> Decision:
         """Decide about child ``key`` which exited at ``now``.
 
@@ -224,13 +224,13 @@ class SupervisorPolicy:
             started_at: When the run that exited started (for a child not tracked yet).
             limit: The child's own restart budget (default: ``child_limit``); read when
                 the child is first tracked.
-            probe_failed: The run was a circuit breaker's half-open probe and failed,
-                so the breaker opens again. Restarts through a breaker are paced by it
-                and do not count toward the budgets, but consecutive failed probes do:
-                a child whose probe fails more often in a row than its budget's
-                ``max_restarts`` (the child's own, else the supervisor's) has spent it,
-                like any other restart budget. A run lasting a whole window resets the
-                count.
+            breaker_trips: This failure opens the child's circuit breaker (again).
+                Restarts through a breaker are paced by it and do not count toward the
+                budgets one by one, but its openings do: a child whose breaker opens
+                more often in a row than its budget's ``max_restarts`` (the child's
+                own, else the supervisor's) has spent it, like any other restart
+                budget, instead of failing at the breaker's pace for ever. A run
+                lasting a whole window resets the count.
         """
         fresh = key not in self._books
         book = self._book(key, limit)
@@ -249,7 +249,7 @@ class SupervisorPolicy:
             strategy = classification.recovery_strategy
         if book.last_start is not None and now - book.last_start >= self._window(book):
             book.retries = 0
-            book.failed_probes = 0
+            book.breaker_trips = 0
         action = effective_action(strategy, restart, has_fallback=has_fallback)
 
         if action is RecoveryAction.ESCALATE:
@@ -275,10 +275,10 @@ class SupervisorPolicy:
             # The breaker bounds the rate of these restarts; they don't count toward
             # intensity, but a run of failed probes does (see ``probe_failed``).
             book.retries = 0
-            if probe_failed:
-                book.failed_probes += 1
-                probe_limit = self._probe_limit(book)
-                if probe_limit is not None and book.failed_probes > probe_limit:
+            if breaker_trips:
+                book.breaker_trips += 1
+                trip_limit = self._trip_limit(book)
+                if trip_limit is not None and book.breaker_trips > trip_limit:
                     return self._exhausted(book, severity)
             return Decision(action=action, run_again=True, severity=severity)
         return self._restart(book, action, now, rand, severity)

@@ -686,7 +686,6 @@ class Supervisor:
             return
 
         strategy = None if error is None else child.spec.resolve_recovery(error)
-        gate = child.spec.breaker
         decision = self._policy.decide(
             child.name,
             child.restart,
@@ -697,10 +696,7 @@ class Supervisor:
             rand=self._rng.random(),
             started_at=child.started_at,
             limit=child.spec.restart_limit,
-            # A failure while half-open: the breaker's probe failed (it opens again).
-            probe_failed=error is not None
-            and gate is not None
-            and gate.state is BreakerState.HALF_OPEN,
+            breaker_trips=error is not None and self._trips_breaker(child),
         )
         if decision.action is not None:
             self._record_decision(child, error, decision)
@@ -757,6 +753,20 @@ class Supervisor:
             "normal" if leaf is None else repr(leaf),
             decision.action.value,
         )
+
+    def _trips_breaker(self, child: Child) -> bool:
+        """Whether recording this failure on the child's breaker opens it (again)."""
+        gate = child.spec.breaker
+        if gate is None:
+            return False
+        state = gate.state
+        if state is BreakerState.HALF_OPEN:
+            return True
+        if state is not BreakerState.CLOSED:
+            return False
+        ran_for = trio.current_time() - child.started_at
+        failures = 0 if ran_for >= gate.reset_timeout else gate.consecutive_failures
+        return failures + 1 >= gate.failure_threshold
 
     def _carry_out(self, child: Child, error: BaseException | None, decision: Decision) -> None:
         assert decision.action is not None
