@@ -394,3 +394,18 @@ async def test_a_stopped_domain_terminates_its_members(autojump_clock: trio.abc.
 def test_child_end_reasons_are_the_announced_reasons() -> None:
     assert ChildEnd.RESTART_BUDGET.value == "restart intensity exceeded"
     assert attrs.has(RestartLimit)
+
+
+async def test_start_up_never_trips_the_blocking_detector_and_readiness_is_current() -> None:
+    from mister_smith.config import MonitoringSettings
+    from mister_smith.events import LoopBlocked
+    from mister_smith.resources import HealthStatus
+
+    config = AgentConfig(monitoring=MonitoringSettings(http_port=0))
+    for _ in range(4):
+        async with RuntimeManager.open(config, serve_http=True) as rt:
+            ready = await rt.health.fresh_readiness()
+            assert rt.events.history(LoopBlocked) == []
+            assert (ready.status, ready.ok) == (HealthStatus.HEALTHY, True)
+            assert ready.age is not None
+            assert ready.age < 1.0

@@ -6,7 +6,7 @@ import attrs
 import pytest
 import trio
 
-from mister_smith.errors import SupervisionError
+from mister_smith.errors import RecoveryAction, SupervisionError
 from mister_smith.events import EventBus, SupervisionDecision
 from mister_smith.supervision import (
     Restart,
@@ -316,3 +316,35 @@ async def test_concurrent_routing_to_a_new_domain(
     assert errors == []
     assert routed == ["w0", "w1", "w2"]
     assert supervisors == (["d"] if per_supervisor == 100 else ["d", "d#2", "d#3"])
+
+
+async def test_a_crash_looping_domain_is_restarted_then_stopped_alone(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    starts: dict[str, int] = {"bad": 0, "good": 0}
+
+    async def worker(kind: str) -> None:
+        starts[kind] += 1
+        await trio.sleep(1)
+        if kind == "bad":
+            raise ValueError("always fails")
+        await trio.sleep_forever()
+
+    bus = EventBus()
+    async with open_supervision_tree(
+        events=bus, max_restarts=2, restart_window=100, domain_max_restarts=0
+    ) as tree:
+        await tree.route_to_domain("flaky", worker, "bad", name="bad")
+        await tree.route_to_domain("steady", worker, "good", name="good")
+        await trio.sleep(50)
+        # flaky gave up at each failure (intensity 0); the root restarted it twice
+        # (its budget), then stopped it for good. steady and the root never noticed.
+        assert starts == {"bad": 3, "good": 1}
+        decisions = [(e.child, e.action) for e in bus.history(SupervisionDecision)]
+        assert [a for c, a in decisions if c == "flaky"] == [
+            RecoveryAction.RESTART,
+            RecoveryAction.RESTART,
+            RecoveryAction.STOP,
+        ]
+        assert tree.root.state == "running"
+        assert [c.name for c in tree.root.children()] == ["steady"]

@@ -14,7 +14,7 @@ from ..errors import RecoveryStrategy, SupervisionError
 from ..events import ChildStarted, EventBus
 from ..types import Restart
 from ._child import Child, ChildSpec, ChildState
-from ._intensity import Backoff
+from ._intensity import Backoff, RestartLimit
 from ._strategy import SupervisionStrategyLike
 from ._supervisor import Supervisor, open_supervisor
 
@@ -248,12 +248,18 @@ async def open_supervision_tree(
     """Open a :class:`SupervisionTree` whose root runs until the block ends or it is stopped.
 
     The defaults follow the wider design: supervisors restart up to 5 times in 300 s,
-    workers 3 times in 60 s.
+    workers 3 times in 60 s. Failures climb one level at a time and stop there: each
+    domain supervisor that gives up (its own intensity, ``domain_max_restarts`` within
+    ``domain_restart_window``, spent) is restarted by the root with the children routed
+    to it, counted in *that domain's* budget (``max_restarts`` within
+    ``restart_window``); a domain that spends it is stopped for good while the other
+    domains and the root go on (the root counts no intensity across domains).
     """
     async with open_supervisor(
         name,
         events=events,
-        max_restarts=max_restarts,
+        max_restarts=None,
+        child_limit=RestartLimit(max_restarts, restart_window),
         restart_window=restart_window,
         default_restart=Restart.PERMANENT,
         shutdown_timeout=shutdown_timeout,
