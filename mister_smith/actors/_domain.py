@@ -118,6 +118,8 @@ class ActorDomain:
         self._specs.clear()
         for member in members:
             _end(member, reason)
+        if isinstance(self.parent, ActorDomain):
+            self.parent.forget(self.name)
         self.system._domain_terminated(self)
 
     def __repr__(self) -> str:

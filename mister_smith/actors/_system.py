@@ -511,8 +511,10 @@ class ActorSystem:
         )
         cell.ctx = ActorContext(cell)
         domain, sup = self._resolve(supervisor)
-        sup = await self._with_room(domain, sup)
-        domain = self._by_supervisor.get(sup)
+        limit_children = self.max_children_per_supervisor
+        if limit_children is not None and sup.child_count >= limit_children:
+            sup = await self._with_room(domain, sup)  # an overflow sibling (or refused)
+            domain = self._by_supervisor.get(sup)
         cell.identity = self.identities.mint(name, roles=roles, actor_id=cell.actor_id)
         cell.supervisor = sup
         cell.domain = domain
