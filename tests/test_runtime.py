@@ -58,7 +58,9 @@ async def test_runtime_wires_the_components(autojump_clock: trio.abc.Clock) -> N
         tree = snapshot(runtime.supervision)
         assert [node.name for node in tree.walk()] == ["root", "actors", "echo", "health", "tasks"]
         stats = runtime.statistics()
-        assert stats["actors"].live_actors == 1
+        assert stats.actors.live_actors == 1
+        assert stats.supervision.name == "root"
+        assert stats.tasks is not None
     assert runtime.supervision.state == "stopped"
     assert not ref.is_alive
 

@@ -15,9 +15,9 @@ import attrs
 import psutil
 import trio
 
-from ..actors import ActorRef, ActorSystem
+from ..actors import ActorRef, ActorSystem, ActorSystemStatistics
 from ..agents import AgentSpec, Model, ToolInvoker, spawn_agent
-from ..async_patterns import ActorMiddleware, AgentMiddleware, TaskExecutor
+from ..async_patterns import ActorMiddleware, AgentMiddleware, ExecutorStatistics, TaskExecutor
 from ..config import AgentConfig, load_config
 from ..errors import (
     ConfigError,
@@ -27,7 +27,7 @@ from ..errors import (
     SupervisionError,
     root_cause,
 )
-from ..events import ConfigReloaded, ErrorOccurred, EventBus
+from ..events import ConfigReloaded, ErrorOccurred, EventBus, EventBusStatistics
 from ..monitoring import (
     FrameworkMetrics,
     Tracer,
@@ -41,12 +41,13 @@ from ..resources import (
     ConnectionPool,
     EventBusHealthCheck,
     HealthMonitor,
+    HealthMonitorStatistics,
     MailboxHealthCheck,
     SupervisorHealthCheck,
     open_pool,
 )
-from ..supervision import Restart, Supervisor, open_supervisor
-from ..tools import BlockingDetector, ToolBus, ToolPolicy
+from ..supervision import Restart, Supervisor, SupervisorStatistics, open_supervisor
+from ..tools import BlockingDetector, BlockingStatistics, ToolBus, ToolBusStatistics, ToolPolicy
 from ..types import IdentityAuthority
 from . import _assembly
 from ._reconfigure import changed_paths, refused
@@ -60,6 +61,29 @@ MEMORY_CHECK_INTERVAL = 1.0
 
 ConfigLoader = Callable[[], AgentConfig]
 """Re-reads the configuration from where it came from (a file, the environment)."""
+
+
+@attrs.frozen
+class RuntimeStatistics:
+    """A snapshot of a running runtime (:meth:`RuntimeManager.statistics`).
+
+    Attributes:
+        supervision: The root supervisor's counters.
+        actors: The actor system's totals.
+        events: The event bus's counters.
+        tools: The tool bus's per-tool and bus-wide counters.
+        blocking: The blocking detector's counters.
+        tasks: The task executor's counters (``None`` while it restarts).
+        health: The health monitor's counters.
+    """
+
+    supervision: SupervisorStatistics
+    actors: ActorSystemStatistics
+    events: EventBusStatistics
+    tools: ToolBusStatistics
+    blocking: BlockingStatistics
+    tasks: ExecutorStatistics | None
+    health: HealthMonitorStatistics
 
 
 class RuntimeManager:
@@ -480,15 +504,18 @@ class RuntimeManager:
             logger.info("runtime: graceful shutdown")
         await self.supervision.stop(timeout=timeout)
 
-    def statistics(self) -> dict[str, Any]:
-        """A dictionary of every component's statistics, for humans and probes."""
-        return {
-            "supervision": self.supervision.statistics(),
-            "actors": self.actor_system.statistics(),
-            "events": self.events.statistics(),
-            "tools": self.tool_bus.statistics(),
-            "blocking": self.blocking_detector.statistics(),
-        }
+    def statistics(self) -> RuntimeStatistics:
+        """Every component's counters, in one frozen record."""
+        tasks = self._tasks
+        return RuntimeStatistics(
+            supervision=self.supervision.statistics(),
+            actors=self.actor_system.statistics(),
+            events=self.events.statistics(),
+            tools=self.tool_bus.statistics(),
+            blocking=self.blocking_detector.statistics(),
+            tasks=None if tasks is None else tasks.statistics(),
+            health=self.health.statistics(),
+        )
 
 
 def _mailboxes(system: ActorSystem) -> Callable[[], dict[str, ActorRef]]:
@@ -598,3 +625,18 @@ async def reload_on_sighup(
 
 _SIGNAL_SHUTDOWN_TIMEOUT = 30.0
 """The wider design's graceful-shutdown bound on SIGTERM/SIGINT (seconds)."""
+
+
+def open_runtime(
+    config: AgentConfig | None = None,
+    *,
+    middleware: Sequence[AgentMiddleware] = (),
+    serve_http: bool = False,
+    config_loader: ConfigLoader | None = None,
+) -> AbstractAsyncContextManager[RuntimeManager]:
+    """``async with open_runtime(config) as runtime:`` — Trio's naming for
+    :meth:`RuntimeManager.open` (an ``open_*`` async context manager owns the tasks it
+    starts); same arguments, same behaviour."""
+    return RuntimeManager.open(
+        config, middleware=middleware, serve_http=serve_http, config_loader=config_loader
+    )
