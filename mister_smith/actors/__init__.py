@@ -5,6 +5,7 @@ from ._actor import ActorContext as ActorContext
 from ._cell import ActorStatistics as ActorStatistics
 from ._cell import ActorStatus as ActorStatus
 from ._cell import MailboxStatistics as MailboxStatistics
+from ._delegation import Delegated as Delegated
 from ._ref import ActorRef as ActorRef
 from ._spawn import SpawnController as SpawnController
 from ._spawn import SpawnStatistics as SpawnStatistics
@@ -23,6 +24,7 @@ __all__ = [
     "ActorSystem",
     "ActorSystemStatistics",
     "DeadLetterRecord",
+    "Delegated",
     "MailboxStatistics",
     "MessageMiddleware",
     "SpawnController",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
@@ -26,6 +26,12 @@ class Actor:
     :meth:`~mister_smith.actors.ActorSystem.spawn` at every (re)start, so state resets
     on restart, as in OTP. Messages are handled one at a time, in arrival order.
     """
+
+    accepts_delegated: ClassVar[bool] = False
+    """Whether :meth:`handle` understands :class:`~mister_smith.actors.Delegated`
+    messages and then calls tools only where every delegator may too (an ``Agent``
+    does). ``AgentTool`` sends such an actor the caller it works for; any other actor
+    gets the bare message and acts under its own grants."""
 
     async def handle(self, message: Any, ctx: ActorContext) -> Any:
         """Handle one message; the return value is the reply to an ``ask``.

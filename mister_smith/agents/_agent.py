@@ -8,12 +8,20 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 import trio
 
-from ..actors import Actor, ActorContext, ActorRef, ActorSystem, MessageMiddleware, SpawnController
+from ..actors import (
+    Actor,
+    ActorContext,
+    ActorRef,
+    ActorSystem,
+    Delegated,
+    MessageMiddleware,
+    SpawnController,
+)
 from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
 from ..events import EventBus, TaskCompleted, TaskFailed
 from ..supervision import RecoveryPolicy, Supervisor
@@ -172,11 +180,16 @@ class AgentTask:
     @classmethod
     def coerce(cls, message: Any) -> AgentTask:
         """Accept an :class:`AgentTask`, a string, or a mapping with ``task``/``prompt``/
-        ``message``/``input`` (and optional ``timeout`` seconds or ``deadline``).
+        ``message``/``input`` (and optional ``timeout`` seconds or ``deadline``), or
+        any of these wrapped in a :class:`~mister_smith.actors.Delegated` (whose
+        delegators go first in :attr:`on_behalf_of`).
 
         Raises:
             InvalidTask: anything else.
         """
+        if isinstance(message, Delegated):
+            task = cls.coerce(message.message)
+            return attrs.evolve(task, on_behalf_of=(*message.on_behalf_of, *task.on_behalf_of))
         if isinstance(message, AgentTask):
             return message
         if isinstance(message, str):
@@ -288,6 +301,8 @@ class Agent(Actor):
     next — a fresh incarnation starts with an empty context.
 
     Spawn with :func:`spawn_agent` or ``system.spawn(Agent, spec, model, tools, ...)``.
+    It accepts :class:`~mister_smith.actors.Delegated` tasks (``accepts_delegated``),
+    so its ref offered through ``AgentTool`` works on the tool caller's behalf.
 
     Args:
         spec: MessageRole, prompt, limits.
@@ -295,6 +310,8 @@ class Agent(Actor):
         tools: The tool bus (``None``: no tools).
         summarizer: Folds old context (default: extractive).
     """
+
+    accepts_delegated: ClassVar[bool] = True
 
     def __init__(
         self,
