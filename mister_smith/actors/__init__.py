@@ -6,6 +6,7 @@ from ._cell import ActorStatistics as ActorStatistics
 from ._cell import ActorStatus as ActorStatus
 from ._cell import MailboxStatistics as MailboxStatistics
 from ._domain import ActorDomain as ActorDomain
+from ._delegation import Delegated as Delegated
 from ._ref import ActorRef as ActorRef
 from ._spawn import SpawnController as SpawnController
 from ._spawn import SpawnStatistics as SpawnStatistics
@@ -25,6 +26,7 @@ __all__ = [
     "ActorSystem",
     "ActorSystemStatistics",
     "DeadLetterRecord",
+    "Delegated",
     "MailboxStatistics",
     "MessageMiddleware",
     "SpawnController",

@@ -33,6 +33,12 @@ class Actor:
     """Whether ``spawn`` watches this kind of actor by heartbeat unless told otherwise
     (see the ``heartbeat`` option of :meth:`~mister_smith.actors.ActorSystem.spawn`)."""
 
+    accepts_delegated: ClassVar[bool] = False
+    """Whether :meth:`handle` understands :class:`~mister_smith.actors.Delegated`
+    messages and then calls tools only where every delegator may too (an ``Agent``
+    does). ``AgentTool`` sends such an actor the caller it works for; any other actor
+    gets the bare message and acts under its own grants."""
+
     async def handle(self, message: Any, ctx: ActorContext) -> Any:
         """Handle one message; the return value is the reply to an ``ask``.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,19 @@ class ActorRef:
     def capabilities(self) -> frozenset[str]:
         """Capabilities declared at spawn (used by capability-based routing)."""
         return self._cell.capabilities
+
+    @property
+    def accepts_delegated(self) -> bool:
+        """Whether the actor's class handles :class:`~mister_smith.actors.Delegated`
+        messages (see :attr:`Actor.accepts_delegated`): read from the running
+        incarnation, else from the class its factory builds."""
+        cell = self._cell
+        if cell.instance is not None:
+            return bool(type(cell.instance).accepts_delegated)
+        factory: Any = cell.factory
+        while isinstance(factory, functools.partial):
+            factory = factory.func
+        return isinstance(factory, type) and bool(getattr(factory, "accepts_delegated", False))
 
     @property
     def load(self) -> int:

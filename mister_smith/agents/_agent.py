@@ -21,11 +21,12 @@ from ..actors import (
     ActorDomain,
     ActorRef,
     ActorSystem,
+    Delegated,
     MessageMiddleware,
     SpawnController,
 )
 from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
-from ..events import EventBus, TaskCompleted, TaskFailed
+from ..events import EventBus, TaskCompleted, TaskFailed, ToolCalled, ToolOutcome
 from ..supervision import RecoveryPolicy, Supervisor, heartbeat
 from ..types import Caller, CallerIdentity, Restart, Role, TaskId
 from ._context import ContextWindow, Summarizer
@@ -116,7 +117,8 @@ class AgentSpec:
         system_prompt: Instructions given to the model on every turn.
         capabilities: Declared capabilities (used by teams and capability routing).
         allowed_tools: Tools the agent may call (``None``: whatever the tool bus grants
-            it). Calls to other tools are refused and reported to the model.
+            it). Calls to other tools are refused and reported to the model, and
+            announced as a ``ToolCalled`` event with outcome ``DENIED``.
         max_turns: Model turns per task before :class:`MaxTurnsExceeded`.
         tool_timeout: Deadline of each tool call (``None``: the tool's own, else the
             bus's); never later than the tool's own deadline or the task's.
@@ -182,11 +184,16 @@ class AgentTask:
     @classmethod
     def coerce(cls, message: Any) -> AgentTask:
         """Accept an :class:`AgentTask`, a string, or a mapping with ``task``/``prompt``/
-        ``message``/``input`` (and optional ``timeout`` seconds or ``deadline``).
+        ``message``/``input`` (and optional ``timeout`` seconds or ``deadline``), or
+        any of these wrapped in a :class:`~mister_smith.actors.Delegated` (whose
+        delegators go first in :attr:`on_behalf_of`).
 
         Raises:
             InvalidTask: anything else.
         """
+        if isinstance(message, Delegated):
+            task = cls.coerce(message.message)
+            return attrs.evolve(task, on_behalf_of=(*message.on_behalf_of, *task.on_behalf_of))
         if isinstance(message, AgentTask):
             return message
         if isinstance(message, str):
@@ -315,6 +322,8 @@ class Agent(Actor):
     elsewhere for ``supervision.heartbeat_timeout`` is cancelled and restarted.
 
     Spawn with :func:`spawn_agent` or ``system.spawn(Agent, spec, model, tools, ...)``.
+    It accepts :class:`~mister_smith.actors.Delegated` tasks (``accepts_delegated``),
+    so its ref offered through ``AgentTool`` works on the tool caller's behalf.
 
     Args:
         spec: MessageRole, prompt, limits.
@@ -324,6 +333,7 @@ class Agent(Actor):
     """
 
     heartbeat_by_default: ClassVar[bool] = True
+    accepts_delegated: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -477,7 +487,7 @@ class Agent(Actor):
             budget = min(spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - tool_calls)
             calls = response.tool_calls
             async with self._beating(self.tools):  # each call bounded by its deadline
-                results = await self._run_tools(calls[:budget], name, caller, task.deadline)
+                results = await self._run_tools(calls[:budget], name, caller, task.deadline, events)
             tool_calls += len(results)
             tool_errors += sum(1 for r in results if r.is_error)
             refused += len(calls[budget:])
@@ -550,13 +560,18 @@ class Agent(Actor):
         raise ModelTimeout(f"model {self.model.name!r} did not answer within {timeout} s")
 
     async def _run_tools(
-        self, calls: Sequence[ToolCall], name: str, caller: ToolCaller, deadline: float | None
+        self,
+        calls: Sequence[ToolCall],
+        name: str,
+        caller: ToolCaller,
+        deadline: float | None,
+        events: EventBus | None = None,
     ) -> list[Message]:
         results: list[Message | None] = [None] * len(calls)
 
         async def run(index: int) -> None:
             async with self._limiter:
-                results[index] = await self._run_tool(calls[index], name, caller, deadline)
+                results[index] = await self._run_tool(calls[index], name, caller, deadline, events)
 
         if self.spec.parallel_tool_calls and len(calls) > 1:
             async with trio.open_nursery() as nursery:
@@ -568,11 +583,26 @@ class Agent(Actor):
         return [result for result in results if result is not None]
 
     async def _run_tool(
-        self, call: ToolCall, name: str, caller: ToolCaller, deadline: float | None
+        self,
+        call: ToolCall,
+        name: str,
+        caller: ToolCaller,
+        deadline: float | None,
+        events: EventBus | None = None,
     ) -> Message:
         allowed = self.spec.allowed_tools
         if self.tools is None or (allowed is not None and call.name not in allowed):
             refusal = ToolPermissionDenied(f"agent {name!r} may not call tool {call.name!r}")
+            if events is not None:  # refused before the bus: announced like the bus does
+                events.emit(
+                    ToolCalled(
+                        source=name,
+                        tool=call.name,
+                        caller=_caller_text(caller),
+                        outcome=ToolOutcome.DENIED,
+                        error=f"{type(refusal).__name__}: {refusal}",
+                    )
+                )
             await trio.lowlevel.checkpoint()
             return Message.tool_result(call, format_tool_error(refusal), is_error=True)
         # the tightest of: the spec's tool deadline, the tool's own, the task's remainder
@@ -592,6 +622,14 @@ class Agent(Actor):
             logger.debug("agent %s: tool %s failed: %s", name, call.name, exc)
             return Message.tool_result(call, format_tool_error(exc), is_error=True)
         return Message.tool_result(call, format_tool_result(value))
+
+
+def _caller_text(caller: ToolCaller) -> str:
+    """How the bus names ``caller`` in events: ``"name (for lead > ...)"``."""
+    text = str(caller.who)
+    if caller.on_behalf_of:
+        text += " (for " + " > ".join(str(c) for c in caller.on_behalf_of) + ")"
+    return text
 
 
 _agent_numbers = itertools.count(1)

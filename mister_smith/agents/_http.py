@@ -29,6 +29,7 @@ from ._errors import (
     ModelResponseTooLarge,
     ModelTimeout,
 )
+from ._messages import ToolCall
 from ._model import ModelRequest, ModelResponse
 from ._parsing import loads_strict
 
@@ -91,6 +92,24 @@ class Secret:
         if len(self._value) < MIN_REDACTED_LENGTH:
             return text
         return text.replace(self._value, REDACTED)
+
+    def redact_value(self, value: Any) -> Any:
+        """``value`` (decoded JSON, a :class:`ModelResponse`'s parts) with the credential
+        replaced in every string, mapping keys included.
+
+        The raw body is redacted too, but a server can escape the key in its JSON
+        (``"\\u0073k-..."``, ``"\\/"``): only the decoded strings show it, so they are
+        redacted again once parsed. Lists come back as lists, mappings as dicts.
+        """
+        if len(self._value) < MIN_REDACTED_LENGTH:
+            return value
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, Mapping):
+            return {self.redact_value(key): self.redact_value(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact_value(item) for item in value]
+        return value
 
     def redact_bytes(self, data: bytes) -> bytes:
         """``data`` with every occurrence of the credential (UTF-8) replaced."""
@@ -466,8 +485,25 @@ class HttpModel:
             MalformedModelResponse: whatever is wrong with it (never another error).
         """
         data = loads_strict(self.endpoint, content, f"{status} with a body")
+        secret = self._secret
+        if secret is not None:
+            data = secret.redact_value(data)  # a key escaped in the JSON shows only now
         try:
-            return self.parse_response(data)
+            response = self.parse_response(data)
+            if secret is not None:  # and arguments sent as a JSON string, only now
+                response = attrs.evolve(
+                    response,
+                    text=secret.redact(response.text),
+                    tool_calls=tuple(
+                        ToolCall(
+                            secret.redact(call.id),
+                            secret.redact(call.name),
+                            secret.redact_value(call.arguments),
+                        )
+                        for call in response.tool_calls
+                    ),
+                )
+            return response
         except MalformedModelResponse:
             raise
         except (

@@ -15,6 +15,13 @@ class AgentSettings:
     """Bounds on agents and their models, so that a model (or whoever answers in its
     name) cannot make an agent use unbounded memory or run unbounded tool calls.
 
+    The defaults are also ``AgentSpec``'s and ``HttpModel``'s own, so every agent is
+    bounded by them. ``mister-smith run`` and ``demo`` apply a configured
+    ``[agents]`` section to the members and models they build; ``RuntimeManager``
+    does not rewrite the ``AgentSpec`` s and models your code builds: pass the values
+    on (``AgentSpec(..., max_tool_calls_per_turn=config.agents.max_tool_calls_per_turn)``,
+    ``OpenAICompatibleModel(..., max_response_bytes=config.agents.max_response_bytes)``).
+
     Attributes:
         max_response_bytes: Largest model answer read, in decoded bytes; a longer (or
             never-ending) answer is cut off there and fails with

@@ -105,7 +105,9 @@ class ToolOutcome(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class ToolCalled(Event):
-    """A tool call went through the tool bus (whatever its outcome)."""
+    """A tool call ended, whatever its outcome: announced by the tool bus (``source``:
+    the bus's name), or by an agent that refused it before the bus (``source``: the
+    agent's name, outcome ``DENIED``: a tool outside its ``allowed_tools``)."""
 
     tool: str
     caller: str

@@ -6,7 +6,9 @@ partly chosen by whoever calls in — a model asking for 30,000 made-up tool nam
 
 * a **tool** label is the tool's name only while a tool of that name is registered on
   the tool registry monitoring was given (:class:`ToolLabels`); any other name, and
-  every call that ended ``NOT_FOUND``, is counted under :data:`UNKNOWN_TOOL`;
+  every call that ended ``NOT_FOUND``, is counted under :data:`UNKNOWN_TOOL`; and
+  registered names have a :class:`LabelBudget` too, since tools come and go (each
+  lead-mode team registers and later drops its own ``ask_<member>`` tools);
 * every other label taken from event text (supervisor, actor, role, pool, breaker,
   component, dead-letter reason) admits at most :data:`MAX_LABEL_VALUES` distinct
   values (:class:`LabelBudget`); later newcomers share :data:`OTHER_LABEL`, and each

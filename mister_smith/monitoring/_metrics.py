@@ -54,7 +54,7 @@ from ..events import (
     ToolCalled,
     ToolOutcome,
 )
-from ._labels import MAX_LABEL_VALUES, LabelBudget, ToolLabels
+from ._labels import MAX_LABEL_VALUES, UNKNOWN_TOOL, LabelBudget, ToolLabels
 from ._sources import (
     ActorMetricsSource,
     BlockingMetricsSource,
@@ -96,8 +96,8 @@ class FrameworkMetrics:
         registry: Where to register (default: a new ``CollectorRegistry``; never the
             process-global one).
         max_label_values: Distinct values each label taken from event text may have
-            (supervisor, actor, role, pool, breaker, component, reason) before further
-            ones are counted as ``other``.
+            (supervisor, actor, role, pool, breaker, component, reason, and registered
+            tool names) before further ones are counted as ``other``.
 
     Attributes:
         registry: The registry to expose (``/metrics`` serves it).
@@ -114,7 +114,10 @@ class FrameworkMetrics:
         self._tool_label = ToolLabels()
         self._budgets = {
             kind: LabelBudget(max_label_values)
-            for kind in ("role", "supervisor", "breaker", "actor", "reason", "pool", "component")
+            for kind in (
+                *("role", "supervisor", "breaker", "actor", "reason", "pool", "component"),
+                "tool",
+            )
         }
         # -- actors and supervision (events) -------------------------------------------
         self.actors = Gauge(_name("actors"), "Actors alive (spawned minus stopped).", registry=reg)
@@ -307,6 +310,8 @@ class FrameworkMetrics:
 
     def _on_tool_called(self, event: ToolCalled) -> None:
         tool = self._tool_label(event.tool, found=event.outcome is not ToolOutcome.NOT_FOUND)
+        if tool != UNKNOWN_TOOL:  # registered names are bounded too: tools come and go
+            tool = self._label("tool", tool)
         self.tool_calls.labels(tool=tool, outcome=event.outcome.value).inc()
         if event.outcome is ToolOutcome.TIMEOUT:
             self.tool_timeouts.labels(tool=tool).inc()

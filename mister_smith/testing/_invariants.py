@@ -199,13 +199,19 @@ def _max_in_window(times: Sequence[float], window: float) -> int:
 
 def _tool_counters(harness: SystemTestHarness, log: Sequence[Event]) -> list[str]:
     problems: list[str] = []
-    statistics = harness.tool_bus.statistics().tools
+    bus = harness.tool_bus
+    statistics = bus.statistics().tools
     for name, since in harness.gated_tools().items():
         stats = statistics.get(name)
         if stats is None:
             continue
-        # A gated tool stays registered, so every call naming it reached its counters.
-        calls = [e for e in log[since:] if isinstance(e, ToolCalled) and e.tool == name]
+        # A gated tool stays registered, so every call naming it reached its counters
+        # (calls an agent refused itself, before the bus, are announced by the agent).
+        calls = [
+            e
+            for e in log[since:]
+            if isinstance(e, ToolCalled) and e.tool == name and e.source == bus.name
+        ]
         outcomes = collections.Counter(e.outcome for e in calls)
         expected = {
             "calls": (len(calls), stats.calls),

@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import trio
 
+from ..actors import ActorRef, Delegated
 from ..errors import ToolTimeout
 from ..types import Caller
 from ._context import CURRENT_TOOL_CALL
@@ -57,10 +58,13 @@ class AgentTool:
 
     Delegation carries identity: a :class:`Delegate` target (an ``AgentEndpoint``) is
     asked with :meth:`Delegate.ask_on_behalf` and the caller of this tool (plus whom
-    *it* acts for), so the agent asked may only use tools its caller may use too: no
-    privilege escalation through a teammate. A plain :class:`Askable` (e.g. a bare
-    ``ActorRef``) cannot carry it and acts under its own grants only; offer agents
-    through ``AgentEndpoint`` (teams do).
+    *it* acts for), and an ``ActorRef`` of an actor that accepts delegation (an
+    agent's, see ``Actor.accepts_delegated``) is asked with a
+    :class:`~mister_smith.actors.Delegated` message carrying them, so the agent asked
+    may only use tools its caller may use too: no privilege escalation through a
+    teammate, however the agent is offered. Any other :class:`Askable` (a plain
+    actor's ref, a fake) gets the bare message and acts under its own grants: give
+    such targets no grants their callers lack.
 
     Args:
         target: What to ask.
@@ -108,13 +112,16 @@ class AgentTool:
         message = self.to_message(args)
         timeout = self.ask_timeout()
         call = CURRENT_TOOL_CALL.get()
+        on_behalf_of = call.delegation() if call is not None else ()
+        target = self.target
         try:
-            if isinstance(self.target, Delegate):
-                on_behalf_of = call.delegation() if call is not None else ()
-                return await self.target.ask_on_behalf(
+            if isinstance(target, Delegate):
+                return await target.ask_on_behalf(
                     message, on_behalf_of=on_behalf_of, timeout=timeout
                 )
-            return await self.target.ask(message, timeout=timeout)
+            if on_behalf_of and isinstance(target, ActorRef) and target.accepts_delegated:
+                return await target.ask(Delegated(message, on_behalf_of), timeout=timeout)
+            return await target.ask(message, timeout=timeout)
         except TimeoutError as error:
             raise ToolTimeout(
                 f"agent tool {self.name!r} got no reply within {timeout} s"

@@ -28,6 +28,37 @@ _LAUNCHERS = frozenset(
 )
 """Programs whose operands name a program (or script) to run: no operand policy for them."""
 
+_INTERPRETERS = re.compile(
+    r"(python|pypy|perl|ruby|node|nodejs|deno|bun|php|lua|luajit|tclsh|wish|Rscript|julia"
+    r"|osascript|pwsh|awk|gawk|mawk|nawk|busybox|sed|gsed|m4|expect)[0-9.]*"
+)
+"""Programs whose operands are code (a script file, or a program text such as awk's or
+sed's, whose ``e`` command runs a shell): as dangerous as a launcher. A model that may
+write a workspace file and run ``python3`` on it runs anything."""
+
+_ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def _is_launcher(name: str) -> bool:
+    return name in _LAUNCHERS or _INTERPRETERS.fullmatch(name) is not None
+
+
+def _spellings(flag: str) -> list[str]:
+    """Arguments by which a program would read ``flag``: as written, with a value, a
+    long option's unambiguous abbreviations (getopt and git accept them), and a short
+    option clustered after one or two others (``-xI`` is ``-x -I``)."""
+    spellings = [flag, f"{flag}=x"]
+    if flag.startswith("--"):
+        for end in range(3, len(flag)):
+            spellings += [flag[:end], f"{flag[:end]}=x"]
+    elif len(flag) == 2:
+        letter = flag[1]
+        for first in _ALPHANUMERIC:
+            spellings += [f"-{first}{letter}", f"-{first}{letter}x"]
+            spellings += [f"-{first}{second}{letter}" for second in _ALPHANUMERIC]
+    return spellings
+
+
 _DANGEROUS_FLAGS: Mapping[str, tuple[str, ...]] = {
     "find": ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprintf", "-fls"),
     "git": (
@@ -82,23 +113,33 @@ def _program_names(argv0: str, executable: str) -> set[str]:
 
 def _check_policy(key: str, spec: AllowedCommand, executable: str) -> None:
     names = _program_names(spec.argv[0], executable)
-    if names & _LAUNCHERS and any(p.operands != "none" for p in spec.policies()):
+    if any(_is_launcher(name) for name in names) and any(
+        p.operands != "none" for p in spec.policies()
+    ):
         raise ValueError(
-            f"command {key!r}: {spec.argv[0]!r} runs its operands as a program; a policy "
-            "with operands would let a caller run anything"
+            f"command {key!r}: {spec.argv[0]!r} runs its operands as a program (or as "
+            "code); a policy with operands would let a caller run anything"
         )
-    dangerous = [flag for name in names for flag in _DANGEROUS_FLAGS.get(name, ())]
+    dangerous = {
+        spelling: flag
+        for name in names
+        for flag in _DANGEROUS_FLAGS.get(name, ())
+        for spelling in _spellings(flag)
+    }
     for policy in spec.policies():
         for pattern in policy.flags:
-            for flag in dangerous:
-                if re.fullmatch(pattern, flag) or re.fullmatch(pattern, f"{flag}=x"):
+            compiled = re.compile(pattern)
+            for spelling, flag in dangerous.items():
+                if compiled.fullmatch(spelling):
                     raise ValueError(
-                        f"command {key!r}: flag pattern {pattern!r} accepts {flag!r}, which "
-                        "runs programs or writes outside the workspace"
+                        f"command {key!r}: flag pattern {pattern!r} accepts {spelling!r} "
+                        f"({flag}), which runs programs or writes outside the workspace"
                     )
         for flag, _ in policy.valued_flags:
             if flag in dangerous:
-                raise ValueError(f"command {key!r}: valued flag {flag!r} is not allowed")
+                raise ValueError(
+                    f"command {key!r}: valued flag {flag!r} ({dangerous[flag]}) is not allowed"
+                )
 
 
 class CommandTool:
@@ -110,8 +151,11 @@ class CommandTool:
     to an absolute path once, here, on ``search_path`` (absolute entries only), so a
     relative ``PATH`` entry or a ``bin/git`` planted in the workspace is never run (a
     program inside the workspace is refused outright: an agent could rewrite it).
-    Registering a launcher (``env``, ``xargs``, a shell...) with operands, or a flag
-    pattern that accepts e.g. ``find -exec`` or ``git -c``, is refused.
+    Registering a launcher (``env``, ``xargs``, a shell...) or an interpreter
+    (``python3``, ``perl``, ``node``, ``awk``, ``sed``...) with operands, or a flag
+    pattern that accepts e.g. ``find -exec`` or ``git -c`` (also clustered, ``tar
+    -xI``, or abbreviated, ``tar --to-com``), is refused. This is a safety net for
+    known flags, not a proof: a pattern is only as safe as what it lets through.
 
     The process gets stdin closed, runs in the workspace root (or ``cwd``) with a fixed
     minimal environment (``PATH=search_path``, ``LANG=C.UTF-8``, plus ``env``), leads its

@@ -29,16 +29,26 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
 
 from ..errors import InvalidToolInput, ToolExecutionFailed, ToolPermissionDenied
+from ._quota import TreeUsage
 
 MAX_PATH = 4_096
 """Longest workspace path accepted, in characters."""
 
 MAX_NAME_BYTES = 255
 """Longest single path component accepted, in bytes (POSIX ``NAME_MAX``)."""
+
+MAX_DEPTH = 64
+"""Most components a workspace path may have. Deeper paths serve no real project, and
+thousands of nested directories made every walk of the tree (the quota's measurement)
+quadratic: six 2,000-deep chains took a measurement 107 s."""
+
+_HELD_DEPTH = MAX_DEPTH + 16
+"""Directory levels :func:`tree_usage` keeps open while it walks, and so the deepest it
+counts (deeper trees can only come from other programs)."""
 
 TEMP_PREFIX = ".ms-write-"
 """Prefix of the temporary files writes go through (one may survive a crash)."""
@@ -57,7 +67,8 @@ def split_path(path: str) -> tuple[str, ...]:
 
     Raises:
         InvalidToolInput: empty, too long, containing NUL, not encodable as a file name,
-            or with a component longer than :data:`MAX_NAME_BYTES`.
+            with a component longer than :data:`MAX_NAME_BYTES`, or with more than
+            :data:`MAX_DEPTH` components.
         ToolPermissionDenied: absolute, starting with ``~``, with a drive, or with a
             ``..`` component.
     """
@@ -73,6 +84,10 @@ def split_path(path: str) -> tuple[str, ...]:
     parts = tuple(part for part in path.replace("\\", "/").split("/") if part not in ("", "."))
     if ".." in parts:
         raise ToolPermissionDenied(f"path {path!r} contains '..'; it must stay in the workspace")
+    if len(parts) > MAX_DEPTH:
+        raise InvalidToolInput(
+            f"path {path[:80]!r} has {len(parts)} components, more than {MAX_DEPTH}"
+        )
     for part in parts:
         try:
             size = len(os.fsencode(part))
@@ -155,13 +170,27 @@ def _why_not_directory(dir_fd: int, name: str, shown: str, where: str) -> Except
     return ToolExecutionFailed(f"path {shown!r}: {where!r} is {kind_of(info.st_mode)}")
 
 
-def open_directory(root_fd: int, parts: Sequence[str], *, shown: str, create: bool = False) -> int:
+def make_directory(parent_fd: int, name: str) -> None:
+    """``mkdir`` of ``name`` in ``parent_fd`` (one that exists already is fine)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, 0o777, dir_fd=parent_fd)
+
+
+def open_directory(
+    root_fd: int,
+    parts: Sequence[str],
+    *,
+    shown: str,
+    create: bool = False,
+    make: Callable[[int, str], None] = make_directory,
+) -> int:
     """A new fd of the directory ``parts`` below ``root_fd``; the caller closes it.
 
     Each component is opened relative to the previous one with ``O_NOFOLLOW``, so no
     symlink is ever followed, whenever it was swapped in. With ``create``, missing
-    directories are made (``mkdir`` relative to the parent fd, then opened the same
-    way, so a symlink raced in after the ``mkdir`` is refused too).
+    directories are made with ``make(parent_fd, name)`` (by default
+    :func:`make_directory`; a workspace passes one that counts it against its quota),
+    then opened the same way, so a symlink raced in after the ``mkdir`` is refused too.
 
     Raises:
         ToolPermissionDenied: a component is a symlink.
@@ -181,8 +210,7 @@ def open_directory(root_fd: int, parts: Sequence[str], *, shown: str, create: bo
                             f"path {shown!r}: directory {where!r} does not exist"
                         ) from None
                     # made meanwhile by someone else? then it is opened (and checked) below
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(name, 0o777, dir_fd=fd)
+                    make(fd, name)
                     child = os.open(name, DIRECTORY_FLAGS, dir_fd=fd)
             except OSError as error:
                 if error.errno in (errno.ENOTDIR, errno.ELOOP):
@@ -269,30 +297,60 @@ def replace_file(dir_fd: int, name: str, data: bytes, *, mode: int | None) -> No
     os.fsync(dir_fd)
 
 
-def tree_bytes(root_fd: int) -> int:
-    """Bytes held by the regular files below ``root_fd`` (symlinks are not followed).
+def tree_usage(root_fd: int) -> TreeUsage:
+    """Bytes of the regular files below ``root_fd``, and its entries of every kind.
 
-    Holds only a few fds at a time whatever the depth: each directory is reopened from
-    the root with :func:`open_directory`. Entries that vanish or turn into symlinks
-    during the walk are skipped.
+    No symlink is followed. The walk keeps each open directory's ancestors open, so it
+    opens every directory once, relative to its parent: its cost is linear in the
+    entries. It goes :data:`_HELD_DEPTH` levels deep at most (a few fds per level);
+    what other programs put deeper than that, where no file tool reaches, is not
+    counted. Entries that vanish or turn into symlinks during the walk are skipped.
     """
-    total = 0
-    pending: list[tuple[str, ...]] = [()]
-    while pending:
-        parts = pending.pop()
+    size = entries = 0
+
+    def scan(fd: int) -> list[str]:
+        nonlocal size, entries
+        directories: list[str] = []
+        for name, info in list_entries(fd):
+            entries += 1
+            if stat.S_ISREG(info.st_mode):
+                size += info.st_size
+            elif stat.S_ISDIR(info.st_mode):
+                directories.append(name)
+        return directories
+
+    def open_child(parent: int, name: str) -> int | None:
         try:
-            fd = open_directory(root_fd, parts, shown=display(parts))
-        except (ToolExecutionFailed, ToolPermissionDenied, OSError):
-            continue  # vanished, swapped for a symlink, or unreadable: nothing we can count
-        try:
-            for name, info in list_entries(fd):
-                if stat.S_ISREG(info.st_mode):
-                    total += info.st_size
-                elif stat.S_ISDIR(info.st_mode):
-                    pending.append((*parts, name))
-        finally:
+            return os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
+        except OSError:
+            return None  # vanished, swapped for a symlink, or unreadable
+
+    top = os.open(".", DIRECTORY_FLAGS, dir_fd=root_fd)
+    held: list[tuple[int, list[str]]] = []
+    try:
+        held.append((top, scan(top)))
+        while held:
+            fd, pending = held[-1]
+            if not pending:
+                os.close(fd)
+                held.pop()
+                continue
+            name = pending.pop()
+            if len(held) >= _HELD_DEPTH:
+                continue  # deeper than any tool can go: not counted (see the docstring)
+            child = open_child(fd, name)
+            if child is None:
+                continue
+            try:
+                below = scan(child)
+            except OSError:
+                os.close(child)
+                continue
+            held.append((child, below))
+    finally:
+        for fd, _ in held:
             os.close(fd)
-    return total
+    return TreeUsage(size, entries)
 
 
 def list_entries(dir_fd: int) -> Iterator[tuple[str, os.stat_result]]:

@@ -16,7 +16,7 @@ import attrs
 
 from ..errors import ToolExecutionFailed, ToolPermissionDenied, ToolQuotaExceeded
 from . import _jail
-from ._quota import ByteQuota
+from ._quota import TreeUsage, WorkspaceQuota
 
 if TYPE_CHECKING:
     from ._files import ListDirectoryTool, ReadFileTool, WriteFileTool
@@ -60,11 +60,14 @@ class Workspace:
     blocking. Writes replace files atomically (temp file, ``fsync``, ``os.replace``,
     directory ``fsync``), so a crash leaves the old or the new content.
 
-    Sizes are bounded three ways: a read returns at most ``max_read_bytes``; one write
+    Sizes are bounded four ways: a read returns at most ``max_read_bytes``; one write
     carries at most ``max_write_bytes``; a file may not grow past ``max_file_bytes``
-    (appends count), and the workspace as a whole may not hold more than
-    ``quota_bytes`` (what was there before counts too; see :class:`ByteQuota`). Going
-    over a file or workspace bound is a :class:`~mister_smith.ToolQuotaExceeded`.
+    (appends count); and the workspace as a whole may not hold more than
+    ``quota_bytes`` in its files nor more than ``quota_entries`` files, directories
+    and other entries (what was there before counts too; see ``WorkspaceQuota``), so
+    empty files under fresh directories cannot fill a disk either. Going over a file or
+    workspace bound is a :class:`~mister_smith.ToolQuotaExceeded`. Paths have at most
+    ``MAX_DEPTH`` (64) components.
 
     What this does not promise: it is not a container. A local process that can move
     a directory *out of* the workspace while a tool holds it open can have the tool
@@ -82,7 +85,9 @@ class Workspace:
         max_write_bytes: Largest content one :meth:`write_bytes` call writes.
         max_file_bytes: Largest a file may become through writes and appends.
         quota_bytes: Most bytes the workspace's regular files may hold in total
-            (``None``: no quota).
+            (``None``: no byte quota).
+        quota_entries: Most entries (files, directories, symlinks...) the workspace
+            may hold (``None``: no entry quota).
         max_entries: Most entries :meth:`list_directory` returns.
         create_dirs: Whether writes create missing parent directories.
     """
@@ -95,6 +100,7 @@ class Workspace:
         max_write_bytes: int = MIB,
         max_file_bytes: int = 8 * MIB,
         quota_bytes: int | None = 256 * MIB,
+        quota_entries: int | None = 100_000,
         max_entries: int = 1_000,
         create_dirs: bool = True,
     ) -> None:
@@ -103,6 +109,7 @@ class Workspace:
             ("max_write_bytes", max_write_bytes),
             ("max_file_bytes", max_file_bytes),
             ("quota_bytes", 1 if quota_bytes is None else quota_bytes),
+            ("quota_entries", 1 if quota_entries is None else quota_entries),
             ("max_entries", max_entries),
         ):
             if value < 1:
@@ -120,7 +127,11 @@ class Workspace:
         self.max_file_bytes = max_file_bytes
         self.max_entries = max_entries
         self.create_dirs = create_dirs
-        self.quota = None if quota_bytes is None else ByteQuota(quota_bytes, self._measure)
+        self.quota = (
+            None
+            if quota_bytes is None and quota_entries is None
+            else WorkspaceQuota(self._measure, max_bytes=quota_bytes, max_entries=quota_entries)
+        )
         self._fd = fd
         self._lock = threading.Lock()
         self._users = 0
@@ -174,9 +185,25 @@ class Workspace:
             if self._closed and self._users == 0:
                 self._release()
 
-    def _measure(self) -> int:
+    def _measure(self) -> TreeUsage:
         with self._root() as root_fd:
-            return _jail.tree_bytes(root_fd)
+            return _jail.tree_usage(root_fd)
+
+    def _make_directory(self, parent_fd: int, name: str) -> None:
+        """Make a directory for a write, counted against the entry quota."""
+        quota = self.quota
+        if quota is None:
+            _jail.make_directory(parent_fd, name)
+            return
+        quota.reserve(0, entries=1, what=f"creating directory {name[:80]!r}")
+        made = 0
+        try:
+            os.mkdir(name, 0o777, dir_fd=parent_fd)
+            made = 1
+        except FileExistsError:
+            pass
+        finally:
+            quota.settle(0, change=0, entries=1, entries_change=made)
 
     def tools(self) -> list[ReadFileTool | WriteFileTool | ListDirectoryTool]:
         """A read, a write and a list tool over this workspace."""
@@ -236,8 +263,8 @@ class Workspace:
                 special file, or hard-linked.
             ToolExecutionFailed: ``data`` is over ``max_write_bytes``, a parent is
                 missing (without ``create_dirs``) or the target is a directory.
-            ToolQuotaExceeded: the file would pass ``max_file_bytes`` or the workspace
-                its quota.
+            ToolQuotaExceeded: the file would pass ``max_file_bytes``, or the workspace
+                its byte or entry quota (a new file, each new directory).
         """
         parts = _jail.split_path(path)
         shown = _jail.display(parts)
@@ -248,7 +275,13 @@ class Workspace:
                 f"content is {len(data)} bytes, over the {self.max_write_bytes}-byte limit"
             )
         with self._root() as root_fd:
-            dir_fd = _jail.open_directory(root_fd, parts[:-1], shown=shown, create=self.create_dirs)
+            dir_fd = _jail.open_directory(
+                root_fd,
+                parts[:-1],
+                shown=shown,
+                create=self.create_dirs,
+                make=self._make_directory,
+            )
             try:
                 self._write_in(dir_fd, parts[-1], shown, data, append)
             finally:
@@ -263,9 +296,12 @@ class Workspace:
         new_size = old_size + len(data) if append else len(data)
         self._check_file_size(shown, new_size)
         grow = new_size - old_size
+        new_entries = 1 if existing is None else 0
         if self.quota is not None:
-            self.quota.reserve(grow, what=f"writing {len(data)} bytes to {shown!r}")
-        change = 0
+            self.quota.reserve(
+                grow, entries=new_entries, what=f"writing {len(data)} bytes to {shown!r}"
+            )
+        change = made = 0
         try:
             content, mode = data, None
             if existing is not None:
@@ -279,10 +315,10 @@ class Workspace:
                 finally:
                     os.close(fd)
             _jail.replace_file(dir_fd, name, content, mode=mode)
-            change = len(content) - old_size
+            change, made = len(content) - old_size, new_entries
         finally:
             if self.quota is not None:
-                self.quota.settle(grow, change=change)
+                self.quota.settle(grow, change=change, entries=new_entries, entries_change=made)
 
     def _check_file_size(self, shown: str, size: int) -> None:
         if size > self.max_file_bytes:

@@ -91,4 +91,4 @@ def test_limits_must_be_positive(tmp_path: Path) -> None:
     for name in ("max_file_bytes", "quota_bytes"):
         with pytest.raises(ValueError, match=name):
             Workspace(tmp_path, **{name: 0})  # type: ignore[arg-type]
-    assert Workspace(tmp_path, quota_bytes=None).quota is None
+    assert Workspace(tmp_path, quota_bytes=None, quota_entries=None).quota is None
