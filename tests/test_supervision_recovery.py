@@ -391,7 +391,7 @@ async def test_circuit_breaker_gates_restarts_while_open(autojump_clock: trio.ab
         "gate", failure_threshold=1, reset_timeout=10, half_open_max_calls=1, events=bus
     )
     with trio.move_on_after(30):
-        async with open_supervisor(events=bus, max_restarts=0) as sup:
+        async with open_supervisor(events=bus, max_restarts=2) as sup:
             child = await sup.start_child(
                 crashing(journal, "n", lambda run: NetworkError("down"), times=2),
                 name="n",
@@ -400,7 +400,8 @@ async def test_circuit_breaker_gates_restarts_while_open(autojump_clock: trio.ab
             await trio.sleep(5)
             assert child.state is ChildState.WAITING
     # Each crash opens the breaker; the restart waits out the 10 s reset timeout.
-    # Breaker restarts do not count toward intensity (max_restarts=0 never trips).
+    # Breaker restarts are not counted one by one toward intensity (no RESTART
+    # decision); only the breaker's openings in a row are, against max_restarts.
     assert journal.times("start", "n") == [0.0, 11.0, 22.0]
     assert [a for _, a, _ in decisions(bus)] == [RecoveryAction.CIRCUIT_BREAKER] * 2
     assert [(e.action, e.timestamp) for e in bus.history(ComponentRecovered)] == [
@@ -413,6 +414,20 @@ async def test_circuit_breaker_gates_restarts_while_open(autojump_clock: trio.ab
         ("open", "half_open", 11.0),
         ("half_open", "closed", 11.0),
     ]
+
+
+async def test_a_breaker_that_keeps_opening_spends_the_intensity(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    breaker = CircuitBreaker("gate", failure_threshold=1, reset_timeout=10, half_open_max_calls=1)
+    with pytest.raises(RestartIntensityExceeded):
+        async with open_supervisor(max_restarts=0) as sup:
+            await sup.start_child(
+                crashing(Journal(), "n", lambda run: NetworkError("down")),
+                name="n",
+                breaker=breaker,
+            )
+    assert trio.current_time() == 1.0  # the first opening is one more than 0 allows
 
 
 async def test_circuit_breaker_opens_after_threshold_consecutive_crashes(
