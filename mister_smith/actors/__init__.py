@@ -5,8 +5,8 @@ from ._actor import ActorContext as ActorContext
 from ._cell import ActorStatistics as ActorStatistics
 from ._cell import ActorStatus as ActorStatus
 from ._cell import MailboxStatistics as MailboxStatistics
-from ._domain import ActorDomain as ActorDomain
 from ._delegation import Delegated as Delegated
+from ._domain import ActorDomain as ActorDomain
 from ._ref import ActorRef as ActorRef
 from ._spawn import SpawnController as SpawnController
 from ._spawn import SpawnStatistics as SpawnStatistics
