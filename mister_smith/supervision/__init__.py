@@ -20,6 +20,17 @@ from ._child import RecoveryPolicy as RecoveryPolicy
 from ._child import current_child as current_child
 from ._child import heartbeat as heartbeat
 from ._child import shutdown_grace as shutdown_grace
+from ._config import INHERIT as INHERIT
+from ._config import Inherit as Inherit
+from ._config import SupervisorConfig as SupervisorConfig
+from ._core import ChildExit as ChildExit
+from ._core import GiveUp as GiveUp
+from ._core import Outcome as Outcome
+from ._core import RemoveChild as RemoveChild
+from ._core import RunAgain as RunAgain
+from ._core import Settle as Settle
+from ._core import SupervisorCore as SupervisorCore
+from ._core import SupervisorState as SupervisorState
 from ._decision import Decision as Decision
 from ._decision import SupervisorPolicy as SupervisorPolicy
 from ._decision import effective_action as effective_action
@@ -32,8 +43,6 @@ from ._strategy import OneForAll as OneForAll
 from ._strategy import OneForOne as OneForOne
 from ._strategy import RestForOne as RestForOne
 from ._strategy import SupervisionStrategyBase as SupervisionStrategyBase
-from ._supervisor import INHERIT as INHERIT
-from ._supervisor import Inherit as Inherit
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
 from ._supervisor import open_supervisor as open_supervisor
@@ -67,7 +76,16 @@ __all__ = [
     "RestartLimit",
     "StrategyKind",
     "SupervisionStrategyBase",
+    "ChildExit",
+    "GiveUp",
+    "Outcome",
+    "RemoveChild",
+    "RunAgain",
+    "Settle",
     "Supervisor",
+    "SupervisorConfig",
+    "SupervisorCore",
+    "SupervisorState",
     "SupervisorPolicy",
     "SupervisorStatistics",
     "SupervisionTree",

@@ -12,7 +12,13 @@ from collections.abc import Hashable
 
 import attrs
 
-from ..errors import ErrorSeverity, RecoveryAction, RecoveryStrategy, classify_error
+from ..errors import (
+    ErrorClassification,
+    ErrorSeverity,
+    RecoveryAction,
+    RecoveryStrategy,
+    classify_error,
+)
 from ..types import Restart
 from ._intensity import Backoff, BackoffState, RestartIntensity, RestartLimit
 
@@ -209,6 +215,7 @@ class SupervisorPolicy:
         started_at: float | None = None,
         limit: RestartLimit | None = None,
         breaker_trips: bool = False,
+        classification: ErrorClassification | None = None,
     ) -> Decision:
         """Decide about child ``key`` which exited at ``now``.
 
@@ -231,6 +238,8 @@ class SupervisorPolicy:
                 own, else the supervisor's) has spent it, like any other restart
                 budget, instead of failing at the breaker's pace for ever. A run
                 lasting a whole window resets the count.
+            classification: ``classify_error(error)`` when the caller already has it
+                (an error is classified once per exit).
         """
         fresh = key not in self._books
         book = self._book(key, limit)
@@ -243,7 +252,8 @@ class SupervisorPolicy:
                 return self._restart(book, RecoveryAction.RESTART, now, rand, ErrorSeverity.LOW)
             return Decision(action=None)
 
-        classification = classify_error(error)
+        if classification is None:
+            classification = classify_error(error)
         severity = classification.severity
         if strategy is None:
             strategy = classification.recovery_strategy

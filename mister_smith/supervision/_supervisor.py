@@ -1,38 +1,31 @@
-"""The supervisor: owns one Trio nursery and carries out recovery decisions."""
+"""The supervisor's Trio shell: one nursery, the children's runs, restarts and shutdown.
+
+What to decide lives in :class:`~mister_smith.supervision.SupervisorCore`; this module
+runs the children, feeds the core their starts and exits, and carries out what it
+says: run again (directly, or as a group under ``OneForAll`` / ``RestForOne``), remove,
+give up. It also owns the supervisor's lifecycle (``async with Supervisor(...)``) and
+the heartbeat watch.
+"""
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
 from typing import Any
 
 import attrs
 import trio
 
-from ..errors import (
-    EscalatedError,
-    HeartbeatTimeout,
-    RecoveryAction,
-    RestartIntensityExceeded,
-    SupervisionError,
-    classify_error,
-    root_cause,
-    unwrap_single,
-)
+from ..errors import HeartbeatTimeout, RecoveryAction, SupervisionError, classify_error
 from ..events import (
-    ChildExited,
     ChildStarted,
     ComponentRecovered,
-    ErrorOccurred,
     EventBus,
-    ExitKind,
     HeartbeatMissed,
     ShutdownStuck,
-    SupervisionDecision,
     SupervisorStopped,
 )
 from ..types import Restart
@@ -46,35 +39,17 @@ from ._child import (
     _current_run,
     _Run,
 )
-from ._decision import Decision, SupervisorPolicy
+from ._config import INHERIT, SUPERVISOR_CHILD_SHUTDOWN, Inherit, SupervisorConfig
+from ._core import ChildExit, GiveUp, RemoveChild, RunAgain, Settle, SupervisorCore, SupervisorState
+from ._decision import Decision
 from ._detector import FailureDetector
 from ._intensity import Backoff, RestartLimit
-from ._strategy import SupervisionStrategyLike, as_strategy
+from ._strategy import SupervisionStrategyBase, SupervisionStrategyLike
 
 logger = logging.getLogger("mister_smith.supervision")
 
 _STUCK_MARGIN = 0.01
 """Extra seconds past a child's grace deadline before it is reported stuck."""
-
-
-class Inherit(enum.Enum):
-    """The type of :data:`INHERIT`."""
-
-    INHERIT = "inherit"
-
-
-INHERIT = Inherit.INHERIT
-"""Default of :meth:`Supervisor.start_supervisor` options: take the parent's value
-(``None`` is a value there: it turns the bound off)."""
-
-
-class SupervisorState:
-    """Names of a supervisor's states (plain strings, for snapshots)."""
-
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    FAILED = "failed"
 
 
 @attrs.frozen
@@ -94,94 +69,165 @@ class SupervisorStatistics:
 class Supervisor:
     """Supervises async children in its own Trio nursery.
 
-    Create one with :func:`open_supervisor`. Each child runs in its own task under
-    its own cancel scope; when it exits the supervisor asks the child's recovery
-    policy what to do, carries it out (retry, restart per strategy, reload, circuit
-    breaker, failover, ignore, escalate), and announces a
-    :class:`~mister_smith.events.SupervisionDecision`.
+    Use it as ``async with Supervisor(config) as sup:`` (or :func:`open_supervisor`).
+    Each child runs in its own task under its own cancel scope; when it exits the
+    supervisor asks its :class:`SupervisorCore` what to do and carries it out (retry,
+    restart per strategy, reload, circuit breaker, failover, ignore, stop the child,
+    give up), announcing a :class:`~mister_smith.events.SupervisionDecision`.
+
+    As with a nursery, leaving the ``async with`` body waits for the children to end
+    (with ``keep_alive`` it waits until :meth:`stop` or cancellation instead, for
+    dynamic children). Cancelling the enclosing scope, an error in the body, or
+    ``stop()`` shut the children down in reverse start order, each within its
+    ``shutdown_timeout``. If the supervisor gives up it stops its children and raises
+    :class:`~mister_smith.errors.RestartIntensityExceeded` or
+    :class:`~mister_smith.errors.EscalatedError` (its message names the root cause)
+    from the ``async with``.
+
+    Args:
+        config: Its options (default: ``SupervisorConfig()``).
+        events: The event bus for decisions (default: a private one).
+        children: Child specs started, in order, when it opens.
+        reload: Called before restarting after a ``Reload`` decision.
+        breaker_factory: Makes the circuit breaker for a child whose recovery is
+            ``CircuitBreaker`` and that declares none (default: 5 failures, 60 s).
+        rng: Source of backoff jitter (for reproducible tests).
+        on_child_removed: Called when a child leaves for good (not on shutdown).
     """
 
     def __init__(
         self,
-        name: str,
+        config: SupervisorConfig | None = None,
         *,
-        strategy: SupervisionStrategyLike,
-        max_restarts: int | None,
-        restart_window: float,
-        backoff: Backoff | None,
-        events: EventBus,
-        default_restart: Restart,
-        shutdown_timeout: float,
-        reload: Callable[[], Awaitable[object]] | None,
-        breaker_factory: Callable[[str], CircuitBreaker] | None,
-        rng: random.Random | None,
+        events: EventBus | None = None,
+        children: Sequence[ChildSpec] = (),
+        reload: Callable[[], Awaitable[object]] | None = None,
+        breaker_factory: Callable[[str], CircuitBreaker] | None = None,
+        rng: random.Random | None = None,
         on_child_removed: Callable[[Child], object] | None = None,
-        child_limit: RestartLimit | None = None,
-        escalation_timeout: float | None = None,
     ) -> None:
-        if max_restarts is not None and max_restarts < 0:
-            raise ValueError(f"max_restarts must be >= 0 or None, got {max_restarts!r}")
-        if not restart_window > 0:
-            raise ValueError(f"restart_window must be > 0, got {restart_window!r}")
-        if not shutdown_timeout >= 0:
-            raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
-        if escalation_timeout is not None and not escalation_timeout > 0:
-            raise ValueError(f"escalation_timeout must be > 0, got {escalation_timeout!r}")
-        if child_limit is not None and not isinstance(child_limit, RestartLimit):
-            raise TypeError(f"child_limit must be a RestartLimit, got {child_limit!r}")
-        self.name = name
-        self.strategy = as_strategy(strategy)
-        self.max_restarts = max_restarts
-        self.restart_window = restart_window
-        self.events = events
-        self.default_restart = default_restart
-        self.shutdown_timeout = shutdown_timeout
+        self._core = SupervisorCore(SupervisorConfig() if config is None else config)
+        self.events = EventBus() if events is None else events
+        self._initial_children = children
         self._reload = reload
-        self._breaker_factory = breaker_factory
+        self._breaker_factory = breaker_factory or self._default_breaker
         self._rng = rng or random.Random()
         self._on_child_removed = on_child_removed
-        self.child_limit = child_limit
-        self.backoff = backoff
-        self.escalation_timeout = escalation_timeout
-        self._policy = SupervisorPolicy(
-            None if max_restarts is None else RestartLimit(max_restarts, restart_window).counter(),
-            backoff,
-            child_limit,
-        )
         self._detector = FailureDetector()
         self._detector_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._nursery_manager: Any = None
+        self._monitor_scope = trio.CancelScope()
         self._body_task: trio.lowlevel.Task | None = None
         self._stop_requested = trio.Event()
-        self._children: list[Child] = []
-        self._by_name: dict[str, Child] = {}
         self._group_lock = trio.Lock()
         self._pending: list[_PendingGroup] = []
         self._idle = trio.Event()
-        self._stopping = False
-        self._failure: SupervisionError | None = None
-        self._state = SupervisorState.RUNNING
-        self._restarts = 0
-        self._failures = 0
-        self._decisions = 0
-        self._stopped_children = 0
-        self._name_counter = 0
 
-    # -- public API -------------------------------------------------------------------
+    def _default_breaker(self, name: str) -> CircuitBreaker:
+        return CircuitBreaker(name, events=self.events)
+
+    # -- configuration ------------------------------------------------------------------
 
     @property
-    def state(self) -> str:
-        """``running``, ``stopping``, ``stopped`` or ``failed``."""
-        return self._state
+    def config(self) -> SupervisorConfig:
+        """Its configuration now (see :meth:`reconfigure`)."""
+        return self._core.config
+
+    @property
+    def name(self) -> str:
+        """Shown in events, logs and snapshots."""
+        return self._core.config.name
+
+    @property
+    def strategy(self) -> SupervisionStrategyBase:
+        """Which siblings go down and come back with a failed child."""
+        return self._core.config.strategy
+
+    @property
+    def max_restarts(self) -> int | None:
+        """Supervisor-wide restart intensity (``None``: none)."""
+        return self._core.config.max_restarts
+
+    @property
+    def restart_window(self) -> float:
+        """Seconds of the intensity window."""
+        return self._core.config.restart_window
+
+    @property
+    def backoff(self) -> Backoff | None:
+        """Delay between restarts."""
+        return self._core.config.backoff
+
+    @property
+    def child_limit(self) -> RestartLimit | None:
+        """Each child's own restart budget, unless it has one of its own."""
+        return self._core.config.child_limit
+
+    @property
+    def escalation_timeout(self) -> float | None:
+        """How long its children get to stop when it gives up."""
+        return self._core.config.escalation_timeout
+
+    @property
+    def default_restart(self) -> Restart:
+        """Restart type of children that do not set one."""
+        return self._core.config.default_restart
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Default grace seconds per child when stopping."""
+        return self._core.config.shutdown_timeout
+
+    def reconfigure(
+        self,
+        *,
+        max_restarts: int | Inherit | None = INHERIT,
+        restart_window: float | None = None,
+        backoff: Backoff | Inherit | None = INHERIT,
+        child_limit: RestartLimit | Inherit | None = INHERIT,
+        escalation_timeout: float | Inherit | None = INHERIT,
+        shutdown_timeout: float | None = None,
+    ) -> None:
+        """Change this supervisor's bounds while it runs; its children keep running.
+
+        Options left out keep their value (``None`` turns ``max_restarts``,
+        ``backoff``, ``child_limit`` or ``escalation_timeout`` off). Restarts already
+        counted stay counted against the new limits; a child given a
+        ``restart_limit`` of its own keeps it; ``shutdown_timeout`` applies to children
+        started from now on that do not set their own.
+        """
+        config = self.config
+        changes: dict[str, Any] = {}
+        if max_restarts is not INHERIT:
+            changes["max_restarts"] = max_restarts
+        if restart_window is not None:
+            changes["restart_window"] = restart_window
+        if backoff is not INHERIT:
+            changes["backoff"] = backoff
+        if child_limit is not INHERIT:
+            changes["child_limit"] = child_limit
+        if escalation_timeout is not INHERIT:
+            changes["escalation_timeout"] = escalation_timeout
+        if shutdown_timeout is not None:
+            changes["shutdown_timeout"] = shutdown_timeout
+        self._core.reconfigure(attrs.evolve(config, **changes))  # validates first
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> SupervisorState:
+        """``running``, ``stopping``, ``stopped`` or ``failed`` (a string enum)."""
+        return self._core.state
 
     def children(self) -> list[Child]:
         """The current children, in start order."""
-        return list(self._children)
+        return self._core.children()
 
     @property
     def child_count(self) -> int:
         """How many children it holds now (without copying the list)."""
-        return len(self._children)
+        return len(self._core)
 
     def child(self, name: str) -> Child:
         """The child called ``name``.
@@ -189,10 +235,10 @@ class Supervisor:
         Raises:
             LookupError: no such child.
         """
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise LookupError(f"supervisor {self.name!r} has no child {name!r}") from None
+        child = self._core.get(name)
+        if child is None:
+            raise LookupError(f"supervisor {self.name!r} has no child {name!r}")
+        return child
 
     async def start_child(
         self,
@@ -249,7 +295,7 @@ class Supervisor:
                 heartbeat_timeout=heartbeat_timeout,
                 restart_limit=restart_limit,
             )
-        if self._stopping or self._nursery is None:
+        if self._core.halted() or self._nursery is None:
             raise SupervisionError(f"supervisor {self.name!r} is not accepting children")
         child = self._add_child(spec)
         run = _Run(child, action=None)
@@ -297,123 +343,57 @@ class Supervisor:
         started. ``on_child_removed`` is called when one of its children leaves it for
         good (not when it shuts down); ``on_terminated`` when it is itself gone for good.
         """
-        child = await self.start_child(
-            self._nested_runner(
-                name,
-                strategy=strategy,
-                max_restarts=self.max_restarts if max_restarts is INHERIT else max_restarts,
-                restart_window=restart_window,
-                backoff=self.backoff if backoff is INHERIT else backoff,
-                child_limit=self.child_limit if child_limit is INHERIT else child_limit,
-                escalation_timeout=self.escalation_timeout
-                if escalation_timeout is INHERIT
-                else escalation_timeout,
-                children=children,
-                default_restart=default_restart,
-                on_child_removed=on_child_removed,
-                on_started=on_started,
-            ),
-            name=name,
-            restart=restart,
-            recovery=recovery,
-            restart_limit=restart_limit,
-            # A supervisor child is bounded by its own children's timeouts.
-            shutdown_timeout=math.inf if shutdown_timeout is None else shutdown_timeout,
+        config = self.config.nested(
+            name,
+            strategy=strategy,
+            max_restarts=max_restarts,
+            restart_window=restart_window,
+            backoff=backoff,
+            child_limit=child_limit,
+            escalation_timeout=escalation_timeout,
+            default_restart=default_restart,
         )
-        if on_terminated is not None:
-            child.spec = attrs.evolve(child.spec, on_terminated=on_terminated)
+        child = await self.start_child(
+            ChildSpec.of(
+                self._nested_runner(config, children, on_child_removed, on_started),
+                name=name,
+                restart=restart,
+                recovery=recovery,
+                restart_limit=restart_limit,
+                # A supervisor child is bounded by its own children's timeouts.
+                shutdown_timeout=SUPERVISOR_CHILD_SHUTDOWN
+                if shutdown_timeout is None
+                else shutdown_timeout,
+                on_terminated=on_terminated,
+            )
+        )
         nested: Supervisor = child.value
         return nested
 
     def _nested_runner(
         self,
-        name: str,
-        *,
-        strategy: SupervisionStrategyLike | None,
-        max_restarts: int | None,
-        restart_window: float | None,
-        backoff: Backoff | None,
-        child_limit: RestartLimit | None,
-        escalation_timeout: float | None,
+        config: SupervisorConfig,
         children: Sequence[ChildSpec],
-        default_restart: Restart | None,
         on_child_removed: Callable[[Child], object] | None,
         on_started: Callable[[Supervisor], object] | None,
     ) -> Callable[..., Awaitable[None]]:
         async def run_nested(
             *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
         ) -> None:
-            async with open_supervisor(
-                name,
-                strategy=self.strategy if strategy is None else strategy,
-                max_restarts=max_restarts,
-                restart_window=self.restart_window if restart_window is None else restart_window,
-                backoff=backoff,
-                child_limit=child_limit,
-                escalation_timeout=escalation_timeout,
+            async with Supervisor(
+                config,
                 events=self.events,
                 children=children,
-                default_restart=self.default_restart
-                if default_restart is None
-                else default_restart,
-                shutdown_timeout=self.shutdown_timeout,
                 reload=self._reload,
                 breaker_factory=self._breaker_factory,
-                keep_alive=True,
                 on_child_removed=on_child_removed,
             ) as nested:
                 if on_started is not None:
                     on_started(nested)
                 task_status.started(nested)
 
-        run_nested.__name__ = name
+        run_nested.__name__ = config.name
         return run_nested
-
-    def reconfigure(
-        self,
-        *,
-        max_restarts: int | Inherit | None = INHERIT,
-        restart_window: float | None = None,
-        backoff: Backoff | Inherit | None = INHERIT,
-        child_limit: RestartLimit | Inherit | None = INHERIT,
-        escalation_timeout: float | Inherit | None = INHERIT,
-        shutdown_timeout: float | None = None,
-    ) -> None:
-        """Change this supervisor's bounds while it runs; its children keep running.
-
-        Options left out keep their value (``None`` turns ``max_restarts``,
-        ``backoff``, ``child_limit`` or ``escalation_timeout`` off). Restarts already
-        counted stay counted against the new limits; a child given a
-        ``restart_limit`` of its own keeps it; ``shutdown_timeout`` applies to children
-        started from now on that do not set their own.
-        """
-        new_max = self.max_restarts if max_restarts is INHERIT else max_restarts
-        new_window = self.restart_window if restart_window is None else restart_window
-        new_backoff = self.backoff if backoff is INHERIT else backoff
-        new_limit = self.child_limit if child_limit is INHERIT else child_limit
-        new_escalation = (
-            self.escalation_timeout if escalation_timeout is INHERIT else escalation_timeout
-        )
-        if new_max is not None and new_max < 0:
-            raise ValueError(f"max_restarts must be >= 0 or None, got {new_max!r}")
-        if not new_window > 0:
-            raise ValueError(f"restart_window must be > 0, got {new_window!r}")
-        if new_escalation is not None and not new_escalation > 0:
-            raise ValueError(f"escalation_timeout must be > 0, got {new_escalation!r}")
-        if shutdown_timeout is not None and not shutdown_timeout >= 0:
-            raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
-        self._policy.reconfigure(
-            intensity=None if new_max is None else RestartLimit(new_max, new_window),
-            child_limit=new_limit,
-            backoff=new_backoff,
-        )
-        self.max_restarts = new_max
-        self.restart_window = new_window
-        self.backoff = new_backoff
-        self.child_limit = new_limit
-        self.escalation_timeout = new_escalation
-        if shutdown_timeout is not None:
-            self.shutdown_timeout = shutdown_timeout
 
     async def stop_child(self, child: Child | str) -> None:
         """Stop ``child`` for good (it is not restarted) and remove it."""
@@ -437,16 +417,14 @@ class Supervisor:
         whole shutdown is bounded by the sum of those, or by ``timeout`` when given
         (children not stopped by then are cancelled at once). Idempotent.
 
-        Called from the task running the ``async with open_supervisor(...)`` body, it
-        returns there and the block then exits at once. Called from any other task, it
-        also cancels that body (the owner is being shut down), as
-        ``nursery.cancel_scope.cancel()`` would.
+        Called from the task running the ``async with`` body, it returns there and the
+        block then exits at once. Called from any other task, it also cancels that body
+        (the owner is being shut down), as ``nursery.cancel_scope.cancel()`` would.
         """
         if self._nursery is None:
             return
-        if not self._stopping:
-            self._stopping = True
-            self._state = SupervisorState.STOPPING
+        if not self._core.halted():
+            self._core.state = SupervisorState.STOPPING
             self._stop_requested.set()
             deadline = math.inf if timeout is None else trio.current_time() + timeout
             with trio.CancelScope(shield=True, deadline=deadline):
@@ -458,20 +436,21 @@ class Supervisor:
 
     def statistics(self) -> SupervisorStatistics:
         """Counters of this supervisor."""
+        core = self._core
         return SupervisorStatistics(
             name=self.name,
-            state=self._state,
-            children=len(self._children),
-            restarts=self._restarts,
-            failures=self._failures,
-            decisions=self._decisions,
-            stopped_children=self._stopped_children,
+            state=core.state,
+            children=len(core),
+            restarts=core.restarts,
+            failures=core.failures,
+            decisions=core.decisions,
+            stopped_children=core.stopped_children,
         )
 
     def shutdown_bound(self) -> float:
         """Upper bound in seconds of an orderly shutdown of this supervisor's subtree."""
         total = 0.0
-        for child in self._children:
+        for child in self._core.children():
             nested = child.value
             if isinstance(nested, Supervisor):
                 total += min(child.shutdown_timeout, nested.shutdown_bound()) + _STUCK_MARGIN
@@ -480,44 +459,124 @@ class Supervisor:
         return total
 
     def __repr__(self) -> str:
-        return f"<Supervisor {self.name} {self._state} children={len(self._children)}>"
+        return f"<Supervisor {self.name} {self.state.value} children={len(self._core)}>"
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Supervisor:
+        """Open its nursery, start the heartbeat watch and the initial children."""
+        if self._nursery_manager is not None:
+            raise RuntimeError(f"supervisor {self.name!r} was already opened")
+        self._nursery_manager = trio.open_nursery()
+        nursery = await self._nursery_manager.__aenter__()
+        self._nursery = nursery
+        nursery.start_soon(self._monitor_heartbeats, name=f"{self.name}:heartbeats")
+        try:
+            for spec in self._initial_children:
+                await self.start_child(spec)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._body_task = trio.lowlevel.current_task()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        """Wait for the children (or for :meth:`stop` with ``keep_alive``); on an error
+        in the body, shut them down; then close the nursery and surface a give-up."""
+        core = self._core
+        error = exc
+        if error is None:
+            try:
+                if not core.halted():
+                    if self.config.keep_alive:
+                        await self._stop_requested.wait()
+                    else:
+                        self._check_idle()
+                        await self._idle.wait()
+                if not core.halted():
+                    core.state = SupervisorState.STOPPED
+                    self._emit_stopped("normal")
+            except BaseException as raised:
+                error = raised
+        if error is not None and not core.halted():
+            core.state = SupervisorState.STOPPING
+            with self._grace_shield():
+                await self._shutdown_children()
+            self._emit_stopped("shutdown")
+        self._monitor_scope.cancel()
+        try:
+            handled: bool = await self._nursery_manager.__aexit__(
+                None if error is None else type(error),
+                error,
+                None if error is None else error.__traceback__,
+            )
+        except BaseExceptionGroup as group:
+            self._raise_failure(group)
+            raise
+        finally:
+            if core.state is not SupervisorState.FAILED:
+                core.state = SupervisorState.STOPPED
+        if error is not None and error is not exc and not handled:
+            raise error
+        return handled
+
+    def _grace_shield(self) -> trio.CancelScope:
+        """A shielded scope for the shutdown; nested under a stopping parent's child,
+        it stays within the parent's grace (and a hard stop reaches in)."""
+        outer = _current_run.get()
+        nested = outer is not None and outer.stop_requested
+        shield = trio.CancelScope(
+            shield=True, deadline=outer.grace_deadline if outer is not None and nested else math.inf
+        )
+        if outer is not None and nested:
+            outer.add_grace_scope(shield)
+        return shield
+
+    def _raise_failure(self, group: BaseExceptionGroup[BaseException]) -> None:
+        """If the supervisor gave up, raise that (with its cause), not a group."""
+        failure = self._core.failure
+        if failure is None:
+            return
+        matched, rest = group.split(lambda exc: exc is failure)
+        others = _leaves(rest)
+        if matched is not None and all(isinstance(e, Exception) for e in others):
+            # That is what its owner must see, with the chain down to the original
+            # error; whatever else was raised (typically the body's calls failing because
+            # the children were stopped) is a consequence, kept as notes.
+            for other in others:
+                failure.add_note(f"also raised while {self.name!r} gave up: {_describe(other)}")
+            raise failure from failure.__cause__
 
     # -- children bookkeeping ---------------------------------------------------------
 
     def _add_child(self, spec: ChildSpec) -> Child:
-        name = spec.name
-        if name is None:
-            base = getattr(spec.fn, "__name__", "child")
-            self._name_counter += 1
-            name = f"{base}-{self._name_counter}"
-            while name in self._by_name:
-                self._name_counter += 1
-                name = f"{base}-{self._name_counter}"
-        elif name in self._by_name:
-            raise ValueError(f"supervisor {self.name!r} already has a child named {name!r}")
-        child = Child(
-            name=name,
-            spec=spec,
-            supervisor=self,
-            restart=self.default_restart if spec.restart is None else spec.restart,
-            shutdown_timeout=self.shutdown_timeout
-            if spec.shutdown_timeout is None
-            else spec.shutdown_timeout,
-        )
-        self._children.append(child)
-        self._by_name[name] = child
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        config = self.config
+
+        def make(name: str) -> Child:
+            return Child(
+                name=name,
+                spec=spec,
+                supervisor=self,
+                restart=config.default_restart if spec.restart is None else spec.restart,
+                shutdown_timeout=config.shutdown_timeout
+                if spec.shutdown_timeout is None
+                else spec.shutdown_timeout,
+            )
+
+        child = self._core.add(spec, make)
+        if self._idle.is_set():
+            self._idle = trio.Event()
         return child
 
     def _discard(self, child: Child, reason: ChildEnd = ChildEnd.STOPPED) -> None:
-        if self._by_name.get(child.name) is child:
-            if child.end_reason is None:
-                child.end_reason = reason  # readable by on_child_removed
-            del self._by_name[child.name]
-            self._children.remove(child)
-            self._policy.child_removed(child.name)
+        if self._core.discard(child, reason):
             self._detector.unwatch(child.name)
-            if self._on_child_removed is not None and not self._stopping:
+            if self._on_child_removed is not None and not self._core.halted():
                 try:
                     self._on_child_removed(child)
                 except Exception:
@@ -526,17 +585,15 @@ class Supervisor:
         self._check_idle()
 
     def _check_idle(self) -> None:
-        if not self._children and not self._pending:
+        if not len(self._core) and not self._pending:
             self._idle.set()
 
     def _heartbeat(self, child: Child) -> None:
         self._detector.heartbeat(child.name, trio.current_time())
 
-    def _breaker_for(self, child: Child) -> CircuitBreaker | None:
+    def _breaker_for(self, child: Child) -> CircuitBreaker:
         if child.spec.breaker is not None:
             return child.spec.breaker
-        if self._breaker_factory is None:
-            return None
         breaker = self._breaker_factory(f"{self.name}/{child.name}")
         child.spec = attrs.evolve(child.spec, breaker=breaker)
         return breaker
@@ -554,17 +611,15 @@ class Supervisor:
     def _launch(
         self, child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
     ) -> None:
-        """Run ``child`` again in the background (in-place retries)."""
+        """Run ``child`` again in the background (retries, one-for-one restarts)."""
         assert self._nursery is not None
         run = self._new_run(child, action, delay, gate)
         self._nursery.start_soon(self._run_child, run, name=f"{self.name}/{child.name}")
 
-    async def _relaunch(
-        self, child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
-    ) -> None:
+    async def _relaunch(self, child: Child, action: RecoveryAction | None) -> None:
         """Run ``child`` again and wait until it has started (group restarts, in order)."""
         assert self._nursery is not None
-        run = self._new_run(child, action, delay, gate)
+        run = self._new_run(child, action, 0.0, None)
         await self._nursery.start(self._run_child, run, name=f"{self.name}/{child.name}")
 
     async def _run_child(
@@ -587,10 +642,7 @@ class Supervisor:
                         # The breaker admits this restart; it counts as a probe success.
                         await _admit(run.gate)
                     now = trio.current_time()
-                    child.state = ChildState.RUNNING
-                    if self._policy.tracks(child.name):
-                        self._policy.child_started(child.name, now)
-                    child.started_at = now
+                    self._core.run_started(child, now)
                     if spec.heartbeat_timeout is not None:
                         self._detector.watch(child.name, spec.heartbeat_timeout, now)
                         self._detector_changed.set()
@@ -607,14 +659,16 @@ class Supervisor:
                 # Ended (failed, stopped or returned) before saying it started: let
                 # whoever waits on this run go on; the exit is handled below.
                 self._started(run, child.value, announce=False)
-            if run.injected is not None and error is None and run.scope.cancelled_caught:
-                error = run.injected
-            cancelled = error is None and run.scope.cancelled_caught
+            cancelled = run.scope.cancelled_caught
+            if run.injected is not None and error is None and cancelled:
+                error = run.injected  # failed from outside (injection, missed heartbeats)
         finally:
             _current_run.reset(token)
             self._detector.unwatch(child.name)
             run.done.set()
-        self._on_exit(run, error, cancelled)
+        self._on_exit(
+            run, ChildExit(error, cancelled=error is None and cancelled, stopped=run.stop_requested)
+        )
 
     def _started(self, run: _Run, value: Any, *, announce: bool = True) -> None:
         """The child's run says it has started (``task_status.started(value)``)."""
@@ -646,113 +700,47 @@ class Supervisor:
         run.task_status = trio.TASK_STATUS_IGNORED  # drop the reference
         task_status.started(child)
 
-    # -- deciding -----------------------------------------------------------------------
+    # -- carrying out decisions -----------------------------------------------------------
 
-    def _on_exit(self, run: _Run, error: BaseException | None, cancelled: bool) -> None:
+    def _on_exit(self, run: _Run, exit: ChildExit) -> None:
         child = run.child
-        if error is not None:
-            exit_kind = ExitKind.FAILED
-            error_type = type(unwrap_single(error)).__name__
-        elif cancelled:
-            exit_kind, error_type = ExitKind.CANCELLED, ""
-        else:
-            exit_kind, error_type = ExitKind.RETURNED, ""
-        self.events.emit(
-            ChildExited(
-                source=self.name,
-                supervisor=self.name,
-                child=child.name,
-                exit=exit_kind,
-                error_type=error_type,
-            )
-        )
-        if error is not None:
-            child.failures += 1
-            self._failures += 1
-            classification = classify_error(error)
-            self.events.emit(
-                ErrorOccurred(
-                    source=self.name,
-                    component=f"{self.name}/{child.name}",
-                    error_type=error_type,
-                    message=str(unwrap_single(error)),
-                    severity=classification.severity,
-                )
-            )
-        if run.stop_requested or self._stopping or self._failure is not None or cancelled:
-            # Stopped on purpose (shutdown, group restart, stop_child): no decision.
-            if child._run is run and child.state is not ChildState.STOPPED:
-                child.state = ChildState.STOPPED
-            return
-
-        strategy = None if error is None else child.spec.resolve_recovery(error)
-        decision = self._policy.decide(
-            child.name,
-            child.restart,
-            error,
+        core = self._core
+        # Announced before deciding: a listener sees the supervisor as it was.
+        for event in core.exit_events(child, exit):
+            self.events.emit(event)
+        decided, outcome = core.decide(
+            child,
+            exit,
             now=trio.current_time(),
-            strategy=strategy,
-            has_fallback=child.spec.fallback is not None,
             rand=self._rng.random(),
-            started_at=child.started_at,
-            limit=child.spec.restart_limit,
-            breaker_trips=error is not None and self._trips_breaker(child),
+            breaker_trips=exit.error is not None and self._trips_breaker(child),
+            current=child._run is run,
         )
-        if decision.action is not None:
-            self._record_decision(child, error, decision)
-        if decision.escalate:
-            assert error is not None or decision.intensity_exceeded
-            child.state = ChildState.FAILED
-            self._fail(child, error, decision)
-        elif decision.budget_exhausted:
-            # The child spent its own restart budget: it alone stops, for good.
-            self._stopped_children += 1
-            child.state = ChildState.FAILED
-            logger.warning(
-                "supervisor %s: child %s exceeded its restart budget; stopped for good",
-                self.name,
-                child.name,
-            )
-            self._discard(child, ChildEnd.RESTART_BUDGET)
-        elif decision.remove:
-            # An error the recovery policy says to ignore is a normal exit; a temporary
-            # child that crashed (hence not restarted) has failed.
-            requested = (
-                None
-                if error is None
-                else (strategy or classify_error(error).recovery_strategy).action
-            )
-            failed = error is not None and requested is not RecoveryAction.IGNORE
-            child.state = ChildState.FAILED if failed else ChildState.STOPPED
-            self._discard(child, ChildEnd.FAILED if failed else ChildEnd.STOPPED)
+        if decided is not None:
+            self.events.emit(decided)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "supervisor %s: child %s exited (%s); decision %s",
+                    self.name,
+                    child.name,
+                    "normal" if exit.error is None else repr(exit.error),
+                    decided.action.value,
+                )
+        if isinstance(outcome, Settle):
+            return
+        core.apply(child, outcome)
+        if isinstance(outcome, GiveUp):
+            self._give_up_soon()
+        elif isinstance(outcome, RemoveChild):
+            if outcome.reason is ChildEnd.RESTART_BUDGET:
+                logger.warning(
+                    "supervisor %s: child %s exceeded its restart budget; stopped for good",
+                    self.name,
+                    child.name,
+                )
+            self._discard(child, outcome.reason)
         else:
-            self._carry_out(child, error, decision)
-
-    def _record_decision(
-        self, child: Child, error: BaseException | None, decision: Decision
-    ) -> None:
-        assert decision.action is not None
-        self._decisions += 1
-        leaf = None if error is None else unwrap_single(error)
-        self.events.emit(
-            SupervisionDecision(
-                source=self.name,
-                supervisor=self.name,
-                child=child.name,
-                error_type="" if leaf is None else type(leaf).__name__,
-                error="" if leaf is None else str(leaf),
-                severity=decision.severity,
-                action=decision.action,
-                attempt=decision.attempt,
-            )
-        )
-        logger.info(
-            "supervisor %s: child %s exited (%s); decision %s",
-            self.name,
-            child.name,
-            "normal" if leaf is None else repr(leaf),
-            decision.action.value,
-        )
+            self._run_again(child, outcome)
 
     def _trips_breaker(self, child: Child) -> bool:
         """Whether recording this failure on the child's breaker opens it (again)."""
@@ -768,28 +756,20 @@ class Supervisor:
         failures = 0 if ran_for >= gate.reset_timeout else gate.consecutive_failures
         return failures + 1 >= gate.failure_threshold
 
-    def _carry_out(self, child: Child, error: BaseException | None, decision: Decision) -> None:
-        assert decision.action is not None
+    def _run_again(self, child: Child, outcome: RunAgain) -> None:
         assert self._nursery is not None
-        child.restarts += 1
-        self._restarts += 1
+        decision = outcome.decision
         gate: CircuitBreaker | None = None
-        if decision.action is RecoveryAction.CIRCUIT_BREAKER:
+        if outcome.gated:
             gate = self._breaker_for(child)
-            if gate is not None:
-                ran_for = trio.current_time() - child.started_at
-                if ran_for >= gate.reset_timeout:
-                    # It ran well for a while: failures before this are not consecutive.
-                    gate.record_success()
-                gate.record_failure()
-        if decision.in_place:
-            child.retries += 1
+            if trio.current_time() - child.started_at >= gate.reset_timeout:
+                # It ran well for a while: failures before this are not consecutive.
+                gate.record_success()
+            gate.record_failure()
+        if outcome.group is None:  # a retry, or a one-for-one restart: this child only
             self._launch(child, decision.action, decision.delay, gate)
             return
-        if decision.failover:
-            assert child.spec.fallback is not None
-            child.spec = child.spec.fallback
-        group = self.strategy.affected(self._children, child)
+        group = list(outcome.group)
         # A pending group restart whose failed child this one restarts anyway is
         # superseded (while it is still waiting): one restart, in start order.
         for pending in self._pending:
@@ -797,7 +777,6 @@ class Supervisor:
                 pending.scope.cancel()
         pending = _PendingGroup(child, trio.CancelScope())
         self._pending.append(pending)
-        child.state = ChildState.WAITING
         self._nursery.start_soon(
             self._restart_group, pending, group, decision, gate, name=f"{self.name}:restart"
         )
@@ -812,11 +791,12 @@ class Supervisor:
         failed = pending.failed
         failed_run = failed._run
         admitted = False
+        core = self._core
         try:
             with pending.scope:  # cancelled when superseded, or by a shutdown
                 # 1. Stop the siblings at the failure (reverse start order).
                 async with self._group_lock:
-                    if self._halted():
+                    if core.halted():
                         return
                     for member in reversed(group):
                         await self._stop_run(member)
@@ -824,7 +804,7 @@ class Supervisor:
                 #    child's delay never holds up another child's restart.
                 if decision.delay > 0:
                     await trio.sleep(decision.delay)
-                if gate is not None and not self._halted():
+                if gate is not None and not core.halted():
                     await _admit(gate)
                     admitted = True
                 await self._group_lock.acquire()
@@ -834,7 +814,7 @@ class Supervisor:
             # 3. Restart, in start order, unless another restart already brought the
             #    failed child back meanwhile (then this one is stale).
             try:
-                if self._halted() or failed._run is not failed_run:
+                if core.halted() or failed._run is not failed_run:
                     return
                 for member in reversed(group):
                     await self._stop_run(member)  # anything restarted meanwhile
@@ -842,27 +822,21 @@ class Supervisor:
                     try:
                         await self._reload()
                     except Exception as exc:
-                        escalate = Decision(
-                            action=RecoveryAction.ESCALATE,
-                            escalate=True,
-                            severity=classify_error(exc).severity,
-                        )
-                        self._record_decision(failed, exc, escalate)
-                        self._fail(failed, exc, escalate)
+                        self._reload_failed(failed, exc)
                         return
                 for member in group:
-                    if self._halted():
+                    if core.halted():
                         return
-                    if self._by_name.get(member.name) is not member:
+                    if core.get(member.name) is not member:
                         continue
                     if member is failed:
-                        await self._relaunch(member, decision.action, 0.0, None)
-                    elif member.restart is Restart.TEMPORARY:
+                        await self._relaunch(member, decision.action)
+                    elif core.temporary_sibling(member):
                         member.state = ChildState.STOPPED
                         self._discard(member)
                     else:
                         member.restarts += 1
-                        await self._relaunch(member, decision.action, 0.0, None)
+                        await self._relaunch(member, decision.action)
                 admitted = False
             finally:
                 self._group_lock.release()
@@ -872,10 +846,18 @@ class Supervisor:
             self._pending.remove(pending)
             self._check_idle()
 
-    # -- stopping and failing -------------------------------------------------------------
+    def _reload_failed(self, child: Child, error: Exception) -> None:
+        """The reload hook raised: the supervisor escalates that error."""
+        escalate = Decision(
+            action=RecoveryAction.ESCALATE,
+            escalate=True,
+            severity=classify_error(error).severity,
+        )
+        self.events.emit(self._core.decision_event(child, error, escalate))
+        self._core.give_up(child, error, escalate)
+        self._give_up_soon()
 
-    def _halted(self) -> bool:
-        return self._stopping or self._failure is not None
+    # -- stopping and failing -------------------------------------------------------------
 
     def _cancel_pending_groups(self) -> None:
         """A shutdown drops the group restarts still waiting (backoff or breaker)."""
@@ -912,7 +894,7 @@ class Supervisor:
 
     async def _shutdown_children(self) -> None:
         self._cancel_pending_groups()
-        children = list(self._children)
+        children = self._core.children()
         try:
             for child in reversed(children):
                 await self._stop_run(child)
@@ -937,50 +919,21 @@ class Supervisor:
                 child.state = ChildState.STOPPED
                 child._terminate(ChildEnd.SHUT_DOWN)
 
-    def _fail(self, child: Child, error: BaseException | None, decision: Decision) -> None:
-        if self._failure is not None:
-            return
-        failure: SupervisionError
-        cause = "" if error is None else f": {_describe(root_cause(error))}"
-        if decision.intensity_exceeded:
-            failure = RestartIntensityExceeded(
-                f"supervisor {self.name!r} exceeded {self.max_restarts} restarts in "
-                f"{self.restart_window} s (last failure: child {child.name!r}{cause})"
-            )
-        else:
-            leaf = None if error is None else unwrap_single(error)
-            original = root_cause(error) if error is not None else None
-            via = (
-                f" (root cause: {_describe(original)})"
-                if original is not None and original is not leaf
-                else ""
-            )
-            failure = EscalatedError(
-                f"child {child.name!r} of supervisor {self.name!r} escalated "
-                f"{_describe(leaf)}{via}",
-                supervisor=self.name,
-                child=child.name,
-            )
-        failure.__cause__ = error
-        self._failure = failure
-        self._state = SupervisorState.FAILED
+    def _give_up_soon(self) -> None:
         assert self._nursery is not None
         self._nursery.start_soon(self._give_up, name=f"{self.name}:give-up")
 
     async def _give_up(self) -> None:
-        assert self._failure is not None
-        self._stopping = True
+        failure = self._core.failure
+        assert failure is not None
         # Shielded, but bounded by escalation_timeout: the parent acts on this failure
         # only once this supervisor has exited, so its children get that long to stop.
-        deadline = (
-            math.inf
-            if self.escalation_timeout is None
-            else trio.current_time() + self.escalation_timeout
-        )
+        timeout = self.escalation_timeout
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
         with trio.CancelScope(shield=True, deadline=deadline):
             await self._shutdown_children()
-        self._emit_stopped(repr(self._failure))
-        raise self._failure
+        self._emit_stopped(repr(failure))
+        raise failure
 
     def _emit_stopped(self, reason: str) -> None:
         self.events.emit(SupervisorStopped(source=self.name, supervisor=self.name, reason=reason))
@@ -988,32 +941,46 @@ class Supervisor:
     # -- heartbeat monitoring ---------------------------------------------------------------
 
     async def _monitor_heartbeats(self) -> None:
-        while True:
-            deadline = self._detector.next_deadline()
-            self._detector_changed = trio.Event()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                await self._detector_changed.wait()
-            now = trio.current_time()
-            for name in self._detector.expired(now):
-                silent = self._detector.silent_for(name, now)
-                self._detector.unwatch(name)
-                child = self._by_name.get(str(name))
-                if child is None or child._run is None or child._run.done.is_set():
-                    continue
-                self.events.emit(
-                    HeartbeatMissed(source=self.name, child=child.name, silent_for=silent)
-                )
-                child._run.injected = HeartbeatTimeout(
-                    f"child {child.name!r} of {self.name!r} missed its heartbeats "
-                    f"(silent for {silent:.3g} s)"
-                )
-                child._run.scope.cancel()
+        with self._monitor_scope:
+            while True:
+                deadline = self._detector.next_deadline()
+                self._detector_changed = trio.Event()
+                with trio.move_on_at(math.inf if deadline is None else deadline):
+                    await self._detector_changed.wait()
+                now = trio.current_time()
+                for name in self._detector.expired(now):
+                    silent = self._detector.silent_for(name, now)
+                    self._detector.unwatch(name)
+                    child = self._core.get(str(name))
+                    run = None if child is None else child._run
+                    if child is None or run is None or run.done.is_set():
+                        continue
+                    self.events.emit(
+                        HeartbeatMissed(source=self.name, child=child.name, silent_for=silent)
+                    )
+                    run.injected = HeartbeatTimeout(
+                        f"child {child.name!r} of {self.name!r} missed its heartbeats "
+                        f"(silent for {silent:.3g} s)"
+                    )
+                    run.scope.cancel()
 
 
 def _describe(error: BaseException | None) -> str:
     if error is None:
         return "None"
     return f"{type(error).__name__}: {error}"
+
+
+def _leaves(group: BaseExceptionGroup[BaseException] | None) -> list[BaseException]:
+    if group is None:
+        return []
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaves.extend(_leaves(exc))
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    return leaves
 
 
 async def _admit(gate: CircuitBreaker) -> None:
@@ -1046,8 +1013,7 @@ class _StatusForwarder:
         self._supervisor._started(self._run, value)
 
 
-@asynccontextmanager
-async def open_supervisor(
+def open_supervisor(
     name: str = "supervisor",
     *,
     strategy: SupervisionStrategyLike | None = None,
@@ -1065,136 +1031,31 @@ async def open_supervisor(
     keep_alive: bool = False,
     rng: random.Random | None = None,
     on_child_removed: Callable[[Child], object] | None = None,
-) -> AsyncIterator[Supervisor]:
-    """Open a supervisor that owns one nursery; yield it.
+) -> Supervisor:
+    """A :class:`Supervisor` to open with ``async with``: each keyword is a
+    :class:`SupervisorConfig` field or a :class:`Supervisor` argument (see both).
 
-    As with a nursery, leaving the ``async with`` body waits for the children to end
-    (with ``keep_alive=True`` it waits until :meth:`Supervisor.stop` or cancellation
-    instead, for dynamic children). Cancelling the enclosing scope, an error in the
-    body, or ``stop()`` shut the children down in reverse start order, each within its
-    ``shutdown_timeout``. If the supervisor gives up (restart intensity exceeded, or an
-    ``Escalate`` decision) it stops its children and raises
-    :class:`~mister_smith.errors.RestartIntensityExceeded` or
-    :class:`~mister_smith.errors.EscalatedError` from the ``async with``.
-
-    Args:
-        name: Shown in events, logs and snapshots.
-        strategy: ``OneForOne()`` (default), ``OneForAll()``, ``RestForOne()`` or a
-            :class:`~mister_smith.types.StrategyKind`.
-        max_restarts: Restarts allowed within ``restart_window`` (counted across all
-            children, OTP's intensity); one more makes the supervisor give up.
-            ``None``: no supervisor-wide bound (use ``child_limit`` instead).
-        restart_window: Seconds of the intensity window.
-        backoff: Delay between restarts (``None``: restart at once).
-        child_limit: Each child's own restart budget (Akka's ``OneForOneStrategy``):
-            a child that spends it is stopped for good (announced as a ``STOP``
-            decision) while the supervisor and its other children go on. A child's
-            ``restart_limit`` overrides it. ``None``: only ``max_restarts`` applies.
-        escalation_timeout: When the supervisor gives up, the longest its children
-            get to stop before they are cancelled, so that its parent can act on the
-            failure within that bound (``None``: their own shutdown timeouts).
-        events: The event bus for decisions (default: a private one, ``sup.events``).
-        children: Child specs started, in order, before the body runs.
-        default_restart: Restart type of children that do not set one.
-        shutdown_timeout: Default grace seconds per child when stopping.
-        reload: Called before restarting after a ``Reload`` decision.
-        breaker_factory: Makes the circuit breaker for a child whose recovery is
-            ``CircuitBreaker`` and that declares none (default: 5 failures, 60 s).
-        keep_alive: Keep running with no children until stopped.
-        rng: Source of backoff jitter (for reproducible tests).
-        on_child_removed: Called when a child leaves for good (not on shutdown).
+    ``strategy`` defaults to ``OneForOne()``; ``max_restarts=None`` turns the
+    supervisor-wide intensity off (use ``child_limit`` for a budget per child).
     """
-    from ._strategy import OneForOne
-
-    supervisor = Supervisor(
-        name,
-        strategy=OneForOne() if strategy is None else strategy,
+    config = SupervisorConfig(
+        name=name,
+        strategy=strategy if strategy is not None else SupervisorConfig().strategy,
         max_restarts=max_restarts,
         restart_window=restart_window,
         backoff=backoff,
         child_limit=child_limit,
         escalation_timeout=escalation_timeout,
-        events=EventBus() if events is None else events,
         default_restart=default_restart,
         shutdown_timeout=shutdown_timeout,
+        keep_alive=keep_alive,
+    )
+    return Supervisor(
+        config,
+        events=events,
+        children=children,
         reload=reload,
-        breaker_factory=breaker_factory
-        if breaker_factory is not None
-        else (lambda breaker_name: CircuitBreaker(breaker_name, events=supervisor.events)),
+        breaker_factory=breaker_factory,
         rng=rng,
         on_child_removed=on_child_removed,
     )
-    try:
-        async with trio.open_nursery() as nursery:
-            supervisor._nursery = nursery
-            monitor_scope = trio.CancelScope()
-
-            async def monitor() -> None:
-                with monitor_scope:
-                    await supervisor._monitor_heartbeats()
-
-            nursery.start_soon(monitor, name=f"{name}:heartbeats")
-            try:
-                for spec in children:
-                    await supervisor.start_child(spec)
-                supervisor._body_task = trio.lowlevel.current_task()
-                yield supervisor
-                if not supervisor._stopping:
-                    if keep_alive:
-                        await supervisor._stop_requested.wait()
-                    else:
-                        supervisor._check_idle()
-                        await supervisor._idle.wait()
-                if not supervisor._stopping:
-                    supervisor._state = SupervisorState.STOPPED
-                    supervisor._stopping = True
-                    supervisor._emit_stopped("normal")
-            except BaseException:
-                if not supervisor._stopping:
-                    supervisor._stopping = True
-                    supervisor._state = SupervisorState.STOPPING
-                    # Nested under a stopping parent: stay within the parent's grace.
-                    outer = _current_run.get()
-                    nested = outer is not None and outer.stop_requested
-                    assert outer is not None or not nested
-                    shield = trio.CancelScope(
-                        shield=True,
-                        deadline=outer.grace_deadline if outer is not None and nested else math.inf,
-                    )
-                    if outer is not None and nested:
-                        outer.add_grace_scope(shield)  # a hard stop reaches in here
-                    with shield:
-                        await supervisor._shutdown_children()
-                    if supervisor._failure is None:
-                        supervisor._emit_stopped("shutdown")
-                raise
-            finally:
-                monitor_scope.cancel()
-        if supervisor._state != SupervisorState.FAILED:
-            supervisor._state = SupervisorState.STOPPED
-    except BaseExceptionGroup as group:
-        failure = supervisor._failure
-        if failure is not None:
-            matched, rest = group.split(lambda exc: exc is failure)
-            others = _leaves(rest)
-            if matched is not None and all(isinstance(e, Exception) for e in others):
-                # The supervisor gave up: that is what its owner must see, with the
-                # chain down to the original error. Whatever else was raised (typically
-                # the body's calls failing because the children were stopped) is a
-                # consequence, kept as notes rather than burying the cause in a group.
-                for other in others:
-                    failure.add_note(f"also raised while {name!r} gave up: {_describe(other)}")
-                raise failure from failure.__cause__
-        raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException] | None) -> list[BaseException]:
-    if group is None:
-        return []
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            leaves.extend(_leaves(exc))
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-    return leaves
