@@ -97,15 +97,15 @@ def build_catalog(
         if options.allow_tools is not None and name not in options.allow_tools:
             refused.append(RefusedTool(name, "not in allow_tools"))
             continue
-        if len(accepted) >= options.max_tools:
-            refused.append(RefusedTool(name, f"more than max_tools={options.max_tools} tools"))
-            continue
         imported = import_schema(listed_tool.input_schema, mode=options.schema_mode)
         if imported.schema is None:
             reason = "its input schema cannot be enforced: " + "; ".join(
                 str(issue) for issue in imported.issues[-3:]
             )
             refused.append(RefusedTool(name, reason, imported.issues))
+            continue
+        if len(accepted) >= options.max_tools:
+            refused.append(RefusedTool(name, f"more than max_tools={options.max_tools} tools"))
             continue
         description = listed_tool.description or listed_tool.title or ""
         cut = len(description) > options.max_description_chars

@@ -183,12 +183,12 @@ class McpServerConnection:
         self._changed = trio.Event()
 
     async def wait_ready(self) -> None:
-        """Wait until the server is connected.
+        """Wait until the server is connected (whatever ``wait_for_restart`` says).
 
         Raises:
             McpServerUnavailable: it is stopped for good or closed.
         """
-        await self._session_for_call()
+        await self._session_for_call(wait=True)
 
     def _unavailable(self, what: str = "") -> McpServerUnavailable:
         reason = f"; last error: {self._last_error}" if self._last_error else ""
@@ -198,15 +198,16 @@ class McpServerConnection:
         }.get(self._state, self._state.value)
         return McpServerUnavailable(f"MCP server {self.name!r} is {state}{what}{reason}")
 
-    async def _session_for_call(self) -> ClientSession:
+    async def _session_for_call(self, *, wait: bool | None = None) -> ClientSession:
         while True:
             link = self._link
-            gone = link is not None and link.process is not None and link.process.eof.is_set()
+            process = link.process if link is not None else None
+            gone = process is not None and (process.eof.is_set() or process.killed)
             if self._state is McpServerState.READY and self._session is not None and not gone:
                 await trio.lowlevel.checkpoint()
                 return self._session
             terminal = self._state in (McpServerState.STOPPED, McpServerState.CLOSED)
-            if terminal or not self.options.wait_for_restart:
+            if terminal or not (self.options.wait_for_restart if wait is None else wait):
                 await trio.lowlevel.checkpoint()
                 raise self._unavailable(": its tools are unavailable")
             if gone:  # its end is not processed yet: the state changes within a step or two
