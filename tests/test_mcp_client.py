@@ -173,7 +173,9 @@ async def test_results_text_json_and_images_by_reference_with_a_size_cap(
     options = McpServerOptions(max_result_bytes=4_096)
     connection = await connect(bus, server, supervisor, options, callers=[me])
     assert await bus.call(me, "mem.structured") == {"n": 1}
-    caption, image = await bus.call(me, "mem.picture")  # type: ignore[misc]
+    result = await bus.call(me, "mem.picture")
+    assert isinstance(result, list)
+    caption, image = result
     assert caption == {"type": "text", "text": "a picture"}
     assert image["type"] == "image"
     assert image["bytes"] == len(png)

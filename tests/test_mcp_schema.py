@@ -164,7 +164,7 @@ schemas = st.recursive(
 @given(schema=schemas, args=json_values)
 def test_any_schema_imports_and_validates_without_raising(schema: Any, args: Any) -> None:
     for mode in ("relax", "refuse"):
-        imported = import_schema(schema, mode=mode)  # type: ignore[arg-type]
+        imported = import_schema(schema, mode=mode)
         if imported.schema is not None:
             imported.schema.violations(args)
             imported.schema.violations({"a": args})

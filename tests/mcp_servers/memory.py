@@ -119,10 +119,12 @@ class MemoryServer:
             await trio.lowlevel.checkpoint()
             raise ConnectionRefusedError("the memory server refuses connections")
         server = self.server()
-        async with create_client_server_memory_streams() as (client, (read, write)):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    lambda: server.run(read, write, server.create_initialization_options())
-                )
-                yield client
-                nursery.cancel_scope.cancel()
+        async with (
+            create_client_server_memory_streams() as (client, (read, write)),
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(
+                lambda: server.run(read, write, server.create_initialization_options())
+            )
+            yield client
+            nursery.cancel_scope.cancel()

@@ -96,33 +96,27 @@ async def _read_messages(
     """Split stdout into lines, parse each as JSON-RPC, hand them to the session.
 
     A line longer than ``max_message_bytes`` (finished or not) is not buffered further:
-    the server is killed and :attr:`StdioServer.failure` says why.
+    the server is killed and :attr:`StdioServer.failure` says why. :attr:`StdioServer.eof`
+    is set before the session sees the end.
     """
     buffer = bytearray()
-    async with sink:
-        async for chunk in _until_eof(server, stdout):
-            buffer += chunk
-            while (end := buffer.find(b"\n")) >= 0 and end <= max_message_bytes:
-                line = bytes(buffer[:end])
-                del buffer[: end + 1]
-                if line.strip():
-                    await sink.send(_parse(line))
-            if len(buffer) > max_message_bytes:
-                server.failure = McpResultTooLarge(
-                    f"the server sent a message longer than {max_message_bytes} bytes "
-                    "(max_message_bytes); it was killed"
-                )
-                server.eof.set()
-                server.kill()
-                return
-
-
-async def _until_eof(
-    server: StdioServer, stdout: trio.abc.ReceiveStream
-) -> AsyncIterator[bytes | bytearray]:
     try:
-        async for chunk in stdout:
-            yield chunk
+        async with sink:
+            async for chunk in stdout:
+                buffer += chunk
+                while (end := buffer.find(b"\n")) >= 0 and end <= max_message_bytes:
+                    line = bytes(buffer[:end])
+                    del buffer[: end + 1]
+                    if line.strip():
+                        await sink.send(_parse(line))
+                if len(buffer) > max_message_bytes:
+                    server.failure = McpResultTooLarge(
+                        f"the server sent a message longer than {max_message_bytes} bytes "
+                        "(max_message_bytes); it was killed"
+                    )
+                    server.eof.set()
+                    server.kill()
+                    return
     finally:
         server.eof.set()
 
