@@ -38,6 +38,7 @@ from ._errors import McpProtocolError, McpServerHung, McpServerUnavailable
 from ._failures import call_error, connection_failure
 from ._options import McpServerOptions
 from ._results import Blob, BlobStore, tool_result
+from ._stdio import StdioServer
 from ._tool import McpTool
 from ._transport import Link, ServerLocation, open_link
 
@@ -48,6 +49,20 @@ CLIENT_INFO = mcp_types.Implementation(name="mister-smith", version="0.1.0")
 STOP_GRACE = 3.0
 """Seconds a connection gets to close its server when stopped (a clean stdio stop takes
 at most 1 s of grace and 1 s after the kill)."""
+
+
+def _stderr_end(process: StdioServer) -> str:
+    """The last lines a stdio server wrote to stderr, for an error message."""
+    lines = process.stderr_tail().splitlines()[-5:]
+    return "; its stderr ends with: " + "\n".join(lines) if lines else ""
+
+
+def _with_stderr(failure: Exception, process: StdioServer) -> Exception:
+    """``failure`` again, its message ending with what the server said on stderr."""
+    end = _stderr_end(process)
+    if not end or end in str(failure):
+        return failure
+    return type(failure)(f"{failure}{end}")
 
 
 class McpServerState(enum.Enum):
@@ -295,31 +310,33 @@ class McpServerConnection:
         """
         self._connects += 1
         connected = False
+        process: StdioServer | None = None
         try:
-            async with (
-                open_link(self.location, self.options) as link,
-                ClientSession(
+            async with open_link(self.location, self.options) as link:
+                process = link.process
+                async with ClientSession(
                     link.read_stream,
                     link.write_stream,
                     message_handler=self._on_message,
                     client_info=CLIENT_INFO,
-                ) as session,
-            ):
-                with trio.fail_after(self.options.connect_timeout):
-                    await session.initialize()
-                    catalog = await self._list(session)
-                self._apply(catalog)
-                self._session, self._link = session, link
-                connected = True
-                self._set_state(McpServerState.READY)
-                heartbeat()
-                task_status.started(self)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._ping, session)
-                    nursery.start_soon(self._follow_list_changes, session)
-                    await self._wait_lost(link)
+                ) as session:
+                    with trio.fail_after(self.options.connect_timeout):
+                        await session.initialize()
+                        catalog = await self._list(session)
+                    self._apply(catalog)
+                    self._session, self._link = session, link
+                    connected = True
+                    self._set_state(McpServerState.READY)
+                    heartbeat()
+                    task_status.started(self)
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._ping, session)
+                        nursery.start_soon(self._follow_list_changes, session)
+                        await self._wait_lost(link)
         except BaseException as error:
             failure = connection_failure(self.name, error, connected=connected)
+            if not connected and isinstance(failure, Exception) and process is not None:
+                failure = _with_stderr(failure, process)
             if isinstance(failure, Exception):
                 self._last_error = f"{type(failure).__name__}: {failure}"
                 logger.warning("MCP server %s failed: %s", self.name, self._last_error)
@@ -341,17 +358,13 @@ class McpServerConnection:
             await process.exited.wait()  # for its status, if it is exiting
         if process.failure is not None:
             raise process.failure
-        stderr = "\n".join(process.stderr_tail().splitlines()[-5:])
         if process.killed:
             how = "was killed"
         elif process.returncode is None:
             how = "closed its stdout"
         else:
             how = f"exited with status {process.returncode}"
-        raise McpServerUnavailable(
-            f"MCP server {self.name!r} {how}"
-            + (f"; its stderr ends with: {stderr}" if stderr else "")
-        )
+        raise McpServerUnavailable(f"MCP server {self.name!r} {how}{_stderr_end(process)}")
 
     async def _ping(self, session: ClientSession) -> None:
         while True:
