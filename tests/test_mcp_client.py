@@ -369,3 +369,42 @@ async def test_closing_unregisters_the_tools_and_first_failure_is_typed(
         await register_mcp_server(bus, "bad name", supervisor=supervisor, url="http://x/mcp")
     with pytest.raises(TypeError, match="exactly one"):
         await register_mcp_server(bus, "two", supervisor=supervisor, stdio=["x"], url="http://x")
+
+
+async def test_schema_edge_cases_are_reported_on_the_connection(
+    supervisor: Supervisor, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = MemoryServer()
+    server.add(
+        "where",
+        add,
+        {
+            "type": "object",
+            "$defs": {"P": {"type": "object"}},
+            "properties": {"at": {"$ref": "#/$defs/P"}, "n": {"type": "integer"}},
+            "required": ["n"],
+        },
+    )
+    server.add("bad name!", add)
+    bus = ToolBus()
+    connection = await connect(bus, server, supervisor)
+    (where,) = connection.tools()
+    assert where.bus_name == "mem.where"
+    assert {(issue.path, issue.keyword) for issue in where.issues} == {
+        ("", "$defs"),
+        ("/properties/at", "$ref"),
+    }
+    assert bus.get_tool("mem.where").input_schema.required == ("n",)  # the rest is enforced
+    (bad,) = connection.refused()
+    assert bad.remote_name == "bad name!"
+    assert "its name is not" in bad.reason
+    assert connection.statistics().schema_issues == 2
+    strict = await register_mcp_server(
+        ToolBus(),
+        "strict",
+        supervisor=supervisor,
+        transport=server.connect,
+        options=McpServerOptions(schema_mode="refuse"),
+    )
+    assert strict.tools() == ()
+    assert {refused.remote_name for refused in strict.refused()} == {"where", "bad name!"}
