@@ -225,9 +225,8 @@ class McpServerConnection:
             if terminal or not (self.options.wait_for_restart if wait is None else wait):
                 await trio.lowlevel.checkpoint()
                 raise self._unavailable(": its tools are unavailable")
-            if gone:  # its end is not processed yet: the state changes within a step or two
-                await trio.sleep(0.001)
-                continue
+            # (A server whose end is not processed yet is left as soon as it is: the
+            # state becomes RESTARTING, so this wakes up.)
             await self._changed.wait()
 
     # -- supervision ----------------------------------------------------------------------
@@ -300,6 +299,8 @@ class McpServerConnection:
         if link is None or link.process is None:
             return False
         link.process.kill()
+        if not self._closing:
+            self._set_state(McpServerState.RESTARTING)
         return True
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -354,6 +355,8 @@ class McpServerConnection:
             await trio.sleep_forever()
         process = link.process
         await process.eof.wait()  # no answer can come any more
+        if not self._closing:
+            self._set_state(McpServerState.RESTARTING)
         with trio.move_on_after(1.0):
             await process.exited.wait()  # for its status, if it is exiting
         if process.failure is not None:
