@@ -50,8 +50,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the main job: a supervised agent team on embedded defaults."""
-    session.install("-e", ".[http]")
+    """Run the main job: a supervised agent team on embedded defaults (``-- --mcp``: its
+    file tools from an MCP server subprocess)."""
+    session.install("-e", ".[http,mcp]")
     session.run("mister-smith", "demo", *session.posargs)
 
 

@@ -1,4 +1,4 @@
-"""The ``mister-smith`` command: ``demo``, ``run TASK`` and ``config``.
+"""The ``mister-smith`` command: ``demo``, ``run TASK``, ``config`` and ``mcp serve``.
 
 ``mister-smith demo`` is the main job: a runtime on embedded defaults (no API key, no
 server, no network) runs an agent team that surveys this package's source tree while
@@ -22,8 +22,9 @@ from typing import TextIO
 import trio
 
 from ..config import AgentConfig, ConfigValidationError, dump_config, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, unwrap_single
 from ._demo import PACKAGE_ROOT, DemoOptions, run_demo
+from ._mcp import READ_ONLY_TOOLS, McpServeOptions, parse_tools, serve_mcp
 from ._run import RunOptions, run_task
 from ._session import EXIT_INTERRUPTED, EXIT_USAGE, MODEL_KINDS
 
@@ -39,6 +40,43 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0: {text!r}")
     return value
+
+
+def _tool_names(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated built-in tool names."""
+    try:
+        return parse_tools(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_mcp(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    mcp = commands.add_parser("mcp", help="Model Context Protocol: offer tools to MCP clients")
+    sub = mcp.add_subparsers(dest="mcp_command", required=True, metavar="SUBCOMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="offer workspace tools to one MCP client over stdio (default) or HTTP",
+        description="Serve built-in tools to an MCP client. The client is one identity "
+        "with the role 'mcp-client'; only the tools named with --tools are granted to it.",
+    )
+    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    serve.add_argument(
+        "--workspace",
+        type=Path,
+        default=Path.cwd(),
+        help="directory the file tools are confined to (default: the current directory)",
+    )
+    serve.add_argument(
+        "--tools",
+        type=_tool_names,
+        default=",".join(READ_ONLY_TOOLS),
+        help="comma-separated: read_file, list_directory, write_file, echo "
+        "(default: read_file,list_directory)",
+    )
+    serve.add_argument("--client", default="mcp-client", help="name of the client's identity")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (http)")
+    serve.add_argument("--port", type=int, default=8765, help="port to bind (http; 0: any)")
+    serve.add_argument("--config", type=Path, help="a TOML configuration file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=PACKAGE_ROOT,
         help="directory to survey (default: the mister_smith package)",
     )
+    demo.add_argument(
+        "--mcp",
+        action="store_true",
+        help="serve the file tools from an MCP server subprocess (needs the mcp extra)",
+    )
 
     run = commands.add_parser("run", help="run your own task with a dynamically composed team")
     run.add_argument("task", help="what the team should do")
@@ -97,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="print the effective configuration as TOML")
     config.add_argument("--config", type=Path, help="a TOML configuration file")
+    _add_mcp(commands)
     return parser
 
 
@@ -120,6 +164,34 @@ def _use_color(stream: TextIO, no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and stream.isatty()
 
 
+def _serve_mcp(args: argparse.Namespace, config: AgentConfig) -> int:
+    options = McpServeOptions(
+        transport=args.transport,
+        workspace=args.workspace,
+        tools=args.tools,
+        client=args.client,
+        host=args.host,
+        port=args.port,
+    )
+    try:
+        code: int = trio.run(serve_mcp, options, config)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as raised:
+        error = unwrap_single(raised)
+        if isinstance(error, ImportError):
+            print(
+                f"mister-smith: mcp needs the mcp extra (pip install 'mister-smith[mcp]'): {error}",
+                file=sys.stderr,
+            )
+        elif isinstance(error, ValueError):
+            print(f"mister-smith: mcp serve: {error}", file=sys.stderr)
+        else:
+            raise
+        return EXIT_USAGE
+    return code
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the ``mister-smith`` command; return its exit code."""
     stream = sys.stdout if out is None else out
@@ -133,6 +205,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     if args.command == "config":
         stream.write(dump_config(config))
         return 0
+    if args.command == "mcp":
+        return _serve_mcp(args, config)
     color = _use_color(stream, args.no_color)
     live = stream.isatty() and not args.plain
     try:
@@ -144,6 +218,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 workspace=args.workspace,
                 timeout=args.timeout,
                 faults=not args.no_faults,
+                mcp=args.mcp,
             )
             demo_code: int = trio.run(run_demo, options, stream, config)
             return demo_code

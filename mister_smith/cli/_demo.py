@@ -45,6 +45,8 @@ class DemoOptions:
         latency: Seconds each embedded model turn takes (so progress is visible).
         faults: Inject the crash, the hang and the flaky reads.
         surveyors: How many surveyors the team gets.
+        mcp: Serve the file tools from an MCP server subprocess (``mcp serve``) instead
+            of in-process; with faults on, that server is killed during the survey.
     """
 
     model: str = "scripted"
@@ -56,6 +58,7 @@ class DemoOptions:
     latency: float = 0.04
     faults: bool = True
     surveyors: int = 2
+    mcp: bool = False
 
 
 def demo_config(base: AgentConfig | None = None) -> AgentConfig:
@@ -71,6 +74,13 @@ def demo_config(base: AgentConfig | None = None) -> AgentConfig:
         tools=attrs.evolve(config.tools, default_policy="deny", default_timeout=20.0),
         supervision=attrs.evolve(config.supervision, backoff_initial=0.05, shutdown_timeout=2.0),
     )
+
+
+MCP_TOOL_TIMEOUT = 15.0
+"""Deadline of the MCP file tools in the demo: room for the server to be restarted."""
+
+MCP_KILL_ON = 5
+"""The read of the MCP file server during which it is killed (with faults on)."""
 
 
 def demo_fault_plan() -> FaultPlan:
@@ -96,6 +106,11 @@ def member_spec(role: AgentRole, spec: AgentSpec, *, embedded: bool = True) -> A
     )
 
 
+READER_ROLES = ("surveyor", "coordinator")
+"""The roles granted the file tools (the coordinator reads through its surveyors, so it
+holds reading too)."""
+
+
 def survey_recipe(
     runtime: RuntimeManager,
     display: Display,
@@ -107,8 +122,13 @@ def survey_recipe(
     faults: bool,
     hang_timeout: float,
     task: str = SURVEY_TASK,
+    local_tools: bool = True,
 ) -> TeamRecipe:
-    """Register the workspace tools (with faults if asked) and plan the survey team."""
+    """Register the workspace tools (with faults if asked) and plan the survey team.
+
+    With ``local_tools=False`` the file tools are left to the caller (the MCP mode
+    registers them from a server, granted to the same roles by name).
+    """
     catalog = DEFAULT_CATALOG.with_roles(*survey_roles())
     analysed = analyze_requirements(task, catalog=catalog)
     roles = analysed
@@ -132,16 +152,17 @@ def survey_recipe(
     # it (the coordinator reads through its surveyors, so it holds reading too), and let
     # the team bind each member's role into its identity.
     bound = {role.name: runtime.identities.register_role(role.name) for role in roles}
-    readers = [bound[name] for name in ("surveyor", "coordinator") if name in bound]
-    bus.register_tool(ListDirectoryTool(ws, name=LIST_TOOL), roles=readers)
-    reader: ReadFileTool | FaultyTool = ReadFileTool(ws, name=READ_TOOL)
-    if faults:
-        reader = FaultyTool(reader, demo_fault_plan(), timeout=hang_timeout)
-        display.line(
-            "faults         surveyor-1 crashes on its 3rd model call; read_file hangs on "
-            f"call 4 (deadline {hang_timeout} s) and fails on calls 2, 11 and 23"
-        )
-    bus.register_tool(reader, roles=readers, timeout=hang_timeout)
+    readers = [bound[name] for name in READER_ROLES if name in bound]
+    if local_tools:
+        bus.register_tool(ListDirectoryTool(ws, name=LIST_TOOL), roles=readers)
+        reader: ReadFileTool | FaultyTool = ReadFileTool(ws, name=READ_TOOL)
+        if faults:
+            reader = FaultyTool(reader, demo_fault_plan(), timeout=hang_timeout)
+            display.line(
+                "faults         surveyor-1 crashes on its 3rd model call; read_file hangs on "
+                f"call 4 (deadline {hang_timeout} s) and fails on calls 2, 11 and 23"
+            )
+        bus.register_tool(reader, roles=readers, timeout=hang_timeout)
     http: HttpModel | None = (
         None if model == "scripted" else http_model(model, runtime.events, runtime.config.agents)
     )
@@ -169,11 +190,41 @@ def survey_recipe(
     )
 
 
+async def serve_files_over_mcp(
+    runtime: RuntimeManager, display: Display, options: DemoOptions
+) -> None:
+    """Start ``mcp serve`` as a supervised stdio MCP server and register its file tools
+    (under their usual names, granted to the readers); with faults on, the server is
+    killed during the survey."""
+    from ._mcp import connect_file_server
+
+    kill_on = MCP_KILL_ON if options.faults else None
+    roles = [name for name in READER_ROLES if runtime.identities.has_role(name)]
+    connection = await connect_file_server(
+        runtime,
+        options.workspace,
+        roles=roles,
+        read_tool=READ_TOOL,
+        timeout=MCP_TOOL_TIMEOUT,
+        kill_on=kill_on,
+    )
+    stats = connection.statistics()
+    display.line(
+        f"file tools     from MCP server {connection.name!r} (stdio, pid {stats.pid}): "
+        + ", ".join(stats.tools)
+    )
+    if options.faults:
+        display.line(
+            "faults         surveyor-1 crashes on its 3rd model call; the MCP file server "
+            f"is killed on read {MCP_KILL_ON} (its supervisor restarts it)"
+        )
+
+
 async def run_demo(options: DemoOptions, out: TextIO, config: AgentConfig | None = None) -> int:
     """Run the demo; print progress and the summary to ``out``; return the exit code."""
 
     async def prepare(runtime: RuntimeManager, display: Display) -> TeamRecipe:
-        return survey_recipe(
+        recipe = survey_recipe(
             runtime,
             display,
             workspace=options.workspace,
@@ -182,7 +233,11 @@ async def run_demo(options: DemoOptions, out: TextIO, config: AgentConfig | None
             surveyors=options.surveyors,
             faults=options.faults,
             hang_timeout=options.hang_timeout,
+            local_tools=not options.mcp,
         )
+        if options.mcp:
+            await serve_files_over_mcp(runtime, display, options)
+        return recipe
 
     return await run_team_session(
         SURVEY_TASK,

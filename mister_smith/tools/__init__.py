@@ -14,6 +14,8 @@
 - Built-ins: :class:`EchoTool`, workspace-confined file tools (:class:`Workspace`),
   :class:`HttpGetTool`, :class:`CommandTool`, and :class:`AgentTool` wrapping anything
   :class:`Askable`.
+- MCP (the ``mcp`` extra): ``ToolBus.register_mcp_server`` puts an MCP server's tools on
+  the bus, supervised; :mod:`mister_smith.tools.mcp` also serves bus tools over MCP.
 - Untrusted HTTP bodies are read with :func:`read_decoded_body` (a cap on decoded bytes,
   one content-encoding, a compression-ratio limit); destinations are checked with
   :class:`HostAllowList`, :class:`InternalAllowList` and :func:`address_problem`.

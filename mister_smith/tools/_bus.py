@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -37,6 +37,10 @@ from ._permissions import (
 )
 from ._schema import ToolSchema
 from ._tool import Tool
+
+if TYPE_CHECKING:
+    from ..supervision import Supervisor
+    from .mcp import McpServerConnection
 
 logger = logging.getLogger("mister_smith.tools")
 
@@ -409,6 +413,25 @@ class ToolBus:
             tool=tool, tool_id=ToolId.new(), grants=old.grants, timeout=old.timeout
         )
         return old.tool
+
+    async def register_mcp_server(
+        self, name: str, *, supervisor: Supervisor, **options: Any
+    ) -> McpServerConnection:
+        """Connect the MCP server ``name`` and register its tools here as ``<name>.<tool>``.
+
+        The same as :func:`mister_smith.tools.mcp.register_mcp_server` with this bus (see
+        there for ``stdio=``, ``url=``, grants and options); needs the ``mcp`` extra.
+
+        Raises:
+            ImportError: the ``mcp`` extra is not installed.
+        """
+        try:
+            from .mcp import register_mcp_server
+        except ImportError as error:
+            raise ImportError(
+                "MCP support needs the mcp extra: pip install 'mister-smith[mcp]'"
+            ) from error
+        return await register_mcp_server(self, name, supervisor=supervisor, **options)
 
     def get_tool(self, name: str) -> Tool:
         """The tool registered as ``name``.
