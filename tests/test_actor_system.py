@@ -36,7 +36,7 @@ from mister_smith.errors import (
     RestartIntensityExceeded,
 )
 from mister_smith.events import AgentSpawned, AgentStopped, DeadLetter, EventBus
-from mister_smith.supervision import Backoff, OneForAll, open_supervisor
+from mister_smith.supervision import Backoff, OneForAll, RestForOne, open_supervisor
 from mister_smith.types import Restart
 
 
@@ -905,3 +905,28 @@ def test_a_closed_actor_system_is_garbage() -> None:
 
 def test_a_closed_actor_system_with_children_is_garbage() -> None:
     assert closed_system_is_freed(with_children=True)
+
+
+async def test_an_actors_own_children_follow_it_not_its_siblings_group_restart(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Found by the actor property test: under rest-for-one, the supervisor of an actor's
+    children (started after a sibling) was restarted with that sibling as if it were one,
+    leaving the actor spawning into a dead supervisor; under one-for-all it was stopped
+    before its actor, crashing a handler that was spawning. It now belongs to its actor."""
+    async with open_supervisor("domain", strategy=RestForOne(), keep_alive=True) as sup:
+        system = ActorSystem(sup, EventBus())
+        started: list[int] = []
+        parent = await system.spawn(Parent, started, name="p")
+        sibling = await system.spawn(Worker, name="sibling")
+        kid: ActorRef = await parent.ask(("spawn", "kid-1"))  # p::children starts now
+        with pytest.raises(ActorCrashed):
+            await sibling.ask(("crash", "boom"))
+        await trio.sleep(1)
+        # The sibling restarted alone with what came after it in start order; the
+        # parent's children were not part of that: the kid lives, the parent spawns.
+        assert kid.is_alive
+        assert await kid.ask("inc") == 1
+        assert isinstance(await parent.ask(("spawn", "kid-2")), ActorRef)
+        assert started == [1]
+        await sup.stop()

@@ -187,7 +187,7 @@ class SupervisorCoreMachine(RuleBasedStateMachine):
             assert action is not None
             assert decided is not None
             assert decided.action is action
-            group = self.config.strategy.affected(self.core.children(), child)
+            group = self.core.affected(child)
             if outcome.group is None:
                 assert outcome.decision.in_place or (
                     len(group) == 1 and not outcome.decision.reload

@@ -143,15 +143,25 @@ class ActorContext:
                 assert parent is not None
                 try:
                     self._children = await parent.start_supervisor(
-                        f"{self._cell.name}::children", restart=Restart.TEMPORARY
+                        f"{self._cell.name}::children",
+                        restart=Restart.TEMPORARY,
+                        owner=self._cell.name,  # stopped with this actor's incarnation
                     )
                 except SupervisionError as exc:  # the system is shutting down
+                    await trio.lowlevel.checkpoint()  # (see below)
                     raise ActorStopped(
                         f"supervisor {parent.name!r} is {parent.state}: no child of actor "
                         f"{self._cell.name!r} was spawned"
                     ) from exc
             children = self._children
-        return await self._cell.system.spawn(factory, *args, supervisor=children, **options)
+        try:
+            return await self._cell.system.spawn(factory, *args, supervisor=children, **options)
+        except ActorStopped:
+            # Refused because this actor's own children are being stopped: when that is
+            # because this actor is being stopped (a shutdown, a group restart), its
+            # cancellation is what ends the handler, not a crash of its own.
+            await trio.lowlevel.checkpoint()
+            raise
 
     async def _stop_children(self) -> None:
         children = self._children

@@ -51,6 +51,10 @@ class ChildSpec:
         restart_limit: The child's own restart budget (default: the supervisor's
             ``child_limit``, if any). When it is spent the child is stopped for good
             (``RecoveryAction.STOP``) and its siblings go on.
+        owner: The sibling this child belongs to (e.g. the supervisor of an actor's own
+            children): a group restart (``OneForAll``, ``RestForOne``) leaves it to its
+            owner, which stops it when its own run ends, instead of treating it as a
+            sibling of its own.
     """
 
     fn: Callable[..., Awaitable[object]]
@@ -64,6 +68,7 @@ class ChildSpec:
     heartbeat_timeout: float | None = None
     on_terminated: Callable[[Child], object] | None = None
     restart_limit: RestartLimit | None = None
+    owner: str | None = None
 
     @classmethod
     def of(
@@ -79,6 +84,7 @@ class ChildSpec:
         heartbeat_timeout: float | None = None,
         on_terminated: Callable[[Child], object] | None = None,
         restart_limit: RestartLimit | None = None,
+        owner: str | None = None,
     ) -> ChildSpec:
         """Trio-style constructor: the callable, its arguments, then keyword options."""
         if not callable(fn):
@@ -103,6 +109,7 @@ class ChildSpec:
             heartbeat_timeout,
             on_terminated,
             restart_limit,
+            owner,
         )
 
     def accepts_task_status(self) -> bool:

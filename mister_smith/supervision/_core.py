@@ -302,7 +302,7 @@ class SupervisorCore:
             outcome = RunAgain(decision, None, decision.action is RecoveryAction.CIRCUIT_BREAKER)
         else:
             gated = decision.action is RecoveryAction.CIRCUIT_BREAKER
-            group = self.config.strategy.affected(self.children(), child)
+            group = self.affected(child)
             direct = len(group) == 1 and not decision.reload  # one-for-one: direct path
             outcome = RunAgain(decision, None if direct else tuple(group), gated)
         return event, outcome
@@ -333,6 +333,13 @@ class SupervisorCore:
                 child.spec = child.spec.fallback
             if outcome.group is not None:
                 child.state = ChildState.WAITING
+
+    def affected(self, failed: Child) -> list[Child]:
+        """The children a restart of ``failed`` stops and restarts, in start order: its
+        strategy's group, less the children owned by a sibling (``ChildSpec.owner``),
+        which their owner stops with its own run."""
+        group = self.config.strategy.affected(self.children(), failed)
+        return [c for c in group if c is failed or c.spec.owner is None]
 
     def decision_event(
         self, child: Child, leaf: BaseException | None, decision: Decision

@@ -326,6 +326,7 @@ class Supervisor:
         on_child_removed: Callable[[Child], object] | None = None,
         on_terminated: Callable[[Child], object] | None = None,
         on_started: Callable[[Supervisor], object] | None = None,
+        owner: str | None = None,
     ) -> Supervisor:
         """Start a nested supervisor as a child and return it (once it is running).
 
@@ -342,6 +343,7 @@ class Supervisor:
         called with each new instance (the first included) once its ``children`` have
         started. ``on_child_removed`` is called when one of its children leaves it for
         good (not when it shuts down); ``on_terminated`` when it is itself gone for good.
+        ``owner`` names the sibling it belongs to (see ``ChildSpec.owner``).
         """
         config = self.config.nested(
             name,
@@ -365,6 +367,7 @@ class Supervisor:
                 if shutdown_timeout is None
                 else shutdown_timeout,
                 on_terminated=on_terminated,
+                owner=owner,
             )
         )
         nested: Supervisor = child.value
