@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from ..config import PersistenceSettings
 from ..errors import StoreCorrupted, StoreLocked, StoreUnavailable
@@ -61,17 +61,30 @@ COUNTED_TABLES: Final = {
 _BUSY: Final = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 
 
+_SYNCHRONOUS_LEVELS: Final = {"normal": 1, "full": 2}
+"""``PRAGMA synchronous`` values of :attr:`PersistenceSettings.synchronous`."""
+
+
+class OpenedFile(NamedTuple):
+    """What :func:`connect` hands the writer."""
+
+    connection: sqlite3.Connection
+    """In autocommit mode: the writer issues ``BEGIN``/``COMMIT`` itself."""
+    next_seq: int
+    """The next free sequence number."""
+    counts: dict[str, int]
+    """Row counts of :data:`COUNTED_TABLES`."""
+    synchronous: str
+    """The commit durability SQLite confirmed (``"normal"`` or ``"full"``)."""
+
+
 def store_path(settings: PersistenceSettings) -> Path:
     """The absolute path of the store file ``settings`` names."""
     return Path(settings.path).absolute()
 
 
-def connect(settings: PersistenceSettings) -> tuple[sqlite3.Connection, int, dict[str, int]]:
+def connect(settings: PersistenceSettings) -> OpenedFile:
     """Open (creating if needed) the store file: WAL, exclusive lock, current schema.
-
-    Returns:
-        The connection (in autocommit mode: the writer issues ``BEGIN``/``COMMIT``),
-        the next free sequence number and the row counts of :data:`COUNTED_TABLES`.
 
     Raises:
         StoreLocked: another process holds the file.
@@ -93,7 +106,7 @@ def connect(settings: PersistenceSettings) -> tuple[sqlite3.Connection, int, dic
 
 def _prepare(
     connection: sqlite3.Connection, path: Path, settings: PersistenceSettings
-) -> tuple[sqlite3.Connection, int, dict[str, int]]:
+) -> OpenedFile:
     where = repr(str(path))
     try:
         # Exclusive before WAL: no shared-memory index, and the lock is held from the
@@ -102,8 +115,10 @@ def _prepare(
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreUnavailable(f"the store file {where} cannot use write-ahead logging")
-        level = "FULL" if settings.synchronous == "full" else "NORMAL"
+        level = _SYNCHRONOUS_LEVELS[settings.synchronous]
         connection.execute(f"PRAGMA synchronous = {level}")
+        if connection.execute("PRAGMA synchronous").fetchone()[0] != level:
+            raise StoreUnavailable(f"SQLite refused synchronous={settings.synchronous}")
         connection.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         connection.execute("BEGIN IMMEDIATE")
         next_seq = _schema(connection, where)
@@ -120,7 +135,7 @@ def _prepare(
         raise StoreUnavailable(f"cannot use the store file {where}: {exc}") from exc
     except sqlite3.DatabaseError as exc:
         raise StoreCorrupted(f"{where} is not a readable store file: {exc}") from exc
-    return connection, next_seq, counts
+    return OpenedFile(connection, next_seq, counts, settings.synchronous)
 
 
 def _schema(connection: sqlite3.Connection, where: str) -> int:

@@ -89,6 +89,13 @@ class SQLiteStore:
         )
 
     @property
+    def synchronous(self) -> str:
+        """The commit durability SQLite confirmed when the file was opened:
+        ``"normal"`` (survives the process being killed) or ``"full"`` (survives a
+        power cut too)."""
+        return self._writer.synchronous
+
+    @property
     def settings(self) -> PersistenceSettings:
         """The settings the store was opened with."""
         return self._settings

@@ -13,7 +13,6 @@ and read once per batch, so every row of one transaction carries the same time.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -44,7 +43,7 @@ from ._requests import (
     PutCheckpoint,
     Request,
 )
-from ._sqlite_schema import connect
+from ._sqlite_schema import OpenedFile, connect
 
 Outcome = outcome.Value[Any] | outcome.Error
 
@@ -68,14 +67,9 @@ class SQLiteWriter:
     """
 
     def __init__(
-        self,
-        connection: sqlite3.Connection,
-        settings: PersistenceSettings,
-        clock: Callable[[], float],
-        next_seq: int,
-        counts: dict[str, int],
+        self, opened: OpenedFile, settings: PersistenceSettings, clock: Callable[[], float]
     ) -> None:
-        self._db = connection
+        self._db = opened.connection
         self._settings = settings
         self._clock = clock
         self._now = clock()
@@ -83,7 +77,7 @@ class SQLiteWriter:
         self._broken: BaseException | None = None
         self._closed = False
         self._counts: dict[str, int] = {
-            "next_seq": next_seq,
+            "next_seq": opened.next_seq,
             "operations": 0,
             "commits": 0,
             "largest_batch": 0,
@@ -94,9 +88,11 @@ class SQLiteWriter:
             "dead_lettered": 0,
             "checkpoints_written": 0,
             "pruned": 0,
-            **counts,
+            **opened.counts,
         }
         self._committed = dict(self._counts)
+        self.synchronous = opened.synchronous
+        """The commit durability SQLite confirmed at open."""
         self._dispatch: dict[type[Any], Callable[[Any, float], Outcome]] = {
             AppendRequest: self._append,
             AckRequest: self._ack,
@@ -115,8 +111,7 @@ class SQLiteWriter:
     @classmethod
     def open(cls, settings: PersistenceSettings, clock: Callable[[], float]) -> SQLiteWriter:
         """Open the file ``settings.path`` names (blocking; see :func:`connect`)."""
-        connection, next_seq, counts = connect(settings)
-        return cls(connection, settings, clock, next_seq, counts)
+        return cls(connect(settings), settings, clock)
 
     # -- batches ----------------------------------------------------------------------
 
