@@ -1,14 +1,15 @@
 """``EventJournal``: the event bus recorded in a store, for audit and replay.
 
 Optional and off unless opened: ``async with open_event_journal(store, bus, Event) as
-journal:`` subscribes to the bus (a bounded subscription: a journal that falls behind
-drops the oldest events and counts them, it never slows ``emit``), and writes what it
-receives to a journal stream of the store in batches. ``await journal.replay(since=t)``
+journal:`` registers a handler on the bus that queues each event (a bounded queue: a
+journal that falls behind drops the oldest events and counts them, it never slows
+``emit``), and a task that writes the queue to a journal stream of the store in
+batches, in the order emitted. ``await journal.replay(since=t)``
 reads them back as events. How long entries are kept is the store's retention
 (``journal_max_entries``, ``journal_max_age``).
 
 The journal does not import the event package (it sits on a floor below): it is given
-the bus (anything with ``subscribe(event_type, buffer=)``) and the event base class, and
+the bus (anything with ``add_handler(event_type, handler)``) and the event base class, and
 decodes an entry only into a subclass of that base class it finds loaded (never by
 importing a name read from the store).
 
@@ -20,20 +21,22 @@ an eighth of ``max_entry_bytes`` is kept as a ``"<cut: ...>"`` preview.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import types
+import typing
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, Final, Generic, Protocol, Self, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import attrs
 import cattrs
 import trio
 
 from ..config import config_converter
-from ..errors import InvalidStoreRequest, JournalDecodeError, RecordTooLarge
+from ..errors import InvalidStoreRequest, JournalDecodeError
 from ._records import JournalEntry
 from ._store import DEFAULT_READ_LIMIT, Store
 from ._validation import check_name
@@ -46,7 +49,7 @@ DEFAULT_STREAM: Final = "events"
 """The journal stream events are recorded in unless told otherwise."""
 
 DEFAULT_BUFFER: Final = 10_000
-"""Events the journal's subscription holds before the oldest is dropped."""
+"""Events the journal queues before the oldest is dropped."""
 
 DEFAULT_MAX_ENTRY_BYTES: Final = 64 * 1024
 """Largest journal entry written; larger fields are cut to a preview first."""
@@ -57,28 +60,19 @@ WRITE_BATCH: Final = 1_000
 _PREVIEW_CHARS: Final = 200
 
 
-class _Stream(Protocol):
-    """What the journal needs of a subscription (``mister_smith.events.EventStream``)."""
+class _Registration(Protocol):
+    """What ``add_handler`` returns (``mister_smith.events.HandlerRegistration``)."""
 
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def receive(self) -> Any: ...
-
-    def receive_nowait(self) -> Any: ...
+    def remove(self) -> None:
+        """Stop calling the handler."""
+        ...
 
 
 class EventSource(Protocol):
     """What the journal needs of an event bus (``mister_smith.events.EventBus``)."""
 
-    def subscribe(self, event_type: type[Any], *, buffer: int | None = None) -> _Stream:
-        """A bounded subscription to ``event_type`` and its subclasses."""
+    def add_handler(self, event_type: type[Any], handler: Callable[[Any], object]) -> _Registration:
+        """Call ``handler(event)`` synchronously in ``emit`` for each matching event."""
         ...
 
 
@@ -89,8 +83,8 @@ class JournalStatistics:
     Attributes:
         recorded: Events written to the store.
         held: Events received and not yet written.
-        dropped: Events the subscription dropped because the journal fell behind
-            (oldest first), as counted by the subscription.
+        dropped: Events dropped because the journal fell more than its buffer behind
+            (oldest first).
         cut_fields: Fields written as a preview because they were too large.
         too_large: Events not written because even cut they were too large (logged).
     """
@@ -102,10 +96,28 @@ class JournalStatistics:
     too_large: int
 
 
+def _optional_inner(annotation: object) -> Any:
+    """``X`` for ``X | None`` (or ``Optional[X]``), else ``None``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(options) == 1 and len(typing.get_args(annotation)) == 2:
+            return options[0]
+    return None
+
+
 def _journal_converter() -> cattrs.Converter:
+    """The project's converter, plus UUIDs as strings (event ids are UUIDs); optional
+    fields are structured by this converter too, so their UUIDs are found."""
     converter = config_converter.copy()
     converter.register_unstructure_hook(uuid.UUID, str)
     converter.register_structure_hook(uuid.UUID, lambda value, _: uuid.UUID(str(value)))
+
+    def structure_optional(value: object, annotation: object) -> object:
+        return None if value is None else converter.structure(value, _optional_inner(annotation))
+
+    converter.register_structure_hook_func(
+        lambda annotation: _optional_inner(annotation) is not None, structure_optional
+    )
     return converter
 
 
@@ -162,10 +174,13 @@ class EventJournal(Generic[E]):
         self._event_type = event_type
         self._stream_name = check_name(stream, "stream")
         self._max_entry_bytes = max_entry_bytes
-        self._held: list[E] = []
-        self._lock = trio.Lock()
-        self._subscription: _Stream | None = None
-        self._dropped_by: Any = None
+        self._held: collections.deque[E] = collections.deque()
+        self._buffer = DEFAULT_BUFFER
+        self._wakeup = trio.lowlevel.ParkingLot()
+        self._settled = trio.lowlevel.ParkingLot()
+        self._writing = 0
+        self._running = False
+        self._dropped = 0
         self._recorded = 0
         self._cut_fields = 0
         self._too_large = 0
@@ -210,28 +225,24 @@ class EventJournal(Generic[E]):
         self._recorded += len(seqs)
         return seqs
 
-    async def flush(self) -> None:
-        """Write every event received so far (those queued in the subscription too)."""
-        async with self._lock:
-            self._drain()
-            while self._held:
-                batch = self._held[:WRITE_BATCH]
-                try:
-                    await self.record(batch)
-                except RecordTooLarge:  # max_entry_bytes above the store's limit
-                    self._too_large += len(batch)
-                    logger.exception("event journal: batch refused by the store")
-                del self._held[: len(batch)]
+    def _offer(self, event: E) -> None:
+        """The bus handler: queue ``event`` (dropping the oldest past the buffer)."""
+        held = self._held
+        if len(held) >= self._buffer:
+            held.popleft()
+            self._dropped += 1
+        held.append(event)
+        if self._wakeup:
+            self._wakeup.unpark()
 
-    def _drain(self) -> None:
-        subscription = self._subscription
-        if subscription is None:
+    async def flush(self) -> None:
+        """Wait until every event received so far is written (right away when the
+        journal is not recording a bus: :meth:`record` writes at once)."""
+        if not self._running:
+            await trio.lowlevel.checkpoint()
             return
-        while True:
-            try:
-                self._held.append(subscription.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                return
+        while self._held or self._writing:
+            await self._settled.park()
 
     async def run(
         self,
@@ -242,21 +253,37 @@ class EventJournal(Generic[E]):
     ) -> None:
         """Record every event of the bus until cancelled.
 
-        Subscribes before reporting started (so with ``nursery.start`` no event
-        emitted after it returns is missed), then writes in batches: whatever arrived
-        while the previous batch was written.
+        Registers its handler before reporting started (so with ``nursery.start`` no
+        event emitted after it returns is missed), then writes in batches: whatever
+        arrived while the previous batch was written, in the order emitted.
         """
-        async with bus.subscribe(self._event_type, buffer=buffer) as subscription:
-            self._subscription = subscription
-            self._dropped_by = subscription
+        if type(buffer) is not int or buffer < 1:
+            raise InvalidStoreRequest(f"buffer must be an integer >= 1, got {buffer!r}")
+        if self._running:
+            raise InvalidStoreRequest("this journal is already recording a bus")
+        self._buffer = buffer
+        registration = bus.add_handler(self._event_type, self._offer)
+        self._running = True
+        try:
             task_status.started()
-            try:
-                while True:
-                    self._held.append(await subscription.receive())
-                    await self.flush()
-            finally:
-                self._drain()
-                self._subscription = None
+            while True:
+                if not self._held:
+                    self._settled.unpark_all()
+                    await self._wakeup.park()
+                    continue
+                batch = [self._held.popleft() for _ in range(min(WRITE_BATCH, len(self._held)))]
+                self._writing = len(batch)
+                try:
+                    await self.record(batch)
+                except BaseException:
+                    self._held.extendleft(reversed(batch))  # not written: keep them
+                    raise
+                finally:
+                    self._writing = 0
+        finally:
+            registration.remove()
+            self._running = False
+            self._settled.unpark_all()
 
     # -- reading ----------------------------------------------------------------------
 
@@ -317,13 +344,10 @@ class EventJournal(Generic[E]):
 
     def statistics(self) -> JournalStatistics:
         """Counters of this journal (see :class:`JournalStatistics`)."""
-        dropped = 0
-        if self._dropped_by is not None:
-            dropped = int(getattr(self._dropped_by.statistics(), "dropped", 0))
         return JournalStatistics(
             recorded=self._recorded,
-            held=len(self._held),
-            dropped=dropped,
+            held=len(self._held) + self._writing,
+            dropped=self._dropped,
             cut_fields=self._cut_fields,
             too_large=self._too_large,
         )
