@@ -19,8 +19,12 @@ import mister_smith  # noqa: F401  (loads every event class, agents' too)
 from mister_smith.config import PersistenceSettings
 from mister_smith.errors import InvalidStoreRequest, JournalDecodeError, StoreClosed
 from mister_smith.events import AgentSpawned, DeadLetter, Event, EventBus, TaskCompleted
-from mister_smith.persistence import SQLiteStore, open_sqlite_store
-from mister_smith.persistence import EventJournal, open_event_journal
+from mister_smith.persistence import (
+    EventJournal,
+    SQLiteStore,
+    open_event_journal,
+    open_sqlite_store,
+)
 from mister_smith.persistence.conformance import ManualClock
 from mister_smith.types import TYPED_IDS, ActorId, TaskId
 
@@ -205,7 +209,8 @@ def every_event_class() -> list[type[Event]]:
     pending: list[type[Event]] = [Event]
     while pending:
         cls = pending.pop()
-        found.append(cls)
+        if "__attrs_attrs__" in cls.__dict__:  # not the class attrs replaced by a slotted one
+            found.append(cls)
         pending.extend(cls.__subclasses__())
     return sorted(found, key=lambda cls: cls.__qualname__)
 

@@ -30,8 +30,8 @@ from ._journal import JournalStatistics as JournalStatistics
 from ._journal import open_event_journal as open_event_journal
 from ._records import Appended as Appended
 from ._records import Checkpoint as Checkpoint
-from ._records import DeadLetterRecord as DeadLetterRecord
 from ._records import JournalEntry as JournalEntry
+from ._records import StoredDeadLetter as StoredDeadLetter
 from ._records import StoredMessage as StoredMessage
 from ._records import StoreStatistics as StoreStatistics
 from ._sqlite_store import SQLiteStore as SQLiteStore
@@ -45,7 +45,7 @@ __all__ = [
     "MAX_READ_LIMIT",
     "Appended",
     "Checkpoint",
-    "DeadLetterRecord",
+    "StoredDeadLetter",
     "EventJournal",
     "EventSource",
     "JournalEntry",

@@ -134,11 +134,18 @@ def _dumps(value: object) -> str:
 
 
 def _subclasses(base: type[Any]) -> list[type[Any]]:
+    """``base`` and its loaded subclasses that are attrs classes themselves.
+
+    Decorating a class with ``@attrs.frozen`` replaces it by a new (slotted) class; the
+    original stays listed by ``__subclasses__`` without its own ``__attrs_attrs__``, and
+    is skipped here.
+    """
     found: list[type[Any]] = []
     pending = [base]
     while pending:
         cls = pending.pop()
-        found.append(cls)
+        if "__attrs_attrs__" in cls.__dict__:
+            found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
 

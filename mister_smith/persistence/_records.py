@@ -45,7 +45,7 @@ class StoredMessage:
 
 
 @attrs.frozen
-class DeadLetterRecord:
+class StoredDeadLetter:
     """A message that was settled as undeliverable, kept for inspection.
 
     Attributes:

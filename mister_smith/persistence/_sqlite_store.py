@@ -24,8 +24,8 @@ from ._group_commit import GroupCommit
 from ._records import (
     Appended,
     Checkpoint,
-    DeadLetterRecord,
     JournalEntry,
+    StoredDeadLetter,
     StoredMessage,
     StoreStatistics,
 )
@@ -141,12 +141,12 @@ class SQLiteStore:
 
     async def dead_letters(
         self, mailbox: str, *, after: int = 0, limit: int = DEFAULT_READ_LIMIT
-    ) -> list[DeadLetterRecord]:
+    ) -> list[StoredDeadLetter]:
         """See :meth:`Store.dead_letters <mister_smith.persistence.Store.dead_letters>`."""
         request = DeadLettersQuery(
             check_name(mailbox, "mailbox"), check_after(after), check_limit(limit)
         )
-        return cast(list[DeadLetterRecord], await self._commits.submit(request))
+        return cast(list[StoredDeadLetter], await self._commits.submit(request))
 
     # -- checkpoints ------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from ..errors import CheckpointConflict, StoreWriteFailed
 from ._records import (
     Appended,
     Checkpoint,
-    DeadLetterRecord,
     JournalEntry,
+    StoredDeadLetter,
     StoredMessage,
     StoreStatistics,
 )
@@ -337,7 +337,7 @@ class SQLiteWriter:
             " WHERE mailbox = ? AND seq > ? AND dead_at >= ? ORDER BY seq LIMIT ?",
             (mailbox, after, oldest, limit),
         ).fetchall()
-        return outcome.Value([DeadLetterRecord(mailbox, *row) for row in rows])
+        return outcome.Value([StoredDeadLetter(mailbox, *row) for row in rows])
 
     # -- checkpoints ------------------------------------------------------------------
 

@@ -37,8 +37,8 @@ from typing import Protocol
 from ._records import (
     Appended,
     Checkpoint,
-    DeadLetterRecord,
     JournalEntry,
+    StoredDeadLetter,
     StoredMessage,
     StoreStatistics,
 )
@@ -107,7 +107,7 @@ class Store(Protocol):
 
     async def dead_letters(
         self, mailbox: str, *, after: int = 0, limit: int = DEFAULT_READ_LIMIT
-    ) -> list[DeadLetterRecord]:
+    ) -> list[StoredDeadLetter]:
         """The dead letters of ``mailbox`` still kept, oldest first, with ``seq > after``."""
         ...
 
