@@ -17,6 +17,14 @@ class AppendRequest(NamedTuple):
     message_id: str | None
 
 
+class AppendManyRequest(NamedTuple):
+    """``Store.append_many``."""
+
+    mailbox: str
+    payloads: list[bytes]
+    message_ids: list[str | None]
+
+
 class AckRequest(NamedTuple):
     """``Store.ack``."""
 
@@ -100,6 +108,7 @@ class JournalReplay(NamedTuple):
 
 Request = (
     AppendRequest
+    | AppendManyRequest
     | AckRequest
     | DeadLetterRequest
     | PendingQuery

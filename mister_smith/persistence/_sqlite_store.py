@@ -31,6 +31,7 @@ from ._records import (
 )
 from ._requests import (
     AckRequest,
+    AppendManyRequest,
     AppendRequest,
     CheckpointKeysQuery,
     DeadLetterRequest,
@@ -50,6 +51,7 @@ from ._store import DEFAULT_READ_LIMIT, MAX_READ_LIMIT
 from ._validation import (
     check_after,
     check_entries,
+    check_ids,
     check_limit,
     check_name,
     check_payload,
@@ -113,6 +115,23 @@ class SQLiteStore:
         return cast(
             Appended, await self._commits.submit(AppendRequest(mailbox, payload, message_id))
         )
+
+    async def append_many(
+        self,
+        mailbox: str,
+        payloads: list[bytes],
+        *,
+        message_ids: list[str | None] | None = None,
+    ) -> list[Appended]:
+        """See :meth:`Store.append_many <mister_smith.persistence.Store.append_many>`."""
+        check_name(mailbox, "mailbox")
+        entries = check_entries(payloads, self._max_bytes, what="payloads")
+        ids = check_ids(message_ids, len(entries))
+        if not entries:
+            await trio.lowlevel.checkpoint()
+            return []
+        request = AppendManyRequest(mailbox, entries, ids)
+        return cast(list[Appended], await self._commits.submit(request))
 
     async def ack(self, mailbox: str, seq: int) -> bool:
         """See :meth:`Store.ack <mister_smith.persistence.Store.ack>`."""

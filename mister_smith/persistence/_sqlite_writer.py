@@ -30,6 +30,7 @@ from ._records import (
 )
 from ._requests import (
     AckRequest,
+    AppendManyRequest,
     AppendRequest,
     CheckpointKeysQuery,
     DeadLetterRequest,
@@ -95,6 +96,7 @@ class SQLiteWriter:
         """The commit durability SQLite confirmed at open."""
         self._dispatch: dict[type[Any], Callable[[Any, float], Outcome]] = {
             AppendRequest: self._append,
+            AppendManyRequest: self._append_many,
             AckRequest: self._ack,
             DeadLetterRequest: self._dead_letter,
             PendingQuery: self._pending,
@@ -263,6 +265,26 @@ class SQLiteWriter:
         counts["appended"] += 1
         counts["pending"] += 1
         return outcome.Value(Appended(mailbox, seq, message_id))
+
+    def _append_many(self, request: AppendManyRequest, now: float) -> Outcome:
+        mailbox, payloads, message_ids = request
+        counts = self._counts
+        results: list[Appended] = []
+        rows: list[tuple[int, str, None, bytes, float]] = []
+        for payload, message_id in zip(payloads, message_ids, strict=True):
+            if message_id is None:
+                seq = counts["next_seq"]
+                counts["next_seq"] = seq + 1
+                rows.append((seq, mailbox, None, payload, now))
+                results.append(Appended(mailbox, seq, None))
+                continue
+            if rows:
+                self._insert_plain(rows)
+                rows = []
+            results.append(self._append(AppendRequest(mailbox, payload, message_id), now).unwrap())
+        if rows:
+            self._insert_plain(rows)
+        return outcome.Value(results)
 
     def _settle(self, mailbox: str, seq: int, columns: str) -> tuple[Any, ...] | None:
         """Delete the pending message; its ``columns`` (message_id first), or ``None``."""

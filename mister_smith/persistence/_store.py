@@ -75,6 +75,23 @@ class Store(Protocol):
         """
         ...
 
+    async def append_many(
+        self,
+        mailbox: str,
+        payloads: list[bytes],
+        *,
+        message_ids: list[str | None] | None = None,
+    ) -> list[Appended]:
+        """Append several messages to ``mailbox`` in one call: in order, in one
+        transaction, each as :meth:`append` would (a repeated id, in the store or
+        earlier in the same call, is a duplicate). At most :data:`MAX_READ_LIMIT`.
+
+        Raises:
+            InvalidStoreRequest: a bad name, payload or id, or ``message_ids`` of
+                another length than ``payloads``; nothing was written.
+        """
+        ...
+
     async def ack(self, mailbox: str, seq: int) -> bool:
         """Settle a pending message as handled: it is no longer :meth:`pending` and its
         id (if any) is remembered for the idempotent receive window.

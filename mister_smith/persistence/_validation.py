@@ -111,12 +111,26 @@ def check_reason(value: object) -> str:
     return value
 
 
-def check_entries(value: object, max_bytes: int) -> list[bytes]:
-    """Journal entries: a list of at most MAX_READ_LIMIT byte strings."""
+def check_entries(value: object, max_bytes: int, *, what: str = "entries") -> list[bytes]:
+    """Journal entries or payloads: a list of at most MAX_READ_LIMIT byte strings."""
     if not isinstance(value, list | tuple):
-        raise InvalidStoreRequest(f"entries must be a list of bytes, got {type(value).__name__}")
+        raise InvalidStoreRequest(f"{what} must be a list of bytes, got {type(value).__name__}")
     if len(value) > MAX_READ_LIMIT:
+        raise InvalidStoreRequest(f"at most {MAX_READ_LIMIT} {what} per call, got {len(value)}")
+    return [check_payload(entry, f"{what}[{i}]", max_bytes) for i, entry in enumerate(value)]
+
+
+def check_ids(value: object, count: int) -> list[str | None]:
+    """Message ids for ``count`` payloads: ``None`` (no ids) or a list of that length."""
+    if value is None:
+        return [None] * count
+    if not isinstance(value, list | tuple):
+        raise InvalidStoreRequest(f"message_ids must be None or a list, got {type(value).__name__}")
+    if len(value) != count:
         raise InvalidStoreRequest(
-            f"at most {MAX_READ_LIMIT} journal entries per call, got {len(value)}"
+            f"message_ids has {len(value)} ids for {count} payloads; give one per payload"
         )
-    return [check_payload(entry, f"entries[{i}]", max_bytes) for i, entry in enumerate(value)]
+    return [
+        None if item is None else check_name(item, f"message_ids[{i}]")
+        for i, item in enumerate(value)
+    ]

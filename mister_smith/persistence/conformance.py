@@ -100,6 +100,10 @@ _BAD_CALLS: list[tuple[str, Callable[[Store], Awaitable[object]]]] = [
     ("since not finite", lambda s: s.journal_replay("j", since=float("nan"))),
     ("since a string", lambda s: s.journal_replay("j", since="yesterday")),  # type: ignore[arg-type]
     ("entries not a list", lambda s: s.journal_append("j", b"x")),  # type: ignore[arg-type]
+    ("payloads not a list", lambda s: s.append_many("m", b"x")),  # type: ignore[arg-type]
+    ("a payload not bytes", lambda s: s.append_many("m", [b"x", 1])),  # type: ignore[list-item]
+    ("ids of another length", lambda s: s.append_many("m", [b"x"], message_ids=["a", "b"])),
+    ("a bad id", lambda s: s.append_many("m", [b"x", b"y"], message_ids=["a", ""])),
     ("an entry not bytes", lambda s: s.journal_append("j", [b"x", "y"])),  # type: ignore[list-item]
 ]
 
@@ -150,6 +154,25 @@ class StoreConformance:
             assert again == Appended("inbox", first.seq, "order-1", duplicate=True)
             pending = await store.pending("inbox")
             assert [(m.message_id, m.payload) for m in pending] == [("order-1", b"v1")]
+
+    async def test_append_many_appends_in_order_in_one_call(
+        self, store_harness: StoreHarness
+    ) -> None:
+        async with store_harness.open() as store:
+            first = await store.append("inbox", b"before", message_id="b")
+            many = await store.append_many(
+                "inbox", [b"1", b"2", b"3", b"4"], message_ids=[None, "x", "x", "b"]
+            )
+            assert [m.duplicate for m in many] == [False, False, True, True]
+            assert many[1].seq == many[2].seq  # the same id twice in one call
+            assert many[3].seq == first.seq  # an id already pending
+            assert first.seq < many[0].seq < many[1].seq
+            pending = await store.pending("inbox")
+            assert [m.payload for m in pending] == [b"before", b"1", b"2"]
+            assert await store.append_many("inbox", []) == []
+            plain = await store.append_many("other", [b"a", b"b"])
+            assert [m.message_id for m in plain] == [None, None]
+            assert plain[0].seq < plain[1].seq
 
     async def test_message_ids_are_per_mailbox(self, store_harness: StoreHarness) -> None:
         async with store_harness.open() as store:
