@@ -4,9 +4,9 @@ A :class:`Store` keeps three things across restarts and ``kill -9``:
 
 * **durable mailboxes**: ``append`` (or ``append_many``) a message, optionally with a
   ``message_id``, and it stays :meth:`~Store.pending` until it is settled by
-  :meth:`~Store.ack` (handled) or :meth:`~Store.dead_letter`. Delivery is at-least-once; the idempotent receive window
-  (``dedupe_window``) turns a repeated ``message_id`` into ``duplicate=True`` instead
-  of a second delivery;
+  :meth:`~Store.ack` (handled) or :meth:`~Store.dead_letter`. Delivery is
+  at-least-once; the idempotent receive window (``dedupe_window``) turns a repeated
+  ``message_id`` into ``duplicate=True`` instead of a second delivery;
 * **checkpoints**: whole values under a key, versioned, with compare-and-set;
 * **journal streams**: appended entries kept within a retention (count and age), which
   :class:`EventJournal` uses to record the event bus for audit and replay.
