@@ -21,6 +21,8 @@ from .events import *  # noqa: F403
 from .events import __all__ as _events_all
 from .monitoring import *  # noqa: F403
 from .monitoring import __all__ as _monitoring_all
+from .persistence import *  # noqa: F403
+from .persistence import __all__ as _persistence_all
 from .resources import *  # noqa: F403
 from .resources import __all__ as _resources_all
 from .runtime import *  # noqa: F403
@@ -41,6 +43,7 @@ __all__ = sorted(
         *_errors_all,
         *_types_all,
         *_config_all,
+        *_persistence_all,
         *_events_all,
         *_supervision_all,
         *_actors_all,

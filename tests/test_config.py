@@ -151,6 +151,16 @@ EXPECTED_DEFAULTS: dict[str, object] = {
     "agents.max_response_bytes": 4 * 1024 * 1024,
     "agents.max_tool_calls_per_turn": 32,
     "agents.max_tool_calls_per_task": 256,
+    "persistence.path": "mister_smith.db",
+    "persistence.synchronous": "normal",
+    "persistence.batch_max": 256,
+    "persistence.max_record_bytes": 8 * 1024 * 1024,
+    "persistence.dedupe_window": 120.0,
+    "persistence.dedupe_capacity": 100_000,
+    "persistence.dead_letter_capacity": 10_000,
+    "persistence.dead_letter_max_age": 7 * 24 * 3600.0,
+    "persistence.journal_max_entries": 100_000,
+    "persistence.journal_max_age": 24 * 3600.0,
 }
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mister_smith.config import (
     LOG_LEVELS,
+    SYNCHRONOUS_MODES,
     TOOL_POLICIES,
     AgentConfig,
     ConfigValidationError,
@@ -90,6 +91,11 @@ QUANTITY = st.from_regex(
 QUANTITY_LEAF = Leaf(QUANTITY, ("lots", "1 GB", "-1", "", 2, True, *WRONG_TYPES))
 HOST = st.from_regex(r"[A-Za-z0-9.:\-\[\]_]{1,30}", fullmatch=True) | st.text(
     st.characters(blacklist_categories=("Z", "Cc", "Cs")), min_size=1, max_size=10
+)
+FILE_PATH = st.from_regex(r"[A-Za-z0-9_./\-]{1,40}", fullmatch=True) | st.text(
+    st.characters(codec="utf-8", blacklist_characters="\x00"),
+    min_size=1,
+    max_size=10,
 )
 ENDPOINT = st.from_regex(r"/[A-Za-z0-9/_\-.]{0,20}", fullmatch=True)
 
@@ -179,6 +185,16 @@ LEAVES: dict[str, Leaf] = {
     "agents.max_response_bytes": integers(1024, 1 << 30),
     "agents.max_tool_calls_per_turn": integers(1, 10_000),
     "agents.max_tool_calls_per_task": integers(1, 1_000_000),
+    "persistence.path": Leaf(FILE_PATH, ("", "a\x00b", 3, True, *WRONG_TYPES)),
+    "persistence.synchronous": choices(SYNCHRONOUS_MODES),
+    "persistence.batch_max": integers(1, 100_000),
+    "persistence.max_record_bytes": integers(1, 1 << 30),
+    "persistence.dedupe_window": durations(positive=True),
+    "persistence.dedupe_capacity": integers(1),
+    "persistence.dead_letter_capacity": integers(1),
+    "persistence.dead_letter_max_age": durations(positive=True).maybe_none(),
+    "persistence.journal_max_entries": integers(1),
+    "persistence.journal_max_age": durations(positive=True).maybe_none(),
 }
 
 ORDERED = [
@@ -298,10 +314,15 @@ def test_any_single_bad_leaf_is_reported_with_its_path(data: st.DataObject) -> N
         raise AssertionError(f"{path} = {bad!r} was accepted")
 
 
+FREE_TEXT = {"persistence.path": ""}
+"""Leaves that take any text (a file name may hold spaces), with a value they refuse."""
+
+
 @given(st.sampled_from(sorted(LEAVES)))
 def test_any_single_bad_environment_variable_is_named(path: str) -> None:
     variable = "MISTER_SMITH__" + path.replace(".", "__").upper()
-    env = {variable: "not valid"}
+    bad = FREE_TEXT.get(path, "not valid")
+    env = {variable: bad}
     if path.startswith(STARTUP) and path != f"{STARTUP}.endpoint":
         env["MISTER_SMITH__ORCHESTRATION__PROBES__STARTUP__ENDPOINT"] = "/startup"
     try:
@@ -309,9 +330,9 @@ def test_any_single_bad_environment_variable_is_named(path: str) -> None:
     except ConfigValidationError as exc:
         (problem,) = exc.problems
         assert problem.startswith(f"{variable} ({path}): "), problem
-        assert "'not valid'" in problem
+        assert repr(bad) in problem
     else:
-        raise AssertionError(f"{variable}='not valid' was accepted")
+        raise AssertionError(f"{variable}={bad!r} was accepted")
 
 
 def _none_as_text(value: Any) -> Any:

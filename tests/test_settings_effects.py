@@ -59,6 +59,7 @@ from mister_smith.types import TaskId
 # -- the tables -------------------------------------------------------------------------------
 
 HERE = "tests.test_settings_effects"
+PERSIST = "tests.test_persistence_settings"
 
 CONSUMED: dict[str, str] = {
     "runtime.blocking_threads": "tests.test_runtime::test_settings_take_effect",
@@ -124,6 +125,18 @@ CONSUMED: dict[str, str] = {
         "tests.security.test_model_response_limits::"
         "test_the_cap_comes_from_the_agents_config_section"
     ),
+    "persistence.path": f"{PERSIST}::test_path_names_the_store_file",
+    "persistence.synchronous": f"{PERSIST}::test_synchronous_sets_the_commit_durability",
+    "persistence.batch_max": f"{PERSIST}::test_batch_max_caps_operations_per_commit",
+    "persistence.max_record_bytes": f"{PERSIST}::test_max_record_bytes_refuses_larger_records",
+    "persistence.dedupe_window": (
+        f"{PERSIST}::test_dedupe_window_is_how_long_handled_ids_are_remembered"
+    ),
+    "persistence.dedupe_capacity": f"{PERSIST}::test_dedupe_capacity_bounds_the_remembered_ids",
+    "persistence.dead_letter_capacity": f"{PERSIST}::test_dead_letter_retention",
+    "persistence.dead_letter_max_age": f"{PERSIST}::test_dead_letter_retention",
+    "persistence.journal_max_entries": f"{PERSIST}::test_journal_retention",
+    "persistence.journal_max_age": f"{PERSIST}::test_journal_retention",
 }
 """Consumed fields, each with the test (``module::function``) showing its effect."""
 

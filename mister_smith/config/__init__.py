@@ -31,6 +31,8 @@ from ._orchestration import ReplicaSettings as ReplicaSettings
 from ._orchestration import ResourceAllocation as ResourceAllocation
 from ._orchestration import ResourceSettings as ResourceSettings
 from ._orchestration import UpdateStrategy as UpdateStrategy
+from ._persistence import SYNCHRONOUS_MODES as SYNCHRONOUS_MODES
+from ._persistence import PersistenceSettings as PersistenceSettings
 from ._sections import LOG_LEVELS as LOG_LEVELS
 from ._sections import TOOL_POLICIES as TOOL_POLICIES
 from ._sections import ActorSettings as ActorSettings
@@ -46,6 +48,7 @@ from ._sections import ToolSettings as ToolSettings
 __all__ = [
     "ENV_PREFIX",
     "LOG_LEVELS",
+    "SYNCHRONOUS_MODES",
     "TOOL_POLICIES",
     "ActorSettings",
     "AgentConfig",
@@ -55,6 +58,7 @@ __all__ = [
     "EventSettings",
     "MonitoringSettings",
     "OrchestrationConfig",
+    "PersistenceSettings",
     "PoolSettings",
     "ProbeConfig",
     "ProbeSettings",

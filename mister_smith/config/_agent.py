@@ -5,6 +5,7 @@ import attrs
 from ._agents import AgentSettings
 from ._checks import instance_of
 from ._orchestration import OrchestrationConfig
+from ._persistence import PersistenceSettings
 from ._sections import (
     ActorSettings,
     EventSettings,
@@ -37,6 +38,7 @@ class AgentConfig:
         pools: Connection and resource pools.
         orchestration: Deployment: replicas, resources, probes, autoscaling.
         agents: Bounds on agents and their models (answer size, tool calls).
+        persistence: The embedded store of durable state (file, commits, retention).
     """
 
     runtime: RuntimeSettings = attrs.field(
@@ -57,6 +59,9 @@ class AgentConfig:
         factory=OrchestrationConfig, validator=instance_of(OrchestrationConfig)
     )
     agents: AgentSettings = attrs.field(factory=AgentSettings, validator=instance_of(AgentSettings))
+    persistence: PersistenceSettings = attrs.field(
+        factory=PersistenceSettings, validator=instance_of(PersistenceSettings)
+    )
 
 
 RuntimeConfig = AgentConfig

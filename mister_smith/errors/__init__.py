@@ -26,6 +26,7 @@ from ._taxonomy import ActorNameTaken as ActorNameTaken
 from ._taxonomy import ActorNotFound as ActorNotFound
 from ._taxonomy import ActorStopped as ActorStopped
 from ._taxonomy import AskTimeout as AskTimeout
+from ._taxonomy import CheckpointConflict as CheckpointConflict
 from ._taxonomy import CircuitOpenError as CircuitOpenError
 from ._taxonomy import ConfigError as ConfigError
 from ._taxonomy import DispatchQueueFull as DispatchQueueFull
@@ -36,7 +37,9 @@ from ._taxonomy import EventTimeout as EventTimeout
 from ._taxonomy import HandlerTimeout as HandlerTimeout
 from ._taxonomy import HandlingInterrupted as HandlingInterrupted
 from ._taxonomy import HeartbeatTimeout as HeartbeatTimeout
+from ._taxonomy import InvalidStoreRequest as InvalidStoreRequest
 from ._taxonomy import InvalidToolInput as InvalidToolInput
+from ._taxonomy import JournalDecodeError as JournalDecodeError
 from ._taxonomy import MailboxFull as MailboxFull
 from ._taxonomy import MessageRejected as MessageRejected
 from ._taxonomy import MisterSmithError as MisterSmithError
@@ -44,10 +47,16 @@ from ._taxonomy import NetworkError as NetworkError
 from ._taxonomy import NoRouteError as NoRouteError
 from ._taxonomy import PersistenceError as PersistenceError
 from ._taxonomy import PoolExhausted as PoolExhausted
+from ._taxonomy import RecordTooLarge as RecordTooLarge
 from ._taxonomy import ResourceError as ResourceError
 from ._taxonomy import ResponseBodyRejected as ResponseBodyRejected
 from ._taxonomy import RestartIntensityExceeded as RestartIntensityExceeded
 from ._taxonomy import RuntimeFault as RuntimeFault
+from ._taxonomy import StoreClosed as StoreClosed
+from ._taxonomy import StoreCorrupted as StoreCorrupted
+from ._taxonomy import StoreLocked as StoreLocked
+from ._taxonomy import StoreUnavailable as StoreUnavailable
+from ._taxonomy import StoreWriteFailed as StoreWriteFailed
 from ._taxonomy import StreamError as StreamError
 from ._taxonomy import SupervisionError as SupervisionError
 from ._taxonomy import TaskError as TaskError
@@ -88,6 +97,15 @@ __all__ = [
     "MisterSmithError",
     "NetworkError",
     "PersistenceError",
+    "StoreClosed",
+    "StoreUnavailable",
+    "StoreLocked",
+    "StoreCorrupted",
+    "StoreWriteFailed",
+    "InvalidStoreRequest",
+    "RecordTooLarge",
+    "CheckpointConflict",
+    "JournalDecodeError",
     "PoolExhausted",
     "RecoveryAction",
     "RecoveryStrategy",

@@ -283,6 +283,63 @@ class ResponseBodyRejected(ToolError, ValueError):
     content-encodings, or a decompression ratio past the limit (a compression bomb)."""
 
 
+class StoreClosed(PersistenceError):
+    """The store was closed (by its owner) before the operation could run; nothing of it
+    was written."""
+
+
+class StoreUnavailable(PersistenceError):
+    """The store cannot be opened or used: its file is unreadable, locked or damaged."""
+
+
+class StoreLocked(StoreUnavailable):
+    """Another process holds the store open (one process writes a store at a time)."""
+
+
+class StoreCorrupted(StoreUnavailable):
+    """The file is not a store this version can read (damaged, foreign or newer)."""
+
+
+class StoreWriteFailed(PersistenceError):
+    """The transaction holding the operation failed and was rolled back: none of the
+    operations committed with it took effect. The store's own error is ``__cause__``."""
+
+
+class InvalidStoreRequest(PersistenceError, ValueError):
+    """A store operation was called with a bad argument (a name, a payload, a limit);
+    nothing was written. The message names the argument and what was wrong."""
+
+
+class RecordTooLarge(InvalidStoreRequest):
+    """A payload, checkpoint or journal entry is larger than ``max_record_bytes``."""
+
+
+class CheckpointConflict(PersistenceError):
+    """A checkpoint write or delete expected a version the checkpoint no longer has.
+
+    :attr:`key` names the checkpoint, :attr:`expected` the version the caller gave and
+    :attr:`actual` the stored one (``None`` when there is none). Nothing was written.
+    """
+
+    def __init__(
+        self,
+        *args: object,
+        key: str = "",
+        expected: int | None = None,
+        actual: int | None = None,
+        severity: ErrorSeverity | None = None,
+        recovery_strategy: RecoveryStrategy | None = None,
+    ) -> None:
+        super().__init__(*args, severity=severity, recovery_strategy=recovery_strategy)
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class JournalDecodeError(PersistenceError):
+    """A journal entry could not be turned back into an event (unknown type or fields)."""
+
+
 @attrs.frozen
 class ErrorClassification:
     """What :func:`classify_error` concluded about an exception."""
