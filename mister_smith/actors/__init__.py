@@ -7,6 +7,7 @@ from ._cell import ActorStatistics as ActorStatistics
 from ._cell import ActorStatus as ActorStatus
 from ._delegation import Delegated as Delegated
 from ._domain import ActorDomain as ActorDomain
+from ._loop import MessageMiddleware as MessageMiddleware
 from ._mailbox import Counters as Counters
 from ._mailbox import Mailbox as Mailbox
 from ._mailbox import MailboxStatistics as MailboxStatistics
@@ -16,7 +17,6 @@ from ._spawn import SpawnStatistics as SpawnStatistics
 from ._system import ActorSystem as ActorSystem
 from ._system import ActorSystemStatistics as ActorSystemStatistics
 from ._system import DeadLetterRecord as DeadLetterRecord
-from ._loop import MessageMiddleware as MessageMiddleware
 from ._system import open_actor_system as open_actor_system
 
 __all__ = [
