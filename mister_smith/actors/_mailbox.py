@@ -15,6 +15,7 @@ stay exact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -75,6 +76,7 @@ class Mailbox:
 
     __slots__ = (
         "_folded_into",
+        "_watchers",
         "accepted",
         "capacity",
         "dead_lettered",
@@ -92,22 +94,37 @@ class Mailbox:
         self.failed = 0
         self.dead_lettered = 0
         self._folded_into: Totals | None = None
+        self._watchers: list[Callable[[int], object]] | None = None
 
     # -- counting ------------------------------------------------------------------------
     # ``accepted += 1`` on the send fast path is done inline by ActorRef (the mailbox is
     # open there, so nothing is folded yet); everything else goes through these.
+
+    def accepted_now(self) -> None:
+        """One more message accepted, on the send fast path (the mailbox is open)."""
+        self.accepted += 1
+        watchers = self._watchers
+        if watchers is not None:
+            for watcher in watchers:
+                watcher(1)
 
     def accepted_late(self) -> None:
         """One more message accepted by a sender that waited for room."""
         self.accepted += 1
         if self._folded_into is not None:  # woken by the final drain of a stopping actor
             self._folded_into.accepted += 1
+        if self._watchers is not None:
+            for watcher in self._watchers:
+                watcher(1)
 
     def handled_one(self) -> None:
         """One more message handled."""
         self.handled += 1
         if self._folded_into is not None:  # it stopped itself while handling it
             self._folded_into.handled += 1
+        if self._watchers is not None:
+            for watcher in self._watchers:
+                watcher(-1)
 
     def failed_one(self) -> None:
         """One more handler failure (the message is dead-lettered too)."""
@@ -120,6 +137,30 @@ class Mailbox:
         self.dead_lettered += 1
         if self._folded_into is not None:
             self._folded_into.dead_lettered += 1
+        if self._watchers is not None:
+            for watcher in self._watchers:
+                watcher(-1)
+
+    # -- load watchers -------------------------------------------------------------------
+
+    def watch(self, watcher: Callable[[int], object]) -> None:
+        """Call ``watcher(+1)`` / ``watcher(-1)`` each time :meth:`load` changes (routing
+        keeps exact least-loaded indexes this way, without scanning members)."""
+        if self._watchers is None:
+            self._watchers = []
+        self._watchers.append(watcher)
+
+    def unwatch(self, watcher: Callable[[int], object]) -> None:
+        """Undo :meth:`watch` (no error if absent)."""
+        watchers = self._watchers
+        if watchers is not None and watcher in watchers:
+            watchers.remove(watcher)
+            if not watchers:
+                self._watchers = None
+
+    def raw_load(self) -> int:
+        """``accepted - handled - dead_lettered``, unclamped (what watchers track)."""
+        return self.accepted - self.handled - self.dead_lettered
 
     def fold_into(self, totals: Totals) -> None:
         """Add these counters to ``totals`` (once); later counts go there too."""
