@@ -4,6 +4,7 @@ import attrs
 
 from ._agents import AgentSettings
 from ._checks import instance_of
+from ._distributed import DistributedSettings
 from ._orchestration import OrchestrationConfig
 from ._sections import (
     ActorSettings,
@@ -37,6 +38,8 @@ class AgentConfig:
         pools: Connection and resource pools.
         orchestration: Deployment: replicas, resources, probes, autoscaling.
         agents: Bounds on agents and their models (answer size, tool calls).
+        distributed: How a node joins a cluster over NATS (see
+            :func:`mister_smith.distributed.open_node`).
     """
 
     runtime: RuntimeSettings = attrs.field(
@@ -57,6 +60,9 @@ class AgentConfig:
         factory=OrchestrationConfig, validator=instance_of(OrchestrationConfig)
     )
     agents: AgentSettings = attrs.field(factory=AgentSettings, validator=instance_of(AgentSettings))
+    distributed: DistributedSettings = attrs.field(
+        factory=DistributedSettings, validator=instance_of(DistributedSettings)
+    )
 
 
 RuntimeConfig = AgentConfig

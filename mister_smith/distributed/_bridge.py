@@ -739,8 +739,7 @@ class NatsBridge:
         async def run(side: AsyncioSide) -> list[str]:
             kv = await side.key_value(bucket)
             try:
-                wildcard = f"{prefix}>" if prefix.endswith(".") else ">"
-                keys = await kv.keys(filters=[wildcard])
+                keys = await kv.keys()  # (its filters match substrings, not subjects)
             except nats.js.errors.NoKeysError:
                 return []
             return [k for k in keys if k.startswith(prefix)]
