@@ -13,14 +13,17 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 nats = pytest.importorskip("nats", reason="the nats extra is not installed")
 
-from mister_smith.distributed import nats_server_executable  # noqa: E402
+from mister_smith.actors import ActorSystem, open_actor_system  # noqa: E402
+from mister_smith.distributed import Node, nats_server_executable  # noqa: E402
 from mister_smith.errors import ConfigError  # noqa: E402
 
 _names = itertools.count(1)
@@ -79,3 +82,25 @@ def nats_url() -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@asynccontextmanager
+async def open_nodes(
+    url: str, count: int = 2, *, wire: Any = None, **settings: Any
+) -> AsyncIterator[list[tuple[ActorSystem, Node]]]:
+    """``count`` nodes of a fresh cluster, each on an actor system of its own, in this
+    process (a different process is only needed to kill one: see the node tests)."""
+    from mister_smith.config import DistributedSettings
+    from mister_smith.distributed import open_node
+
+    cluster = unique("c")
+    config = DistributedSettings(nats_url=url, cluster=cluster, **settings)
+    async with AsyncExitStack() as stack:
+        nodes = []
+        for index in range(count):
+            system = await stack.enter_async_context(open_actor_system(ask_timeout=5.0))
+            node = await stack.enter_async_context(
+                open_node(system, settings=config, node_name=f"n{index + 1}", wire=wire)
+            )
+            nodes.append((system, node))
+        yield nodes

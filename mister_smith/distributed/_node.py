@@ -271,14 +271,29 @@ class Node:
 
     async def _serve_messages(self, served: _Served, subscription: Any) -> None:
         try:
-            with served.scope:
-                async with trio.open_nursery() as replies:
+            # Replies in flight are still sent after the scope is cancelled (the actor
+            # stopped, the name was withdrawn): each waits at most until its deadline.
+            async with trio.open_nursery() as replies:
+                with served.scope:
                     async for message in subscription:
                         await self._deliver(served, message, replies)
         finally:
-            with trio.CancelScope(shield=True), suppress(NatsUnavailable):
-                with trio.move_on_after(2):
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                with suppress(NatsUnavailable):
                     await subscription.unsubscribe()
+                # What arrived before the server dropped the subscription: answered
+                # (asks fail with ActorStopped) or dead-lettered, never left waiting.
+                gone = ActorStopped(f"actor {served.name!r} is no longer served here")
+                while True:
+                    try:
+                        message = subscription.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    tag = message.headers.get("Ms-Type", "?")
+                    sender = message.headers.get("Ms-Sender", "")
+                    self._dead_letter(message.subject, tag, sender, str(gone))
+                    if message.reply:
+                        await self._reply_error(message.reply, gone)
 
     async def _deliver(
         self, served: _Served, message: InboundMessage, replies: trio.Nursery

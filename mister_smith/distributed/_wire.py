@@ -24,7 +24,7 @@ import enum
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -205,7 +205,7 @@ class WireFormat:
         if max_payload < 1:
             raise ValueError(f"max_payload must be >= 1, got {max_payload!r}")
         self.max_payload = max_payload
-        self._converter = cattrs.Converter(forbid_extra_keys=True)
+        self._converter = _strict_converter()
         self._by_tag: dict[str, type[Any]] = {}
         self._by_type: dict[type[Any], str] = {}
 
@@ -297,6 +297,31 @@ class WireFormat:
         except Exception as exc:  # cattrs reports every mismatch as a group
             detail = "; ".join(cattrs.transform_error(exc)) if _is_cattrs(exc) else repr(exc)
             raise EnvelopeError(f"the body does not match {tag!r}: {detail}") from None
+
+
+def _strict_converter() -> cattrs.Converter:
+    """A converter that checks scalar types instead of coercing them (cattrs would
+    turn ``3`` into ``"3"`` for a ``str`` field and ``"1"`` into ``True`` for a bool)."""
+    converter = cattrs.Converter(forbid_extra_keys=True)
+
+    def exact(kind: type[Any], name: str) -> Callable[[Any, Any], Any]:
+        def structure(value: Any, _: Any) -> Any:
+            if type(value) is not kind:
+                raise TypeError(f"expected {name}, got {type(value).__name__}")
+            return value
+
+        return structure
+
+    def number(value: Any, _: Any) -> float:
+        if type(value) not in (int, float):
+            raise TypeError(f"expected a number, got {type(value).__name__}")
+        return float(value)
+
+    converter.register_structure_hook(str, exact(str, "a string"))
+    converter.register_structure_hook(int, exact(int, "an integer"))
+    converter.register_structure_hook(bool, exact(bool, "a boolean"))
+    converter.register_structure_hook(float, number)
+    return converter
 
 
 def _is_cattrs(exc: BaseException) -> bool:
