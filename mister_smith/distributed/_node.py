@@ -482,7 +482,7 @@ class Node:
         every = self.settings.registry_ttl / 3
         while True:
             with suppress(NatsUnavailable):
-                await self.registry.refresh()
+                await self.registry.refresh(declared=len(self.placement.declared))
             await trio.sleep(every)
 
 

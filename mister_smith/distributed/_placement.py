@@ -80,7 +80,9 @@ class Placement:
         declared = _Declared(name, factory, args, dict(options))
         self.declared[name] = declared
         async with self._lock:
-            await self._try_take(declared, await self._fair_share())
+            await self.node.registry.refresh(declared=len(self.declared))
+            fair, _ = await self._shares()
+            await self._try_take(declared, fair, await self.holder(name))
 
     async def run(self) -> None:
         """The placement loop (a supervised child): a round every third of the TTL."""
@@ -94,18 +96,35 @@ class Placement:
                 continue  # the connection is down: leases are renewed once it is back
 
     async def round(self) -> None:
-        """Renew the leases held, then try to take the free ones."""
+        """Renew the leases held; hand one over if this node holds more than its share
+        while another is below it; try to take the free ones."""
         for declared in list(self.declared.values()):
             if declared.revision is not None:
                 await self._renew(declared)
-        fair = await self._fair_share()
+        if not self.declared:
+            return
+        fair, declaring = await self._shares()
+        holders = {name: await self.holder(name) for name in self.declared}
+        counts: dict[str, int] = {}
+        for holder in holders.values():
+            if holder:
+                counts[holder] = counts.get(holder, 0) + 1
+        me = self.node.name
+        held = self.held
+        if len(held) > fair and any(counts.get(n, 0) < fair for n in declaring if n != me):
+            await self._release(self.declared[held[-1]], "handed over to rebalance", delete=True)
+            holders[held[-1]] = None
         for declared in list(self.declared.values()):
             if declared.revision is None:
-                await self._try_take(declared, fair)
+                await self._try_take(declared, fair, holders.get(declared.name))
 
-    async def _fair_share(self) -> int:
-        live = await self.node.registry.nodes()
-        return max(1, math.ceil(len(self.declared) / max(1, len(live))))
+    async def _shares(self) -> tuple[int, list[str]]:
+        """The fair share per node, and the live nodes that declared singletons."""
+        members = await self.node.registry.members()
+        declaring = sorted(n for n, count in members.items() if count > 0)
+        if self.node.name not in declaring:
+            declaring.append(self.node.name)
+        return max(1, math.ceil(len(self.declared) / len(declaring))), declaring
 
     def _key(self, name: str) -> str:
         return f"lease.{name}"
@@ -123,18 +142,18 @@ class Placement:
         else:
             declared.revision = revision
 
-    async def _try_take(self, declared: _Declared, fair: int) -> None:
+    async def _try_take(self, declared: _Declared, fair: int, holder: str | None) -> None:
         bridge = self.node.bridge
         key = self._key(declared.name)
-        current = await bridge.kv_get(self.bucket, key)
-        if current is not None:
-            holder = _holder(current[0])
-            if holder == self.node.name:  # ours from before a restart of this node object
-                await bridge.kv_delete(self.bucket, key, last=current[1])
-            else:
+        if holder:
+            if holder != self.node.name:
                 declared.last_holder = holder
                 declared.free_rounds = 0
                 return
+            # ours, left by an earlier incarnation of this node: free it first
+            current = await bridge.kv_get(self.bucket, key)
+            if current is not None:
+                await bridge.kv_delete(self.bucket, key, last=current[1])
         declared.free_rounds += 1
         if len(self.held) >= fair and declared.free_rounds < 2:
             return  # leave it to a node below its share for one round

@@ -95,9 +95,27 @@ class ClusterRegistry:
         has refreshed)."""
         return sorted(k.split(".", 1)[1] for k in await self.bridge.kv_keys(self.bucket, "node."))
 
-    async def refresh(self) -> None:
-        """Write this node's liveness entry and all its names again (resetting their TTL)."""
-        await self.bridge.kv_put(self.bucket, f"node.{self.node}", _dumps({"node": self.node}))
+    async def members(self) -> dict[str, int]:
+        """The live nodes and how many singletons each has declared (placement shares
+        singletons out among the nodes that declared any)."""
+        found: dict[str, int] = {}
+        for node in await self.nodes():
+            entry = await self.bridge.kv_get(self.bucket, f"node.{node}")
+            if entry is None:
+                continue
+            try:
+                value = _loads(entry[0])
+            except Exception:
+                continue
+            declared = value.get("declared") if isinstance(value, dict) else None
+            found[node] = declared if type(declared) is int else 0
+        return found
+
+    async def refresh(self, *, declared: int = 0) -> None:
+        """Write this node's liveness entry (with the number of singletons it declared)
+        and all its names again, resetting their TTL."""
+        body = _dumps({"node": self.node, "declared": declared})
+        await self.bridge.kv_put(self.bucket, f"node.{self.node}", body)
         for entry in list(self._own.values()):
             await self._put(entry)
 
