@@ -230,7 +230,7 @@ async def _survey(
             while True:
                 shard = region.ref_for(package).name
                 try:
-                    report = await region.ask(package, SurveyPackage(package), timeout=3)
+                    report = await region.ask(package, SurveyPackage(package), timeout=2)
                 except _RETRYABLE as exc:
                     run.retries += 1
                     say(paint(f"  retry        {package} ({shard}): {type(exc).__name__}", YELLOW))
