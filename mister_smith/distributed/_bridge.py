@@ -384,26 +384,31 @@ class NatsBridge:
         )
         self._side = side
         self._set_state(ConnectionState.CONNECTING)
+        failure: BridgeClosed | None = None
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._run_thread, side)
                 try:
                     await self._ready.wait()
-                    if self._ready_error is not None:
-                        raise BridgeClosed(
-                            f"{self.source}: could not connect to {settings.url}: "
-                            f"{self._ready_error!r}"
-                        ) from self._ready_error
-                    self._server = side._server() or settings.url
-                    self._set_state(ConnectionState.CONNECTED)
-                    task_status.started()
-                    await self._gave_up.wait()
-                    raise BridgeClosed(
-                        f"{self.source}: the NATS client gave up reconnecting to "
-                        f"{settings.url} after {settings.max_reconnect_attempts} attempts"
-                    )
+                    error = self._connect_error()
+                    if error is not None:
+                        failure = BridgeClosed(
+                            f"{self.source}: could not connect to {settings.url}: {error!r}"
+                        )
+                        failure.__cause__ = error
+                    else:
+                        self._server = side._server() or settings.url
+                        self._set_state(ConnectionState.CONNECTED)
+                        task_status.started()
+                        await self._gave_up.wait()
+                        failure = BridgeClosed(
+                            f"{self.source}: the NATS client gave up reconnecting to "
+                            f"{settings.url} after {settings.max_reconnect_attempts} attempts"
+                        )
                 finally:
                     side.stop()
+            # Raised here, outside the nursery, so callers see it bare (not in a group).
+            raise failure
         finally:
             # The worker thread has ended: nothing posts any more.
             self._drain_results()
@@ -415,6 +420,10 @@ class NatsBridge:
             self._ops.clear()
             self._queued_bytes = 0
             self._room.unpark_all()
+
+    def _connect_error(self) -> BaseException | None:
+        """Why the first connection of this incarnation failed (``None``: it did not)."""
+        return self._ready_error
 
     async def _run_thread(self, side: AsyncioSide) -> None:
         # Not abandoned on cancel: the thread ends promptly once side.stop() is called,

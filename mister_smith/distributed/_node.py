@@ -21,7 +21,7 @@ from ..events import EventBus
 from ..supervision import Backoff, Restart, Supervisor
 from ._bridge import BridgeSettings, BridgeStatistics, ConnectionState, InboundMessage, NatsBridge
 from ._deadline import DeadlineMiddleware, Delivery
-from ._errors import EnvelopeError, NatsUnavailable
+from ._errors import EnvelopeError, NatsUnavailable, PayloadTooLarge
 from ._events import RemoteDeadLetter
 from ._failures import failure_body
 from ._placement import Placement, ShardRegion
@@ -113,6 +113,9 @@ class Node:
         self.cluster = check_token("cluster name", settings.cluster)
         self.prefix = f"ms.{self.cluster}."
         self.wire = wire
+        self.max_payload = settings.max_payload
+        """Bytes of one encoded message at most, sent or received (larger ones are
+        refused with ``PayloadTooLarge`` when sent, dead-lettered when received)."""
         self.bridge = NatsBridge(
             BridgeSettings(
                 url=settings.nats_url,
@@ -299,6 +302,11 @@ class Node:
         self, served: _Served, message: InboundMessage, replies: trio.Nursery
     ) -> None:
         try:
+            if len(message.data) > self.max_payload:
+                raise PayloadTooLarge(
+                    f"a body of {len(message.data)} bytes exceeds distributed.max_payload "
+                    f"({self.max_payload})"
+                )
             envelope = Envelope.from_headers(message.headers)
             body = self.wire.decode(envelope.type_tag, message.data)
         except EnvelopeError as exc:
@@ -355,6 +363,10 @@ class Node:
             return
         try:
             tag, body = self.wire.encode(reply.value)
+            if len(body) > self.max_payload:
+                raise PayloadTooLarge(
+                    f"{len(body)} bytes exceed distributed.max_payload ({self.max_payload})"
+                )
         except EnvelopeError as exc:
             await self._reply_error(to, EnvelopeError(f"the reply of {name!r}: {exc}"))
             return

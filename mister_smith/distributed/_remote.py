@@ -12,7 +12,7 @@ import nats.errors
 import trio
 
 from ..errors import ActorNotFound, AskTimeout
-from ._errors import EnvelopeError, RemoteError
+from ._errors import EnvelopeError, PayloadTooLarge, RemoteError
 from ._failures import failure_error
 from ._wire import Envelope, Kind
 
@@ -90,6 +90,11 @@ class RemoteActorRef:
     ) -> tuple[bytes, dict[str, str]]:
         node = self._node
         tag, body = node.wire.encode(message)
+        if len(body) > node.max_payload:
+            raise PayloadTooLarge(
+                f"a {type(message).__qualname__} for {self.name!r} encodes to {len(body)} "
+                f"bytes (distributed.max_payload is {node.max_payload})"
+            )
         envelope = Envelope(
             kind=kind,
             type_tag=tag,

@@ -31,6 +31,21 @@ FIXED_AT_OPEN: dict[str, str] = {
     "tasks.retry_base_delay": "the task executor is built when the runtime opens",
     "tasks.retry_max_delay": "the task executor is built when the runtime opens",
     "tasks.retry_factor": "the task executor is built when the runtime opens",
+    **{
+        f"distributed.{name}": "read by open_node when the node joins its cluster"
+        for name in (
+            "nats_url",
+            "cluster",
+            "node_name",
+            "registry_ttl",
+            "outbound_bytes",
+            "inbound_capacity",
+            "connect_timeout",
+            "reconnect_wait",
+            "max_reconnect_attempts",
+            "max_payload",
+        )
+    },
 }
 """Fields a running runtime cannot change, each with why. Every other field of
 :class:`~mister_smith.config.AgentConfig` is applied live by ``reconfigure``."""
