@@ -50,8 +50,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the main job: a supervised agent team on embedded defaults."""
-    session.install("-e", ".[http]")
+    """Run the main job: a supervised agent team on embedded defaults.
+
+    ``nox -s demo -- --nodes 3`` spreads it over three node processes on an embedded
+    nats-server (the ``nats`` extra) and kills one midway.
+    """
+    session.install("-e", ".[http,nats]")
     session.run("mister-smith", "demo", *session.posargs)
 
 
