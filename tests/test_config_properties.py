@@ -91,6 +91,7 @@ QUANTITY_LEAF = Leaf(QUANTITY, ("lots", "1 GB", "-1", "", 2, True, *WRONG_TYPES)
 HOST = st.from_regex(r"[A-Za-z0-9.:\-\[\]_]{1,30}", fullmatch=True) | st.text(
     st.characters(blacklist_categories=("Z", "Cc", "Cs")), min_size=1, max_size=10
 )
+TOKEN = st.from_regex(r"[A-Za-z0-9_-]{1,30}", fullmatch=True)
 ENDPOINT = st.from_regex(r"/[A-Za-z0-9/_\-.]{0,20}", fullmatch=True)
 
 
@@ -179,6 +180,22 @@ LEAVES: dict[str, Leaf] = {
     "agents.max_response_bytes": integers(1024, 1 << 30),
     "agents.max_tool_calls_per_turn": integers(1, 10_000),
     "agents.max_tool_calls_per_task": integers(1, 1_000_000),
+    "distributed.nats_url": Leaf(
+        st.from_regex(r"(nats|tls)://[a-z0-9.]{1,20}:[0-9]{1,5}", fullmatch=True),
+        ("http://x", "", "nats://a b", "127.0.0.1:4222", 5, *WRONG_TYPES),
+    ),
+    "distributed.cluster": Leaf(TOKEN, ("", "a.b", "a b", "*", "x" * 129, 5, *WRONG_TYPES)),
+    "distributed.node_name": Leaf(st.just("") | TOKEN, ("a.b", ">", 5, *WRONG_TYPES)),
+    "distributed.registry_ttl": Leaf(
+        st.floats(1.0, 1e6) | st.integers(1, 10**5).map(lambda amount: f"{amount}s"),
+        (0.5, "500ms", 0, -1, "soon", True, *WRONG_TYPES),
+    ),
+    "distributed.outbound_bytes": integers(1024),
+    "distributed.inbound_capacity": integers(1),
+    "distributed.connect_timeout": durations(positive=True),
+    "distributed.reconnect_wait": durations(positive=True),
+    "distributed.max_reconnect_attempts": integers(1),
+    "distributed.max_payload": integers(1),
 }
 
 ORDERED = [

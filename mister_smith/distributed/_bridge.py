@@ -439,8 +439,15 @@ class NatsBridge:
         self._ops.append(op)
         if not side.wake_pending:
             side.wake_pending = True
-            self._wakeups_to_asyncio += 1
-            side.wake()
+            token = self._token
+            assert token is not None
+            # Woken once the tasks runnable now have run: everything they queue goes in
+            # one wake-up (waking the other thread also makes this one wait for the GIL).
+            token.run_sync_soon(self._wake_side, side)
+
+    def _wake_side(self, side: AsyncioSide) -> None:
+        self._wakeups_to_asyncio += 1
+        side.wake()
 
     def _post(self, item: tuple[Any, ...]) -> None:
         """Called on the asyncio thread: queue ``item`` for Trio, waking it at most once."""
