@@ -18,6 +18,7 @@ from mister_smith.actors import Actor, ActorContext, open_actor_system
 from mister_smith.cli._cluster_node import WIRE, PackageReport, Surveyor, SurveyPackage
 from mister_smith.config import DistributedSettings
 from mister_smith.distributed import (
+    NatsHealthCheck,
     NatsServer,
     NatsUnavailable,
     ShardRegion,
@@ -26,6 +27,8 @@ from mister_smith.distributed import (
     open_node,
 )
 from mister_smith.errors import ActorNotFound
+from mister_smith.resources import HealthStatus
+from mister_smith.transport import MessageBus
 
 __all__ = ["nats_url"]
 
@@ -59,7 +62,10 @@ async def test_registry_lists_names_and_live_nodes(nats_url: str) -> None:
 async def test_queue_group_spans_nodes(nats_url: str) -> None:
     async with open_nodes(nats_url, 3) as [(s1, n1), (s2, n2), (_, client)]:
         await n1.join_group("pool", await s1.spawn(Echo, "one", name="m1"))
-        await n2.join_group("pool", await s2.spawn(Echo, "two", name="m2"))
+        bus = MessageBus()  # a local bus group, shared with the cluster
+        bus.join("pool", await s2.spawn(Echo, "two", name="m2"))
+        assert await n2.share_group(bus, "pool") == 1
+        assert await n2.share_group(bus, "pool") == 0  # already shared
         pool = client.group("pool")
         seen = [(await pool.ask(i, timeout=5))[0] for i in range(40)]
         assert set(seen) == {"one", "two"}  # each message to one member, both used
@@ -188,6 +194,9 @@ async def test_node_survives_a_server_restart(tmp_path: Path) -> None:
             with trio.fail_after(5):
                 while n2.connected:
                     await trio.sleep(0.01)
+            report = await NatsHealthCheck(n2.bridge, "n2").check()
+            assert report.status is HealthStatus.UNHEALTHY
+            assert report.reason == "the NATS connection is disconnected"
             start = trio.current_time()
             with pytest.raises(NatsUnavailable):
                 await ref.ask(2, timeout=30)  # fails fast, not after 30 s

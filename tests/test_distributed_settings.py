@@ -15,6 +15,7 @@ from mister_smith.actors import Actor, ActorContext, open_actor_system
 from mister_smith.config import AgentConfig, DistributedSettings
 from mister_smith.distributed import BridgeClosed, NatsServer, PayloadTooLarge, open_node
 from mister_smith.events import EventBus, SupervisionDecision
+from mister_smith.resources import HealthStatus
 from mister_smith.runtime import RuntimeManager
 from mister_smith.supervision import open_supervisor
 
@@ -47,6 +48,13 @@ async def test_the_node_joins_as_configured(nats_url: str) -> None:
             timeout=5,
         )
         assert reply.data == b"1"
+        # the connection is a required health check of the runtime
+        snapshot = await runtime.health.check_now()
+        component = snapshot.components["nats:alpha"]
+        assert component.required
+        assert component.report.status is HealthStatus.HEALTHY
+        assert component.report.details["server"] == nats_url
+    assert "nats:alpha" not in (await runtime.health.check_now()).components
 
 
 async def test_connect_timeout_bounds_the_first_connection() -> None:

@@ -24,6 +24,7 @@ from ._events import NatsConnectionChanged as NatsConnectionChanged
 from ._events import RemoteDeadLetter as RemoteDeadLetter
 from ._events import SingletonPlaced as SingletonPlaced
 from ._events import SingletonReleased as SingletonReleased
+from ._health import NatsHealthCheck as NatsHealthCheck
 from ._node import Node as Node
 from ._node import NodeStatistics as NodeStatistics
 from ._node import RemoteDeadLetterRecord as RemoteDeadLetterRecord
@@ -70,6 +71,7 @@ __all__ = [
     "LeaseLost",
     "NatsBridge",
     "NatsConnectionChanged",
+    "NatsHealthCheck",
     "NatsServer",
     "NatsUnavailable",
     "PayloadTooLarge",

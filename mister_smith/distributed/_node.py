@@ -18,12 +18,15 @@ from ..actors._cell import Ask, Reply  # the pair ActorRef.ask builds: keeps sen
 from ..config import DistributedSettings
 from ..errors import ActorNotFound, ActorStopped, AskTimeout
 from ..events import EventBus
+from ..resources import HealthMonitor
 from ..supervision import Backoff, Restart, Supervisor
+from ..transport import MessageBus
 from ._bridge import BridgeSettings, BridgeStatistics, ConnectionState, InboundMessage, NatsBridge
 from ._deadline import DeadlineMiddleware, Delivery
 from ._errors import EnvelopeError, NatsUnavailable, PayloadTooLarge
 from ._events import RemoteDeadLetter
 from ._failures import failure_body
+from ._health import NatsHealthCheck
 from ._placement import Placement, ShardRegion
 from ._registry import ClusterRegistry, check_token
 from ._remote import RemoteActorRef
@@ -218,6 +221,19 @@ class Node:
         key = f"{group}/{ref.name}"
         await self._serve(key, ref, aware=False, kind="group", subject_name=group, queue=group)
 
+    async def share_group(self, bus: MessageBus, group: str) -> int:
+        """Make the members of a local :class:`~mister_smith.transport.MessageBus` group
+        members of the cluster-wide group of the same name (one NATS queue group spanning
+        every node that shares it); returns how many joined. Members added to the bus
+        later are not shared until this is called again.
+        """
+        joined = 0
+        for ref in bus.members(group):
+            if f"{group}/{ref.name}" not in self._served:
+                await self.join_group(group, ref)
+                joined += 1
+        return joined
+
     def group(self, group: str) -> RemoteActorRef:
         """A ref reaching one member of the cluster-wide group ``group`` per message."""
         return self.remote(group)
@@ -270,7 +286,7 @@ class Node:
             if served.ref == ref:
                 served.scope.cancel()  # its server unsubscribes; the refresher drops it
                 self._served.pop(served.name, None)
-                self.registry._own.pop(served.name, None)
+                self.registry.forget(served.name)
 
     async def _serve_messages(self, served: _Served, subscription: Any) -> None:
         try:
@@ -544,6 +560,7 @@ async def open_node(
         changes["node_name"] = node_name
     settings = attrs.evolve(settings, **changes) if changes else settings
     system, events, parent = _host_parts(host)
+    health = getattr(host, "health", None)
     name = settings.node_name or default_node_name()
     node = Node(system, events, settings, name=name, wire=DEFAULT_WIRE if wire is None else wire)
     supervisor = await parent.start_supervisor(
@@ -560,6 +577,8 @@ async def open_node(
         await node.registry.refresh()
         await supervisor.start_child(node._refresh_registry, name="registry")
         await supervisor.start_child(node.placement.run, name="placement")
+        if isinstance(health, HealthMonitor):
+            health.add_check(NatsHealthCheck(node.bridge, name))
         yield node
     finally:
         with trio.CancelScope(shield=True):
@@ -571,6 +590,8 @@ async def open_node(
             with trio.move_on_after(2), suppress(NatsUnavailable):
                 await node.registry.leave()
             system.remove_termination_listener(node._actor_gone)
+            if isinstance(health, HealthMonitor):
+                health.remove_check(f"nats:{name}")
             node.supervisor = None
             with suppress(LookupError):
                 await parent.stop_child(supervisor.name)

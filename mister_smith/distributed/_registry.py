@@ -70,6 +70,10 @@ class ClusterRegistry:
         self._own[name] = entry
         await self._put(entry)
 
+    def forget(self, name: str) -> None:
+        """Stop refreshing ``name`` (its entry expires within the TTL)."""
+        self._own.pop(name, None)
+
     async def unregister(self, name: str) -> None:
         """Withdraw ``name`` (only if this node's entry is still the current one)."""
         if self._own.pop(name, None) is None:
