@@ -54,6 +54,14 @@ async def test_the_node_joins_as_configured(nats_url: str) -> None:
         assert component.required
         assert component.report.status is HealthStatus.HEALTHY
         assert component.report.details["server"] == nats_url
+        # and its counters are in the runtime's metrics
+        registry = runtime.metrics.registry
+        assert registry.get_sample_value("mister_smith_nats_connected", {"node": "alpha"}) == 1
+        published = registry.get_sample_value(
+            "mister_smith_nats_published_total", {"node": "alpha"}
+        )
+        assert published is not None
+        assert published >= 1
     assert "nats:alpha" not in (await runtime.health.check_now()).components
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import attrs
 import trio
+from prometheus_client import CollectorRegistry
 
 from ..actors import Actor, ActorRef, ActorSystem
 from ..actors._cell import Ask, Reply  # the pair ActorRef.ask builds: keeps send order
@@ -27,6 +28,7 @@ from ._errors import EnvelopeError, NatsUnavailable, PayloadTooLarge
 from ._events import RemoteDeadLetter
 from ._failures import failure_body
 from ._health import NatsHealthCheck
+from ._metrics import NatsMetricsCollector
 from ._placement import Placement, ShardRegion
 from ._registry import ClusterRegistry, check_token
 from ._remote import RemoteActorRef
@@ -561,6 +563,8 @@ async def open_node(
     settings = attrs.evolve(settings, **changes) if changes else settings
     system, events, parent = _host_parts(host)
     health = getattr(host, "health", None)
+    metrics = getattr(host, "metrics", None)
+    registry = getattr(metrics, "registry", None)
     name = settings.node_name or default_node_name()
     node = Node(system, events, settings, name=name, wire=DEFAULT_WIRE if wire is None else wire)
     supervisor = await parent.start_supervisor(
@@ -579,6 +583,9 @@ async def open_node(
         await supervisor.start_child(node.placement.run, name="placement")
         if isinstance(health, HealthMonitor):
             health.add_check(NatsHealthCheck(node.bridge, name))
+        collector = NatsMetricsCollector(node.bridge, name)
+        if isinstance(registry, CollectorRegistry):
+            registry.register(collector)
         yield node
     finally:
         with trio.CancelScope(shield=True):
@@ -592,6 +599,9 @@ async def open_node(
             system.remove_termination_listener(node._actor_gone)
             if isinstance(health, HealthMonitor):
                 health.remove_check(f"nats:{name}")
+            if isinstance(registry, CollectorRegistry):
+                with suppress(KeyError):
+                    registry.unregister(collector)
             node.supervisor = None
             with suppress(LookupError):
                 await parent.stop_child(supervisor.name)
