@@ -239,3 +239,30 @@ async def test_client_giving_up_crashes_the_child_and_supervision_restarts_it(
             await sup.stop()
     finally:
         await server.stop()
+
+
+async def test_jetstream_publish_fetch_and_ack_is_at_least_once(nats_url: str) -> None:
+    """JetStream through the bridge: published messages are fetched in batches; an
+    acknowledged one is gone, an unacknowledged one is delivered again after ack_wait."""
+    stream = unique("S")
+    async with running(NatsBridge(BridgeSettings(url=nats_url))) as bridge:
+        await bridge.js_ensure_stream(stream, [f"{stream}.>"])
+        await bridge.js_ensure_stream(stream, [f"{stream}.>"])  # idempotent
+        sequences = [await bridge.js_publish(f"{stream}.work", b"job-%d" % i) for i in range(3)]
+        assert sequences == [1, 2, 3]
+        subject = f"{stream}.work"
+        batch = await bridge.js_fetch(stream, "workers", subject=subject, ack_wait=0.5)
+        assert [m.data for m in batch] == [b"job-0", b"job-1", b"job-2"]
+        await bridge.js_ack(batch[0])
+        await bridge.js_ack(batch[2])
+        await bridge.flush()
+        with pytest.raises(ValueError, match="not a JetStream message"):
+            await bridge.js_ack(batch[0].__class__("x", "reply.x", {}, b""))
+        await trio.sleep(0.7)  # past ack_wait: the unacknowledged one comes back
+        again = await bridge.js_fetch(stream, "workers", subject=subject, ack_wait=0.5)
+        assert [m.data for m in again] == [b"job-1"]
+        await bridge.js_ack(again[0])
+        await bridge.flush()
+        await trio.sleep(0.7)
+        left = await bridge.js_fetch(stream, "workers", subject=subject, timeout=0.3)
+        assert left == []

@@ -79,6 +79,8 @@ class AsyncioSide:
         self.nc: Client | None = None
         self.subs: dict[int, NatsSubscription] = {}
         self.kv: dict[str, KeyValue] = {}
+        self.pulls: dict[str, Any] = {}
+        """JetStream pull subscriptions by ``stream/durable`` (made on first fetch)."""
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.wake_pending = False
         """Set by the Trio side when it has scheduled a wake-up; cleared here before

@@ -13,8 +13,8 @@ into a bounded Trio channel and counts what it had to drop (core NATS is at most
 a slow consumer loses messages, it never blocks the connection).
 
 The interface is kept narrow on purpose (request, publish and flush, subscribe into a
-channel, JetStream publish, KV get/put/create/update/delete/keys, state), so a Trio-native
-client could replace the bridge later without touching what is built on it.
+channel, JetStream publish/fetch/ack, KV get/put/create/update/delete/keys, state), so a
+Trio-native client could replace the bridge later without touching what is built on it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import attrs
 import nats.errors
+import nats.js.api
 import nats.js.errors
 import trio
 
@@ -674,6 +675,65 @@ class NatsBridge:
             return int(ack.seq)
 
         return await self._call(run)
+
+    async def js_ensure_stream(
+        self, name: str, subjects: list[str], *, max_age: float | None = None
+    ) -> None:
+        """Create the JetStream stream ``name`` over ``subjects`` unless it exists
+        (messages older than ``max_age`` seconds are discarded, when given)."""
+
+        async def run(side: AsyncioSide) -> None:
+            assert side.nc is not None
+            js = side.nc.jetstream()
+            try:
+                await js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                await js.add_stream(name=name, subjects=subjects, max_age=max_age)
+
+        await self._call(run)
+
+    async def js_fetch(
+        self,
+        stream: str,
+        durable: str,
+        *,
+        subject: str,
+        batch: int = 10,
+        timeout: float = 1.0,
+        ack_wait: float = 30.0,
+    ) -> list[InboundMessage]:
+        """Fetch up to ``batch`` messages for the durable pull consumer ``durable`` of
+        ``stream`` (made on first use, filtered to ``subject``), waiting at most
+        ``timeout`` seconds; ``[]`` when none came. Acknowledge each with
+        :meth:`js_ack`, or JetStream redelivers it after ``ack_wait`` seconds
+        (at-least-once; ``ack_wait`` is set when the consumer is made)."""
+        if not 1 <= batch <= 10_000:
+            raise ValueError(f"batch must be in [1, 10000], got {batch!r}")
+
+        async def run(side: AsyncioSide) -> list[Any]:
+            assert side.nc is not None
+            key = f"{stream}/{durable}"
+            pull = side.pulls.get(key)
+            if pull is None:
+                config = nats.js.api.ConsumerConfig(ack_wait=ack_wait)
+                pull = await side.nc.jetstream().pull_subscribe(
+                    subject, durable=durable, stream=stream, config=config
+                )
+                side.pulls[key] = pull
+            try:
+                return list(await pull.fetch(batch, timeout=timeout))
+            except nats.errors.TimeoutError:
+                return []
+
+        return [_inbound(msg) for msg in await self._call(run)]
+
+    async def js_ack(self, message: InboundMessage) -> None:
+        """Acknowledge a message fetched with :meth:`js_fetch` (JetStream will not
+        deliver it again). An ack is a publish to the message's reply subject, so it
+        waits for room in the outbound bound like any publish."""
+        if not message.reply.startswith("$JS.ACK."):
+            raise ValueError(f"not a JetStream message (reply {message.reply!r})")
+        await self.publish(message.reply, b"+ACK")
 
     async def kv_ensure_bucket(self, bucket: str, *, ttl: float, history: int = 1) -> None:
         """Create the KV bucket ``bucket`` (entries expire ``ttl`` seconds after their
