@@ -106,16 +106,14 @@ class AsyncioSide:
     # -- the worker thread -----------------------------------------------------------------
 
     def run(self) -> None:
-        """Run the loop until :meth:`stop` (the body of the worker thread)."""
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._main())
-        finally:
-            try:
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            finally:
-                asyncio.set_event_loop(None)
-                self.loop.close()
+        """Run the loop until :meth:`stop` (the body of the worker thread).
+
+        ``asyncio.Runner`` then cancels and awaits every task nats-py left (its
+        subscription readers, say, when the server was gone), so nothing outlives the
+        loop it belongs to.
+        """
+        with asyncio.Runner(loop_factory=lambda: self.loop) as runner:
+            runner.run(self._main())
 
     def _set_wake(self) -> None:
         if self._wake is not None:
