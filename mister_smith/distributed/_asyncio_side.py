@@ -249,10 +249,12 @@ class AsyncioSide:
         self.subs[sid] = await nc.subscribe(subject, queue=queue, cb=deliver)
 
     async def unsubscribe(self, sid: int) -> None:
-        """Drop subscription ``sid`` (a no-op when unknown)."""
+        """Drop subscription ``sid`` (a no-op when unknown), draining it: the server is
+        told, a round trip makes sure it sent everything it routed here before, and
+        every such message is posted to Trio before this returns."""
         sub = self.subs.pop(sid, None)
         if sub is not None:
-            await sub.unsubscribe()
+            await sub.drain()  # type: ignore[no-untyped-call]
 
     async def key_value(self, bucket: str) -> KeyValue:
         """The KV bucket ``bucket`` (looked up once per incarnation)."""

@@ -651,14 +651,20 @@ class NatsBridge:
         return sub
 
     async def _unsubscribe(self, sub: Subscription) -> None:
-        if self._subs.pop(sub.sid, None) is None:
+        if sub.sid not in self._subs:
             await trio.lowlevel.checkpoint()
             return
-        sub._send.close()
-        if self._state is ConnectionState.CONNECTED:
-            await self._call(lambda side: side.unsubscribe(sub.sid))
-        else:
-            await trio.lowlevel.checkpoint()
+        try:
+            if self._state is ConnectionState.CONNECTED:
+                # Drained first: a message the server routed here before it saw the
+                # unsubscribe still lands in the channel (a request is then answered
+                # by whoever reads it, instead of waiting out its timeout).
+                await self._call(lambda side: side.unsubscribe(sub.sid))
+            else:
+                await trio.lowlevel.checkpoint()
+        finally:
+            self._subs.pop(sub.sid, None)
+            sub._send.close()
 
     # -- JetStream ---------------------------------------------------------------------------------
 
