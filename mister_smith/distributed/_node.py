@@ -22,7 +22,14 @@ from ..events import EventBus
 from ..resources import HealthMonitor
 from ..supervision import Backoff, Restart, Supervisor
 from ..transport import MessageBus
-from ._bridge import BridgeSettings, BridgeStatistics, ConnectionState, InboundMessage, NatsBridge
+from ._bridge import (
+    BridgeSettings,
+    BridgeStatistics,
+    ConnectionState,
+    InboundMessage,
+    NatsBridge,
+    Subscription,
+)
 from ._deadline import DeadlineMiddleware, Delivery
 from ._errors import EnvelopeError, NatsUnavailable, PayloadTooLarge
 from ._events import RemoteDeadLetter
@@ -89,7 +96,15 @@ class _Served:
     aware: bool
     """Spawned by the node (it unwraps :class:`Delivery` and honours deadlines)."""
     kind: str
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    stopped: bool = False
+    receiving: trio.CancelScope | None = None
+    """Set while the server waits for the next message (what :meth:`stop` cancels)."""
+
+    def stop(self) -> None:
+        """Stop receiving; a message already taken is still delivered or answered."""
+        self.stopped = True
+        if self.receiving is not None:
+            self.receiving.cancel()
 
 
 class Node:
@@ -269,7 +284,7 @@ class Node:
                 await self.registry.register(name, kind)
         except BaseException:
             self._served.pop(name, None)
-            served.scope.cancel()
+            served.stop()
             raise
 
     async def withdraw(self, name: str) -> None:
@@ -278,7 +293,7 @@ class Node:
         if served is None:
             await trio.lowlevel.checkpoint()
             return
-        served.scope.cancel()
+        served.stop()
         if served.kind != "group":
             with suppress(NatsUnavailable):
                 await self.registry.unregister(name)
@@ -286,18 +301,28 @@ class Node:
     def _actor_gone(self, ref: ActorRef) -> None:
         for served in list(self._served.values()):
             if served.ref == ref:
-                served.scope.cancel()  # its server unsubscribes; the refresher drops it
+                served.stop()  # its server unsubscribes; the refresher drops it
                 self._served.pop(served.name, None)
                 self.registry.forget(served.name)
 
-    async def _serve_messages(self, served: _Served, subscription: Any) -> None:
+    async def _serve_messages(self, served: _Served, subscription: Subscription) -> None:
         try:
-            # Replies in flight are still sent after the scope is cancelled (the actor
-            # stopped, the name was withdrawn): each waits at most until its deadline.
+            # Replies in flight are still sent after the server stops receiving (the
+            # actor stopped, the name was withdrawn): each waits at most until its
+            # deadline. Only the wait for the next message is cancelled, never a
+            # delivery, so a message taken from the channel is always answered.
             async with trio.open_nursery() as replies:
-                with served.scope:
-                    async for message in subscription:
-                        await self._deliver(served, message, replies)
+                while not served.stopped:
+                    message = None
+                    with trio.CancelScope() as receiving:
+                        served.receiving = receiving
+                        if not served.stopped:
+                            with suppress(trio.EndOfChannel):
+                                message = await subscription.receive()
+                    served.receiving = None
+                    if message is None:
+                        break
+                    await self._deliver(served, message, replies)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 with suppress(NatsUnavailable):
