@@ -50,9 +50,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the main job: a supervised agent team on embedded defaults (``-- --mcp``: its
-    file tools from an MCP server subprocess)."""
-    session.install("-e", ".[http,mcp]")
+    """Run the main job: a supervised agent team on embedded defaults.
+
+    ``-- --mcp`` serves its file tools from an MCP server subprocess; ``-- --nodes 3``
+    spreads it over three node processes on an embedded nats-server and kills one midway.
+    """
+    session.install("-e", ".[http,mcp,nats]")
     session.run("mister-smith", "demo", *session.posargs)
 
 

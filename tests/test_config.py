@@ -161,6 +161,16 @@ EXPECTED_DEFAULTS: dict[str, object] = {
     "persistence.dead_letter_max_age": 7 * 24 * 3600.0,
     "persistence.journal_max_entries": 100_000,
     "persistence.journal_max_age": 24 * 3600.0,
+    "distributed.nats_url": "nats://127.0.0.1:4222",
+    "distributed.cluster": "default",
+    "distributed.node_name": "",
+    "distributed.registry_ttl": 10.0,
+    "distributed.outbound_bytes": 8 * 1024 * 1024,
+    "distributed.inbound_capacity": 1000,
+    "distributed.connect_timeout": 2.0,
+    "distributed.reconnect_wait": 0.5,
+    "distributed.max_reconnect_attempts": 60,
+    "distributed.max_payload": 1024 * 1024,
 }
 
 
