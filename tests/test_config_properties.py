@@ -91,6 +91,7 @@ QUANTITY_LEAF = Leaf(QUANTITY, ("lots", "1 GB", "-1", "", 2, True, *WRONG_TYPES)
 HOST = st.from_regex(r"[A-Za-z0-9.:\-\[\]_]{1,30}", fullmatch=True) | st.text(
     st.characters(blacklist_categories=("Z", "Cc", "Cs")), min_size=1, max_size=10
 )
+MODEL_NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,40}", fullmatch=True)
 ENDPOINT = st.from_regex(r"/[A-Za-z0-9/_\-.]{0,20}", fullmatch=True)
 
 
@@ -179,6 +180,8 @@ LEAVES: dict[str, Leaf] = {
     "agents.max_response_bytes": integers(1024, 1 << 30),
     "agents.max_tool_calls_per_turn": integers(1, 10_000),
     "agents.max_tool_calls_per_task": integers(1, 1_000_000),
+    "agents.openai_model": Leaf(MODEL_NAME, ("", "a model", " gpt", 5, *WRONG_TYPES)),
+    "agents.anthropic_model": Leaf(MODEL_NAME, ("", "claude 4", 5, *WRONG_TYPES)),
 }
 
 ORDERED = [

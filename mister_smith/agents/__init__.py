@@ -39,11 +39,14 @@ from ._errors import ModelAuthError as ModelAuthError
 from ._errors import ModelError as ModelError
 from ._errors import ModelHTTPError as ModelHTTPError
 from ._errors import ModelRateLimited as ModelRateLimited
+from ._errors import ModelRefused as ModelRefused
 from ._errors import ModelResponseTooLarge as ModelResponseTooLarge
 from ._errors import ModelTimeout as ModelTimeout
+from ._errors import OutputTruncated as OutputTruncated
 from ._errors import ScriptExhausted as ScriptExhausted
 from ._errors import TeamError as TeamError
 from ._errors import ToolCallLimitExceeded as ToolCallLimitExceeded
+from ._errors import UnsupportedModelOption as UnsupportedModelOption
 from ._events import AgentProgress as AgentProgress
 from ._http import HttpModel as HttpModel
 from ._http import HttpModelStatistics as HttpModelStatistics
@@ -60,6 +63,7 @@ from ._model import StopReason as StopReason
 from ._model import ToolDefinition as ToolDefinition
 from ._model import Usage as Usage
 from ._openai import OpenAICompatibleModel as OpenAICompatibleModel
+from ._options import ModelOptions as ModelOptions
 from ._roles import DEFAULT_CATALOG as DEFAULT_CATALOG
 from ._roles import AgentRole as AgentRole
 from ._roles import CoordinationMode as CoordinationMode
@@ -75,6 +79,8 @@ from ._teams import TeamMember as TeamMember
 from ._teams import TeamResult as TeamResult
 from ._teams import create_dynamic_team as create_dynamic_team
 from ._teams import join_answers as join_answers
+from ._wire_names import ToolNames as ToolNames
+from ._wire_names import wire_tool_name as wire_tool_name
 
 __all__ = [
     "DEFAULT_CATALOG",
@@ -113,6 +119,12 @@ __all__ = [
     "ModelHTTPError",
     "ModelLimits",
     "ModelRateLimited",
+    "ModelRefused",
+    "ModelOptions",
+    "OutputTruncated",
+    "UnsupportedModelOption",
+    "ToolNames",
+    "wire_tool_name",
     "ModelRequest",
     "ModelResponseTooLarge",
     "ModelResponse",

@@ -29,10 +29,26 @@ from ..events import EventBus, TaskCompleted, TaskFailed
 from ..supervision import RecoveryPolicy, Supervisor, heartbeat
 from ..types import Caller, CallerIdentity, Restart, Role, TaskId
 from ._context import ContextWindow, Summarizer
-from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout, ToolCallLimitExceeded
+from ._errors import (
+    InvalidTask,
+    MaxTurnsExceeded,
+    ModelRefused,
+    ModelTimeout,
+    OutputTruncated,
+    ToolCallLimitExceeded,
+)
 from ._events import AgentProgress
 from ._messages import Message, ToolCall
-from ._model import Model, ModelLimits, ModelRequest, ModelResponse, ToolDefinition, Usage
+from ._model import (
+    Model,
+    ModelLimits,
+    ModelRequest,
+    ModelResponse,
+    StopReason,
+    ToolDefinition,
+    Usage,
+)
+from ._options import ModelOptions
 
 logger = logging.getLogger("mister_smith.agents")
 
@@ -129,6 +145,10 @@ class AgentSpec:
         max_tool_calls_per_task: Most tool calls run over one task (default 256); once
             used up, every further call is answered the same way.
         limits: Limits passed to the model.
+        model_options: Request options passed to the model (tool choice, stop
+            sequences, reasoning, caching, metadata, extra body fields); when it leaves
+            ``parallel_tool_calls`` unset and ``parallel_tool_calls`` here is ``False``,
+            the model is told to ask for one tool call at a time.
         context: Bounds of the context window.
         persistent_context: Keep the context across tasks (else each task starts fresh).
     """
@@ -147,6 +167,14 @@ class AgentSpec:
     limits: ModelLimits = attrs.field(factory=ModelLimits)
     context: ContextSettings = attrs.field(factory=ContextSettings)
     persistent_context: bool = False
+    model_options: ModelOptions = attrs.field(factory=ModelOptions)
+
+    def request_options(self) -> ModelOptions:
+        """The options sent with each model request."""
+        options = self.model_options
+        if options.parallel_tool_calls is None and not self.parallel_tool_calls:
+            options = attrs.evolve(options, parallel_tool_calls=False)
+        return options
 
 
 @attrs.frozen
@@ -231,6 +259,29 @@ class AgentResult:
     tool_errors: int
     duration: float
     refused_tool_calls: int = 0
+
+
+def check_outcome(response: ModelResponse, agent: str, limits: ModelLimits) -> None:
+    """Refuse a response that is not an answer although it has no tool calls to make.
+
+    Raises:
+        ModelRefused: the model refused (its refusal text attached).
+        OutputTruncated: a final answer cut at the output-token limit.
+    """
+    if response.stop_reason is StopReason.REFUSAL or response.refusal:
+        refused = ModelRefused(
+            f"agent {agent!r}: the model refused: {(response.refusal or '')[:500]}"
+        )
+        refused.refusal = response.refusal or ""
+        raise refused
+    if response.stop_reason is StopReason.MAX_TOKENS and response.is_final:
+        truncated = OutputTruncated(
+            f"agent {agent!r}: the answer was cut at max_output_tokens="
+            f"{limits.max_output_tokens} ({len(response.text)} characters so far)"
+        )
+        truncated.partial = response.text
+        truncated.limit = limits.max_output_tokens
+        raise truncated
 
 
 def _bounded(waited_on: object) -> bool:
@@ -450,16 +501,20 @@ class Agent(Actor):
         )
         usage = Usage()
         tool_calls = tool_errors = refused = 0
+        options = spec.request_options()
         for turn in range(1, spec.max_turns + 1):
             request = ModelRequest(
-                context.render(spec.system_prompt), tool_definitions, spec.limits
+                context.render(spec.system_prompt), tool_definitions, spec.limits, options
             )
             heartbeat()  # a new turn is progress (agents are watched by heartbeat)
             async with self._beating(self.model):  # if bounded by its own deadline
                 response = await self._complete(request)
             usage = usage + response.usage
+            check_outcome(response, name, spec.limits)  # before it enters the context
             async with self._beating(self.summarizer):  # folding may ask a model
-                await context.add(Message.assistant(response.text, response.tool_calls))
+                await context.add(
+                    Message.assistant(response.text, response.tool_calls, response.reasoning)
+                )
             if response.is_final:
                 self._progress(events, name, task, turn, tool_calls, 1.0, "done")
                 return AgentResult(

@@ -113,6 +113,35 @@ class ToolCallLimitExceeded(ToolError):
     this back to the model as the result of each refused call."""
 
 
+class ModelRefused(TaskError):
+    """The model refused the task (OpenAI ``message.refusal``, Anthropic
+    ``stop_reason: refusal``): a typed outcome, never an empty "successful" answer.
+
+    Attributes:
+        refusal: The model's explanation, when it gave one.
+    """
+
+    refusal: str = ""
+
+
+class OutputTruncated(TaskError):
+    """The model stopped at its output-token limit (``length`` / ``max_tokens``) before
+    it finished its answer; the cut text is never passed off as an answer.
+
+    Attributes:
+        partial: The text generated before the cut.
+        limit: The ``max_output_tokens`` it ran into.
+    """
+
+    partial: str = ""
+    limit: int = 0
+
+
+class UnsupportedModelOption(ConfigError):
+    """A :class:`~mister_smith.agents.ModelOptions` setting the model's API cannot take
+    (refused when the request is built, before anything is sent)."""
+
+
 class TeamError(TaskError):
     """A team could not be composed or could not finish its task."""
 

@@ -9,7 +9,7 @@ import os
 import random
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
 import attrs
 import trio
@@ -151,6 +151,24 @@ def _error_excerpt(content: bytes) -> str:
     return content[:200].decode("utf-8", errors="replace").strip()
 
 
+class HttpModelOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`HttpModel` (for the adapters' signatures)."""
+
+    base_url: str | None
+    api_key: str | None
+    api_key_env: str | None
+    require_api_key: bool
+    timeout: float
+    attempt_timeout: float | None
+    retry: HttpRetryPolicy | None
+    breaker: CircuitBreaker | None
+    events: EventBus | None
+    client: httpx.AsyncClient | None
+    transport: httpx.AsyncBaseTransport | None
+    rng: random.Random | None
+    max_response_bytes: int
+
+
 @attrs.frozen
 class _Answer:
     """What one attempt read: the status, the (bounded, decoded, redacted) body and the
@@ -255,8 +273,9 @@ class HttpModel:
         """Headers for every request (credentials included)."""
         raise NotImplementedError
 
-    def parse_response(self, data: Any) -> ModelResponse:
-        """The :class:`ModelResponse` in a 2xx JSON body (already parsed strictly).
+    def parse_response(self, data: Any, request: ModelRequest | None = None) -> ModelResponse:
+        """The :class:`ModelResponse` in a 2xx JSON body (already parsed strictly) that
+        answers ``request`` (its tools name the calls).
 
         Raises:
             MalformedModelResponse: the body is not what the API promises.
@@ -310,7 +329,7 @@ class HttpModel:
         body = self.build_body(request)
         try:
             with trio.move_on_after(self.timeout) as scope:
-                return await self._send(body)
+                return await self._send(body, request)
         except ModelError as error:
             self._scrub(error)
             raise
@@ -330,7 +349,7 @@ class HttpModel:
             )
             current = current.__cause__ or current.__context__
 
-    async def _send(self, body: dict[str, Any]) -> ModelResponse:
+    async def _send(self, body: dict[str, Any], request: ModelRequest) -> ModelResponse:
         policy = self.retry
         last_error: ModelError | None = None
         for attempt in range(policy.max_attempts):
@@ -339,7 +358,7 @@ class HttpModel:
             self._attempts += 1
             answer, error = await self._attempt(body)
             if answer is not None:
-                return self.parse_body(answer.content, answer.status)
+                return self.parse_body(answer.content, answer.status, request)
             assert error is not None
             last_error = error
             if attempt + 1 >= policy.max_attempts:
@@ -458,7 +477,9 @@ class HttpModel:
         error.limit = self.max_response_bytes
         return error
 
-    def parse_body(self, content: bytes, status: int = 200) -> ModelResponse:
+    def parse_body(
+        self, content: bytes, status: int = 200, request: ModelRequest | None = None
+    ) -> ModelResponse:
         """The :class:`ModelResponse` in a 2xx answer's body: strict JSON, then
         :meth:`parse_response`.
 
@@ -467,7 +488,7 @@ class HttpModel:
         """
         data = loads_strict(self.endpoint, content, f"{status} with a body")
         try:
-            return self.parse_response(data)
+            return self.parse_response(data, request)
         except MalformedModelResponse:
             raise
         except (

@@ -62,26 +62,28 @@ def http_model(
     """The HTTP model for ``--model openai|anthropic``, configured from the environment.
 
     ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY`` hold the keys; ``OPENAI_BASE_URL`` /
-    ``ANTHROPIC_BASE_URL`` and ``MISTER_SMITH_OPENAI_MODEL`` /
-    ``MISTER_SMITH_ANTHROPIC_MODEL`` optionally change the endpoint and model.
-    ``settings`` (the config's ``[agents]`` section) caps the size of its answers.
+    ``ANTHROPIC_BASE_URL`` optionally change the endpoint. The model is the config's
+    ``agents.openai_model`` / ``agents.anthropic_model`` unless
+    ``MISTER_SMITH_OPENAI_MODEL`` / ``MISTER_SMITH_ANTHROPIC_MODEL`` name another.
+    ``settings`` (the config's ``[agents]`` section) also caps the size of its answers.
 
     Raises:
         MissingApiKey: the key's variable is not set.
     """
+    settings = settings or AgentSettings()
     if kind == "openai":
         return OpenAICompatibleModel(
-            os.environ.get("MISTER_SMITH_OPENAI_MODEL", "gpt-4o-mini"),
+            os.environ.get("MISTER_SMITH_OPENAI_MODEL") or settings.openai_model,
             base_url=os.environ.get("OPENAI_BASE_URL") or None,
             events=events,
-            max_response_bytes=(settings or AgentSettings()).max_response_bytes,
+            max_response_bytes=settings.max_response_bytes,
         )
     if kind == "anthropic":
         return AnthropicModel(
-            os.environ.get("MISTER_SMITH_ANTHROPIC_MODEL", "claude-3-5-haiku-latest"),
+            os.environ.get("MISTER_SMITH_ANTHROPIC_MODEL") or settings.anthropic_model,
             base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
             events=events,
-            max_response_bytes=(settings or AgentSettings()).max_response_bytes,
+            max_response_bytes=settings.max_response_bytes,
         )
     raise ValueError(f"not an HTTP model kind: {kind!r}")
 

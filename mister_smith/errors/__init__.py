@@ -37,6 +37,7 @@ from ._taxonomy import HandlerTimeout as HandlerTimeout
 from ._taxonomy import HandlingInterrupted as HandlingInterrupted
 from ._taxonomy import HeartbeatTimeout as HeartbeatTimeout
 from ._taxonomy import InvalidToolInput as InvalidToolInput
+from ._taxonomy import InvalidToolName as InvalidToolName
 from ._taxonomy import MailboxFull as MailboxFull
 from ._taxonomy import MessageRejected as MessageRejected
 from ._taxonomy import MisterSmithError as MisterSmithError
@@ -53,6 +54,7 @@ from ._taxonomy import SupervisionError as SupervisionError
 from ._taxonomy import TaskError as TaskError
 from ._taxonomy import TaskQueueFull as TaskQueueFull
 from ._taxonomy import TaskTimeout as TaskTimeout
+from ._taxonomy import ToolApprovalDenied as ToolApprovalDenied
 from ._taxonomy import ToolError as ToolError
 from ._taxonomy import ToolExecutionFailed as ToolExecutionFailed
 from ._taxonomy import ToolNotFound as ToolNotFound
@@ -105,6 +107,8 @@ __all__ = [
     "ToolNotFound",
     "ToolPermissionDenied",
     "ToolQuotaExceeded",
+    "InvalidToolName",
+    "ToolApprovalDenied",
     "ToolTimeout",
     "DuplicateRole",
     "InvalidGrant",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -16,6 +17,7 @@ from ..async_patterns import HistogramSnapshot, LatencyHistogram
 from ..errors import (
     InvalidGrant,
     InvalidToolInput,
+    InvalidToolName,
     ToolError,
     ToolExecutionFailed,
     ToolNotFound,
@@ -39,6 +41,11 @@ from ._schema import ToolSchema
 from ._tool import Tool
 
 logger = logging.getLogger("mister_smith.tools")
+
+
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
+"""Names a tool may be registered under: what model APIs accept as a tool name
+(``^[a-zA-Z0-9_-]{1,64}$``), plus ``.``, which the model adapters send as ``_``."""
 
 
 class DuplicateTool(ToolError, ValueError):
@@ -341,6 +348,7 @@ class ToolBus:
 
         Raises:
             DuplicateTool: a tool of that name is registered (a ``ValueError``).
+            InvalidToolName: a name models cannot call (see :data:`TOOL_NAME`).
             InvalidGrant: grants with ``policy="open"``, or a grant that cannot apply.
             UnknownRole: a role the bus's authority never registered.
             TypeError: ``tool`` does not implement the :class:`Tool` protocol.
@@ -349,6 +357,11 @@ class ToolBus:
             raise TypeError(f"{tool!r} does not implement the Tool protocol")
         if not isinstance(tool.input_schema, ToolSchema):
             raise TypeError(f"tool {tool.name!r}: input_schema must be a ToolSchema")
+        if not isinstance(tool.name, str) or not TOOL_NAME.match(tool.name):
+            raise InvalidToolName(
+                f"tool name {tool.name!r:.80} must match {TOOL_NAME.pattern}: model APIs "
+                "take only letters, digits, '_' and '-' (a '.' is sent as '_')"
+            )
         if tool.name in self._tools:
             raise DuplicateTool(f"a tool named {tool.name!r} is already registered")
         own_timeout = getattr(tool, "timeout", None)
