@@ -43,6 +43,7 @@ from ._errors import ModelRefused as ModelRefused
 from ._errors import ModelResponseTooLarge as ModelResponseTooLarge
 from ._errors import ModelTimeout as ModelTimeout
 from ._errors import OutputTruncated as OutputTruncated
+from ._errors import OutputValidationError as OutputValidationError
 from ._errors import ScriptExhausted as ScriptExhausted
 from ._errors import TeamError as TeamError
 from ._errors import ToolCallLimitExceeded as ToolCallLimitExceeded
@@ -64,6 +65,8 @@ from ._model import ToolDefinition as ToolDefinition
 from ._model import Usage as Usage
 from ._openai import OpenAICompatibleModel as OpenAICompatibleModel
 from ._options import ModelOptions as ModelOptions
+from ._output import FINAL_RESULT_TOOL as FINAL_RESULT_TOOL
+from ._output import OutputSpec as OutputSpec
 from ._roles import DEFAULT_CATALOG as DEFAULT_CATALOG
 from ._roles import AgentRole as AgentRole
 from ._roles import CoordinationMode as CoordinationMode
@@ -122,6 +125,9 @@ __all__ = [
     "ModelRefused",
     "ModelOptions",
     "OutputTruncated",
+    "OutputValidationError",
+    "OutputSpec",
+    "FINAL_RESULT_TOOL",
     "UnsupportedModelOption",
     "ToolNames",
     "wire_tool_name",

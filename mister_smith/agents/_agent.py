@@ -49,6 +49,7 @@ from ._model import (
     Usage,
 )
 from ._options import ModelOptions
+from ._output import FINAL_RESULT_TOOL, OutputSpec
 
 logger = logging.getLogger("mister_smith.agents")
 
@@ -121,6 +122,14 @@ def _callers(value: Iterable[Caller]) -> tuple[Caller, ...]:
     return tuple(value)
 
 
+def _describable(instance: object, attribute: object, value: Any) -> None:
+    if value is not None:
+        try:
+            OutputSpec(value)
+        except TypeError as exc:
+            raise TypeError(f"output_type {value!r} cannot be offered to a model: {exc}") from exc
+
+
 @attrs.frozen
 class AgentSpec:
     """Everything that defines an agent apart from its model and tools.
@@ -151,6 +160,13 @@ class AgentSpec:
             the model is told to ask for one tool call at a time.
         context: Bounds of the context window.
         persistent_context: Keep the context across tasks (else each task starts fresh).
+        output_type: The type of the answer (an attrs class, enum, ``Literal``, list,
+            union, primitive...; ``None``: free text). It is offered to the model as the
+            ``final_result`` tool; the answer is checked against its schema and
+            structured with cattrs (the class's own validators run), and the result's
+            ``output`` holds the value.
+        output_retries: Invalid typed answers sent back to the model (with what was
+            wrong) before :class:`OutputValidationError`.
     """
 
     role: str
@@ -168,6 +184,8 @@ class AgentSpec:
     context: ContextSettings = attrs.field(factory=ContextSettings)
     persistent_context: bool = False
     model_options: ModelOptions = attrs.field(factory=ModelOptions)
+    output_type: Any = attrs.field(default=None, validator=_describable)
+    output_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
 
     def request_options(self) -> ModelOptions:
         """The options sent with each model request."""
@@ -247,6 +265,8 @@ class AgentResult:
         refused_tool_calls: Tool calls not run because they were past the spec's
             ``max_tool_calls_per_turn``/``max_tool_calls_per_task`` (reported to the
             model as tool errors).
+        output: The answer as a value of the spec's ``output_type`` (without one: the
+            answer text).
     """
 
     task_id: TaskId
@@ -259,6 +279,7 @@ class AgentResult:
     tool_errors: int
     duration: float
     refused_tool_calls: int = 0
+    output: Any = None
 
 
 def check_outcome(response: ModelResponse, agent: str, limits: ModelLimits) -> None:
@@ -391,6 +412,7 @@ class Agent(Actor):
         self.summarizer = summarizer
         self._context: ContextWindow | None = None
         self._limiter = trio.CapacityLimiter(spec.max_parallel_tools)
+        self._output = None if spec.output_type is None else OutputSpec(spec.output_type)
         self._tool_timeouts: dict[str, float] = {}
 
     def new_context(self, name: str, events: EventBus | None) -> ContextWindow:
@@ -496,56 +518,96 @@ class Agent(Actor):
         caller: ToolCaller,
     ) -> AgentResult:
         spec = self.spec
+        output = self._output
         tool_definitions, self._tool_timeouts = _tool_listing(
             self.tools, caller, spec.allowed_tools
         )
-        usage = Usage()
-        tool_calls = tool_errors = refused = 0
+        system_prompt = spec.system_prompt
+        if output is not None:
+            tool_definitions = (*tool_definitions, output.definition)
+            system_prompt = "\n\n".join(p for p in (system_prompt, output.instructions()) if p)
+        run = _Run(task, name, started)
         options = spec.request_options()
         for turn in range(1, spec.max_turns + 1):
+            run.turn = turn
             request = ModelRequest(
-                context.render(spec.system_prompt), tool_definitions, spec.limits, options
+                context.render(system_prompt), tool_definitions, spec.limits, options
             )
             heartbeat()  # a new turn is progress (agents are watched by heartbeat)
             async with self._beating(self.model):  # if bounded by its own deadline
                 response = await self._complete(request)
-            usage = usage + response.usage
+            run.usage = run.usage + response.usage
             check_outcome(response, name, spec.limits)  # before it enters the context
             async with self._beating(self.summarizer):  # folding may ask a model
                 await context.add(
                     Message.assistant(response.text, response.tool_calls, response.reasoning)
                 )
+            if output is not None:
+                done, feedback = self._typed_answer(output, response, run)
+                if done is not None:
+                    self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
+                    return done
+                if feedback:
+                    async with self._beating(self.summarizer):
+                        await context.extend(feedback)
+                    continue
             if response.is_final:
-                self._progress(events, name, task, turn, tool_calls, 1.0, "done")
-                return AgentResult(
-                    task.task_id,
-                    name,
-                    spec.role,
-                    response.text,
-                    usage,
-                    turn,
-                    tool_calls,
-                    tool_errors,
-                    trio.current_time() - started,
-                    refused,
-                )
-            budget = min(spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - tool_calls)
+                self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
+                return run.result(spec.role, response.text, response.text)
+            budget = min(
+                spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - run.tool_calls
+            )
             calls = response.tool_calls
             async with self._beating(self.tools):  # each call bounded by its deadline
                 results = await self._run_tools(calls[:budget], name, caller, task.deadline)
-            tool_calls += len(results)
-            tool_errors += sum(1 for r in results if r.is_error)
-            refused += len(calls[budget:])
+            run.tool_calls += len(results)
+            run.tool_errors += sum(1 for r in results if r.is_error)
+            run.refused += len(calls[budget:])
             async with self._beating(self.summarizer):
                 await context.extend([*results, *self._refuse(calls[budget:], name)])
             fraction = response.progress if response.progress is not None else turn / spec.max_turns
-            self._progress(events, name, task, turn, tool_calls, fraction, "working")
-        self._progress(events, name, task, spec.max_turns, tool_calls, 1.0, "failed")
+            self._progress(events, name, task, turn, run.tool_calls, fraction, "working")
+        self._progress(events, name, task, spec.max_turns, run.tool_calls, 1.0, "failed")
         raise MaxTurnsExceeded(
             f"agent {name!r} reached max_turns={spec.max_turns} without an answer",
             agent=name,
             turns=spec.max_turns,
         )
+
+    def _typed_answer(
+        self, output: OutputSpec, response: ModelResponse, run: _Run
+    ) -> tuple[AgentResult | None, list[Message]]:
+        """The result when ``response`` holds a valid typed answer; else the messages
+        telling the model what was wrong (empty: not an answer yet, run its tools).
+
+        Raises:
+            OutputValidationError: the answer was wrong more than ``output_retries``
+                times.
+        """
+        finals = [call for call in response.tool_calls if call.name == FINAL_RESULT_TOOL]
+        if finals:
+            attempt = output.from_call(finals[0])
+        elif response.is_final:
+            attempt = output.from_text(response.text)
+        else:
+            return None, []
+        run.output_attempts += 1
+        if attempt.ok:
+            return run.result(self.spec.role, output.answer_text(attempt.value), attempt.value), []
+        if run.output_attempts > self.spec.output_retries:
+            raise output.fail(run.name, run.output_attempts, attempt.errors)
+        logger.info("agent %s: invalid typed answer: %s", run.name, "; ".join(attempt.errors))
+        text = "Your answer was refused:\n" + "\n".join(f"- {e}" for e in attempt.errors)
+        if not finals:
+            return None, [Message.user(text)]
+        feedback = [Message.tool_result(finals[0], text, is_error=True)]
+        skipped = f"not run: {FINAL_RESULT_TOOL} was called in the same turn"
+        feedback.extend(
+            Message.tool_result(call, skipped, is_error=True)
+            for call in response.tool_calls
+            if call is not finals[0]
+        )
+        return None, feedback
 
     def _refuse(self, calls: Sequence[ToolCall], name: str) -> list[Message]:
         """Tool errors answering ``calls``, which are past the tool-call limits."""
@@ -647,6 +709,37 @@ class Agent(Actor):
             logger.debug("agent %s: tool %s failed: %s", name, call.name, exc)
             return Message.tool_result(call, format_tool_error(exc), is_error=True)
         return Message.tool_result(call, format_tool_result(value))
+
+
+@attrs.define
+class _Run:
+    """The counters of one task while it runs."""
+
+    task: AgentTask
+    name: str
+    started: float
+    usage: Usage = attrs.field(factory=Usage)
+    turn: int = 0
+    tool_calls: int = 0
+    tool_errors: int = 0
+    refused: int = 0
+    output_attempts: int = 0
+
+    def result(self, role: str, answer: str, output: Any) -> AgentResult:
+        """The task's result with ``answer`` (text) and ``output`` (typed)."""
+        return AgentResult(
+            self.task.task_id,
+            self.name,
+            role,
+            answer,
+            self.usage,
+            self.turn,
+            self.tool_calls,
+            self.tool_errors,
+            trio.current_time() - self.started,
+            self.refused,
+            output,
+        )
 
 
 _agent_numbers = itertools.count(1)

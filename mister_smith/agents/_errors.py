@@ -137,6 +137,19 @@ class OutputTruncated(TaskError):
     limit: int = 0
 
 
+class OutputValidationError(TaskError, ValueError):
+    """The model gave no valid typed answer (``AgentSpec.output_type``) within its
+    ``output_retries``; each failure was sent back to it with the errors.
+
+    Attributes:
+        errors: What was wrong with the last answer (each with its path).
+        attempts: Answers the model gave.
+    """
+
+    errors: tuple[str, ...] = ()
+    attempts: int = 0
+
+
 class UnsupportedModelOption(ConfigError):
     """A :class:`~mister_smith.agents.ModelOptions` setting the model's API cannot take
     (refused when the request is built, before anything is sent)."""

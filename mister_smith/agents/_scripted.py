@@ -17,6 +17,7 @@ import trio
 from ._errors import ScriptExhausted
 from ._messages import Message, MessageRole, ToolCall, estimate_tokens
 from ._model import ModelRequest, ModelResponse, StopReason, Usage, messages_tokens
+from ._output import FINAL_RESULT_TOOL
 
 Predicate = Callable[[ModelRequest], bool]
 """Decides whether a rule applies to a request."""
@@ -206,6 +207,20 @@ def call_tools(*calls: tuple[str, Mapping[str, Any]], text: str = "") -> Respond
         return ModelResponse(
             text=text, tool_calls=tuple(ToolCall("", name, dict(args)) for name, args in calls)
         )
+
+    return respond
+
+
+def final_answer(
+    arguments: Mapping[str, Any] | Callable[[ModelRequest], Mapping[str, Any]],
+) -> Responder:
+    """Give a typed answer: call the ``final_result`` tool with ``arguments`` (or
+    ``arguments(request)``), as a model does for an agent with an ``output_type``.
+    A non-object output type takes ``{"result": value}``."""
+
+    def respond(request: ModelRequest) -> ModelResponse:
+        args = arguments(request) if callable(arguments) else arguments
+        return ModelResponse(tool_calls=(ToolCall("", FINAL_RESULT_TOOL, dict(args)),))
 
     return respond
 
