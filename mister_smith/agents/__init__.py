@@ -47,7 +47,9 @@ from ._errors import OutputValidationError as OutputValidationError
 from ._errors import ScriptExhausted as ScriptExhausted
 from ._errors import TeamError as TeamError
 from ._errors import ToolCallLimitExceeded as ToolCallLimitExceeded
+from ._errors import UnknownModelPrice as UnknownModelPrice
 from ._errors import UnsupportedModelOption as UnsupportedModelOption
+from ._errors import UsageLimitExceeded as UsageLimitExceeded
 from ._events import AgentProgress as AgentProgress
 from ._http import HttpModel as HttpModel
 from ._http import HttpModelStatistics as HttpModelStatistics
@@ -82,6 +84,11 @@ from ._teams import TeamMember as TeamMember
 from ._teams import TeamResult as TeamResult
 from ._teams import create_dynamic_team as create_dynamic_team
 from ._teams import join_answers as join_answers
+from ._usage import ModelPrice as ModelPrice
+from ._usage import PriceTable as PriceTable
+from ._usage import UsageBudget as UsageBudget
+from ._usage import UsageLimits as UsageLimits
+from ._usage import UsageSnapshot as UsageSnapshot
 from ._wire_names import ToolNames as ToolNames
 from ._wire_names import wire_tool_name as wire_tool_name
 
@@ -129,6 +136,13 @@ __all__ = [
     "OutputSpec",
     "FINAL_RESULT_TOOL",
     "UnsupportedModelOption",
+    "UnknownModelPrice",
+    "UsageLimitExceeded",
+    "ModelPrice",
+    "PriceTable",
+    "UsageBudget",
+    "UsageLimits",
+    "UsageSnapshot",
     "ToolNames",
     "wire_tool_name",
     "ModelRequest",

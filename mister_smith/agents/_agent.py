@@ -50,6 +50,7 @@ from ._model import (
 )
 from ._options import ModelOptions
 from ._output import FINAL_RESULT_TOOL, OutputSpec
+from ._usage import UsageBudget, UsageLimits, check_all, output_room
 
 logger = logging.getLogger("mister_smith.agents")
 
@@ -122,6 +123,10 @@ def _callers(value: Iterable[Caller]) -> tuple[Caller, ...]:
     return tuple(value)
 
 
+def _budgets(value: Iterable[UsageBudget]) -> tuple[UsageBudget, ...]:
+    return tuple(value)
+
+
 def _describable(instance: object, attribute: object, value: Any) -> None:
     if value is not None:
         try:
@@ -167,6 +172,11 @@ class AgentSpec:
             ``output`` holds the value.
         output_retries: Invalid typed answers sent back to the model (with what was
             wrong) before :class:`OutputValidationError`.
+        task_limits: Usage limits of each task (tokens, requests, tool calls, wall
+            time, cost), checked before each model request and each round of tool
+            calls (→ :class:`UsageLimitExceeded`).
+        agent_limits: Usage limits of the agent over all its tasks (kept across its
+            restarts when spawned with :func:`spawn_agent`).
     """
 
     role: str
@@ -186,6 +196,8 @@ class AgentSpec:
     model_options: ModelOptions = attrs.field(factory=ModelOptions)
     output_type: Any = attrs.field(default=None, validator=_describable)
     output_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    task_limits: UsageLimits | None = None
+    agent_limits: UsageLimits | None = None
 
     def request_options(self) -> ModelOptions:
         """The options sent with each model request."""
@@ -210,6 +222,8 @@ class AgentTask:
             :class:`~mister_smith.agents.AgentEndpoint` from the delegating tool call):
             the agent's tool calls must be allowed for each of them as well as for
             itself. It can only narrow what the agent may do, never widen it.
+        budgets: Usage budgets the task counts against besides the agent's own (e.g.
+            its team's); every one is checked before each request.
     """
 
     prompt: str
@@ -218,6 +232,7 @@ class AgentTask:
     context: tuple[Message, ...] = attrs.field(default=(), converter=_messages)
     correlation_id: str | None = None
     on_behalf_of: tuple[Caller, ...] = attrs.field(default=(), converter=_callers)
+    budgets: tuple[UsageBudget, ...] = attrs.field(default=(), converter=_budgets)
 
     @classmethod
     def with_timeout(cls, prompt: str, timeout: float | None, **options: Any) -> AgentTask:
@@ -280,6 +295,13 @@ class AgentResult:
     duration: float
     refused_tool_calls: int = 0
     output: Any = None
+
+
+def _capped(limits: ModelLimits, room: int | None) -> ModelLimits:
+    """``limits`` with ``max_output_tokens`` no more than ``room`` (what budgets leave)."""
+    if room is None or room >= limits.max_output_tokens:
+        return limits
+    return attrs.evolve(limits, max_output_tokens=max(1, room))
 
 
 def check_outcome(response: ModelResponse, agent: str, limits: ModelLimits) -> None:
@@ -393,6 +415,9 @@ class Agent(Actor):
         model: The model it reasons with.
         tools: The tool bus (``None``: no tools).
         summarizer: Folds old context (default: extractive).
+        budget: The agent's own usage budget (default: one from ``spec.agent_limits``,
+            made at its first task; :func:`spawn_agent` passes one that outlives
+            restarts).
     """
 
     heartbeat_by_default: ClassVar[bool] = True
@@ -404,8 +429,10 @@ class Agent(Actor):
         tools: ToolInvoker | None = None,
         *,
         summarizer: Summarizer | None = None,
+        budget: UsageBudget | None = None,
     ) -> None:
         self._ctx: ActorContext | None = None
+        self.budget = budget
         self.spec = spec
         self.model = model
         self.tools = tools
@@ -527,16 +554,23 @@ class Agent(Actor):
             tool_definitions = (*tool_definitions, output.definition)
             system_prompt = "\n\n".join(p for p in (system_prompt, output.instructions()) if p)
         run = _Run(task, name, started)
+        budgets = self._budgets(task, name, started)
         options = spec.request_options()
         for turn in range(1, spec.max_turns + 1):
             run.turn = turn
+            check_all(budgets, trio.current_time())
             request = ModelRequest(
-                context.render(system_prompt), tool_definitions, spec.limits, options
+                context.render(system_prompt),
+                tool_definitions,
+                _capped(spec.limits, output_room(budgets)),
+                options,
             )
             heartbeat()  # a new turn is progress (agents are watched by heartbeat)
             async with self._beating(self.model):  # if bounded by its own deadline
                 response = await self._complete(request)
             run.usage = run.usage + response.usage
+            for used in budgets:
+                used.record_response(response.model or self.model.name, response.usage)
             check_outcome(response, name, spec.limits)  # before it enters the context
             async with self._beating(self.summarizer):  # folding may ask a model
                 await context.add(
@@ -558,8 +592,11 @@ class Agent(Actor):
                 spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - run.tool_calls
             )
             calls = response.tool_calls
+            check_all(budgets, trio.current_time(), tool_calls=len(calls[:budget]))
             async with self._beating(self.tools):  # each call bounded by its deadline
                 results = await self._run_tools(calls[:budget], name, caller, task.deadline)
+            for used in budgets:
+                used.record_tool_calls(len(results))
             run.tool_calls += len(results)
             run.tool_errors += sum(1 for r in results if r.is_error)
             run.refused += len(calls[budget:])
@@ -573,6 +610,17 @@ class Agent(Actor):
             agent=name,
             turns=spec.max_turns,
         )
+
+    def _budgets(self, task: AgentTask, name: str, started: float) -> list[UsageBudget]:
+        """The budgets a task counts against: its own, the agent's, the task's others."""
+        spec = self.spec
+        if self.budget is None and spec.agent_limits is not None:
+            self.budget = UsageBudget(spec.agent_limits, f"agent {name!r}", started)
+        budgets = [] if self.budget is None else [self.budget]
+        if spec.task_limits is not None:
+            budgets.insert(0, UsageBudget(spec.task_limits, f"task {task.task_id}", started))
+        budgets.extend(task.budgets)
+        return budgets
 
     def _typed_answer(
         self, output: OutputSpec, response: ModelResponse, run: _Run
@@ -791,7 +839,12 @@ async def spawn_agent(
         name = f"{spec.role}-{next(_agent_numbers)}"
         while system.get(name) is not None:
             name = f"{spec.role}-{next(_agent_numbers)}"
-    factory = Agent if summarizer is None else functools.partial(Agent, summarizer=summarizer)
+    budget = (
+        None
+        if spec.agent_limits is None
+        else UsageBudget(spec.agent_limits, f"agent {name!r}", trio.current_time())
+    )
+    factory = functools.partial(Agent, summarizer=summarizer, budget=budget)
     options: dict[str, Any] = {
         "name": name,
         "supervisor": supervisor,

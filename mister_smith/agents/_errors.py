@@ -150,6 +150,28 @@ class OutputValidationError(TaskError, ValueError):
     attempts: int = 0
 
 
+class UsageLimitExceeded(TaskError):
+    """A usage limit (tokens, requests, tool calls, wall time, cost) of a task, an agent
+    or a team was reached; checked before each model request and each round of tool
+    calls, so nothing past it was spent.
+
+    Attributes:
+        limit: Which limit (``"total_tokens"``, ``"requests"``, ``"cost"``...).
+        value: The limit's value.
+        used: What had been used.
+        scope: Whose budget (``"task ..."``, ``"agent 'x'"``, ``"team 'y'"``).
+    """
+
+    limit: str = ""
+    value: float = 0
+    used: float = 0
+    scope: str = ""
+
+
+class UnknownModelPrice(ConfigError, LookupError):
+    """A cost limit is set but the price table has no price for the model used."""
+
+
 class UnsupportedModelOption(ConfigError):
     """A :class:`~mister_smith.agents.ModelOptions` setting the model's API cannot take
     (refused when the request is built, before anything is sent)."""

@@ -4,13 +4,14 @@ and coordinate them as a pipeline, a fan-out with a merge step, or a lead with d
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import attrs
 import trio
@@ -39,6 +40,7 @@ from ._roles import (
     choose_coordination,
     replicas_for,
 )
+from ._usage import UsageBudget, UsageLimits
 
 logger = logging.getLogger("mister_smith.agents.teams")
 
@@ -122,6 +124,7 @@ class Team:
         retries: int = 1,
         split: Split | None = None,
         merge: Merge | None = None,
+        budget: UsageBudget | None = None,
     ) -> None:
         if not members:
             raise TeamError(f"team {name!r} has no members")
@@ -136,7 +139,15 @@ class Team:
         self.retries = retries
         self.split = split
         self.merge = merge or join_answers
+        self.budget = budget
+        self._budgets: tuple[UsageBudget, ...] = () if budget is None else (budget,)
         self._stopped = False
+
+    _run_budgets: ClassVar[contextvars.ContextVar[tuple[UsageBudget, ...]]] = (
+        contextvars.ContextVar("mister_smith_team_budgets", default=())
+    )
+    """The budgets of the run in progress (a context variable: runs of one team may
+    overlap, each in its own task)."""
 
     # -- structure ----------------------------------------------------------------------
 
@@ -178,25 +189,40 @@ class Team:
 
     # -- running ------------------------------------------------------------------------
 
-    async def run(self, task: str, *, timeout: float | None = None) -> TeamResult:
+    async def run(
+        self, task: str, *, timeout: float | None = None, usage_limits: UsageLimits | None = None
+    ) -> TeamResult:
         """Work on ``task`` in the team's coordination mode.
+
+        Every member task counts against the team's budget (``usage_limits`` given to
+        :func:`create_dynamic_team`) and, when given, against ``usage_limits`` for this
+        run alone.
 
         Raises:
             TaskTimeout: not done within ``timeout`` seconds.
-            TeamError: a member failed for good (crashed beyond its retries, stopped).
+            TeamError: a member failed for good (crashed beyond its retries, stopped),
+                or a usage limit was reached (the :class:`UsageLimitExceeded` is its
+                ``__cause__``'s cause).
         """
         if self._stopped:
             raise TeamError(f"team {self.name!r} is stopped")
         started = trio.current_time()
+        budgets = self._budgets
+        if usage_limits is not None:
+            budgets = (*budgets, UsageBudget(usage_limits, f"team {self.name!r} run", started))
+        token = self._run_budgets.set(budgets)
         deadline = math.inf if timeout is None else started + timeout
         results: list[AgentResult] = []
-        with trio.move_on_at(deadline) as scope:
-            if self.mode is CoordinationMode.PIPELINE:
-                answer = await self._pipeline(task, deadline, results)
-            elif self.mode is CoordinationMode.PARALLEL:
-                answer = await self._fan_out(task, deadline, results)
-            else:
-                answer = await self._lead(task, deadline, results)
+        try:
+            with trio.move_on_at(deadline) as scope:
+                if self.mode is CoordinationMode.PIPELINE:
+                    answer = await self._pipeline(task, deadline, results)
+                elif self.mode is CoordinationMode.PARALLEL:
+                    answer = await self._fan_out(task, deadline, results)
+                else:
+                    answer = await self._lead(task, deadline, results)
+        finally:
+            self._run_budgets.reset(token)
         if scope.cancelled_caught:
             raise TaskTimeout(f"team {self.name!r} did not finish within {timeout} s")
         usage = sum((r.usage for r in results), Usage())
@@ -222,6 +248,7 @@ class Team:
             deadline=None if math.isinf(deadline) else deadline,
             context=tuple(context),
             correlation_id=self.name,
+            budgets=self._run_budgets.get(),
         )
 
     async def _pipeline(self, task: str, deadline: float, results: list[AgentResult]) -> str:
@@ -318,6 +345,7 @@ async def create_dynamic_team(
     split: Split | None = None,
     merge: Merge | None = None,
     bind_roles: Iterable[Role] = (),
+    usage_limits: UsageLimits | None = None,
 ) -> Team:
     """Compose a team for ``task``: only the roles it needs, spawned within bounds.
 
@@ -359,6 +387,9 @@ async def create_dynamic_team(
         merge: Merges fan-out answers when no member merges.
         bind_roles: Role objects (from the actor system's ``identities``) members may
             carry, each given to the members of the same-named role.
+        usage_limits: The team's usage budget over all its runs, shared by every
+            member (delegated work included): a member task past it stops with
+            :class:`UsageLimitExceeded`.
     """
     chosen = list(roles) if roles is not None else analyze_requirements(task, catalog=catalog)
     if not chosen:
@@ -374,6 +405,11 @@ async def create_dynamic_team(
             )
         bindable[bound.name] = bound
     counts = replicas_for(chosen, replicas)  # checked before anything is started
+    budget = (
+        None
+        if usage_limits is None
+        else UsageBudget(usage_limits, f"team {team_name!r}", trio.current_time())
+    )
     system = controller.system
     if isinstance(supervisor, SupervisionTree):
         domain = await supervisor.domain_supervisor(f"team-{team_name}")
@@ -430,7 +466,7 @@ async def create_dynamic_team(
             )
             members.append(TeamMember(role, ref))
         if delegate_names:
-            _register_delegates(tools, members, lead_name, retries, registered)
+            _register_delegates(tools, members, lead_name, retries, registered, budget)
     except BaseException:
         with trio.CancelScope(shield=True):
             await _dismantle(tools, registered, controller, members, parent, team_domain)
@@ -450,6 +486,7 @@ async def create_dynamic_team(
         retries=retries,
         split=split,
         merge=merge,
+        budget=budget,
     )
 
 
@@ -485,6 +522,7 @@ def _register_delegates(
     lead: str,
     retries: int,
     registered: list[str],
+    budget: UsageBudget | None = None,
 ) -> None:
     """Register every member but the lead as an agent tool granted to the lead's identity
     (only), asked on the lead's behalf."""
@@ -496,7 +534,7 @@ def _register_delegates(
             continue
         tool_name = tool_name_for(member.name)
         agent_tool = AgentTool(
-            AgentEndpoint(member.ref, retries=retries),
+            AgentEndpoint(member.ref, retries=retries, budgets=() if budget is None else (budget,)),
             name=tool_name,
             description=f"Delegate a task to {member.name}, the team's {member.role.name}, "
             f"who {member.role.description}. Put the whole task in 'message'.",
