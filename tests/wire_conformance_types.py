@@ -255,9 +255,11 @@ def openai_chunks(chunks: Sequence[Mapping[str, Any]]) -> list[bytes]:
 
 
 def anthropic_events(events: Sequence[Mapping[str, Any]]) -> list[bytes]:
-    """Raw Messages stream events (validated by the SDK's type) as an SSE body."""
+    """Raw Messages stream events (validated by the SDK's type; ``ping`` and ``error``,
+    which the SDK handles apart from that union, as documented) as an SSE body."""
     out: list[tuple[str | None, Mapping[str, Any] | str]] = []
     for event in events:
-        _ANTHROPIC_EVENT.validate_python(event)
+        if event["type"] not in ("ping", "error"):
+            _ANTHROPIC_EVENT.validate_python(event)
         out.append((str(event["type"]), event))
     return list(sse(out))

@@ -24,6 +24,8 @@ from ._agent import available_tool_definitions as available_tool_definitions
 from ._agent import format_tool_error as format_tool_error
 from ._agent import format_tool_result as format_tool_result
 from ._agent import spawn_agent as spawn_agent
+from ._agent_ref import AgentRef as AgentRef
+from ._agent_stream import AgentStream as AgentStream
 from ._anthropic import AnthropicModel as AnthropicModel
 from ._context import ContextStatistics as ContextStatistics
 from ._context import ContextWindow as ContextWindow
@@ -51,6 +53,7 @@ from ._errors import UnknownModelPrice as UnknownModelPrice
 from ._errors import UnsupportedModelOption as UnsupportedModelOption
 from ._errors import UsageLimitExceeded as UsageLimitExceeded
 from ._events import AgentProgress as AgentProgress
+from ._events import AgentTextStreamed as AgentTextStreamed
 from ._http import HttpModel as HttpModel
 from ._http import HttpModelStatistics as HttpModelStatistics
 from ._http import HttpRetryPolicy as HttpRetryPolicy
@@ -79,6 +82,21 @@ from ._roles import choose_coordination as choose_coordination
 from ._scripted import ScriptedModel as ScriptedModel
 from ._scripted import ScriptedModelStatistics as ScriptedModelStatistics
 from ._scripted import ScriptRule as ScriptRule
+from ._sse import ServerSentEvent as ServerSentEvent
+from ._sse import SSEDecoder as SSEDecoder
+from ._streaming import AgentFinalResult as AgentFinalResult
+from ._streaming import AgentStreamEvent as AgentStreamEvent
+from ._streaming import AgentTextDelta as AgentTextDelta
+from ._streaming import AgentToolCallFinished as AgentToolCallFinished
+from ._streaming import AgentToolCallStarted as AgentToolCallStarted
+from ._streaming import AgentTurnEnded as AgentTurnEnded
+from ._streaming import ModelStreamEvent as ModelStreamEvent
+from ._streaming import ResponseCompleted as ResponseCompleted
+from ._streaming import StreamingModel as StreamingModel
+from ._streaming import TextDelta as TextDelta
+from ._streaming import ToolCallArgumentsDelta as ToolCallArgumentsDelta
+from ._streaming import ToolCallStarted as ToolCallStarted
+from ._streaming import stream_model as stream_model
 from ._teams import Team as Team
 from ._teams import TeamMember as TeamMember
 from ._teams import TeamResult as TeamResult
@@ -143,6 +161,24 @@ __all__ = [
     "UsageBudget",
     "UsageLimits",
     "UsageSnapshot",
+    "AgentRef",
+    "AgentTextStreamed",
+    "AgentStream",
+    "ServerSentEvent",
+    "SSEDecoder",
+    "AgentFinalResult",
+    "AgentStreamEvent",
+    "AgentTextDelta",
+    "AgentToolCallFinished",
+    "AgentToolCallStarted",
+    "AgentTurnEnded",
+    "ModelStreamEvent",
+    "ResponseCompleted",
+    "StreamingModel",
+    "TextDelta",
+    "ToolCallArgumentsDelta",
+    "ToolCallStarted",
+    "stream_model",
     "ToolNames",
     "wire_tool_name",
     "ModelRequest",

@@ -8,9 +8,9 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 import trio
@@ -19,7 +19,6 @@ from ..actors import (
     Actor,
     ActorContext,
     ActorDomain,
-    ActorRef,
     ActorSystem,
     MessageMiddleware,
     SpawnController,
@@ -28,16 +27,24 @@ from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermission
 from ..events import EventBus, TaskCompleted, TaskFailed
 from ..supervision import RecoveryPolicy, Supervisor, heartbeat
 from ..types import Caller, CallerIdentity, Restart, Role, TaskId
+from ._agent_stream import (
+    AgentStream,
+    AgentStreamRequest,
+    EventSink,
+    cancel_when_set,
+    sole,
+)
 from ._context import ContextWindow, Summarizer
 from ._errors import (
     InvalidTask,
+    MalformedModelResponse,
     MaxTurnsExceeded,
     ModelRefused,
     ModelTimeout,
     OutputTruncated,
     ToolCallLimitExceeded,
 )
-from ._events import AgentProgress
+from ._events import AgentProgress, AgentTextStreamed
 from ._messages import Message, ToolCall
 from ._model import (
     Model,
@@ -50,7 +57,21 @@ from ._model import (
 )
 from ._options import ModelOptions
 from ._output import FINAL_RESULT_TOOL, OutputSpec
+from ._streaming import (
+    AgentFinalResult,
+    AgentStreamEvent,
+    AgentTextDelta,
+    AgentToolCallFinished,
+    AgentToolCallStarted,
+    AgentTurnEnded,
+    ResponseCompleted,
+    TextDelta,
+    stream_model,
+)
 from ._usage import UsageBudget, UsageLimits, check_all, output_room
+
+if TYPE_CHECKING:
+    from ._agent_ref import AgentRef
 
 logger = logging.getLogger("mister_smith.agents")
 
@@ -177,6 +198,9 @@ class AgentSpec:
             calls (→ :class:`UsageLimitExceeded`).
         agent_limits: Usage limits of the agent over all its tasks (kept across its
             restarts when spawned with :func:`spawn_agent`).
+        stream_events: Stream every model answer and announce its text as it comes
+            (:class:`AgentTextStreamed` events), for live displays such as
+            ``mister-smith demo``; without it only :meth:`AgentRef.stream` streams.
     """
 
     role: str
@@ -198,6 +222,7 @@ class AgentSpec:
     output_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
     task_limits: UsageLimits | None = None
     agent_limits: UsageLimits | None = None
+    stream_events: bool = False
 
     def request_options(self) -> ModelOptions:
         """The options sent with each model request."""
@@ -455,15 +480,99 @@ class Agent(Actor):
             owner=name,
         )
 
-    async def handle(self, message: Any, ctx: ActorContext) -> AgentResult:
-        """Work on a task (see :meth:`AgentTask.coerce` for what counts as one)."""
+    async def handle(self, message: Any, ctx: ActorContext) -> AgentResult | None:
+        """Work on a task (see :meth:`AgentTask.coerce` for what counts as one), or on
+        a streamed one (``AgentStreamRequest``, sent by :meth:`AgentRef.stream`)."""
         self._ctx = ctx
         try:
+            if isinstance(message, AgentStreamRequest):
+                return await self.serve_stream(message, ctx.name, ctx.events, identity=ctx.identity)
             return await self.run_task(
                 AgentTask.coerce(message), ctx.name, ctx.events, identity=ctx.identity
             )
         finally:
             self._ctx = None
+
+    async def serve_stream(
+        self,
+        request: AgentStreamRequest,
+        name: str,
+        events: EventBus | None,
+        *,
+        identity: CallerIdentity | None = None,
+    ) -> AgentResult | None:
+        """Run a streamed task, sending its events to ``request.channel`` (closed at the
+        end); ``None`` when the consumer left (the work is cancelled at once).
+
+        Raises:
+            Whatever :meth:`run_task` raises.
+        """
+        task = AgentTask.coerce(request.task)
+        result: AgentResult | None = None
+        async with request.channel:
+            with trio.CancelScope() as scope:
+                sink = EventSink(request.channel, scope)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(cancel_when_set, request.stop, scope)
+                        try:
+                            result = await self.run_task(
+                                task, name, events, identity=identity, sink=sink
+                            )
+                        finally:
+                            nursery.cancel_scope.cancel()
+                except BaseExceptionGroup as group:
+                    raise sole(group) from None
+        if scope.cancelled_caught and result is None:
+            logger.info("agent %s: the consumer of task %s's stream left", name, task.task_id)
+            if events is not None:
+                events.emit(
+                    TaskFailed(
+                        source=name,
+                        task_id=task.task_id,
+                        error_type="StreamClosed",
+                        error="the stream's consumer left; the task was cancelled",
+                        agent=name,
+                        correlation_id=task.correlation_id,
+                    )
+                )
+        return result
+
+    @contextlib.asynccontextmanager
+    async def stream_task(
+        self,
+        task: AgentTask | str,
+        name: str,
+        events: EventBus | None = None,
+        *,
+        identity: CallerIdentity | None = None,
+        buffer: int = 0,
+    ) -> AsyncIterator[AgentStream]:
+        """Run ``task`` (without an actor system) and stream its events::
+
+            async with agent.stream_task("summarise", "writer") as stream:
+                async for event in stream:
+                    ...
+
+        Leaving the block early cancels the work (its model request included); an
+        error of the work is raised when the block ends.
+        """
+        send, receive = trio.open_memory_channel[AgentStreamEvent](buffer)
+        stream = AgentStream(receive)
+        stop = trio.Event()
+        request = AgentStreamRequest(AgentTask.coerce(task), send, stop)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    functools.partial(self.serve_stream, request, name, events, identity=identity)
+                )
+                async with receive:
+                    try:
+                        yield stream
+                    finally:
+                        stop.set()
+        except BaseExceptionGroup as group:
+            raise sole(group) from None
 
     async def run_task(
         self,
@@ -472,18 +581,20 @@ class Agent(Actor):
         events: EventBus | None,
         *,
         identity: CallerIdentity | None = None,
+        sink: EventSink | None = None,
     ) -> AgentResult:
         """Run ``task`` to its answer as agent ``name``; usable without an actor system.
 
         Tools are called as ``identity`` (in an actor system: ``ctx.identity``); without
-        one, as the plain name, which only open tools admit.
+        one, as the plain name, which only open tools admit. With ``sink``, the model's
+        answers are streamed and every step is sent to it (see :meth:`stream_task`).
         """
         started = trio.current_time()
         caller = ToolCaller(name if identity is None else identity, task.on_behalf_of)
         try:
             deadline = math.inf if task.deadline is None else task.deadline
             with trio.move_on_at(deadline) as scope:
-                result = await self._loop(task, name, events, started, caller)
+                result = await self._loop(task, name, events, started, caller, sink)
             if scope.cancelled_caught:
                 raise TaskTimeout(f"agent {name!r} did not finish task {task.task_id} in time")
         except Exception as exc:
@@ -520,6 +631,7 @@ class Agent(Actor):
         events: EventBus | None,
         started: float,
         caller: ToolCaller,
+        sink: EventSink | None = None,
     ) -> AgentResult:
         spec = self.spec
         if spec.persistent_context:
@@ -531,7 +643,7 @@ class Agent(Actor):
         await context.extend(task.context)
         await context.add(Message.user(task.prompt), pin=True)
         try:
-            return await self._turns(task, name, events, started, context, caller)
+            return await self._turns(task, name, events, started, context, caller, sink)
         finally:
             context.unpin_all()
 
@@ -543,6 +655,7 @@ class Agent(Actor):
         started: float,
         context: ContextWindow,
         caller: ToolCaller,
+        sink: EventSink | None = None,
     ) -> AgentResult:
         spec = self.spec
         output = self._output
@@ -553,7 +666,7 @@ class Agent(Actor):
         if output is not None:
             tool_definitions = (*tool_definitions, output.definition)
             system_prompt = "\n\n".join(p for p in (system_prompt, output.instructions()) if p)
-        run = _Run(task, name, started)
+        run = _Run(task, name, started, sink=sink, events=events)
         budgets = self._budgets(task, name, started)
         options = spec.request_options()
         for turn in range(1, spec.max_turns + 1):
@@ -567,7 +680,7 @@ class Agent(Actor):
             )
             heartbeat()  # a new turn is progress (agents are watched by heartbeat)
             async with self._beating(self.model):  # if bounded by its own deadline
-                response = await self._complete(request)
+                response = await self._complete(request, run)
             run.usage = run.usage + response.usage
             for used in budgets:
                 used.record_response(response.model or self.model.name, response.usage)
@@ -580,6 +693,7 @@ class Agent(Actor):
                 done, feedback = self._typed_answer(output, response, run)
                 if done is not None:
                     self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
+                    await run.emit(AgentFinalResult(done))
                     return done
                 if feedback:
                     async with self._beating(self.summarizer):
@@ -587,14 +701,16 @@ class Agent(Actor):
                     continue
             if response.is_final:
                 self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
-                return run.result(spec.role, response.text, response.text)
+                result = run.result(spec.role, response.text, response.text)
+                await run.emit(AgentFinalResult(result))
+                return result
             budget = min(
                 spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - run.tool_calls
             )
             calls = response.tool_calls
             check_all(budgets, trio.current_time(), tool_calls=len(calls[:budget]))
             async with self._beating(self.tools):  # each call bounded by its deadline
-                results = await self._run_tools(calls[:budget], name, caller, task.deadline)
+                results = await self._run_tools(calls[:budget], run, caller)
             for used in budgets:
                 used.record_tool_calls(len(results))
             run.tool_calls += len(results)
@@ -604,6 +720,7 @@ class Agent(Actor):
                 await context.extend([*results, *self._refuse(calls[budget:], name)])
             fraction = response.progress if response.progress is not None else turn / spec.max_turns
             self._progress(events, name, task, turn, run.tool_calls, fraction, "working")
+            await run.emit(AgentTurnEnded(turn, run.usage))
         self._progress(events, name, task, spec.max_turns, run.tool_calls, 1.0, "failed")
         raise MaxTurnsExceeded(
             f"agent {name!r} reached max_turns={spec.max_turns} without an answer",
@@ -705,23 +822,54 @@ class Agent(Actor):
             return contextlib.nullcontext()
         return ctx.keep_beating()
 
-    async def _complete(self, request: ModelRequest) -> ModelResponse:
+    async def _complete(self, request: ModelRequest, run: _Run) -> ModelResponse:
         timeout = self.spec.model_timeout
-        if timeout is None:
-            return await self.model.complete(request)
-        with trio.move_on_after(timeout) as scope:
-            return await self.model.complete(request)
+        with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+            if run.sink is None and not (self.spec.stream_events and run.events is not None):
+                return await self.model.complete(request)
+            return await self._streamed(request, run)
         assert scope.cancelled_caught
         raise ModelTimeout(f"model {self.model.name!r} did not answer within {timeout} s")
 
+    async def _streamed(self, request: ModelRequest, run: _Run) -> ModelResponse:
+        """The model's response, its text passed on to the stream's consumer as it comes
+        (waiting for the consumer: backpressure)."""
+        async with contextlib.aclosing(stream_model(self.model, request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if self.spec.stream_events and run.events is not None:
+                        run.events.emit(
+                            AgentTextStreamed(
+                                source=run.name,
+                                agent=run.name,
+                                task_id=run.task.task_id,
+                                turn=run.turn,
+                                text=event.text,
+                                correlation_id=run.task.correlation_id,
+                            )
+                        )
+                    await run.emit(AgentTextDelta(event.text, run.turn))
+                elif isinstance(event, ResponseCompleted):
+                    return event.response
+        raise MalformedModelResponse(
+            f"the stream of model {self.model.name!r} ended without a complete response"
+        )
+
     async def _run_tools(
-        self, calls: Sequence[ToolCall], name: str, caller: ToolCaller, deadline: float | None
+        self, calls: Sequence[ToolCall], run_state: _Run, caller: ToolCaller
     ) -> list[Message]:
         results: list[Message | None] = [None] * len(calls)
+        name, deadline = run_state.name, run_state.task.deadline
 
         async def run(index: int) -> None:
             async with self._limiter:
-                results[index] = await self._run_tool(calls[index], name, caller, deadline)
+                call = calls[index]
+                await run_state.emit(AgentToolCallStarted(call, run_state.turn))
+                message = await self._run_tool(call, name, caller, deadline)
+                results[index] = message
+                await run_state.emit(
+                    AgentToolCallFinished(call, message.content, message.is_error, run_state.turn)
+                )
 
         if self.spec.parallel_tool_calls and len(calls) > 1:
             async with trio.open_nursery() as nursery:
@@ -766,12 +914,19 @@ class _Run:
     task: AgentTask
     name: str
     started: float
+    sink: EventSink | None = None
+    events: EventBus | None = None
     usage: Usage = attrs.field(factory=Usage)
     turn: int = 0
     tool_calls: int = 0
     tool_errors: int = 0
     refused: int = 0
     output_attempts: int = 0
+
+    async def emit(self, event: AgentStreamEvent) -> None:
+        """Pass ``event`` to the stream's consumer (if any), waiting for room."""
+        if self.sink is not None:
+            await self.sink.send(event)
 
     def result(self, role: str, answer: str, output: Any) -> AgentResult:
         """The task's result with ``answer`` (text) and ``output`` (typed)."""
@@ -808,8 +963,9 @@ async def spawn_agent(
     handler_timeout: float | None = None,
     spawn_timeout: float | None = None,
     roles: Iterable[Role] = (),
-) -> ActorRef:
-    """Spawn an :class:`Agent` as a supervised actor and return its ref.
+) -> AgentRef:
+    """Spawn an :class:`Agent` as a supervised actor and return its ref (an
+    :class:`AgentRef`: an ``ActorRef`` that can also :meth:`~AgentRef.stream`).
 
     Args:
         spawner: An actor system, or a :class:`~mister_smith.actors.SpawnController`
@@ -857,7 +1013,11 @@ async def spawn_agent(
         "roles": tuple(roles),
     }
     if isinstance(spawner, SpawnController):
-        return await spawner.spawn_bounded(
+        ref = await spawner.spawn_bounded(
             factory, spec, model, tools, timeout=spawn_timeout, **options
         )
-    return await spawner.spawn(factory, spec, model, tools, **options)
+    else:
+        ref = await spawner.spawn(factory, spec, model, tools, **options)
+    from ._agent_ref import AgentRef  # the ref module builds on this one
+
+    return AgentRef.of(ref)

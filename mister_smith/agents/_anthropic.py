@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Unpack
 
+from ._anthropic_stream import AnthropicStreamAssembler
 from ._errors import UnsupportedModelOption
 from ._http import HttpModel, HttpModelOptions
 from ._messages import Message, MessageRole, ToolCall
@@ -245,6 +246,19 @@ class AnthropicModel(HttpModel):
             ]
         anthropic_options(body, request.options, names, bool(request.tools))
         return body
+
+    def build_stream_body(self, request: ModelRequest) -> dict[str, Any]:
+        """The request body asking for server-sent events."""
+        body = self.build_body(request)
+        body["stream"] = True
+        return body
+
+    def new_stream(self, request: ModelRequest) -> AnthropicStreamAssembler:
+        """An assembler of Messages API stream events answering ``request``."""
+        names = ToolNames(spec.name for spec in request.tools)
+        return AnthropicStreamAssembler(
+            self.endpoint, names, self.model, _STOP, anthropic_usage, REASONING_BLOCKS
+        )
 
     def parse_response(self, data: Any, request: ModelRequest | None = None) -> ModelResponse:
         """Text blocks, tool-use blocks, reasoning blocks, stop reason and usage (tool

@@ -10,6 +10,7 @@ from ._errors import UnsupportedModelOption
 from ._http import HttpModel, HttpModelOptions
 from ._messages import Message, MessageRole, ToolCall
 from ._model import ModelRequest, ModelResponse, StopReason, Usage
+from ._openai_stream import OpenAIStreamAssembler
 from ._options import ModelOptions
 from ._parsing import malformed, optional_text, parse_arguments, preview, token_count
 from ._wire_names import ToolNames
@@ -175,6 +176,18 @@ class OpenAICompatibleModel(HttpModel):
             ]
         openai_options(body, request.options, names, bool(request.tools))
         return body
+
+    def build_stream_body(self, request: ModelRequest) -> dict[str, Any]:
+        """The request body asking for server-sent chunks (usage in the last one)."""
+        body = self.build_body(request)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return body
+
+    def new_stream(self, request: ModelRequest) -> OpenAIStreamAssembler:
+        """An assembler of chat-completion chunks answering ``request``."""
+        names = ToolNames(spec.name for spec in request.tools)
+        return OpenAIStreamAssembler(self.endpoint, names, self.model, _FINISH, openai_usage)
 
     def parse_response(self, data: Any, request: ModelRequest | None = None) -> ModelResponse:
         """Text, refusal, tool calls, finish reason and usage of the first choice (tool

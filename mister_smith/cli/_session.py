@@ -77,6 +77,7 @@ def http_model(
             base_url=os.environ.get("OPENAI_BASE_URL") or None,
             events=events,
             max_response_bytes=settings.max_response_bytes,
+            streaming=True,  # the attempt timeout bounds silences, not long answers
         )
     if kind == "anthropic":
         return AnthropicModel(
@@ -84,6 +85,7 @@ def http_model(
             base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
             events=events,
             max_response_bytes=settings.max_response_bytes,
+            streaming=True,
         )
     raise ValueError(f"not an HTTP model kind: {kind!r}")
 
