@@ -44,6 +44,7 @@ from ..runtime import RuntimeManager, reload_on_sighup
 from ..supervision import snapshot
 from ..tools import ToolBusStatistics
 from ..types import Role
+from ._approve import LineReader, prompt_approvals
 from ._display import GREEN, RED, YELLOW, Display
 
 MODEL_KINDS = ("scripted", "openai", "anthropic")
@@ -341,10 +342,12 @@ async def run_team_session(
     timeout: float,
     prepare: Prepare,
     config_file: Path | None = None,
+    approve_prompt: LineReader | None = None,
 ) -> int:
     """Start a runtime, compose a team with ``prepare``, run ``task`` with live progress,
     shut down gracefully (also on SIGINT/SIGTERM), print the summary, return the exit
-    code. With ``config_file``, SIGHUP re-reads it and applies it live."""
+    code. With ``config_file``, SIGHUP re-reads it and applies it live. With
+    ``approve_prompt``, tool calls waiting for approval are asked about with it."""
     started = trio.current_time()
     record = Record()
     result: TeamResult | None = None
@@ -361,6 +364,8 @@ async def run_team_session(
         controller = SpawnController(runtime.actor_system, config.actors.max_agents)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(feed_display, runtime.events, display, record)
+            if approve_prompt is not None:
+                nursery.start_soon(prompt_approvals, runtime.approvals, display, approve_prompt)
             if loader is not None and threading.current_thread() is threading.main_thread():
                 await nursery.start(reload_on_sighup, runtime)
             async with cancel_on_signals() as signals:

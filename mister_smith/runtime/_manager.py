@@ -46,7 +46,7 @@ from ..resources import (
     open_pool,
 )
 from ..supervision import Restart, Supervisor, open_supervisor
-from ..tools import BlockingDetector, ToolBus, ToolPolicy
+from ..tools import Approvals, BlockingDetector, ToolBus, ToolPolicy
 from ..types import IdentityAuthority
 from . import _assembly
 from ._reconfigure import changed_paths, refused
@@ -130,6 +130,13 @@ class RuntimeManager:
         """The one authority minting the identities of every actor the runtime spawns
         and checked by its tool bus: register roles here (``register_role``)."""
         return self.tool_bus.identities
+
+    @property
+    def approvals(self) -> Approvals:
+        """The tool calls waiting for a person's approval (tools registered with
+        ``approval=True``): list them with ``pending()``, decide with ``approve`` /
+        ``deny``; also served on the monitoring endpoint (``/approvals``)."""
+        return self.tool_bus.approvals
 
     @property
     def blocking_limiter(self) -> trio.CapacityLimiter:
@@ -337,6 +344,7 @@ class RuntimeManager:
                         config.monitoring.http_port,
                         health=health,
                         registry=metrics.registry,
+                        approvals=tool_bus.approvals,
                     ),
                     name="http",
                     restart=Restart.PERMANENT,

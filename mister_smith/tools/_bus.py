@@ -18,6 +18,7 @@ from ..errors import (
     InvalidGrant,
     InvalidToolInput,
     InvalidToolName,
+    ToolApprovalDenied,
     ToolError,
     ToolExecutionFailed,
     ToolNotFound,
@@ -26,6 +27,7 @@ from ..errors import (
 )
 from ..events import EventBus, ToolCalled, ToolOutcome
 from ..types import Caller, CallerIdentity, IdentityAuthority, Role, ToolId
+from ._approvals import ApprovalPolicy, Approvals
 from ._context import CURRENT_TOOL_CALL, STEP_STATE, ToolCallContext
 from ._permissions import (
     Grantee,
@@ -158,6 +160,8 @@ class _Registration:
     grants: ToolGrants
     timeout: float
     idempotent: bool = False
+    approval: bool = False
+    """Every call waits for a person's approval (``register_tool(approval=True)``)."""
     retry_on: tuple[type[BaseException], ...] = TRANSIENT_TOOL_ERRORS
     default_timeout: bool = False
     """Its deadline is the bus's ``default_timeout`` (and follows it when it changes)."""
@@ -272,6 +276,14 @@ class ToolBus:
             ``idempotent = True`` attribute, as the read-only built-ins do) or is
             registered with ``idempotent=True``; anything else (a write, a command) is
             never run twice by the bus.
+        approvals: Where calls needing a person's approval wait (default: a new
+            :class:`Approvals`; ``runtime.approvals`` is the runtime bus's).
+        approval_policy: Decides, per call, whether a call needs approval besides the
+            tools registered with ``approval=True`` (``(tool, caller, args) -> bool``).
+            A call needing approval waits, after the permission and argument checks
+            and before its deadline starts, until approved; a denial (or no decision
+            within ``approvals.timeout``) is a
+            :class:`~mister_smith.errors.ToolApprovalDenied` (counted as denied).
     """
 
     def __init__(
@@ -285,6 +297,8 @@ class ToolBus:
         tracing: Callable[[str, str], AbstractContextManager[object]] | None = None,
         identities: IdentityAuthority | None = None,
         max_retries: int = 0,
+        approvals: Approvals | None = None,
+        approval_policy: ApprovalPolicy | None = None,
     ) -> None:
         self._default_policy = check_policy(default_policy)
         _check_timeout(default_timeout, "default_timeout")
@@ -298,6 +312,8 @@ class ToolBus:
         self.tracing = tracing
         self.identities = IdentityAuthority() if identities is None else identities
         self.identities.add_revocation_listener(self._forget_identity)
+        self.approvals = Approvals(events=events) if approvals is None else approvals
+        self.approval_policy = approval_policy
         self._limiter = trio.CapacityLimiter(blocking_threads)
         self._tools: dict[str, _Registration] = {}
         self._calls = 0
@@ -331,6 +347,7 @@ class ToolBus:
         callers: Iterable[Grantee] = (),
         roles: Iterable[Role | str] = (),
         idempotent: bool | None = None,
+        approval: bool | None = None,
     ) -> ToolSpec:
         """Register ``tool`` under its name and return its :class:`ToolSpec`.
 
@@ -345,6 +362,8 @@ class ToolBus:
                 granted it at once.
             idempotent: Whether running it twice does no harm, so a transient failure
                 may be retried (default: its ``idempotent`` attribute, else ``False``).
+            approval: Whether each call waits for a person's approval (default: its
+                ``approval`` attribute, else ``False``).
 
         Raises:
             DuplicateTool: a tool of that name is registered (a ``ValueError``).
@@ -388,6 +407,7 @@ class ToolBus:
                 getattr(tool, "idempotent", False) if idempotent is None else idempotent
             ),
             retry_on=TRANSIENT_TOOL_ERRORS if retry_on is None else tuple(retry_on),
+            approval=bool(getattr(tool, "approval", False) if approval is None else approval),
             default_timeout=not timeout and not own_timeout,
             default_policy=policy is None and not granted and not granted_roles,
         )
@@ -419,7 +439,11 @@ class ToolBus:
             raise TypeError(f"{tool!r} does not implement the Tool protocol")
         old = self._lookup(tool.name)
         self._tools[tool.name] = _Registration(
-            tool=tool, tool_id=ToolId.new(), grants=old.grants, timeout=old.timeout
+            tool=tool,
+            tool_id=ToolId.new(),
+            grants=old.grants,
+            timeout=old.timeout,
+            approval=old.approval,
         )
         return old.tool
 
@@ -605,6 +629,18 @@ class ToolBus:
             )
             self._announce(name, who, ToolOutcome.INVALID, 0.0, error)
             raise error
+        if registration.approval or (
+            self.approval_policy is not None and self.approval_policy(name, who, args)
+        ):
+            outcome = await self.approvals.request(name, who, args)
+            if not outcome.approved:
+                registration.denied += 1
+                error = ToolApprovalDenied(
+                    f"{who} may not call tool {name!r}: approval {outcome.verdict.value}"
+                    + (f" ({outcome.reason})" if outcome.reason else "")
+                )
+                self._announce(name, who, ToolOutcome.DENIED, 0.0, error)
+                raise error
         limit = registration.timeout if timeout is None else timeout
         registration.in_flight += 1
         token = CURRENT_TOOL_CALL.set(
