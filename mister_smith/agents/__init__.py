@@ -33,6 +33,7 @@ from ._context import ExtractiveSummarizer as ExtractiveSummarizer
 from ._context import ModelSummarizer as ModelSummarizer
 from ._context import Summarizer as Summarizer
 from ._delegate import AgentEndpoint as AgentEndpoint
+from ._errors import GuardrailTripped as GuardrailTripped
 from ._errors import InvalidTask as InvalidTask
 from ._errors import MalformedModelResponse as MalformedModelResponse
 from ._errors import MaxTurnsExceeded as MaxTurnsExceeded
@@ -54,6 +55,10 @@ from ._errors import UnsupportedModelOption as UnsupportedModelOption
 from ._errors import UsageLimitExceeded as UsageLimitExceeded
 from ._events import AgentProgress as AgentProgress
 from ._events import AgentTextStreamed as AgentTextStreamed
+from ._guardrails import Guardrail as Guardrail
+from ._guardrails import GuardrailInput as GuardrailInput
+from ._guardrails import GuardrailTriggered as GuardrailTriggered
+from ._guardrails import GuardrailVerdict as GuardrailVerdict
 from ._http import HttpModel as HttpModel
 from ._http import HttpModelStatistics as HttpModelStatistics
 from ._http import HttpRetryPolicy as HttpRetryPolicy
@@ -162,6 +167,11 @@ __all__ = [
     "UsageLimits",
     "UsageSnapshot",
     "AgentRef",
+    "Guardrail",
+    "GuardrailInput",
+    "GuardrailTriggered",
+    "GuardrailTripped",
+    "GuardrailVerdict",
     "AgentTextStreamed",
     "AgentStream",
     "ServerSentEvent",

@@ -36,6 +36,7 @@ from ._agent_stream import (
 )
 from ._context import ContextWindow, Summarizer
 from ._errors import (
+    GuardrailTripped,
     InvalidTask,
     MalformedModelResponse,
     MaxTurnsExceeded,
@@ -45,6 +46,7 @@ from ._errors import (
     ToolCallLimitExceeded,
 )
 from ._events import AgentProgress, AgentTextStreamed
+from ._guardrails import Guardrail, GuardrailInput, run_guardrails
 from ._messages import Message, ToolCall
 from ._model import (
     Model,
@@ -148,6 +150,10 @@ def _budgets(value: Iterable[UsageBudget]) -> tuple[UsageBudget, ...]:
     return tuple(value)
 
 
+def _guardrails(value: Iterable[Guardrail]) -> tuple[Guardrail, ...]:
+    return tuple(value)
+
+
 def _describable(instance: object, attribute: object, value: Any) -> None:
     if value is not None:
         try:
@@ -198,6 +204,10 @@ class AgentSpec:
             calls (→ :class:`UsageLimitExceeded`).
         agent_limits: Usage limits of the agent over all its tasks (kept across its
             restarts when spawned with :func:`spawn_agent`).
+        input_guardrails: Checks on each task, run concurrently with the first model
+            request (cancelled if one trips; no tool runs before all passed) →
+            :class:`GuardrailTripped`.
+        output_guardrails: Checks on each final answer before it is returned.
         stream_events: Stream every model answer and announce its text as it comes
             (:class:`AgentTextStreamed` events), for live displays such as
             ``mister-smith demo``; without it only :meth:`AgentRef.stream` streams.
@@ -223,6 +233,8 @@ class AgentSpec:
     task_limits: UsageLimits | None = None
     agent_limits: UsageLimits | None = None
     stream_events: bool = False
+    input_guardrails: tuple[Guardrail, ...] = attrs.field(default=(), converter=_guardrails)
+    output_guardrails: tuple[Guardrail, ...] = attrs.field(default=(), converter=_guardrails)
 
     def request_options(self) -> ModelOptions:
         """The options sent with each model request."""
@@ -680,7 +692,10 @@ class Agent(Actor):
             )
             heartbeat()  # a new turn is progress (agents are watched by heartbeat)
             async with self._beating(self.model):  # if bounded by its own deadline
-                response = await self._complete(request, run)
+                if turn == 1 and spec.input_guardrails:
+                    response = await self._guarded_first(request, run)
+                else:
+                    response = await self._complete(request, run)
             run.usage = run.usage + response.usage
             for used in budgets:
                 used.record_response(response.model or self.model.name, response.usage)
@@ -692,6 +707,7 @@ class Agent(Actor):
             if output is not None:
                 done, feedback = self._typed_answer(output, response, run)
                 if done is not None:
+                    await self._check_output(done, run)
                     self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
                     await run.emit(AgentFinalResult(done))
                     return done
@@ -702,6 +718,7 @@ class Agent(Actor):
             if response.is_final:
                 self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
                 result = run.result(spec.role, response.text, response.text)
+                await self._check_output(result, run)
                 await run.emit(AgentFinalResult(result))
                 return result
             budget = min(
@@ -830,6 +847,49 @@ class Agent(Actor):
             return await self._streamed(request, run)
         assert scope.cancelled_caught
         raise ModelTimeout(f"model {self.model.name!r} did not answer within {timeout} s")
+
+    async def _guarded_first(self, request: ModelRequest, run: _Run) -> ModelResponse:
+        """The first response, with the input guardrails run concurrently; the request
+        is cancelled as soon as one trips.
+
+        Raises:
+            GuardrailTripped: an input guardrail tripped.
+        """
+        subject = GuardrailInput(run.name, "input", run.task.prompt, task_id=run.task.task_id)
+        responses: list[ModelResponse] = []
+        trips: list[GuardrailTripped] = []
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def guard() -> None:
+                    try:
+                        await run_guardrails(self.spec.input_guardrails, subject, run.events)
+                    except GuardrailTripped as error:
+                        trips.append(error)
+                        nursery.cancel_scope.cancel()
+
+                async def ask() -> None:
+                    responses.append(await self._complete(request, run))
+
+                nursery.start_soon(guard)
+                nursery.start_soon(ask)
+        except BaseExceptionGroup as group:
+            raise sole(group) from None
+        if trips:
+            raise trips[0]
+        return responses[0]
+
+    async def _check_output(self, result: AgentResult, run: _Run) -> None:
+        """Run the output guardrails on a final answer.
+
+        Raises:
+            GuardrailTripped: one tripped.
+        """
+        if self.spec.output_guardrails:
+            subject = GuardrailInput(
+                run.name, "output", result.answer, result.output, run.task.task_id
+            )
+            await run_guardrails(self.spec.output_guardrails, subject, run.events)
 
     async def _streamed(self, request: ModelRequest, run: _Run) -> ModelResponse:
         """The model's response, its text passed on to the stream's consumer as it comes

@@ -168,6 +168,21 @@ class UsageLimitExceeded(TaskError):
     scope: str = ""
 
 
+class GuardrailTripped(TaskError):
+    """An input or output guardrail stopped the task (a ``GuardrailTriggered`` event
+    says so too).
+
+    Attributes:
+        guardrail: Its name.
+        stage: ``"input"`` or ``"output"``.
+        reason: Why it tripped.
+    """
+
+    guardrail: str = ""
+    stage: str = ""
+    reason: str = ""
+
+
 class UnknownModelPrice(ConfigError, LookupError):
     """A cost limit is set but the price table has no price for the model used."""
 
