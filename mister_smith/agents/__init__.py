@@ -34,6 +34,7 @@ from ._context import ModelSummarizer as ModelSummarizer
 from ._context import Summarizer as Summarizer
 from ._delegate import AgentEndpoint as AgentEndpoint
 from ._errors import GuardrailTripped as GuardrailTripped
+from ._errors import HandoffFailed as HandoffFailed
 from ._errors import InvalidTask as InvalidTask
 from ._errors import MalformedModelResponse as MalformedModelResponse
 from ._errors import MaxTurnsExceeded as MaxTurnsExceeded
@@ -59,6 +60,10 @@ from ._guardrails import Guardrail as Guardrail
 from ._guardrails import GuardrailInput as GuardrailInput
 from ._guardrails import GuardrailTriggered as GuardrailTriggered
 from ._guardrails import GuardrailVerdict as GuardrailVerdict
+from ._handoffs import MAX_HANDOFFS as MAX_HANDOFFS
+from ._handoffs import Handoff as Handoff
+from ._handoffs import keep_all as keep_all
+from ._handoffs import remove_tool_calls as remove_tool_calls
 from ._http import HttpModel as HttpModel
 from ._http import HttpModelStatistics as HttpModelStatistics
 from ._http import HttpRetryPolicy as HttpRetryPolicy
@@ -167,6 +172,11 @@ __all__ = [
     "UsageLimits",
     "UsageSnapshot",
     "AgentRef",
+    "HandoffFailed",
+    "MAX_HANDOFFS",
+    "Handoff",
+    "keep_all",
+    "remove_tool_calls",
     "Guardrail",
     "GuardrailInput",
     "GuardrailTriggered",

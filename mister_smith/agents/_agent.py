@@ -23,7 +23,15 @@ from ..actors import (
     MessageMiddleware,
     SpawnController,
 )
-from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
+from ..errors import (
+    ActorCrashed,
+    ActorStopped,
+    AskTimeout,
+    TaskTimeout,
+    ToolError,
+    ToolExecutionFailed,
+    ToolPermissionDenied,
+)
 from ..events import EventBus, TaskCompleted, TaskFailed
 from ..supervision import RecoveryPolicy, Supervisor, heartbeat
 from ..types import Caller, CallerIdentity, Restart, Role, TaskId
@@ -37,6 +45,7 @@ from ._agent_stream import (
 from ._context import ContextWindow, Summarizer
 from ._errors import (
     GuardrailTripped,
+    HandoffFailed,
     InvalidTask,
     MalformedModelResponse,
     MaxTurnsExceeded,
@@ -47,6 +56,7 @@ from ._errors import (
 )
 from ._events import AgentProgress, AgentTextStreamed
 from ._guardrails import Guardrail, GuardrailInput, run_guardrails
+from ._handoffs import MAX_HANDOFFS, Handoff, transcript
 from ._messages import Message, ToolCall
 from ._model import (
     Model,
@@ -147,6 +157,10 @@ def _callers(value: Iterable[Caller]) -> tuple[Caller, ...]:
 
 
 def _budgets(value: Iterable[UsageBudget]) -> tuple[UsageBudget, ...]:
+    return tuple(value)
+
+
+def _names_in_order(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
@@ -261,6 +275,8 @@ class AgentTask:
             itself. It can only narrow what the agent may do, never widen it.
         budgets: Usage budgets the task counts against besides the agent's own (e.g.
             its team's); every one is checked before each request.
+        handoffs: The agents that handed this task on, first first (set by a handoff;
+            bounded by ``MAX_HANDOFFS``).
     """
 
     prompt: str
@@ -270,6 +286,7 @@ class AgentTask:
     correlation_id: str | None = None
     on_behalf_of: tuple[Caller, ...] = attrs.field(default=(), converter=_callers)
     budgets: tuple[UsageBudget, ...] = attrs.field(default=(), converter=_budgets)
+    handoffs: tuple[str, ...] = attrs.field(default=(), converter=_names_in_order)
 
     @classmethod
     def with_timeout(cls, prompt: str, timeout: float | None, **options: Any) -> AgentTask:
@@ -319,6 +336,8 @@ class AgentResult:
             model as tool errors).
         output: The answer as a value of the spec's ``output_type`` (without one: the
             answer text).
+        handed_off_from: The agents that handed the task on to the one that answered
+            (``agent``), first first; their usage is included in ``usage``.
     """
 
     task_id: TaskId
@@ -332,6 +351,7 @@ class AgentResult:
     duration: float
     refused_tool_calls: int = 0
     output: Any = None
+    handed_off_from: tuple[str, ...] = ()
 
 
 def _capped(limits: ModelLimits, room: int | None) -> ModelLimits:
@@ -455,6 +475,8 @@ class Agent(Actor):
         budget: The agent's own usage budget (default: one from ``spec.agent_limits``,
             made at its first task; :func:`spawn_agent` passes one that outlives
             restarts).
+        handoffs: Agents it may hand the conversation to, each offered to the model
+            as a ``transfer_to_<agent>`` tool (see :class:`Handoff`).
     """
 
     heartbeat_by_default: ClassVar[bool] = True
@@ -467,9 +489,13 @@ class Agent(Actor):
         *,
         summarizer: Summarizer | None = None,
         budget: UsageBudget | None = None,
+        handoffs: Sequence[Handoff] = (),
     ) -> None:
         self._ctx: ActorContext | None = None
         self.budget = budget
+        self.handoffs = {handoff.name: handoff for handoff in handoffs}
+        if len(self.handoffs) != len(handoffs):
+            raise ValueError("two handoffs of one agent have the same tool name")
         self.spec = spec
         self.model = model
         self.tools = tools
@@ -675,6 +701,7 @@ class Agent(Actor):
             self.tools, caller, spec.allowed_tools
         )
         system_prompt = spec.system_prompt
+        tool_definitions = (*tool_definitions, *(h.definition() for h in self.handoffs.values()))
         if output is not None:
             tool_definitions = (*tool_definitions, output.definition)
             system_prompt = "\n\n".join(p for p in (system_prompt, output.instructions()) if p)
@@ -715,6 +742,12 @@ class Agent(Actor):
                     async with self._beating(self.summarizer):
                         await context.extend(feedback)
                     continue
+            handoff = next((c for c in response.tool_calls if c.name in self.handoffs), None)
+            if handoff is not None and len(task.handoffs) < MAX_HANDOFFS:
+                result = await self._hand_off(handoff, run, context)
+                self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
+                await run.emit(AgentFinalResult(result))
+                return result
             if response.is_final:
                 self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
                 result = run.result(spec.role, response.text, response.text)
@@ -724,7 +757,17 @@ class Agent(Actor):
             budget = min(
                 spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - run.tool_calls
             )
-            calls = response.tool_calls
+            calls = tuple(c for c in response.tool_calls if c.name not in self.handoffs)
+            refused_handoffs = [
+                Message.tool_result(
+                    c, f"not handed off: a task is handed on at most {MAX_HANDOFFS} times",
+                    is_error=True,
+                )
+                for c in response.tool_calls
+                if c.name in self.handoffs
+            ]  # fmt: skip
+            if refused_handoffs:
+                await context.extend(refused_handoffs)
             check_all(budgets, trio.current_time(), tool_calls=len(calls[:budget]))
             async with self._beating(self.tools):  # each call bounded by its deadline
                 results = await self._run_tools(calls[:budget], run, caller)
@@ -847,6 +890,48 @@ class Agent(Actor):
             return await self._streamed(request, run)
         assert scope.cancelled_caught
         raise ModelTimeout(f"model {self.model.name!r} did not answer within {timeout} s")
+
+    async def _hand_off(self, call: ToolCall, run: _Run, context: ContextWindow) -> AgentResult:
+        """Give the task, with the conversation so far, to the handoff's agent and
+        answer with its result.
+
+        Raises:
+            HandoffFailed: the receiving agent failed on it (the cause attached).
+        """
+        handoff = self.handoffs[call.name]
+        task = run.task
+        reason = str(call.arguments.get("reason", "") or "")[:500]
+        note = f" ({reason})" if reason else ""
+        handed = AgentTask(
+            f"[{run.name} handed this conversation over to you{note}. Continue it: answer "
+            "the user's request above.]",
+            deadline=task.deadline,
+            context=handoff.input_filter(transcript(context.messages())),
+            correlation_id=task.correlation_id or str(task.task_id),
+            on_behalf_of=task.on_behalf_of,
+            budgets=task.budgets,
+            handoffs=(*task.handoffs, run.name),
+        )
+        logger.info("agent %s: handing task %s to %s", run.name, task.task_id, handoff.target)
+        remaining = math.inf if task.deadline is None else task.deadline - trio.current_time()
+        try:
+            received: AgentResult = await handoff.target.ask(handed, timeout=max(0.0, remaining))
+        except (ActorCrashed, ActorStopped, AskTimeout) as exc:
+            cause = exc.__cause__ if isinstance(exc, ActorCrashed) else exc
+            raise HandoffFailed(
+                f"agent {run.name!r}: the handoff to {handoff.target.name!r} failed: "
+                f"{type(cause).__name__}: {cause}"
+            ) from exc
+        return attrs.evolve(
+            received,
+            task_id=task.task_id,
+            usage=run.usage + received.usage,
+            turns=run.turn + received.turns,
+            tool_calls=run.tool_calls + received.tool_calls,
+            tool_errors=run.tool_errors + received.tool_errors,
+            duration=trio.current_time() - run.started,
+            handed_off_from=(run.name, *received.handed_off_from),
+        )
 
     async def _guarded_first(self, request: ModelRequest, run: _Run) -> ModelResponse:
         """The first response, with the input guardrails run concurrently; the request
@@ -1023,6 +1108,7 @@ async def spawn_agent(
     handler_timeout: float | None = None,
     spawn_timeout: float | None = None,
     roles: Iterable[Role] = (),
+    handoffs: Sequence[Handoff] = (),
 ) -> AgentRef:
     """Spawn an :class:`Agent` as a supervised actor and return its ref (an
     :class:`AgentRef`: an ``ActorRef`` that can also :meth:`~AgentRef.stream`).
@@ -1060,7 +1146,9 @@ async def spawn_agent(
         if spec.agent_limits is None
         else UsageBudget(spec.agent_limits, f"agent {name!r}", trio.current_time())
     )
-    factory = functools.partial(Agent, summarizer=summarizer, budget=budget)
+    factory = functools.partial(
+        Agent, summarizer=summarizer, budget=budget, handoffs=tuple(handoffs)
+    )
     options: dict[str, Any] = {
         "name": name,
         "supervisor": supervisor,

@@ -183,6 +183,10 @@ class GuardrailTripped(TaskError):
     reason: str = ""
 
 
+class HandoffFailed(TaskError):
+    """The agent a task was handed off to failed on it (or could not be reached)."""
+
+
 class UnknownModelPrice(ConfigError, LookupError):
     """A cost limit is set but the price table has no price for the model used."""
 

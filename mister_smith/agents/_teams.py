@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import itertools
 import logging
 import math
@@ -29,6 +30,7 @@ from ..types import Restart, Role
 from ._agent import Agent, AgentResult, AgentSpec, AgentTask, ToolInvoker
 from ._delegate import AgentEndpoint
 from ._errors import TeamError
+from ._handoffs import Handoff
 from ._messages import Message
 from ._model import Model, Usage
 from ._roles import (
@@ -171,6 +173,15 @@ class Team:
         return self.members[0]
 
     @property
+    def triage(self) -> TeamMember:
+        """The member that hands tasks on in triage mode (the ``triage`` capability,
+        else the first)."""
+        for member in self.members:
+            if "triage" in member.role.capabilities:
+                return member
+        return self.members[0]
+
+    @property
     def merger(self) -> TeamMember | None:
         """The member that merges a fan-out (the last with the ``merge`` capability)."""
         mergers = [m for m in self.members if "merge" in m.role.capabilities]
@@ -219,6 +230,8 @@ class Team:
                     answer = await self._pipeline(task, deadline, results)
                 elif self.mode is CoordinationMode.PARALLEL:
                     answer = await self._fan_out(task, deadline, results)
+                elif self.mode is CoordinationMode.TRIAGE:
+                    answer = await self._triage(task, deadline, results)
                 else:
                     answer = await self._lead(task, deadline, results)
         finally:
@@ -284,6 +297,11 @@ class Team:
         merged = await self._ask(merger, self._task(task, deadline, inputs))
         results.append(merged)
         return merged.answer
+
+    async def _triage(self, task: str, deadline: float, results: list[AgentResult]) -> str:
+        result = await self._ask(self.triage, self._task(task, deadline))
+        results.append(result)
+        return result.answer
 
     async def _lead(self, task: str, deadline: float, results: list[AgentResult]) -> str:
         result = await self._ask(self.lead, self._task(task, deadline))
@@ -435,6 +453,9 @@ async def create_dynamic_team(
             suffix = f"-{index}" if count > 1 else ""
             names.append((role, f"{team_name}.{role.name}{suffix}"))
     lead_name = next((n for r, n in names if "coordinate" in r.capabilities), names[0][1])
+    triage_name = next((n for r, n in names if "triage" in r.capabilities), names[0][1])
+    if team_mode is CoordinationMode.TRIAGE:  # its handoffs need the others spawned first
+        names.sort(key=lambda entry: entry[1] == triage_name)
     delegate_names = (
         [n for _, n in names if n != lead_name] if team_mode is CoordinationMode.LEAD else []
     )
@@ -451,8 +472,18 @@ async def create_dynamic_team(
             if customize is not None:
                 spec = customize(role, spec)
             member_model = model(role) if callable(model) and not _is_model(model) else model
+            factory: Any = Agent
+            if team_mode is CoordinationMode.TRIAGE and member_name == triage_name:
+                factory = functools.partial(
+                    Agent,
+                    handoffs=[
+                        Handoff(m.ref, f"Hand over to {m.name}, the team's {m.role.name}, "
+                                f"who {m.role.description}.")
+                        for m in members
+                    ],
+                )  # fmt: skip
             ref = await controller.spawn_bounded(
-                Agent,
+                factory,
                 spec,
                 member_model,
                 tools,
