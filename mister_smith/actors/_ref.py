@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import AskTimeout, MailboxFull
-from ..types import ActorId
-from ._cell import ActorStatistics, Ask, MailboxStatistics, Reply
+from ..types import TRACEPARENT, ActorId
+from ._cell import ActorStatistics, Ask, MailboxStatistics, Reply, Traced
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -70,6 +70,9 @@ class ActorRef:
             ActorStopped: the actor is stopped (the message was not accepted).
         """
         cell = self._cell
+        traceparent = TRACEPARENT.get()
+        if traceparent is not None and not isinstance(message, Ask):
+            message = Traced(message, traceparent)
         await trio.lowlevel.checkpoint_if_cancelled()
         if cell.closed:
             raise cell.stopped_error()
@@ -98,6 +101,9 @@ class ActorRef:
         cell = self._cell
         if cell.closed:
             raise cell.stopped_error()
+        traceparent = TRACEPARENT.get()
+        if traceparent is not None:
+            message = Traced(message, traceparent)
         try:
             cell.send.send_nowait(message)
         except trio.WouldBlock:
@@ -132,7 +138,7 @@ class ActorRef:
             raise ValueError(f"ask timeout must be >= 0, got {timeout!r}")
         reply = Reply()
         with trio.move_on_after(timeout):
-            await self.tell(Ask(message, reply))
+            await self.tell(Ask(message, reply, TRACEPARENT.get()))
             await reply.event.wait()
         if not reply.event.is_set():
             reply.abandoned = True

@@ -42,9 +42,9 @@ from ..supervision import (
     open_supervisor,
     shutdown_grace,
 )
-from ..types import IdentityAuthority, Role
+from ..types import TRACEPARENT, IdentityAuthority, Role
 from ._actor import Actor, ActorContext
-from ._cell import ActorCell, Ask
+from ._cell import ActorCell, Ask, Traced
 from ._domain import ActorDomain
 from ._ref import ActorRef
 
@@ -620,7 +620,9 @@ class ActorSystem:
                 except (trio.EndOfChannel, trio.ClosedResourceError):
                     return  # the actor was stopped for good: its mailbox is closed
                 cell.current = envelope
-                message = envelope.message if isinstance(envelope, Ask) else envelope
+                message = envelope.message if isinstance(envelope, Ask | Traced) else envelope
+                # the sender's trace context, so the handler's spans join its trace
+                trace = TRACEPARENT.set(getattr(envelope, "traceparent", None))
                 try:
                     if timeout is None:
                         result = await handler(message, ctx)
@@ -657,6 +659,8 @@ class ActorSystem:
                         reason = "stopped while handling it"
                     cell.dead_letter(envelope, reason, error)
                     raise
+                finally:
+                    TRACEPARENT.reset(trace)
                 cell.current = None
                 cell.handled += 1
                 if cell.folded:  # it stopped itself while handling this message

@@ -33,6 +33,7 @@ from ..errors import (
     ToolPermissionDenied,
 )
 from ..events import EventBus, TaskCompleted, TaskFailed
+from ..monitoring import NOOP_SPAN, active_tracer, record_model_response
 from ..supervision import RecoveryPolicy, Supervisor, heartbeat
 from ..types import Caller, CallerIdentity, Restart, Role, TaskId
 from ._agent_stream import (
@@ -629,6 +630,30 @@ class Agent(Actor):
         """
         started = trio.current_time()
         caller = ToolCaller(name if identity is None else identity, task.on_behalf_of)
+        spans = active_tracer()
+        with (
+            contextlib.nullcontext(NOOP_SPAN)
+            if spans is None
+            else spans.span(
+                f"invoke_agent {name}",
+                attributes={
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": name,
+                    "mister_smith.task_id": str(task.task_id),
+                },
+            )
+        ):
+            return await self._run_traced(task, name, events, started, caller, sink)
+
+    async def _run_traced(
+        self,
+        task: AgentTask,
+        name: str,
+        events: EventBus | None,
+        started: float,
+        caller: ToolCaller,
+        sink: EventSink | None,
+    ) -> AgentResult:
         try:
             deadline = math.inf if task.deadline is None else task.deadline
             with trio.move_on_at(deadline) as scope:
@@ -883,6 +908,27 @@ class Agent(Actor):
         return ctx.keep_beating()
 
     async def _complete(self, request: ModelRequest, run: _Run) -> ModelResponse:
+        spans = active_tracer()
+        if spans is None:
+            return await self._answer(request, run)
+        model = self.model
+        provider = str(getattr(model, "provider", type(model).__name__))
+        model_name = str(getattr(model, "model", None) or model.name)
+        with spans.model_span(
+            provider, model_name, max_tokens=request.limits.max_output_tokens
+        ) as span:
+            response = await self._answer(request, run)
+            usage = response.usage
+            record_model_response(
+                span,
+                model=response.model or model_name,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                finish_reason=response.stop_reason.value,
+            )
+            return response
+
+    async def _answer(self, request: ModelRequest, run: _Run) -> ModelResponse:
         timeout = self.spec.model_timeout
         with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
             if run.sink is None and not (self.spec.stream_events and run.events is not None):

@@ -197,6 +197,8 @@ class AnthropicModel(HttpModel):
 
     default_base_url = "https://api.anthropic.com"
     path = "/v1/messages"
+    provider = "anthropic"
+    """``gen_ai.system`` of its model-call spans."""
     default_api_key_env = "ANTHROPIC_API_KEY"
 
     def __init__(

@@ -125,6 +125,8 @@ class OpenAICompatibleModel(HttpModel):
 
     default_base_url = "https://api.openai.com/v1"
     path = "/chat/completions"
+    provider = "openai"
+    """``gen_ai.system`` of its model-call spans."""
     default_api_key_env = "OPENAI_API_KEY"
 
     def __init__(

@@ -76,6 +76,9 @@ class ScriptedModel:
         ScriptExhausted: no rule matched.
     """
 
+    provider = "scripted"
+    """``gen_ai.system`` of its model-call spans."""
+
     def __init__(
         self,
         rules: Sequence[ScriptRule | tuple[Predicate, Responder]],

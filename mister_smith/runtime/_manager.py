@@ -35,6 +35,7 @@ from ..monitoring import (
     apply_log_level,
     serve_monitoring,
     tracer,
+    using_tracer,
 )
 from ..resources import (
     BlockingHealthCheck,
@@ -254,20 +255,23 @@ class RuntimeManager:
             if runtimes:
                 await runtimes[0].reload(trigger="reload")
 
-        async with open_supervisor(
-            "root",
-            events=events,
-            max_restarts=limit.max_restarts,
-            restart_window=limit.window,
-            strategy=supervision.restart_strategy,
-            default_restart=Restart.PERMANENT,
-            backoff=backoff,
-            escalation_timeout=supervision.escalation_timeout,
-            shutdown_timeout=supervision.shutdown_timeout,
-            breaker_factory=breakers,
-            reload=reload,
-            keep_alive=True,
-        ) as root:
+        async with (
+            using_tracer(spans),  # agents' model-call spans join the message traces
+            open_supervisor(
+                "root",
+                events=events,
+                max_restarts=limit.max_restarts,
+                restart_window=limit.window,
+                strategy=supervision.restart_strategy,
+                default_restart=Restart.PERMANENT,
+                backoff=backoff,
+                escalation_timeout=supervision.escalation_timeout,
+                shutdown_timeout=supervision.shutdown_timeout,
+                breaker_factory=breakers,
+                reload=reload,
+                keep_alive=True,
+            ) as root,
+        ):
             identities = IdentityAuthority("runtime")
             actor_system = await ActorSystem.start(
                 root,
