@@ -14,16 +14,6 @@ Rule helpers for scripted models live in :mod:`mister_smith.agents.script`.
 """
 
 from ._agent import Agent as Agent
-from ._agent import AgentResult as AgentResult
-from ._agent import AgentSpec as AgentSpec
-from ._agent import AgentTask as AgentTask
-from ._agent import ContextSettings as ContextSettings
-from ._agent import ToolCaller as ToolCaller
-from ._agent import ToolInvoker as ToolInvoker
-from ._agent import available_tool_definitions as available_tool_definitions
-from ._agent import format_tool_error as format_tool_error
-from ._agent import format_tool_result as format_tool_result
-from ._agent import spawn_agent as spawn_agent
 from ._agent_ref import AgentRef as AgentRef
 from ._agent_stream import AgentStream as AgentStream
 from ._anthropic import AnthropicModel as AnthropicModel
@@ -92,6 +82,9 @@ from ._roles import choose_coordination as choose_coordination
 from ._scripted import ScriptedModel as ScriptedModel
 from ._scripted import ScriptedModelStatistics as ScriptedModelStatistics
 from ._scripted import ScriptRule as ScriptRule
+from ._spawn import spawn_agent as spawn_agent
+from ._spec import AgentSpec as AgentSpec
+from ._spec import ContextSettings as ContextSettings
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._sse import SSEDecoder as SSEDecoder
 from ._streaming import AgentFinalResult as AgentFinalResult
@@ -107,11 +100,18 @@ from ._streaming import TextDelta as TextDelta
 from ._streaming import ToolCallArgumentsDelta as ToolCallArgumentsDelta
 from ._streaming import ToolCallStarted as ToolCallStarted
 from ._streaming import stream_model as stream_model
+from ._task import AgentResult as AgentResult
+from ._task import AgentTask as AgentTask
+from ._task import ToolCaller as ToolCaller
 from ._teams import Team as Team
 from ._teams import TeamMember as TeamMember
 from ._teams import TeamResult as TeamResult
 from ._teams import create_dynamic_team as create_dynamic_team
 from ._teams import join_answers as join_answers
+from ._tool_calls import ToolInvoker as ToolInvoker
+from ._tool_calls import available_tool_definitions as available_tool_definitions
+from ._tool_calls import format_tool_error as format_tool_error
+from ._tool_calls import format_tool_result as format_tool_result
 from ._usage import ModelPrice as ModelPrice
 from ._usage import PriceTable as PriceTable
 from ._usage import UsageBudget as UsageBudget

@@ -4,72 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
-import json
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import attrs
 import trio
 
-from ..actors import (
-    Actor,
-    ActorContext,
-    ActorDomain,
-    ActorSystem,
-    MessageMiddleware,
-    SpawnController,
-)
+from ..actors import Actor, ActorContext
 from ..errors import (
     ActorCrashed,
     ActorStopped,
     AskTimeout,
     TaskTimeout,
     ToolError,
-    ToolExecutionFailed,
     ToolPermissionDenied,
 )
 from ..events import EventBus, TaskCompleted, TaskFailed
 from ..monitoring import NOOP_SPAN, active_tracer, record_model_response
-from ..supervision import RecoveryPolicy, Supervisor, heartbeat
-from ..types import Caller, CallerIdentity, Restart, Role, TaskId
-from ._agent_stream import (
-    AgentStream,
-    AgentStreamRequest,
-    EventSink,
-    cancel_when_set,
-    sole,
-)
+from ..supervision import heartbeat
+from ..types import CallerIdentity
+from ._agent_stream import AgentStream, AgentStreamRequest, EventSink, cancel_when_set, sole
 from ._context import ContextWindow, Summarizer
 from ._errors import (
     GuardrailTripped,
     HandoffFailed,
-    InvalidTask,
     MalformedModelResponse,
     MaxTurnsExceeded,
-    ModelRefused,
     ModelTimeout,
-    OutputTruncated,
     ToolCallLimitExceeded,
 )
 from ._events import AgentProgress, AgentTextStreamed
-from ._guardrails import Guardrail, GuardrailInput, run_guardrails
+from ._guardrails import GuardrailInput, run_guardrails
 from ._handoffs import MAX_HANDOFFS, Handoff, transcript
 from ._messages import Message, ToolCall
-from ._model import (
-    Model,
-    ModelLimits,
-    ModelRequest,
-    ModelResponse,
-    StopReason,
-    ToolDefinition,
-    Usage,
-)
-from ._options import ModelOptions
+from ._model import Model, ModelRequest, ModelResponse
 from ._output import FINAL_RESULT_TOOL, OutputSpec
+from ._run import RunState, capped_limits, check_outcome
+from ._spec import AgentSpec
 from ._streaming import (
     AgentFinalResult,
     AgentStreamEvent,
@@ -81,369 +55,11 @@ from ._streaming import (
     TextDelta,
     stream_model,
 )
-from ._usage import UsageBudget, UsageLimits, check_all, output_room
-
-if TYPE_CHECKING:
-    from ._agent_ref import AgentRef
+from ._task import AgentResult, AgentTask, ToolCaller
+from ._tool_calls import ToolInvoker, bounded, format_tool_error, format_tool_result, tool_listing
+from ._usage import UsageBudget, check_all, output_room
 
 logger = logging.getLogger("mister_smith.agents")
-
-
-@runtime_checkable
-class ToolInvoker(Protocol):
-    """What an agent needs from a tool bus (:class:`mister_smith.tools.ToolBus` is one)."""
-
-    async def call(
-        self,
-        caller: Caller,
-        name: str,
-        args: Mapping[str, Any],
-        *,
-        on_behalf_of: Sequence[Caller] = (),
-        timeout: float | None = None,
-    ) -> Any:
-        """Call tool ``name`` as ``caller`` (acting for ``on_behalf_of``) under the
-        deadline ``timeout``."""
-        ...
-
-    def list_available_tools(
-        self, caller: Caller, *, on_behalf_of: Sequence[Caller] = ()
-    ) -> Sequence[Any]:
-        """The schemas of the tools ``caller`` (acting for ``on_behalf_of``) may call."""
-        ...
-
-
-@attrs.frozen
-class ToolCaller:
-    """Who an agent's tool calls for one task are made as, and for whom.
-
-    Attributes:
-        who: The agent's identity (or its name when run without an actor system).
-        on_behalf_of: Whom the task was delegated by (see :attr:`AgentTask.on_behalf_of`).
-    """
-
-    who: Caller
-    on_behalf_of: tuple[Caller, ...] = ()
-
-
-@attrs.frozen
-class ContextSettings:
-    """Bounds of an agent's context window (see :class:`ContextWindow`).
-
-    ``max_messages`` should exceed the tool calls the model makes in one turn plus two
-    (the task and the call): a larger round cannot stay in the window together and is
-    folded into the summary as its results arrive.
-    """
-
-    max_messages: int = attrs.field(default=50, validator=attrs.validators.ge(2))
-    max_tokens: int = attrs.field(default=16_000, validator=attrs.validators.ge(16))
-    max_summary_tokens: int | None = None
-    max_message_tokens: int | None = None
-
-
-def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
-    return tuple(value)
-
-
-def _strings(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(value)
-
-
-def _names(value: Iterable[str] | None) -> frozenset[str] | None:
-    return None if value is None else frozenset(value)
-
-
-def _callers(value: Iterable[Caller]) -> tuple[Caller, ...]:
-    return tuple(value)
-
-
-def _budgets(value: Iterable[UsageBudget]) -> tuple[UsageBudget, ...]:
-    return tuple(value)
-
-
-def _names_in_order(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
-
-
-def _guardrails(value: Iterable[Guardrail]) -> tuple[Guardrail, ...]:
-    return tuple(value)
-
-
-def _describable(instance: object, attribute: object, value: Any) -> None:
-    if value is not None:
-        try:
-            OutputSpec(value)
-        except TypeError as exc:
-            raise TypeError(f"output_type {value!r} cannot be offered to a model: {exc}") from exc
-
-
-@attrs.frozen
-class AgentSpec:
-    """Everything that defines an agent apart from its model and tools.
-
-    Attributes:
-        role: What the agent is for (``"researcher"``, ``"writer"``, ...): a label for the
-            prompt, events and results. It grants nothing; tool permissions come from the
-            identity the agent is spawned with (see :func:`spawn_agent`'s ``roles``).
-        system_prompt: Instructions given to the model on every turn.
-        capabilities: Declared capabilities (used by teams and capability routing).
-        allowed_tools: Tools the agent may call (``None``: whatever the tool bus grants
-            it). Calls to other tools are refused and reported to the model.
-        max_turns: Model turns per task before :class:`MaxTurnsExceeded`.
-        tool_timeout: Deadline of each tool call (``None``: the tool's own, else the
-            bus's); never later than the tool's own deadline or the task's.
-        model_timeout: Deadline of each model call (``None``: the model's own).
-        parallel_tool_calls: Run the tool calls of one model turn concurrently.
-        max_parallel_tools: Most tool calls running at once.
-        max_tool_calls_per_turn: Most tool calls run for one model turn (default 32,
-            as ``AgentSettings``); the model's calls past it are not run, each is
-            answered with a :class:`ToolCallLimitExceeded` tool error.
-        max_tool_calls_per_task: Most tool calls run over one task (default 256); once
-            used up, every further call is answered the same way.
-        limits: Limits passed to the model.
-        model_options: Request options passed to the model (tool choice, stop
-            sequences, reasoning, caching, metadata, extra body fields); when it leaves
-            ``parallel_tool_calls`` unset and ``parallel_tool_calls`` here is ``False``,
-            the model is told to ask for one tool call at a time.
-        context: Bounds of the context window.
-        persistent_context: Keep the context across tasks (else each task starts fresh).
-        output_type: The type of the answer (an attrs class, enum, ``Literal``, list,
-            union, primitive...; ``None``: free text). It is offered to the model as the
-            ``final_result`` tool; the answer is checked against its schema and
-            structured with cattrs (the class's own validators run), and the result's
-            ``output`` holds the value.
-        output_retries: Invalid typed answers sent back to the model (with what was
-            wrong) before :class:`OutputValidationError`.
-        task_limits: Usage limits of each task (tokens, requests, tool calls, wall
-            time, cost), checked before each model request and each round of tool
-            calls (→ :class:`UsageLimitExceeded`).
-        agent_limits: Usage limits of the agent over all its tasks (kept across its
-            restarts when spawned with :func:`spawn_agent`).
-        input_guardrails: Checks on each task, run concurrently with the first model
-            request (cancelled if one trips; no tool runs before all passed) →
-            :class:`GuardrailTripped`.
-        output_guardrails: Checks on each final answer before it is returned.
-        stream_events: Stream every model answer and announce its text as it comes
-            (:class:`AgentTextStreamed` events), for live displays such as
-            ``mister-smith demo``; without it only :meth:`AgentRef.stream` streams.
-    """
-
-    role: str
-    system_prompt: str = ""
-    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=_strings)
-    allowed_tools: frozenset[str] | None = attrs.field(default=None, converter=_names)
-    max_turns: int = attrs.field(default=10, validator=attrs.validators.ge(1))
-    tool_timeout: float | None = None
-    model_timeout: float | None = None
-    parallel_tool_calls: bool = True
-    max_parallel_tools: int = attrs.field(default=8, validator=attrs.validators.ge(1))
-    max_tool_calls_per_turn: int = attrs.field(default=32, validator=attrs.validators.ge(1))
-    max_tool_calls_per_task: int = attrs.field(default=256, validator=attrs.validators.ge(1))
-    limits: ModelLimits = attrs.field(factory=ModelLimits)
-    context: ContextSettings = attrs.field(factory=ContextSettings)
-    persistent_context: bool = False
-    model_options: ModelOptions = attrs.field(factory=ModelOptions)
-    output_type: Any = attrs.field(default=None, validator=_describable)
-    output_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
-    task_limits: UsageLimits | None = None
-    agent_limits: UsageLimits | None = None
-    stream_events: bool = False
-    input_guardrails: tuple[Guardrail, ...] = attrs.field(default=(), converter=_guardrails)
-    output_guardrails: tuple[Guardrail, ...] = attrs.field(default=(), converter=_guardrails)
-
-    def request_options(self) -> ModelOptions:
-        """The options sent with each model request."""
-        options = self.model_options
-        if options.parallel_tool_calls is None and not self.parallel_tool_calls:
-            options = attrs.evolve(options, parallel_tool_calls=False)
-        return options
-
-
-@attrs.frozen
-class AgentTask:
-    """A task for an agent.
-
-    Attributes:
-        prompt: What to do.
-        task_id: Identifies the task in events.
-        deadline: Absolute Trio-clock time by which it must be done (``None``: none);
-            tool calls and delegated tasks inherit it.
-        context: Messages placed before the prompt (e.g. a previous stage's output).
-        correlation_id: Carried into the task's events.
-        on_behalf_of: Who delegated the task, outermost first (set by
-            :class:`~mister_smith.agents.AgentEndpoint` from the delegating tool call):
-            the agent's tool calls must be allowed for each of them as well as for
-            itself. It can only narrow what the agent may do, never widen it.
-        budgets: Usage budgets the task counts against besides the agent's own (e.g.
-            its team's); every one is checked before each request.
-        handoffs: The agents that handed this task on, first first (set by a handoff;
-            bounded by ``MAX_HANDOFFS``).
-    """
-
-    prompt: str
-    task_id: TaskId = attrs.field(factory=TaskId.new)
-    deadline: float | None = None
-    context: tuple[Message, ...] = attrs.field(default=(), converter=_messages)
-    correlation_id: str | None = None
-    on_behalf_of: tuple[Caller, ...] = attrs.field(default=(), converter=_callers)
-    budgets: tuple[UsageBudget, ...] = attrs.field(default=(), converter=_budgets)
-    handoffs: tuple[str, ...] = attrs.field(default=(), converter=_names_in_order)
-
-    @classmethod
-    def with_timeout(cls, prompt: str, timeout: float | None, **options: Any) -> AgentTask:
-        """A task due ``timeout`` seconds from now (``None``: no deadline)."""
-        deadline = None if timeout is None else trio.current_time() + timeout
-        return cls(prompt, deadline=deadline, **options)
-
-    @classmethod
-    def coerce(cls, message: Any) -> AgentTask:
-        """Accept an :class:`AgentTask`, a string, or a mapping with ``task``/``prompt``/
-        ``message``/``input`` (and optional ``timeout`` seconds or ``deadline``).
-
-        Raises:
-            InvalidTask: anything else.
-        """
-        if isinstance(message, AgentTask):
-            return message
-        if isinstance(message, str):
-            return cls(message)
-        if isinstance(message, Mapping):
-            for key in ("task", "prompt", "message", "input"):
-                if isinstance(message.get(key), str):
-                    deadline = message.get("deadline")
-                    timeout = message.get("timeout")
-                    if deadline is None and isinstance(timeout, int | float):
-                        deadline = trio.current_time() + float(timeout)
-                    return cls(message[key], deadline=deadline)
-        raise InvalidTask(f"not a task: {message!r:.200}")
-
-
-@attrs.frozen
-class AgentResult:
-    """What an agent returns for a task.
-
-    Attributes:
-        task_id: The task.
-        agent: The agent's name.
-        role: Its role.
-        answer: The model's final answer.
-        usage: Tokens used over all turns.
-        turns: Model turns used.
-        tool_calls: Tool calls made.
-        tool_errors: Tool calls that failed (reported to the model, which carried on).
-        duration: Seconds from start to answer (Trio clock).
-        refused_tool_calls: Tool calls not run because they were past the spec's
-            ``max_tool_calls_per_turn``/``max_tool_calls_per_task`` (reported to the
-            model as tool errors).
-        output: The answer as a value of the spec's ``output_type`` (without one: the
-            answer text).
-        handed_off_from: The agents that handed the task on to the one that answered
-            (``agent``), first first; their usage is included in ``usage``.
-    """
-
-    task_id: TaskId
-    agent: str
-    role: str
-    answer: str
-    usage: Usage
-    turns: int
-    tool_calls: int
-    tool_errors: int
-    duration: float
-    refused_tool_calls: int = 0
-    output: Any = None
-    handed_off_from: tuple[str, ...] = ()
-
-
-def _capped(limits: ModelLimits, room: int | None) -> ModelLimits:
-    """``limits`` with ``max_output_tokens`` no more than ``room`` (what budgets leave)."""
-    if room is None or room >= limits.max_output_tokens:
-        return limits
-    return attrs.evolve(limits, max_output_tokens=max(1, room))
-
-
-def check_outcome(response: ModelResponse, agent: str, limits: ModelLimits) -> None:
-    """Refuse a response that is not an answer although it has no tool calls to make.
-
-    Raises:
-        ModelRefused: the model refused (its refusal text attached).
-        OutputTruncated: a final answer cut at the output-token limit.
-    """
-    if response.stop_reason is StopReason.REFUSAL or response.refusal:
-        refused = ModelRefused(
-            f"agent {agent!r}: the model refused: {(response.refusal or '')[:500]}"
-        )
-        refused.refusal = response.refusal or ""
-        raise refused
-    if response.stop_reason is StopReason.MAX_TOKENS and response.is_final:
-        truncated = OutputTruncated(
-            f"agent {agent!r}: the answer was cut at max_output_tokens="
-            f"{limits.max_output_tokens} ({len(response.text)} characters so far)"
-        )
-        truncated.partial = response.text
-        truncated.limit = limits.max_output_tokens
-        raise truncated
-
-
-def _bounded(waited_on: object) -> bool:
-    """Whether awaiting ``waited_on`` ends by a deadline of its own."""
-    if waited_on is None:
-        return False
-    if callable(getattr(waited_on, "call", None)) and hasattr(waited_on, "default_timeout"):
-        return True  # a ToolBus: every call runs under a deadline
-    timeout = getattr(waited_on, "timeout", None)
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
-        return math.isfinite(timeout)
-    model = getattr(waited_on, "model", None)
-    return model is not None and model is not waited_on and _bounded(model)
-
-
-def format_tool_result(value: Any) -> str:
-    """A tool's return value as text for the model (strings as they are, else JSON)."""
-    if isinstance(value, str):
-        return value
-    if attrs.has(type(value)):
-        value = attrs.asdict(value)
-    try:
-        return json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def format_tool_error(error: BaseException) -> str:
-    """A tool failure as text for the model: error type, message and cause."""
-    text = f"{type(error).__name__}: {error}"
-    cause = error.__cause__
-    if isinstance(error, ToolExecutionFailed) and cause is not None:
-        text += f" (caused by {type(cause).__name__}: {cause})"
-    return text
-
-
-def available_tool_definitions(
-    tools: ToolInvoker | None, caller: ToolCaller, allowed: frozenset[str] | None
-) -> tuple[ToolDefinition, ...]:
-    """The tools ``caller`` may call, as model :class:`ToolDefinition` s, sorted by name."""
-    return _tool_listing(tools, caller, allowed)[0]
-
-
-def _tool_listing(
-    tools: ToolInvoker | None, caller: ToolCaller, allowed: frozenset[str] | None
-) -> tuple[tuple[ToolDefinition, ...], dict[str, float]]:
-    """The definitions offered to the model, and each tool's own deadline (if listed)."""
-    if tools is None:
-        return (), {}
-    listed = [
-        entry
-        for entry in tools.list_available_tools(caller.who, on_behalf_of=caller.on_behalf_of)
-        if allowed is None or str(entry.name) in allowed
-    ]
-    timeouts: dict[str, float] = {}
-    for entry in listed:
-        own = getattr(entry, "timeout", None)
-        if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
-            timeouts[str(entry.name)] = float(own)
-    definitions = sorted((ToolDefinition.from_schema(e) for e in listed), key=lambda d: d.name)
-    return tuple(definitions), timeouts
 
 
 class Agent(Actor):
@@ -722,15 +338,13 @@ class Agent(Actor):
     ) -> AgentResult:
         spec = self.spec
         output = self._output
-        tool_definitions, self._tool_timeouts = _tool_listing(
-            self.tools, caller, spec.allowed_tools
-        )
+        tool_definitions, self._tool_timeouts = tool_listing(self.tools, caller, spec.allowed_tools)
         system_prompt = spec.system_prompt
         tool_definitions = (*tool_definitions, *(h.definition() for h in self.handoffs.values()))
         if output is not None:
             tool_definitions = (*tool_definitions, output.definition)
             system_prompt = "\n\n".join(p for p in (system_prompt, output.instructions()) if p)
-        run = _Run(task, name, started, sink=sink, events=events)
+        run = RunState(task, name, started, sink=sink, events=events)
         budgets = self._budgets(task, name, started)
         options = spec.request_options()
         for turn in range(1, spec.max_turns + 1):
@@ -739,7 +353,7 @@ class Agent(Actor):
             request = ModelRequest(
                 context.render(system_prompt),
                 tool_definitions,
-                _capped(spec.limits, output_room(budgets)),
+                capped_limits(spec.limits, output_room(budgets)),
                 options,
             )
             heartbeat()  # a new turn is progress (agents are watched by heartbeat)
@@ -825,7 +439,7 @@ class Agent(Actor):
         return budgets
 
     def _typed_answer(
-        self, output: OutputSpec, response: ModelResponse, run: _Run
+        self, output: OutputSpec, response: ModelResponse, run: RunState
     ) -> tuple[AgentResult | None, list[Message]]:
         """The result when ``response`` holds a valid typed answer; else the messages
         telling the model what was wrong (empty: not an answer yet, run its tools).
@@ -903,11 +517,11 @@ class Agent(Actor):
         own (a tool bus; a model or summarizer whose model has a finite ``timeout``).
         An unbounded model that never answers is what the heartbeat is there to catch."""
         ctx = self._ctx
-        if ctx is None or not _bounded(waited_on):
+        if ctx is None or not bounded(waited_on):
             return contextlib.nullcontext()
         return ctx.keep_beating()
 
-    async def _complete(self, request: ModelRequest, run: _Run) -> ModelResponse:
+    async def _complete(self, request: ModelRequest, run: RunState) -> ModelResponse:
         spans = active_tracer()
         if spans is None:
             return await self._answer(request, run)
@@ -928,7 +542,7 @@ class Agent(Actor):
             )
             return response
 
-    async def _answer(self, request: ModelRequest, run: _Run) -> ModelResponse:
+    async def _answer(self, request: ModelRequest, run: RunState) -> ModelResponse:
         timeout = self.spec.model_timeout
         with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
             if run.sink is None and not (self.spec.stream_events and run.events is not None):
@@ -937,7 +551,7 @@ class Agent(Actor):
         assert scope.cancelled_caught
         raise ModelTimeout(f"model {self.model.name!r} did not answer within {timeout} s")
 
-    async def _hand_off(self, call: ToolCall, run: _Run, context: ContextWindow) -> AgentResult:
+    async def _hand_off(self, call: ToolCall, run: RunState, context: ContextWindow) -> AgentResult:
         """Give the task, with the conversation so far, to the handoff's agent and
         answer with its result.
 
@@ -979,7 +593,7 @@ class Agent(Actor):
             handed_off_from=(run.name, *received.handed_off_from),
         )
 
-    async def _guarded_first(self, request: ModelRequest, run: _Run) -> ModelResponse:
+    async def _guarded_first(self, request: ModelRequest, run: RunState) -> ModelResponse:
         """The first response, with the input guardrails run concurrently; the request
         is cancelled as soon as one trips.
 
@@ -1010,7 +624,7 @@ class Agent(Actor):
             raise trips[0]
         return responses[0]
 
-    async def _check_output(self, result: AgentResult, run: _Run) -> None:
+    async def _check_output(self, result: AgentResult, run: RunState) -> None:
         """Run the output guardrails on a final answer.
 
         Raises:
@@ -1022,7 +636,7 @@ class Agent(Actor):
             )
             await run_guardrails(self.spec.output_guardrails, subject, run.events)
 
-    async def _streamed(self, request: ModelRequest, run: _Run) -> ModelResponse:
+    async def _streamed(self, request: ModelRequest, run: RunState) -> ModelResponse:
         """The model's response, its text passed on to the stream's consumer as it comes
         (waiting for the consumer: backpressure)."""
         async with contextlib.aclosing(stream_model(self.model, request)) as events:
@@ -1047,7 +661,7 @@ class Agent(Actor):
         )
 
     async def _run_tools(
-        self, calls: Sequence[ToolCall], run_state: _Run, caller: ToolCaller
+        self, calls: Sequence[ToolCall], run_state: RunState, caller: ToolCaller
     ) -> list[Message]:
         results: list[Message | None] = [None] * len(calls)
         name, deadline = run_state.name, run_state.task.deadline
@@ -1096,122 +710,3 @@ class Agent(Actor):
             logger.debug("agent %s: tool %s failed: %s", name, call.name, exc)
             return Message.tool_result(call, format_tool_error(exc), is_error=True)
         return Message.tool_result(call, format_tool_result(value))
-
-
-@attrs.define
-class _Run:
-    """The counters of one task while it runs."""
-
-    task: AgentTask
-    name: str
-    started: float
-    sink: EventSink | None = None
-    events: EventBus | None = None
-    usage: Usage = attrs.field(factory=Usage)
-    turn: int = 0
-    tool_calls: int = 0
-    tool_errors: int = 0
-    refused: int = 0
-    output_attempts: int = 0
-
-    async def emit(self, event: AgentStreamEvent) -> None:
-        """Pass ``event`` to the stream's consumer (if any), waiting for room."""
-        if self.sink is not None:
-            await self.sink.send(event)
-
-    def result(self, role: str, answer: str, output: Any) -> AgentResult:
-        """The task's result with ``answer`` (text) and ``output`` (typed)."""
-        return AgentResult(
-            self.task.task_id,
-            self.name,
-            role,
-            answer,
-            self.usage,
-            self.turn,
-            self.tool_calls,
-            self.tool_errors,
-            trio.current_time() - self.started,
-            self.refused,
-            output,
-        )
-
-
-_agent_numbers = itertools.count(1)
-
-
-async def spawn_agent(
-    spawner: ActorSystem | SpawnController,
-    spec: AgentSpec,
-    model: Model,
-    tools: ToolInvoker | None = None,
-    *,
-    name: str | None = None,
-    summarizer: Summarizer | None = None,
-    supervisor: Supervisor | ActorDomain | None = None,
-    middleware: Sequence[MessageMiddleware] = (),
-    restart: Restart | None = None,
-    recovery: RecoveryPolicy | None = None,
-    handler_timeout: float | None = None,
-    spawn_timeout: float | None = None,
-    roles: Iterable[Role] = (),
-    handoffs: Sequence[Handoff] = (),
-) -> AgentRef:
-    """Spawn an :class:`Agent` as a supervised actor and return its ref (an
-    :class:`AgentRef`: an ``ActorRef`` that can also :meth:`~AgentRef.stream`).
-
-    Args:
-        spawner: An actor system, or a :class:`~mister_smith.actors.SpawnController`
-            to stay within the agent bound (→ ``PoolExhausted``).
-        spec: The agent's role, prompt and limits.
-        model: Its model (kept across restarts; each incarnation starts with an empty
-            context).
-        tools: The tool bus.
-        name: Unique name (default ``<role>-<n>``).
-        summarizer: Folds old context (default: extractive).
-        supervisor: Where it runs (default: the actor system's supervisor).
-        middleware: Wrapped around its handling of each task.
-        restart: Restart type (default: the system's).
-        recovery: Recovery policy for its crashes (default: the error's own).
-        handler_timeout: Longest a task may run before the agent counts as failed.
-        spawn_timeout: With a controller, seconds to wait for a free slot.
-        roles: :class:`~mister_smith.types.Role` objects (from the actor system's
-            ``identities.register_role``) its identity carries: what tools granted to
-            roles it may call. ``spec.role`` is a label and grants nothing.
-
-    Raises:
-        UnknownRole: a role the actor system's authority did not register.
-        TypeError: a role given by name (a name is not a credential).
-    """
-    system = spawner.system if isinstance(spawner, SpawnController) else spawner
-    if name is None:
-        name = f"{spec.role}-{next(_agent_numbers)}"
-        while system.get(name) is not None:
-            name = f"{spec.role}-{next(_agent_numbers)}"
-    budget = (
-        None
-        if spec.agent_limits is None
-        else UsageBudget(spec.agent_limits, f"agent {name!r}", trio.current_time())
-    )
-    factory = functools.partial(
-        Agent, summarizer=summarizer, budget=budget, handoffs=tuple(handoffs)
-    )
-    options: dict[str, Any] = {
-        "name": name,
-        "supervisor": supervisor,
-        "role": spec.role,
-        "capabilities": sorted(spec.capabilities),
-        "middleware": middleware,
-        "restart": restart,
-        "recovery": recovery,
-        "handler_timeout": handler_timeout,
-        "roles": tuple(roles),
-    }
-    if isinstance(spawner, SpawnController):
-        ref = await spawner.spawn_bounded(
-            factory, spec, model, tools, timeout=spawn_timeout, **options
-        )
-    else:
-        ref = await spawner.spawn(factory, spec, model, tools, **options)
-    from ._agent_ref import AgentRef  # the ref module builds on this one
-
-    return AgentRef.of(ref)

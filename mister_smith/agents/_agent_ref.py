@@ -13,9 +13,9 @@ import attrs
 import trio
 
 from ..actors import ActorRef
-from ._agent import AgentTask
 from ._agent_stream import AgentStream, AgentStreamRequest, sole
 from ._streaming import AgentStreamEvent
+from ._task import AgentTask
 
 
 class AgentRef(ActorRef):

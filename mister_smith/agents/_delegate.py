@@ -13,7 +13,7 @@ import trio
 from ..actors import ActorRef
 from ..errors import ActorCrashed, AskTimeout, TaskTimeout
 from ..types import Caller
-from ._agent import AgentResult, AgentTask
+from ._task import AgentResult, AgentTask
 from ._usage import UsageBudget
 
 

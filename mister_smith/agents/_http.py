@@ -33,13 +33,7 @@ from ._errors import (
 from ._model import ModelRequest, ModelResponse
 from ._parsing import loads_strict
 from ._sse import ServerSentEvent, SSEDecoder
-from ._streaming import (
-    ModelStreamEvent,
-    ResponseCompleted,
-    StreamAssembler,
-    collect,
-    events_of,
-)
+from ._streaming import ModelStreamEvent, ResponseCompleted, StreamAssembler, collect, events_of
 
 if TYPE_CHECKING:
     import httpx

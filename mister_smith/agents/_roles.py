@@ -9,9 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from ._agent import AgentSpec, ContextSettings
 from ._messages import Message
 from ._model import Model, ModelLimits, ModelRequest
+from ._spec import AgentSpec, ContextSettings
 
 
 def _strings(value: Iterable[str]) -> frozenset[str]:

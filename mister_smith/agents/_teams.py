@@ -18,16 +18,11 @@ import attrs
 import trio
 
 from ..actors import ActorDomain, ActorRef, MessageMiddleware, SpawnController
-from ..errors import (
-    ActorCrashed,
-    ActorStopped,
-    AskTimeout,
-    TaskTimeout,
-)
+from ..errors import ActorCrashed, ActorStopped, AskTimeout, TaskTimeout
 from ..supervision import SupervisionTree, Supervisor, TreeSnapshot, snapshot
 from ..tools import AgentTool, ToolBus
 from ..types import Restart, Role
-from ._agent import Agent, AgentResult, AgentSpec, AgentTask, ToolInvoker
+from ._agent import Agent
 from ._delegate import AgentEndpoint
 from ._errors import TeamError
 from ._handoffs import Handoff
@@ -42,6 +37,9 @@ from ._roles import (
     choose_coordination,
     replicas_for,
 )
+from ._spec import AgentSpec
+from ._task import AgentResult, AgentTask
+from ._tool_calls import ToolInvoker
 from ._usage import UsageBudget, UsageLimits
 
 logger = logging.getLogger("mister_smith.agents.teams")
