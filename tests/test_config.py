@@ -151,6 +151,8 @@ EXPECTED_DEFAULTS: dict[str, object] = {
     "agents.max_response_bytes": 4 * 1024 * 1024,
     "agents.max_tool_calls_per_turn": 32,
     "agents.max_tool_calls_per_task": 256,
+    "agents.openai_model": "gpt-5-mini",
+    "agents.anthropic_model": "claude-haiku-4-5",
     "persistence.path": "mister_smith.db",
     "persistence.synchronous": "normal",
     "persistence.batch_max": 256,

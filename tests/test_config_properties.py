@@ -92,6 +92,7 @@ QUANTITY_LEAF = Leaf(QUANTITY, ("lots", "1 GB", "-1", "", 2, True, *WRONG_TYPES)
 HOST = st.from_regex(r"[A-Za-z0-9.:\-\[\]_]{1,30}", fullmatch=True) | st.text(
     st.characters(blacklist_categories=("Z", "Cc", "Cs")), min_size=1, max_size=10
 )
+MODEL_NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,40}", fullmatch=True)
 FILE_PATH = st.from_regex(r"[A-Za-z0-9_./\-]{1,40}", fullmatch=True) | st.text(
     st.characters(codec="utf-8", blacklist_characters="\x00"),
     min_size=1,
@@ -186,6 +187,8 @@ LEAVES: dict[str, Leaf] = {
     "agents.max_response_bytes": integers(1024, 1 << 30),
     "agents.max_tool_calls_per_turn": integers(1, 10_000),
     "agents.max_tool_calls_per_task": integers(1, 1_000_000),
+    "agents.openai_model": Leaf(MODEL_NAME, ("", "a model", " gpt", 5, *WRONG_TYPES)),
+    "agents.anthropic_model": Leaf(MODEL_NAME, ("", "claude 4", 5, *WRONG_TYPES)),
     "persistence.path": Leaf(FILE_PATH, ("", "a\x00b", 3, True, *WRONG_TYPES)),
     "persistence.synchronous": choices(SYNCHRONOUS_MODES),
     "persistence.batch_max": integers(1, 100_000),

@@ -121,6 +121,8 @@ CONSUMED: dict[str, str] = {
     "pools.max_lifetime": f"{HERE}::test_pool_lifetime",
     "agents.max_tool_calls_per_turn": f"{HERE}::test_agent_limits_cap_runtime_agents",
     "agents.max_tool_calls_per_task": f"{HERE}::test_agent_limits_cap_runtime_agents",
+    "agents.openai_model": "tests.test_wire_conformance::test_cli_models_come_from_the_config",
+    "agents.anthropic_model": ("tests.test_wire_conformance::test_cli_models_come_from_the_config"),
     "agents.max_response_bytes": (
         "tests.security.test_model_response_limits::"
         "test_the_cap_comes_from_the_agents_config_section"

@@ -78,15 +78,25 @@ class Reply:
 
 @attrs.define(eq=False, slots=True)
 class Ask:
-    """A message sent with ``ask``: the payload plus its reply slot."""
+    """A message sent with ``ask``: the payload plus its reply slot (and the sender's
+    W3C trace context, restored around the handler)."""
 
     message: Any
     reply: Reply
+    traceparent: str | None = None
+
+
+@attrs.define(eq=False, slots=True)
+class Traced:
+    """A message sent with ``tell`` from inside a trace, and that trace's context."""
+
+    message: Any
+    traceparent: str
 
 
 def payload(envelope: Any) -> Any:
     """The user's message inside a mailbox item."""
-    return envelope.message if isinstance(envelope, Ask) else envelope
+    return envelope.message if isinstance(envelope, Ask | Traced) else envelope
 
 
 @attrs.frozen

@@ -23,9 +23,9 @@ from ..errors import (
     MessageRejected,
 )
 from ..supervision import current_child, heartbeat, shutdown_grace
-from ..types import Restart
+from ..types import TRACEPARENT, Restart
 from ._actor import Actor, ActorContext
-from ._cell import ActorCell, Ask
+from ._cell import ActorCell, Ask, Traced
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
@@ -91,7 +91,9 @@ async def serve(
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 return  # the actor was stopped for good: its mailbox is closed
             cell.current = envelope
-            message = envelope.message if isinstance(envelope, Ask) else envelope
+            message = envelope.message if isinstance(envelope, Ask | Traced) else envelope
+            # the sender's trace context, so the handler's spans join its trace
+            trace = TRACEPARENT.set(getattr(envelope, "traceparent", None))
             try:
                 if timeout is None:
                     result = await handler(message, ctx)
@@ -126,6 +128,8 @@ async def serve(
                     reason = "stopped while handling it"
                 cell.dead_letter(envelope, reason, error)
                 raise
+            finally:
+                TRACEPARENT.reset(trace)
             cell.current = None
             mailbox.handled_one()
             if isinstance(envelope, Ask):

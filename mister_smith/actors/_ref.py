@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import AskTimeout, MailboxFull
-from ..types import ActorId
-from ._cell import ActorStatistics, Ask, Reply
+from ..types import TRACEPARENT, ActorId
+from ._cell import ActorStatistics, Ask, Reply, Traced
 from ._mailbox import MailboxStatistics
 
 if TYPE_CHECKING:
@@ -84,6 +84,9 @@ class ActorRef:
             ActorStopped: the actor is stopped (the message was not accepted).
         """
         cell = self._cell
+        traceparent = TRACEPARENT.get()
+        if traceparent is not None and not isinstance(message, Ask):
+            message = Traced(message, traceparent)
         await trio.lowlevel.checkpoint_if_cancelled()
         if cell.closed:
             raise cell.stopped_error()
@@ -116,6 +119,9 @@ class ActorRef:
         if cell.closed:
             raise cell.stopped_error()
         mailbox = cell.mailbox
+        traceparent = TRACEPARENT.get()
+        if traceparent is not None:
+            message = Traced(message, traceparent)
         try:
             mailbox.send.send_nowait(message)
         except trio.WouldBlock:
@@ -153,7 +159,7 @@ class ActorRef:
             raise ValueError(f"ask timeout must be >= 0, got {timeout!r}")
         reply = Reply()
         with trio.move_on_after(timeout):
-            await self.tell(Ask(message, reply))
+            await self.tell(Ask(message, reply, TRACEPARENT.get()))
             await reply.event.wait()
         if not reply.event.is_set():
             reply.abandoned = True

@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
             choices=MODEL_KINDS,
             default="scripted",
             help="scripted (embedded, default) or a real model over HTTP: openai "
-            "(OPENAI_API_KEY) or anthropic (ANTHROPIC_API_KEY)",
+            "(OPENAI_API_KEY) or anthropic (ANTHROPIC_API_KEY); which model is the "
+            "config's agents.openai_model / agents.anthropic_model",
         )
         sub.add_argument("--config", type=Path, help="a TOML configuration file")
         sub.add_argument(

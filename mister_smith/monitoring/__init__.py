@@ -37,15 +37,23 @@ from ._sources import HealthView as HealthView
 from ._sources import PoolMetricsSource as PoolMetricsSource
 from ._sources import ToolRegistryLike as ToolRegistryLike
 from ._tracing import MESSAGE_SPAN as MESSAGE_SPAN
+from ._tracing import MODEL_OPERATION as MODEL_OPERATION
 from ._tracing import NOOP_SPAN as NOOP_SPAN
 from ._tracing import TOOL_SPAN as TOOL_SPAN
 from ._tracing import Span as Span
 from ._tracing import Tracer as Tracer
 from ._tracing import TracingMiddleware as TracingMiddleware
+from ._tracing import active_tracer as active_tracer
 from ._tracing import opentelemetry_available as opentelemetry_available
+from ._tracing import record_model_response as record_model_response
 from ._tracing import tracer as tracer
+from ._tracing import using_tracer as using_tracer
 
 __all__ = [
+    "MODEL_OPERATION",
+    "active_tracer",
+    "record_model_response",
+    "using_tracer",
     "TracingMiddleware",
     "LIVE_PATH",
     "LOGGER_NAME",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any, Final, Protocol
 
 import trio
 from prometheus_client import CollectorRegistry
@@ -32,7 +33,30 @@ LIVE_PATH: Final = "/health/live"
 READY_PATH: Final = "/health/ready"
 METRICS_PATH: Final = "/metrics"
 
+APPROVALS_PATH: Final = "/approvals"
+"""Pending tool-call approvals: ``GET`` lists them, ``POST /approvals/<id>/approve``
+or ``/deny`` decides one (with ``Authorization: Bearer <runtime.approvals.token>``)."""
+
 JSON_CONTENT_TYPE: Final = "application/json"
+
+
+class ApprovalSource(Protocol):
+    """What the approvals endpoint needs (``mister_smith.tools.Approvals`` is one)."""
+
+    token: str
+
+    def pending(self) -> Sequence[Any]:
+        """The pending requests (each with ``to_dict()``)."""
+        ...
+
+    def approve(self, request_id: str, *, by: str = "", reason: str = "") -> Any:
+        """Approve one (``LookupError`` when unknown)."""
+        ...
+
+    def deny(self, request_id: str, *, by: str = "", reason: str = "") -> Any:
+        """Deny one (``LookupError`` when unknown)."""
+        ...
+
 
 DEFAULT_GRACEFUL_TIMEOUT: Final = 1.0
 """Seconds open connections get to finish when the server stops."""
@@ -70,9 +94,11 @@ class MonitoringApp:
         health: HealthSource,
         registry: CollectorRegistry,
         max_metrics_bytes: int = DEFAULT_MAX_METRICS_BYTES,
+        approvals: ApprovalSource | None = None,
     ) -> None:
         self.health = health
         self.registry = registry
+        self.approvals = approvals
         self.max_metrics_bytes = max_metrics_bytes
         self._rendering = trio.Lock()
 
@@ -98,6 +124,11 @@ class MonitoringApp:
     async def _http(self, scope: Scope, send: Send) -> None:
         method = scope["method"]
         path = scope["path"]
+        if self.approvals is not None and (
+            path == APPROVALS_PATH or path.startswith(APPROVALS_PATH + "/")
+        ):
+            await self._approvals(self.approvals, scope, send)
+            return
         if path not in (LIVE_PATH, READY_PATH, METRICS_PATH):
             await _respond(send, method, 404, b"not found\n", "text/plain; charset=utf-8")
             return
@@ -131,6 +162,36 @@ class MonitoringApp:
         else:  # never a verdict from a round long past: re-checked when stale
             view = await self.health.fresh_readiness()
         await _respond_json(send, method, view)
+
+    async def _approvals(self, approvals: ApprovalSource, scope: Scope, send: Send) -> None:
+        """``GET /approvals`` and ``POST /approvals/<id>/approve|deny``, bearer token
+        required (anyone who can reach the port must not decide for the operator)."""
+        method = scope["method"]
+        given = _header(scope, b"authorization").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(given.encode(), approvals.token.encode()):
+            body = b'{"error": "a bearer token (runtime.approvals.token) is required"}\n'
+            await _respond(send, method, 401, body, JSON_CONTENT_TYPE)
+            return
+        parts = scope["path"].strip("/").split("/")
+        if parts == ["approvals"] and method in ("GET", "HEAD"):
+            pending = [request.to_dict() for request in approvals.pending()]
+            body = json.dumps({"pending": pending}, sort_keys=True).encode() + b"\n"
+            await _respond(send, method, 200, body, JSON_CONTENT_TYPE)
+            return
+        if len(parts) == 3 and parts[2] in ("approve", "deny") and method == "POST":
+            decide = approvals.approve if parts[2] == "approve" else approvals.deny
+            try:
+                request = decide(parts[1], by="http")
+            except LookupError as exc:
+                body = json.dumps({"error": str(exc)}).encode() + b"\n"
+                await _respond(send, method, 404, body, JSON_CONTENT_TYPE)
+                return
+            body = json.dumps({"decided": request.to_dict(), "verdict": parts[2]}).encode()
+            await _respond(send, method, 200, body + b"\n", JSON_CONTENT_TYPE)
+            return
+        await _respond(
+            send, method, 404, b'{"error": "no such approvals route"}\n', JSON_CONTENT_TYPE
+        )
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -182,6 +243,7 @@ async def serve_monitoring(
     registry: CollectorRegistry,
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
     limits: HttpLimits | None = None,
+    approvals: ApprovalSource | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``/health/live``, ``/health/ready`` and ``/metrics`` until cancelled.
@@ -202,11 +264,13 @@ async def serve_monitoring(
             when ``limits`` is not given).
         limits: Timeouts and sizes of the server (default :class:`HttpLimits` with
             ``graceful_timeout``).
+        approvals: Pending tool-call approvals to serve on ``/approvals`` (bearer
+            token required).
         task_status: Receives the bound port once the server listens.
     """
     if limits is None:
         limits = HttpLimits(graceful_timeout=graceful_timeout)
-    app = MonitoringApp(health=health, registry=registry)
+    app = MonitoringApp(health=health, registry=registry, approvals=approvals)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = int(listeners[0].socket.getsockname()[1])
     server = HttpServer(app, limits)
