@@ -1126,6 +1126,13 @@ async def open_supervisor(
             nursery.start_soon(monitor, name=f"{name}:heartbeats")
             try:
                 for spec in children:
+                    if supervisor._failure is not None and _current_run.get() is not None:
+                        # A child that had started failed and the supervisor gave up
+                        # while still starting the rest. It did start (OTP: init
+                        # returned, then the exit arrived), so it reports started and
+                        # its parent handles the give-up like any failure, rather than
+                        # taking it for a start failure of this child of its own.
+                        break
                     await supervisor.start_child(spec)
                 supervisor._body_task = trio.lowlevel.current_task()
                 yield supervisor

@@ -1,0 +1,67 @@
+"""Regressions found by the chaos soak (``tests/properties/test_chaos_soak.py``).
+
+Each test is the smallest reproduction of a bug the soak found, run on the real
+runtime with its default configuration and virtual time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from mister_smith.actors import Actor, ActorContext
+from mister_smith.errors import SupervisionError
+from mister_smith.events import AgentStopped, SupervisionDecision
+from mister_smith.runtime import RuntimeManager
+
+
+class Escalating(Actor):
+    """Escalates explicitly on ``"escalate"``; answers anything else."""
+
+    async def handle(self, message: Any, ctx: ActorContext) -> Any:
+        if message == "escalate":
+            raise SupervisionError(f"explicit escalation by {ctx.name}")
+        return (message, ctx.incarnation)
+
+
+class SlowStart(Escalating):
+    """Takes a second to start."""
+
+    async def on_start(self, ctx: ActorContext) -> None:
+        await trio.sleep(1)
+
+
+async def test_a_domain_failing_while_its_restarted_parent_starts_it_is_restarted(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A domain whose member fails as soon as the domain's restarted parent starts it
+    again gave up during that start; its parent took that for a start failure and
+    dropped the domain and its members for good ("failed"), without spending any
+    budget, and failed its own restart too."""
+    async with RuntimeManager.open() as rt:
+        system = rt.actor_system
+        inner = await system.start_domain("inner")
+        member = await system.spawn(Escalating, name="member", supervisor=inner)
+        # More members, the first slow to start: ``inner`` is still starting them
+        # when ``member`` (started before them) fails.
+        await system.spawn(SlowStart, name="slow", supervisor=inner)
+        await system.spawn(Escalating, name="last", supervisor=inner)
+        sibling = await system.spawn(Escalating, name="sibling")
+        # Both domains give up at once; the root restarts ``actors``, which starts
+        # ``inner`` again, whose member then handles its second escalation at once.
+        member.tell_nowait("escalate")
+        member.tell_nowait("escalate")
+        sibling.tell_nowait("escalate")
+        await trio.sleep(10)
+        assert rt.events.history(AgentStopped) == []
+        assert await member.ask("still there?") == ("still there?", 3)
+        assert await sibling.ask("still there?") == ("still there?", 2)
+        assert system.domain("inner") is inner
+        restarts = [
+            (d.supervisor, d.child, d.action.value)
+            for d in rt.events.history(SupervisionDecision)
+            if d.action.value == "restart"
+        ]
+        # One level at a time: inner's second give-up is restarted by ``actors``.
+        assert restarts == [("root", "actors", "restart"), ("actors", "inner", "restart")]
