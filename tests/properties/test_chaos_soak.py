@@ -67,7 +67,7 @@ from mister_smith.events import (
     SupervisionDecision,
     SupervisorStopped,
 )
-from mister_smith.supervision import INHERIT, Inherit, OneForAll, RestartLimit
+from mister_smith.supervision import INHERIT, Inherit, OneForAll, RestartIntensity, RestartLimit
 from mister_smith.testing import (
     ControlMessage,
     FailureType,
@@ -91,7 +91,7 @@ HOT_ACTORS = 16
 """Chaos hits at most this many actors (spread over the groups), so budgets get spent."""
 SPREAD = 7919
 """A prime: ``target * SPREAD % population`` spreads targets over the groups."""
-CHAOS_KINDS = ("crash", "poison", "hang", "escalate")
+CHAOS_KINDS = ("crash", "poison", "hang", "escalate", "crash", "poison", "hang", "stop")
 BUDGET_SPENT = "restart intensity exceeded"
 INTENSITY_ACTIONS = frozenset({RecoveryAction.RESTART, RecoveryAction.RELOAD})
 ESCALATION = "explicit escalation"
@@ -276,7 +276,7 @@ def soak_plans(
                 Traffic,
                 at=_times(horizon),
                 target=st.integers(0, 10_000),
-                mode=st.sampled_from(["tell", "tell_nowait", "ask"]),
+                mode=st.sampled_from(["tell", "tell_nowait", "ask", "spawn"]),
                 burst=st.integers(1, 5),
             ),
             max_size=max_chaos * 2,
@@ -317,6 +317,8 @@ class Book:
     stopped; a send cut short by the runtime ending)."""
     replies: dict[int, Any] = attrs.field(factory=dict)
     crashed_asks: set[int] = attrs.field(factory=set)
+    stop_requested: set[str] = attrs.field(factory=set)
+    """Actors the workload stopped with ``ref.stop()``."""
     problems: list[str] = attrs.field(factory=list)
     next_id: int = 0
 
@@ -363,6 +365,7 @@ class Placement:
     ref: ActorRef
     domain: str
     budget: RestartLimit | None
+    heartbeat: bool
 
 
 @attrs.define
@@ -372,6 +375,8 @@ class Run:
     plan: SoakPlan
     book: Book
     harness: SystemTestHarness | None = None
+    domains: list[ActorDomain] = attrs.field(factory=list)
+    """The plan's domains, in plan order."""
     actors: dict[str, Placement] = attrs.field(factory=dict)
     domain_parent: dict[str, str | None] = attrs.field(factory=dict)
     """Domain name -> the domain it is a child of (``None``: the root)."""
@@ -398,7 +403,7 @@ def resolve(limit: RestartLimit | Inherit | None, config: AgentConfig) -> Restar
     return config_limit(config) if isinstance(limit, Inherit) else limit
 
 
-async def start_domains(run: Run, system: ActorSystem) -> list[ActorDomain]:
+async def start_domains(run: Run, system: ActorSystem) -> None:
     """Start the plan's domains (each under its parent, default: the default domain)."""
     config = run.plan.config
     started: list[ActorDomain] = []
@@ -419,54 +424,86 @@ async def start_domains(run: Run, system: ActorSystem) -> list[ActorDomain]:
         run.domain_budget[plan.name] = child_limits.get(parent_name, config_limit(config))
         if plan.max_restarts is not None:
             run.domain_limits[plan.name] = (plan.max_restarts, plan.restart_window)
-    return started
+    run.domains = started
 
 
-async def spawn_actors(run: Run, system: ActorSystem, domains: Sequence[ActorDomain]) -> None:
-    """Spawn every group; a full explicit domain must refuse with ``PoolExhausted``."""
+def budget_of(
+    run: Run, home: ActorDomain | None, own: tuple[int | None, float | None]
+) -> RestartLimit | None:
+    """The budget an actor spawned into ``home`` with ``own`` overrides must spend."""
     config = run.plan.config
-    width = config.supervision.max_children_per_supervisor
-    budgets = {plan.name: resolve(plan.child_limit, config) for plan in run.plan.domains}
-    for number, group in enumerate(run.plan.groups):
-        home = None if group.home is None else domains[group.home]
-        for index in range(group.count):
-            name = f"g{number}-{index}"
-            try:
-                ref = await system.spawn(
-                    ChaosActor,
-                    run.book,
-                    name=name,
-                    supervisor=home,
-                    heartbeat=group.heartbeat,
-                    max_restarts=group.max_restarts,
-                    restart_window=group.restart_window,
-                )
-            except PoolExhausted:
-                if home is None or home.supervisor.child_count < width:
-                    run.book.problems.append(f"spawn of {name} refused with room left")
-                continue
-            own = group.max_restarts is not None or group.restart_window is not None
-            default = config_limit(config)
-            budget = (
-                RestartLimit(
-                    default.max_restarts if group.max_restarts is None else group.max_restarts,
-                    default.window if group.restart_window is None else group.restart_window,
-                )
-                if own
-                else budgets.get(home.name)
-                if home is not None
-                else default
-            )
-            run.actors[name] = Placement(ref, "", budget)
+    default = config_limit(config)
+    if own != (None, None):
+        return RestartLimit(
+            default.max_restarts if own[0] is None else own[0],
+            default.window if own[1] is None else own[1],
+        )
+    if home is None:
+        return default
+    plan = next(plan for plan in run.plan.domains if plan.name == home.name)
+    return resolve(plan.child_limit, config)
+
+
+def locate(run: Run, system: ActorSystem, name: str) -> str:
+    """The domain holding ``name`` (recording the domains' parents on the way)."""
+    found = ""
     for domain in system.domains():
         parent = domain.parent
         run.domain_parent[domain.name] = parent.name if isinstance(parent, ActorDomain) else None
-        for member in domain.members():
-            if member in run.actors:
-                run.actors[member] = attrs.evolve(run.actors[member], domain=domain.name)
-    missing = [name for name, place in run.actors.items() if not place.domain]
-    if missing:
-        run.book.problems.append(f"actors in no domain: {missing[:5]}")
+        if name in domain.members():
+            found = domain.name
+    return found
+
+
+async def spawn_one(
+    run: Run,
+    system: ActorSystem,
+    name: str,
+    home: ActorDomain | None,
+    *,
+    heartbeat: bool,
+    own: tuple[int | None, float | None] = (None, None),
+) -> ActorRef | None:
+    """Spawn a :class:`ChaosActor`; a refusal must be for the reason it gives."""
+    width = run.plan.config.supervision.max_children_per_supervisor
+    try:
+        ref = await system.spawn(
+            ChaosActor,
+            run.book,
+            name=name,
+            supervisor=home,
+            heartbeat=heartbeat,
+            max_restarts=own[0],
+            restart_window=own[1],
+        )
+    except PoolExhausted:
+        if home is None or home.supervisor.child_count < width:
+            run.book.problems.append(f"spawn of {name} refused with room left")
+        return None
+    except ActorStopped:
+        # Only while the domain is down: restarting (its parent waits out a backoff;
+        # see test_chaos_regressions), stopped for good, or the runtime going down.
+        domain = system.default_domain if home is None else home
+        down = domain.terminated or domain.supervisor.state != "running"
+        if not down and run.harness is not None and runtime_running(run.harness):
+            run.book.problems.append(f"spawn of {name} into a running domain refused")
+        return None
+    domain = locate(run, system, name)
+    if not domain:
+        run.book.problems.append(f"{name} spawned into no domain")
+    run.actors[name] = Placement(ref, domain, budget_of(run, home, own), heartbeat)
+    return ref
+
+
+async def spawn_actors(run: Run, system: ActorSystem) -> None:
+    """Spawn every group of the plan."""
+    for number, group in enumerate(run.plan.groups):
+        home = None if group.home is None else run.domains[group.home]
+        own = (group.max_restarts, group.restart_window)
+        for index in range(group.count):
+            await spawn_one(
+                run, system, f"g{number}-{index}", home, heartbeat=group.heartbeat, own=own
+            )
 
 
 # -- driving it --------------------------------------------------------------------------
@@ -533,10 +570,21 @@ async def send_ask(harness: SystemTestHarness, ref: ActorRef, msg: Msg, book: Bo
         book.replies[msg.id] = reply
 
 
+async def stop_actor(harness: SystemTestHarness, ref: ActorRef, book: Book) -> None:
+    """Stop ``ref`` on request; once that returns, it is gone."""
+    if not ref.is_alive:
+        await trio.lowlevel.checkpoint()
+        return
+    book.stop_requested.add(ref.name)
+    await ref.stop()
+    if ref.is_alive and runtime_running(harness):
+        book.problems.append(f"{ref.name} still alive after stop() returned")
+
+
 async def perform(
     run: Run,
     harness: SystemTestHarness,
-    refs: Sequence[ActorRef],
+    refs: list[ActorRef],
     nursery: trio.Nursery,
 ) -> None:
     """Play the chaos schedule and the workload together, at their times."""
@@ -556,8 +604,19 @@ async def perform(
                         book.problems.append(f"crash refused by live {ref.name}")
                 except ActorStopped:
                     pass  # the trigger found it stopping
+            elif step.kind == "stop":
+                nursery.start_soon(stop_actor, harness, ref, book)
             else:
                 send_nowait(harness, ref, book.message(step.kind), book)
+            continue
+        if step.mode == "spawn":
+            # A new actor while the chaos goes on, into the default domain or another.
+            where = step.target % (len(run.domains) + 1)
+            home = run.domains[where - 1] if where else None
+            name = f"late-{len(run.actors)}"
+            late = await spawn_one(run, harness.actor_system, name, home, heartbeat=step.burst > 2)
+            if late is not None:
+                refs.append(late)
             continue
         for _ in range(step.burst):
             msg = book.message("normal")
@@ -574,17 +633,23 @@ def pending_fault(harness: SystemTestHarness, name: str) -> bool:
 
 
 async def settle(run: Run) -> bool:
-    """Wait until every live actor has worked off its mailbox (or hangs for good)."""
-    busy = [place.ref for place in run.actors.values()]
+    """Wait until every live actor has worked off its mailbox, except those hanging for
+    good (not heartbeat-watched); a watched actor that hangs must be restarted."""
+    busy = list(run.actors.values())
     deadline = trio.current_time() + SETTLE_BOUND
     while busy and trio.current_time() < deadline:
         await trio.sleep(5.0)
-        busy = [
-            ref
-            for ref in busy
-            if ref.is_alive and ref.load > 0 and ref.name not in run.book.hanging
-        ]
+        busy = [place for place in busy if place.ref.is_alive and not quiet(run, place)]
+    if busy:
+        run.book.problems.append(f"never settled: {[p.ref.statistics() for p in busy[:3]]}")
     return not busy
+
+
+def quiet(run: Run, place: Placement) -> bool:
+    hanging = place.ref.name in run.book.hanging
+    if place.heartbeat:
+        return not hanging and place.ref.load == 0
+    return hanging or place.ref.load == 0
 
 
 async def ask_everyone(run: Run, harness: SystemTestHarness) -> None:
@@ -624,9 +689,11 @@ async def soak(run: Run) -> None:
             config_limit(run.plan.config).max_restarts,
             config_limit(run.plan.config).window,
         )
-        domains = await start_domains(run, system)
-        await spawn_actors(run, system, domains)
+        await start_domains(run, system)
+        await spawn_actors(run, system)
         refs = [place.ref for place in run.actors.values()]
+        if not refs:
+            return
         async with trio.open_nursery() as nursery:
             await perform(run, harness, refs, nursery)
         run.settled = await settle(run)
@@ -741,6 +808,30 @@ def ancestors(run: Run, name: str) -> list[str]:
     return chain
 
 
+def replay_root(run: Run, decided: Sequence[Decided]) -> list[str]:
+    """Replay the root's decisions through a fresh intensity: each failure of a child of
+    the root is a restart while the intensity allows it, and the first one past it is
+    the root giving up (then nothing more is decided)."""
+    assert run.harness is not None
+    root = run.harness.supervision.name
+    limit = config_limit(run.plan.config)
+    intensity = RestartIntensity(limit.max_restarts, limit.window)
+    problems = []
+    gave_up = False
+    for d in decided:
+        if d.event.supervisor != root:
+            continue
+        if gave_up:
+            problems.append(f"the root decided after giving up: {d.event!r}")
+            continue
+        within = intensity.record(d.event.timestamp)
+        expected = RecoveryAction.RESTART if within else RecoveryAction.ESCALATE
+        gave_up = not within
+        if d.event.action is not expected:
+            problems.append(f"the root decided {d.event.action.value}, expected {expected.value}")
+    return problems
+
+
 def check_root(run: Run, log: Sequence[Event], decided: Sequence[Decided]) -> list[str]:
     """The runtime ended exactly when the root's intensity was spent, with its error."""
     assert run.harness is not None
@@ -750,13 +841,13 @@ def check_root(run: Run, log: Sequence[Event], decided: Sequence[Decided]) -> li
         for d in decided
         if d.event.supervisor == root and d.event.action is RecoveryAction.ESCALATE
     ]
+    problems = replay_root(run, decided)
     if run.error is None:
         if gave_up:
-            return [f"the root gave up but the runtime did not end: {gave_up[0].event!r}"]
+            problems.append(f"the root gave up but the runtime did not end: {gave_up[0].event!r}")
         if run.end_index is None:
-            return ["the body did not finish, yet nothing ended the runtime"]
-        return []
-    problems = []
+            problems.append("the body did not finish, yet nothing ended the runtime")
+        return problems
     error = run.error
     if not gave_up:
         problems.append(f"the runtime ended without the root giving up: {error!r}")
@@ -784,46 +875,55 @@ def check_root(run: Run, log: Sequence[Event], decided: Sequence[Decided]) -> li
     return problems
 
 
-def check_stops(run: Run, log: Sequence[Event], decided: Sequence[Decided]) -> list[str]:
-    """Stopped before shutdown exactly when the actor or a domain of it spent its budget."""
-    end = len(log)
+def end_of_run(run: Run, decided: Sequence[Decided]) -> int:
+    """Where the runtime's end begins in the log: the body finished, or the root gave up."""
     if run.end_index is not None:
-        end = run.end_index
-    else:
-        root = run.harness.supervision.name if run.harness else "root"
-        end = next(
-            (
-                d.index
-                for d in decided
-                if d.event.supervisor == root and d.event.action is RecoveryAction.ESCALATE
-            ),
-            end,
-        )
-    stop_at: dict[str, int] = {}
+        return run.end_index
+    assert run.harness is not None
+    root = run.harness.supervision.name
+    return next(
+        d.index
+        for d in decided
+        if d.event.supervisor == root and d.event.action is RecoveryAction.ESCALATE
+    )
+
+
+def check_stops(run: Run, log: Sequence[Event], decided: Sequence[Decided]) -> list[str]:
+    """Before the end, an actor is stopped, and announced once, exactly when it (or a
+    domain holding it) spent its budget, with that reason, or when it was asked to
+    stop; every actor is gone once the runtime closed."""
+    end = end_of_run(run, decided)
+    budget_stops: dict[str, int] = {}
     for d in decided:
         if d.event.action is RecoveryAction.STOP and d.index < end:
-            stop_at.setdefault(d.event.child, d.index)
+            budget_stops.setdefault(d.event.child, d.index)
     stopped = collections.defaultdict(list)
     for index, item in enumerate(log):
         if isinstance(item, AgentStopped):
             stopped[item.name].append((index, item.reason))
     problems = []
-    spent_count = 0
     for name, place in run.actors.items():
-        expected = min(
-            (stop_at[n] for n in [name, *ancestors(run, name)] if n in stop_at), default=None
+        spent = min(
+            (budget_stops[n] for n in [name, *ancestors(run, name)] if n in budget_stops),
+            default=None,
         )
         announced = stopped.get(name, [])
         if len(announced) != 1:
             problems.append(f"{name} announced stopped {len(announced)} times: {announced}")
             continue
         index, reason = announced[0]
+        if spent is not None and spent < index < end:
+            expected: str | None = BUDGET_SPENT
+        elif name in run.book.stop_requested and index < end:
+            expected = "stopped"
+        else:
+            expected = None
         if expected is None and index < end:
-            problems.append(f"{name} stopped ({reason}) without spending a budget")
-        if expected is not None:
-            spent_count += 1
-            if not (expected <= index < end and reason == BUDGET_SPENT):
-                problems.append(f"{name} spent its budget but was announced {reason!r} at {index}")
+            problems.append(f"{name} stopped ({reason}) with no budget spent nor stop asked")
+        elif expected is not None and reason != expected:
+            problems.append(f"{name} announced {reason!r} at {index}, expected {expected!r}")
+        if spent is not None and index > end:
+            problems.append(f"{name} spent its budget at {spent} but stopped at {index}")
         if place.ref.is_alive:
             problems.append(f"{name} is still alive after the runtime closed")
     return problems
@@ -901,8 +1001,6 @@ def check_run(run: Run) -> list[str]:
     decided = decisions_of(log)
     problems = list(run.book.problems) + run.while_running + harness.check_invariants()
     problems += [f"task {name!r} outlived trio.run's main" for name in run.leaked]
-    if run.end_index is not None and not run.settled:
-        problems.append("the actors did not work off their mailboxes")
     problems += check_root(run, log, decided)
     problems += check_decisions(run, decided)
     problems += check_stops(run, log, decided)
