@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -64,6 +65,7 @@ from mister_smith.events import (
     DeadLetter,
     Event,
     ExitKind,
+    HeartbeatMissed,
     SupervisionDecision,
     SupervisorStopped,
 )
@@ -316,6 +318,9 @@ class Book:
     """Ids whose fate the sender cannot know (an ask timed out or found the actor
     stopped; a send cut short by the runtime ending)."""
     replies: dict[int, Any] = attrs.field(factory=dict)
+    handled_at: dict[int, float] = attrs.field(factory=dict)
+    timed_out: dict[int, float] = attrs.field(factory=dict)
+    """Id of each ask that timed out -> when it gave up."""
     crashed_asks: set[int] = attrs.field(factory=set)
     stop_requested: set[str] = attrs.field(factory=set)
     """Actors the workload stopped with ``ref.stop()``."""
@@ -355,6 +360,7 @@ class ChaosActor(Actor):
                 if book.hanging.get(ctx.name) == message.id:
                     del book.hanging[ctx.name]
         book.handled[message.id] += 1  # no checkpoint from here to the reply
+        book.handled_at[message.id] = trio.current_time()
         return (message.id, ctx.incarnation)
 
 
@@ -483,8 +489,8 @@ async def spawn_one(
     except ActorStopped:
         # Only while the domain is down: restarting (its parent waits out a backoff;
         # see test_chaos_regressions), stopped for good, or the runtime going down.
-        domain = system.default_domain if home is None else home
-        down = domain.terminated or domain.supervisor.state != "running"
+        target = system.default_domain if home is None else home
+        down = target.terminated or target.supervisor.state != "running"
         if not down and run.harness is not None and runtime_running(run.harness):
             run.book.problems.append(f"spawn of {name} into a running domain refused")
         return None
@@ -563,7 +569,7 @@ async def send_ask(harness: SystemTestHarness, ref: ActorRef, msg: Msg, book: Bo
         # Stopped for this message only while its domain goes down for good.
         book.problems.append(f"ask #{msg.id} to live {ref.name} failed: {exc!r}")
     except AskTimeout:
-        return
+        book.timed_out[msg.id] = trio.current_time()
     else:
         book.unknown.discard(msg.id)
         book.accepted.add(msg.id)
@@ -959,6 +965,13 @@ def check_messages(run: Run, log: Sequence[Event]) -> list[str]:
     for ident, reply in book.replies.items():
         if not (isinstance(reply, tuple) and reply[0] == ident and book.handled[ident] == 1):
             problems.append(f"ask #{ident} answered {reply!r}")
+    dead_at = {e.message.id: e.timestamp for e in letters if isinstance(e.message, Msg)}
+    for ident, gave_up in book.timed_out.items():
+        # A timed-out ask waited for nothing that had happened: its message was still
+        # queued or in flight then (the deadline covers queueing and the reply).
+        settled = book.handled_at.get(ident, dead_at.get(ident, math.inf))
+        if settled < gave_up:
+            problems.append(f"ask #{ident} timed out at {gave_up:g}, settled at {settled:g}")
     for ident in book.crashed_asks:
         if dead[ident] != 1:
             problems.append(f"ask #{ident} failed but was not dead-lettered")
@@ -989,6 +1002,13 @@ def outcomes(run: Run, decided: Sequence[Decided]) -> list[str]:
         labels.append("a domain spent its budget")
     if any(d.event.action is RecoveryAction.ESCALATE for d in decided):
         labels.append("a supervisor gave up")
+    assert run.harness is not None
+    if run.harness.events_of(HeartbeatMissed):
+        labels.append("a hung handler was caught by heartbeat")
+    if run.book.stop_requested:
+        labels.append("an actor was stopped on request")
+    if any(name.startswith("late-") for name in run.actors):
+        labels.append("an actor was spawned during the chaos")
     return labels
 
 
