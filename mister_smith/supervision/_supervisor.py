@@ -6,7 +6,7 @@ import enum
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -1125,7 +1125,7 @@ async def open_supervisor(
 
             nursery.start_soon(monitor, name=f"{name}:heartbeats")
             try:
-                for spec in children:
+                for spec in _still_listed(children):
                     if supervisor._failure is not None and _current_run.get() is not None:
                         # A child that had started failed and the supervisor gave up
                         # while still starting the rest. It did start (OTP: init
@@ -1183,6 +1183,22 @@ async def open_supervisor(
                     failure.add_note(f"also raised while {name!r} gave up: {_describe(other)}")
                 raise failure from failure.__cause__
         raise
+
+
+def _still_listed(children: Sequence[ChildSpec]) -> Iterator[ChildSpec]:
+    """Each spec of ``children`` in order, skipping those removed before their turn.
+
+    The owner may update ``children`` while they start (a child gone for good meanwhile
+    is removed from it); iterating the live list would then skip the spec after it.
+    """
+    listed: set[int] = set()
+    size = -1
+    for spec in list(children):
+        if len(children) != size:  # changed: look again (once per change, not per spec)
+            size = len(children)
+            listed = {id(current) for current in children}
+        if id(spec) in listed:
+            yield spec
 
 
 def _leaves(group: BaseExceptionGroup[BaseException] | None) -> list[BaseException]:

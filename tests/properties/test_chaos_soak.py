@@ -702,9 +702,11 @@ async def soak(run: Run) -> None:
             return
         async with trio.open_nursery() as nursery:
             await perform(run, harness, refs, nursery)
+            # Mid-chaos too: restarts pending, messages queued, asks in flight.
+            run.while_running += [f"mid-chaos: {p}" for p in harness.check_invariants()]
         run.settled = await settle(run)
         await ask_everyone(run, harness)
-        run.while_running = [f"while running: {p}" for p in harness.check_invariants()]
+        run.while_running += [f"while running: {p}" for p in harness.check_invariants()]
         run.end_index = len(harness.event_log())
 
 
