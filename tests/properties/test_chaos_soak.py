@@ -6,10 +6,12 @@ budgets, backoff, heartbeat timings, mailbox sizes and supervisor widths), a pop
 of actors spread over the default domain (which overflows into ``actors#2``, ...),
 plain domains and OTP teams (``start_domain(max_restarts=...)``, some one-for-all,
 some nested), some watched by heartbeat and some with budgets of their own, a chaos
-schedule (injected crashes, poison messages, hanging handlers, explicit escalations)
-and a concurrent workload of ``tell`` / ``tell_nowait`` / ``ask``. Each example runs in
-a fresh Trio run on a ``MockClock`` under :class:`SystemTestHarness`, lets the system
-settle, asks every actor that should answer, and then checks, from the outside:
+schedule (injected crashes, poison messages, hanging handlers, explicit escalations,
+stops on request) and a concurrent workload of ``tell`` / ``tell_nowait`` / ``ask`` and
+spawns. Each example runs in a fresh Trio run on a ``MockClock`` under
+:class:`SystemTestHarness`, lets the system settle (a watched actor that hung must have
+been restarted), asks every actor that should answer, and then checks, from the
+outside:
 
 - the runtime ends only when the root's own intensity is spent (replayed from the
   root's decisions), and then raises the root's ``RestartIntensityExceeded`` whose
@@ -21,8 +23,11 @@ settle, asks every actor that should answer, and then checks, from the outside:
   actor stopped before shutdown was announced once with ``restart intensity
   exceeded`` and spent its budget or sat in a domain that did;
 - every message a sender had accepted was handled or dead-lettered exactly once (by
-  message id, against the handler's own record and the ``DeadLetter`` events), and
+  message id, against the handler's own record and the ``DeadLetter`` events), a
+  refused one never was, an ask that timed out had nothing settled before, and
   ``accepted == handled + dead_lettered`` in the counters;
+- a send or spawn is refused only for the reason it names (a stopped actor, a full
+  mailbox or domain, a domain that is down);
 - no task outlives the run; the orderly shutdown (or the root's give-up) stays within
   its bound; the harness invariants hold while running and after closing.
 
@@ -406,6 +411,7 @@ def config_limit(config: AgentConfig) -> RestartLimit:
 
 
 def resolve(limit: RestartLimit | Inherit | None, config: AgentConfig) -> RestartLimit | None:
+    """A plan's ``child_limit`` as the budget it stands for."""
     return config_limit(config) if isinstance(limit, Inherit) else limit
 
 
@@ -516,6 +522,7 @@ async def spawn_actors(run: Run, system: ActorSystem) -> None:
 
 
 def runtime_running(harness: SystemTestHarness) -> bool:
+    """Whether the root still runs (once it gives up, refusals are expected)."""
     return harness.supervision.state == "running"
 
 
@@ -530,6 +537,7 @@ def check_refusal(harness: SystemTestHarness, ref: ActorRef, error: Exception, b
 
 
 async def send_tell(harness: SystemTestHarness, ref: ActorRef, msg: Msg, book: Book) -> None:
+    """``tell``, giving up after 5 s of a full mailbox (then it was not accepted)."""
     book.unknown.add(msg.id)
     with trio.move_on_after(5.0) as scope:
         try:
@@ -544,6 +552,7 @@ async def send_tell(harness: SystemTestHarness, ref: ActorRef, msg: Msg, book: B
 
 
 def send_nowait(harness: SystemTestHarness, ref: ActorRef, msg: Msg, book: Book) -> None:
+    """``tell_nowait``: accepted, or refused (stopped, mailbox full) at once."""
     try:
         ref.tell_nowait(msg)
     except (ActorStopped, MailboxFull) as exc:
@@ -554,6 +563,7 @@ def send_nowait(harness: SystemTestHarness, ref: ActorRef, msg: Msg, book: Book)
 
 
 async def send_ask(harness: SystemTestHarness, ref: ActorRef, msg: Msg, book: Book) -> None:
+    """``ask`` within 10 s; what it raises says what became of the message."""
     book.unknown.add(msg.id)
     try:
         reply = await ref.ask(msg, timeout=10.0)
@@ -566,7 +576,7 @@ async def send_ask(harness: SystemTestHarness, ref: ActorRef, msg: Msg, book: Bo
     except ActorStopped as exc:
         if not ref.is_alive or not runtime_running(harness):
             return  # refused at the send, or dead-lettered when it stopped
-        # Stopped for this message only while its domain goes down for good.
+        # ActorStopped for an actor that is alive and a runtime that runs: wrong.
         book.problems.append(f"ask #{msg.id} to live {ref.name} failed: {exc!r}")
     except AskTimeout:
         book.timed_out[msg.id] = trio.current_time()
@@ -635,6 +645,7 @@ async def perform(
 
 
 def pending_fault(harness: SystemTestHarness, name: str) -> bool:
+    """Whether an injected fault waits for actor ``name``'s next message."""
     return any(i.target == f"actor:{name}" and not i.applied for i in harness.injections())
 
 
@@ -652,6 +663,7 @@ async def settle(run: Run) -> bool:
 
 
 def quiet(run: Run, place: Placement) -> bool:
+    """Nothing queued or in flight; or, unwatched, hanging for good."""
     hanging = place.ref.name in run.book.hanging
     if place.heartbeat:
         return not hanging and place.ref.load == 0
@@ -687,6 +699,7 @@ async def ask_everyone(run: Run, harness: SystemTestHarness) -> None:
 
 
 async def soak(run: Run) -> None:
+    """One example's body: build, play the chaos, settle, ask everyone, check."""
     async with SystemTestHarness.open(run.plan.config) as harness:
         run.harness = harness
         system = harness.actor_system
@@ -698,7 +711,8 @@ async def soak(run: Run) -> None:
         await start_domains(run, system)
         await spawn_actors(run, system)
         refs = [place.ref for place in run.actors.values()]
-        if not refs:
+        if not refs:  # every spawn refused: nothing to soak
+            run.end_index = len(harness.event_log())
             return
         async with trio.open_nursery() as nursery:
             await perform(run, harness, refs, nursery)
@@ -742,6 +756,7 @@ class Decided:
 
 
 def decisions_of(log: Sequence[Event]) -> list[Decided]:
+    """Every decision in ``log``, with its index and supervisor incarnation."""
     incarnations: collections.Counter[str] = collections.Counter()
     found = []
     for index, item in enumerate(log):
