@@ -95,7 +95,6 @@ async def test_a_spawn_overflowing_the_default_domain_skips_a_restarting_sibling
         assert await refs[2].ask("back?") == ("back?", 2)  # kept by its domain
 
 
-
 async def test_an_actor_stopped_while_its_domain_restarts_skips_none_of_the_others(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -114,6 +113,7 @@ async def test_an_actor_stopped_while_its_domain_restarts_skips_none_of_the_othe
         # Whichever the iteration was at, the one after it was skipped.
         assert await slow.ask("started again?", timeout=5) == ("started again?", 2)
         assert await last.ask("started again?", timeout=5) == ("started again?", 2)
+
 
 # -- found by the soak, left to the lead (design choices, see the issue note) ---------------
 
