@@ -360,7 +360,9 @@ class ActorSystem:
             )
         async with self._overflow_lock:
             for sibling in self._overflow:
-                if not sibling.terminated and sibling.supervisor.child_count < limit:
+                # A sibling waiting for its parent to restart it has no room now.
+                running = not sibling.terminated and sibling.supervisor.state == "running"
+                if running and sibling.supervisor.child_count < limit:
                     return sibling.supervisor
             default = self._default
             number = len(self._overflow) + 2

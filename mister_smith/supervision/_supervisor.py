@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -475,7 +475,14 @@ class Supervisor:
         self._nursery = nursery
         nursery.start_soon(self._monitor_heartbeats, name=f"{self.name}:heartbeats")
         try:
-            for spec in self._initial_children:
+            for spec in _still_listed(self._initial_children):
+                if self._core.failure is not None and _current_run.get() is not None:
+                    # A child that had started failed and this supervisor gave up while
+                    # still starting the rest. It did start (OTP: init returned, then
+                    # the exit arrived), so it reports started and its parent handles
+                    # the give-up like any failure, instead of taking it for a start
+                    # failure of its own child.
+                    break
                 await self.start_child(spec)
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
@@ -1062,3 +1069,19 @@ def open_supervisor(
         rng=rng,
         on_child_removed=on_child_removed,
     )
+
+
+def _still_listed(children: Sequence[ChildSpec]) -> Iterator[ChildSpec]:
+    """Each spec of ``children`` in order, skipping those removed before their turn.
+
+    The owner may update ``children`` while they start (a child gone for good meanwhile
+    is removed from it); iterating the live list would then skip the spec after it.
+    """
+    listed: set[int] = set()
+    size = -1
+    for spec in list(children):
+        if len(children) != size:  # changed: look again (once per change, not per spec)
+            size = len(children)
+            listed = {id(current) for current in children}
+        if id(spec) in listed:
+            yield spec
