@@ -10,9 +10,22 @@ in a worker thread). :func:`tracer` opens sampled OpenTelemetry spans, or no-op 
 when ``opentelemetry-api`` is absent. :func:`apply_log_level` sets the
 ``mister_smith`` logger tree's level. :func:`render_kubernetes` turns an
 ``OrchestrationConfig`` into Deployment and HorizontalPodAutoscaler YAML whose probes
-point at these endpoints.
+point at these endpoints. :func:`render_prometheus_rules` and
+:func:`render_grafana_dashboard` write alerting rules (each linked to its runbook) and
+a Grafana dashboard from :func:`metric_catalog`, the metric definitions read from the
+code, so they never name a metric ``/metrics`` does not serve.
 """
 
+from ._catalog import MetricCatalog as MetricCatalog
+from ._catalog import MetricDefinition as MetricDefinition
+from ._catalog import MetricKind as MetricKind
+from ._catalog import metric_catalog as metric_catalog
+from ._dashboard import DashboardPanel as DashboardPanel
+from ._dashboard import DashboardQuery as DashboardQuery
+from ._dashboard import DashboardRow as DashboardRow
+from ._dashboard import dashboard_rows as dashboard_rows
+from ._dashboard import grafana_dashboard as grafana_dashboard
+from ._dashboard import render_grafana_dashboard as render_grafana_dashboard
 from ._http import LIVE_PATH as LIVE_PATH
 from ._http import METRICS_PATH as METRICS_PATH
 from ._http import READY_PATH as READY_PATH
@@ -29,6 +42,10 @@ from ._logging import LOGGER_NAME as LOGGER_NAME
 from ._logging import apply_log_level as apply_log_level
 from ._metrics import NAMESPACE as NAMESPACE
 from ._metrics import FrameworkMetrics as FrameworkMetrics
+from ._rules import AlertRule as AlertRule
+from ._rules import alert_rules as alert_rules
+from ._rules import prometheus_rules as prometheus_rules
+from ._rules import render_prometheus_rules as render_prometheus_rules
 from ._sources import ActorMetricsSource as ActorMetricsSource
 from ._sources import BlockingMetricsSource as BlockingMetricsSource
 from ._sources import EventBusMetricsSource as EventBusMetricsSource
@@ -46,6 +63,20 @@ from ._tracing import opentelemetry_available as opentelemetry_available
 from ._tracing import tracer as tracer
 
 __all__ = [
+    "AlertRule",
+    "MetricCatalog",
+    "MetricDefinition",
+    "MetricKind",
+    "DashboardPanel",
+    "DashboardQuery",
+    "DashboardRow",
+    "alert_rules",
+    "dashboard_rows",
+    "grafana_dashboard",
+    "metric_catalog",
+    "prometheus_rules",
+    "render_grafana_dashboard",
+    "render_prometheus_rules",
     "TracingMiddleware",
     "LIVE_PATH",
     "LOGGER_NAME",
