@@ -4,7 +4,8 @@
 by event-bus handlers and by ``statistics()`` read on every scrape, with bounded label
 sets (a ``tool`` label only for registered tools; other labels taken from events pooled
 as ``other`` past a budget). :func:`serve_monitoring` serves ``/health/live``,
-``/health/ready`` and ``/metrics`` from inside the Trio loop (:class:`HttpServer`:
+``/health/ready``, ``/metrics`` and the live ``/observer`` page (:class:`Observer`)
+from inside the Trio loop (:class:`HttpServer`:
 every read, write and shutdown bounded by :class:`HttpLimits`; ``/metrics`` rendered
 in a worker thread). :func:`tracer` opens sampled OpenTelemetry spans, or no-op ones
 when ``opentelemetry-api`` is absent. :func:`apply_log_level` sets the
@@ -42,6 +43,11 @@ from ._logging import LOGGER_NAME as LOGGER_NAME
 from ._logging import apply_log_level as apply_log_level
 from ._metrics import NAMESPACE as NAMESPACE
 from ._metrics import FrameworkMetrics as FrameworkMetrics
+from ._observer import OBSERVER_JSON_PATH as OBSERVER_JSON_PATH
+from ._observer import OBSERVER_PATH as OBSERVER_PATH
+from ._observer import Observer as Observer
+from ._observer import ObserverLimits as ObserverLimits
+from ._observer import ObserverSource as ObserverSource
 from ._rules import AlertRule as AlertRule
 from ._rules import alert_rules as alert_rules
 from ._rules import prometheus_rules as prometheus_rules
@@ -63,6 +69,11 @@ from ._tracing import opentelemetry_available as opentelemetry_available
 from ._tracing import tracer as tracer
 
 __all__ = [
+    "OBSERVER_JSON_PATH",
+    "OBSERVER_PATH",
+    "Observer",
+    "ObserverLimits",
+    "ObserverSource",
     "AlertRule",
     "MetricCatalog",
     "MetricDefinition",

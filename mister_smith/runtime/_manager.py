@@ -30,6 +30,7 @@ from ..errors import (
 from ..events import ConfigReloaded, ErrorOccurred, EventBus, EventBusStatistics
 from ..monitoring import (
     FrameworkMetrics,
+    Observer,
     Tracer,
     TracingMiddleware,
     apply_log_level,
@@ -46,7 +47,7 @@ from ..resources import (
     SupervisorHealthCheck,
     open_pool,
 )
-from ..supervision import Restart, Supervisor, SupervisorStatistics, open_supervisor
+from ..supervision import Restart, Supervisor, SupervisorStatistics, open_supervisor, snapshot
 from ..tools import BlockingDetector, BlockingStatistics, ToolBus, ToolBusStatistics, ToolPolicy
 from ..types import IdentityAuthority
 from . import _assembly
@@ -361,6 +362,13 @@ class RuntimeManager:
                         config.monitoring.http_port,
                         health=health,
                         registry=metrics.registry,
+                        observer=Observer(
+                            tree=functools.partial(snapshot, root),
+                            actors=actor_system.actors,
+                            tools=tool_bus.statistics,
+                            events=events,
+                            clock=trio.current_time,
+                        ),
                     ),
                     name="http",
                     restart=Restart.PERMANENT,
