@@ -99,7 +99,7 @@ function render(view) {
       el("td", {}, badge(d.action)), num(d.attempt || ""))), 7);
 
   fill(document.querySelector("#events tbody"), view.events.slice().reverse().map((e) => {
-    const details = Object.entries(e.fields).map(([k, v]) => k + "=" + JSON.stringify(v)).join(" ");
+    const details = Object.entries(e.fields).filter(([, v]) => v !== null).map(([k, v]) => k + "=" + JSON.stringify(v)).join(" ");
     return el("tr", {}, num(ago(now, e.time)), el("td", {}, el("code", {}, e.type)),
       el("td", {}, e.source), el("td", {}, details));
   }), 4);
