@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck`` is what CI runs.
+"""Developer sessions: ``nox -s tests lint typecheck docs`` is what CI runs.
 
 ``bench`` and ``demo`` are the other user-facing sessions; see README.rst.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -39,6 +39,16 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
     session.install("-e", DEV)
     session.run("mypy", "--strict")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the docs (warnings are errors, every reference must resolve) and run their
+    examples; the site lands in ``docs/_build/html``. No network needed."""
+    session.install("-e", ".[docs]")
+    common = ["-W", "--keep-going", "-n", "-q", "-d", "docs/_build/doctrees"]
+    session.run("sphinx-build", *common, "-b", "html", "docs", "docs/_build/html")
+    session.run("sphinx-build", *common, "-b", "doctest", "docs", "docs/_build/doctest")
 
 
 @nox.session

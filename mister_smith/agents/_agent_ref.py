@@ -41,7 +41,7 @@ class AgentRef(ActorRef):
                         print(event.text, end="")
 
         Events are text deltas, tool calls started and finished, turns ended and the
-        final result (:data:`AgentStreamEvent`). The agent waits for the consumer
+        final result (``AgentStreamEvent``). The agent waits for the consumer
         (``buffer`` events may queue). Leaving the block early cancels the agent's work
         on the task, its model request included. ``timeout`` is the task's deadline.
 

@@ -143,7 +143,7 @@ class Subscription:
     """A subscription of the bridge: messages arrive on a bounded Trio channel.
 
     Iterate it (``async for message in subscription``) or call :meth:`receive`. When
-    the channel is full, new messages are dropped and counted in :attr:`dropped`. It
+    the channel is full, new messages are dropped and counted in the ``dropped`` attribute. It
     survives reconnects and restarts of the connection child (the bridge subscribes
     again each time) until :meth:`unsubscribe`.
     """

@@ -567,7 +567,7 @@ async def open_node(
 
     ``settings`` default to the runtime's ``config.distributed`` (else the defaults);
     ``nats_url``, ``node_name`` and ``cluster`` override them. ``wire`` says which
-    message types cross the wire (default: :data:`DEFAULT_WIRE`).
+    message types cross the wire (default: ``DEFAULT_WIRE``, the process-wide wire format).
 
     On exit the node hands its singletons back (their leases are released, so another
     node takes them at once), withdraws its names and disconnects.

@@ -256,7 +256,7 @@ class WireFormat:
         Raises:
             UnknownMessageType: its type is not registered and it is not plain JSON.
             EnvelopeError: it holds non-finite numbers or nests too deep.
-            PayloadTooLarge: the body exceeds :attr:`max_payload` bytes.
+            PayloadTooLarge: the body exceeds ``max_payload`` bytes.
         """
         tag = self.tag_of(message)
         value = message if tag == JSON_TAG else self._converter.unstructure(message)
@@ -278,7 +278,7 @@ class WireFormat:
         Raises:
             UnknownMessageType: ``tag`` is not registered here.
             EnvelopeError: the body is not JSON, too deep, or does not match the type.
-            PayloadTooLarge: the body exceeds :attr:`max_payload` bytes.
+            PayloadTooLarge: the body exceeds ``max_payload`` bytes.
         """
         if len(body) > self.max_payload:
             raise PayloadTooLarge(f"a body of {len(body)} bytes (max_payload {self.max_payload})")
@@ -333,8 +333,8 @@ DEFAULT_WIRE = WireFormat()
 
 
 def wire_message(cls: type[T] | None = None, *, tag: str | None = None) -> Any:
-    """Register an attrs class with :data:`DEFAULT_WIRE` (a class decorator, with or
-    without ``tag=``)."""
+    """Register an attrs class with ``DEFAULT_WIRE``, the process-wide wire format (a
+    class decorator, with or without ``tag=``)."""
 
     def register(target: type[T]) -> type[T]:
         return DEFAULT_WIRE.register(target, tag=tag)

@@ -1,4 +1,5 @@
-"""The monitoring HTTP endpoint: ``/health/live``, ``/health/ready`` and ``/metrics``.
+"""The monitoring HTTP endpoint: ``/health/live``, ``/health/ready``, ``/metrics`` and,
+when given an observer, the ``/observer`` page and its ``/observer.json``.
 
 A small ASGI application (no web framework) served inside the runtime's own Trio loop,
 so answering a probe proves the loop responds, by :class:`HttpServer` (h11), whose
@@ -20,6 +21,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from ._http_server import HttpLimits, HttpServer
+from ._observer import (
+    OBSERVER_HTML,
+    OBSERVER_JSON_PATH,
+    OBSERVER_PATH,
+    OBSERVER_SCRIPT,
+    OBSERVER_SCRIPT_PATH,
+    ObserverSource,
+)
 from ._sources import HealthSource, HealthView
 
 logger = logging.getLogger("mister_smith.monitoring.http")
@@ -58,6 +67,12 @@ class ApprovalSource(Protocol):
         ...
 
 
+OBSERVER_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; "
+    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+"""Content-Security-Policy of the observer page: its own script and data only."""
+
 DEFAULT_GRACEFUL_TIMEOUT: Final = 1.0
 """Seconds open connections get to finish when the server stops."""
 
@@ -72,6 +87,10 @@ class MonitoringApp:
       when it passes and 503 when it does not (readiness is 503 while starting).
     * ``GET /metrics``: the registry in the Prometheus text format (or OpenMetrics
       when the scraper asks for it in ``Accept``).
+    * ``GET /observer`` (with ``observer``): a live, read-only page of the system
+      (HTML and ``/observer.js``, no external assets) polling ``GET /observer.json``,
+      the :class:`~mister_smith.monitoring.Observer` view as JSON. Without an
+      observer these paths are 404.
     * ``HEAD`` works like ``GET`` without a body; other methods get 405, other paths
       404. Responses are never cached.
 
@@ -86,6 +105,8 @@ class MonitoringApp:
         registry: The metrics registry (``FrameworkMetrics.registry``).
         max_metrics_bytes: Largest ``/metrics`` body served; past it the answer is
             503 with the size (and an error is logged), never a truncated exposition.
+        observer: The source of the observer view (an ``Observer``); ``None`` serves
+            no observer paths.
     """
 
     def __init__(
@@ -95,11 +116,16 @@ class MonitoringApp:
         registry: CollectorRegistry,
         max_metrics_bytes: int = DEFAULT_MAX_METRICS_BYTES,
         approvals: ApprovalSource | None = None,
+        observer: ObserverSource | None = None,
     ) -> None:
         self.health = health
         self.registry = registry
         self.approvals = approvals
         self.max_metrics_bytes = max_metrics_bytes
+        self.observer = observer
+        self._paths = {LIVE_PATH, READY_PATH, METRICS_PATH}
+        if observer is not None:
+            self._paths |= {OBSERVER_PATH, OBSERVER_JSON_PATH, OBSERVER_SCRIPT_PATH}
         self._rendering = trio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,7 +155,7 @@ class MonitoringApp:
         ):
             await self._approvals(self.approvals, scope, send)
             return
-        if path not in (LIVE_PATH, READY_PATH, METRICS_PATH):
+        if path not in self._paths:
             await _respond(send, method, 404, b"not found\n", "text/plain; charset=utf-8")
             return
         if method not in ("GET", "HEAD"):
@@ -141,6 +167,13 @@ class MonitoringApp:
                 "text/plain; charset=utf-8",
                 extra=[(b"allow", b"GET, HEAD")],
             )
+            return
+        if self.observer is not None and path in (
+            OBSERVER_PATH,
+            OBSERVER_JSON_PATH,
+            OBSERVER_SCRIPT_PATH,
+        ):
+            await self._observer(send, method, path, self.observer)
             return
         if path == METRICS_PATH:
             encoder, content_type = choose_encoder(_header(scope, b"accept"))
@@ -193,6 +226,23 @@ class MonitoringApp:
             send, method, 404, b'{"error": "no such approvals route"}\n', JSON_CONTENT_TYPE
         )
 
+    async def _observer(self, send: Send, method: str, path: str, observer: ObserverSource) -> None:
+        """The observer page, its script, or its JSON view (built on the loop)."""
+        security = [(b"x-content-type-options", b"nosniff")]
+        if path == OBSERVER_JSON_PATH:
+            await trio.lowlevel.checkpoint()
+            body = json.dumps(observer.observe(), separators=(",", ":")).encode()
+            await _respond(send, method, 200, body, JSON_CONTENT_TYPE, extra=security)
+        elif path == OBSERVER_SCRIPT_PATH:
+            await _respond(
+                send, method, 200, OBSERVER_SCRIPT, "text/javascript; charset=utf-8", extra=security
+            )
+        else:
+            security.append((b"content-security-policy", OBSERVER_CSP.encode()))
+            await _respond(
+                send, method, 200, OBSERVER_HTML, "text/html; charset=utf-8", extra=security
+            )
+
 
 def _header(scope: Scope, name: bytes) -> str:
     for key, value in scope.get("headers", ()):
@@ -244,9 +294,11 @@ async def serve_monitoring(
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
     limits: HttpLimits | None = None,
     approvals: ApprovalSource | None = None,
+    observer: ObserverSource | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``/health/live``, ``/health/ready`` and ``/metrics`` until cancelled.
+    """Serve ``/health/live``, ``/health/ready`` and ``/metrics`` until cancelled (and
+    ``/observer`` with ``/observer.json`` when given an ``observer``).
 
     Runs :class:`HttpServer` on ``host``:``port`` (``port=0`` picks a free port) in
     the current Trio loop; start it with ``await nursery.start(serve_monitoring,
@@ -266,11 +318,13 @@ async def serve_monitoring(
             ``graceful_timeout``).
         approvals: Pending tool-call approvals to serve on ``/approvals`` (bearer
             token required).
+        observer: The source of the ``/observer`` page's view (an ``Observer``);
+            ``None`` serves no observer paths.
         task_status: Receives the bound port once the server listens.
     """
     if limits is None:
         limits = HttpLimits(graceful_timeout=graceful_timeout)
-    app = MonitoringApp(health=health, registry=registry, approvals=approvals)
+    app = MonitoringApp(health=health, registry=registry, approvals=approvals, observer=observer)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = int(listeners[0].socket.getsockname()[1])
     server = HttpServer(app, limits)

@@ -30,6 +30,7 @@ from ..errors import (
 from ..events import ConfigReloaded, ErrorOccurred, EventBus, EventBusStatistics
 from ..monitoring import (
     FrameworkMetrics,
+    Observer,
     Tracer,
     TracingMiddleware,
     apply_log_level,
@@ -47,7 +48,7 @@ from ..resources import (
     SupervisorHealthCheck,
     open_pool,
 )
-from ..supervision import Restart, Supervisor, SupervisorStatistics, open_supervisor
+from ..supervision import Restart, Supervisor, SupervisorStatistics, open_supervisor, snapshot
 from ..tools import (
     Approvals,
     BlockingDetector,
@@ -380,6 +381,13 @@ class RuntimeManager:
                         health=health,
                         registry=metrics.registry,
                         approvals=tool_bus.approvals,
+                        observer=Observer(
+                            tree=functools.partial(snapshot, root),
+                            actors=actor_system.actors,
+                            tools=tool_bus.statistics,
+                            events=events,
+                            clock=trio.current_time,
+                        ),
                     ),
                     name="http",
                     restart=Restart.PERMANENT,

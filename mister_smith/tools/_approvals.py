@@ -116,7 +116,7 @@ class Approvals:
         timeout: Seconds a call waits for a decision before it is denied.
         events: Where requests and decisions are announced.
         token: The bearer token the HTTP endpoint requires (default: a random one,
-            see :attr:`token`).
+            see the ``token`` attribute).
     """
 
     def __init__(
@@ -143,7 +143,7 @@ class Approvals:
         self, tool: str, caller: str, arguments: Mapping[str, Any], *, timeout: float | None = None
     ) -> ApprovalOutcome:
         """Wait for a decision on a call of ``tool`` by ``caller``; deny it when none
-        comes within ``timeout`` (default: :attr:`timeout`) or too many are pending.
+        comes within ``timeout`` (default: the ``timeout`` attribute) or too many are pending.
         Cancelling the wait withdraws the request."""
         now = trio.current_time()
         limit = self.timeout if timeout is None else timeout

@@ -371,7 +371,7 @@ class ToolBus:
 
         Raises:
             DuplicateTool: a tool of that name is registered (a ``ValueError``).
-            InvalidToolName: a name models cannot call (see :data:`TOOL_NAME`).
+            InvalidToolName: a name models cannot call (``^[a-zA-Z0-9_.-]{1,64}$``).
             InvalidGrant: grants with ``policy="open"``, or a grant that cannot apply.
             UnknownRole: a role the bus's authority never registered.
             TypeError: ``tool`` does not implement the :class:`Tool` protocol.
