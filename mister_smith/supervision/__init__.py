@@ -39,13 +39,13 @@ from ._intensity import Backoff as Backoff
 from ._intensity import BackoffState as BackoffState
 from ._intensity import RestartIntensity as RestartIntensity
 from ._intensity import RestartLimit as RestartLimit
+from ._open import open_supervisor as open_supervisor
 from ._strategy import OneForAll as OneForAll
 from ._strategy import OneForOne as OneForOne
 from ._strategy import RestForOne as RestForOne
 from ._strategy import SupervisionStrategyBase as SupervisionStrategyBase
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
-from ._supervisor import open_supervisor as open_supervisor
 from ._tree import SupervisionTree as SupervisionTree
 from ._tree import TreeSnapshot as TreeSnapshot
 from ._tree import open_supervision_tree as open_supervision_tree
