@@ -32,6 +32,11 @@ from ._core import Settle as Settle
 from ._core import SupervisorCore as SupervisorCore
 from ._core import SupervisorState as SupervisorState
 from ._decision import Decision as Decision
+from ._decision import EscalateFailure as EscalateFailure
+from ._decision import LeaveChild as LeaveChild
+from ._decision import RestartChild as RestartChild
+from ._decision import RetryChild as RetryChild
+from ._decision import StopChild as StopChild
 from ._decision import SupervisorPolicy as SupervisorPolicy
 from ._decision import effective_action as effective_action
 from ._detector import FailureDetector as FailureDetector
@@ -64,6 +69,11 @@ __all__ = [
     "ChildStatistics",
     "CircuitBreaker",
     "Decision",
+    "EscalateFailure",
+    "LeaveChild",
+    "RestartChild",
+    "RetryChild",
+    "StopChild",
     "INHERIT",
     "Inherit",
     "FailureDetector",

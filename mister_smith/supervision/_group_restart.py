@@ -10,7 +10,7 @@ import trio
 
 from ._breaker import CircuitBreaker, admit_restart
 from ._child import Child, ChildState
-from ._decision import Decision
+from ._decision import RestartChild
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -49,7 +49,7 @@ class GroupRestarts:
         nursery: trio.Nursery,
         failed: Child,
         group: list[Child],
-        decision: Decision,
+        decision: RestartChild,
         gate: CircuitBreaker | None,
     ) -> None:
         """Restart ``group`` (which includes ``failed``) in the background."""
@@ -74,7 +74,7 @@ class GroupRestarts:
         self,
         pending: _PendingGroup,
         group: list[Child],
-        decision: Decision,
+        decision: RestartChild,
         gate: CircuitBreaker | None,
     ) -> None:
         supervisor = self._supervisor

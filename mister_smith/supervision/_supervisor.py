@@ -41,7 +41,7 @@ from ._child import (
 )
 from ._config import INHERIT, SUPERVISOR_CHILD_SHUTDOWN, Inherit, SupervisorConfig
 from ._core import ChildExit, GiveUp, RemoveChild, RunAgain, Settle, SupervisorCore, SupervisorState
-from ._decision import Decision
+from ._decision import EscalateFailure, RestartChild
 from ._group_restart import GroupRestarts
 from ._heartbeat_watch import HeartbeatWatch
 from ._intensity import Backoff, RestartLimit
@@ -332,7 +332,7 @@ class Supervisor:
         (``None`` turns a bound off). When it gives up (restart intensity exceeded, an
         escalation) that is one failure of a child of this supervisor: by default it is
         restarted (the errors' own ``Restart`` strategy), counted in this supervisor's
-        intensity and in ``restart_limit``; pass ``recovery=RecoveryStrategy.Escalate()``
+        intensity and in ``restart_limit``; pass ``recovery=RecoveryStrategy.EscalateFailure()``
         to hand a failure further up at once. When it is restarted it starts the specs in
         ``children`` afresh (the sequence is read at each start, so a caller may keep it
         up to date) and ``child.value`` becomes the new supervisor; ``on_started`` is
@@ -765,9 +765,10 @@ class Supervisor:
         if outcome.group is None:  # a retry, or a one-for-one restart: this child only
             self._launch(child, decision.action, decision.delay, gate)
             return
+        assert isinstance(decision, RestartChild)  # a retry runs in place, never as a group
         self._groups.schedule(self._nursery, child, list(outcome.group), decision, gate)
 
-    async def _reload_before_restart(self, child: Child, decision: Decision) -> bool:
+    async def _reload_before_restart(self, child: Child, decision: RestartChild) -> bool:
         """Call the reload hook if ``decision`` says so; ``False`` if it raised (the
         supervisor then escalates that error)."""
         if decision.reload and self._reload is not None:
@@ -780,11 +781,7 @@ class Supervisor:
 
     def _reload_failed(self, child: Child, error: Exception) -> None:
         """The reload hook raised: the supervisor escalates that error."""
-        escalate = Decision(
-            action=RecoveryAction.ESCALATE,
-            escalate=True,
-            severity=classify_error(error).severity,
-        )
+        escalate = EscalateFailure(classify_error(error).severity)
         self.events.emit(self._core.decision_event(child, error, escalate))
         self._core.give_up(child, error, escalate)
         self._give_up_soon()
