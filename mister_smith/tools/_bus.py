@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -670,13 +669,11 @@ class ToolBus:
             ToolCallContext(name, who, self._limiter, principal=caller, on_behalf_of=chain)
         )
         try:
-            with contextlib.ExitStack() as stack:
-                if self.tracing is not None:
-                    stack.enter_context(self.tracing(name, who))
-                with trio.move_on_after(limit) as deadline:
-                    result = await self._execute(registration, args)
-                if deadline.cancelled_caught:
-                    raise ToolTimeout(f"tool {name!r} ran past its {limit} s deadline")
+            if self.tracing is None:
+                result = await self._run(registration, args, limit)
+            else:
+                with self.tracing(name, who):
+                    result = await self._run(registration, args, limit)
         except ToolError as raised:
             self._finish(registration, who, started, raised)
             raise
@@ -696,6 +693,14 @@ class ToolBus:
         self._finish(registration, who, started, result=True)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return result
+
+    async def _run(
+        self, registration: _Registration, args: Mapping[str, Any], limit: float
+    ) -> object:
+        """Run the tool within its deadline of ``limit`` seconds."""
+        with trio.move_on_after(limit):
+            return await self._execute(registration, args)
+        raise ToolTimeout(f"tool {registration.tool.name!r} ran past its {limit} s deadline")
 
     async def _execute(self, registration: _Registration, args: Mapping[str, Any]) -> object:
         """Run the tool, retrying a transient failure of an idempotent one up to
