@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck`` is what CI runs.
+"""Developer sessions: ``nox -s tests lint typecheck docs`` is what CI runs.
 
 ``bench``, ``demo`` and ``mutants`` are the other user-facing sessions; see README.rst.
 """
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -49,6 +49,16 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the docs (warnings are errors, every reference must resolve) and run their
+    examples; the site lands in ``docs/_build/html``. No network needed."""
+    session.install("-e", ".[docs]")
+    common = ["-W", "--keep-going", "-n", "-q", "-d", "docs/_build/doctrees"]
+    session.run("sphinx-build", *common, "-b", "html", "docs", "docs/_build/html")
+    session.run("sphinx-build", *common, "-b", "doctest", "docs", "docs/_build/doctest")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmarks/bench_*.py; each figure is a ratio to raw Trio in the same run."""
     session.install("-e", DEV)
@@ -57,9 +67,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the main job: a supervised agent team on embedded defaults (``-- --mcp``: its
-    file tools from an MCP server subprocess)."""
-    session.install("-e", ".[http,mcp]")
+    """Run the main job: a supervised agent team on embedded defaults.
+
+    ``-- --mcp`` serves its file tools from an MCP server subprocess; ``-- --nodes 3``
+    spreads it over three node processes on an embedded nats-server and kills one midway.
+    """
+    session.install("-e", ".[http,mcp,nats]")
     session.run("mister-smith", "demo", *session.posargs)
 
 

@@ -13,13 +13,22 @@ the context window (estimated tokens, folding bounds), building the request, the
   nursery, each under ``fail_after``.
 - *task latency*: one-turn tasks (the model answers at once), ``ask`` to answer, against
   one direct ``model.complete``.
+- *streamed tokens*: one streamed chat completion of ``loops`` one-token chunks (each
+  its own SSE event and body chunk, over ``httpx.MockTransport``) read through
+  ``OpenAICompatibleModel.stream`` (SSE decoding, strict JSON, size cap, idle deadline
+  per chunk, typed events, the assembled response); the baseline reads the same stream
+  by hand with httpx (``aiter_lines``, ``json.loads``, the ``content`` of each delta).
+  The figure is tokens per second; the ratio is the streaming overhead per token.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+import httpx
 import trio
 
 from benchmarks import BenchCase, Latency, Throughput
@@ -31,7 +40,9 @@ from mister_smith.agents import (
     Message,
     ModelRequest,
     ModelResponse,
+    OpenAICompatibleModel,
     ScriptedModel,
+    TextDelta,
     ToolCall,
     ToolDefinition,
     spawn_agent,
@@ -68,6 +79,15 @@ def cases(quick: bool) -> Sequence[BenchCase]:
             baseline=_direct_turns(FAN_OUT),
             baseline_label=f"model.complete + nursery of {FAN_OUT} tool calls, by hand",
             description=f"each turn: scripted model call + {FAN_OUT} concurrent echo calls",
+        ),
+        Throughput(
+            name="streamed tokens, OpenAI SSE",
+            unit="tokens/s",
+            loops=turns * 5,
+            ours=_adapter_stream,
+            baseline=_httpx_stream,
+            baseline_label="httpx aiter_lines + json.loads of each chunk, by hand",
+            description="one streamed completion of `loops` one-token SSE chunks (MockTransport)",
         ),
         Latency(
             name="one-turn task latency",
@@ -182,3 +202,75 @@ async def _direct_latency(loops: int) -> list[float]:
         await model.complete(ModelRequest([Message.user("go")]))
         latencies.append(time.perf_counter() - started)
     return latencies
+
+
+# --- streaming: the adapter against reading the SSE stream by hand ------------------------
+
+
+class _Events(httpx.AsyncByteStream):
+    """A response body of pre-built chunks, one per SSE event."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+
+def _sse_transport(tokens: int) -> httpx.MockTransport:
+    """Answers every request with a stream of ``tokens`` one-token chunks and [DONE]."""
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "bench"}
+    chunks = [
+        b"data: "
+        + json.dumps({**head, "choices": [{"index": 0, "delta": {"content": f"tok{i} "}}]}).encode()
+        + b"\n\n"
+        for i in range(tokens)
+    ]
+    chunks.append(b"data: [DONE]\n\n")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=_Events(chunks)
+        )
+
+    return httpx.MockTransport(handle)
+
+
+async def _adapter_stream(loops: int) -> float:
+    model = OpenAICompatibleModel(
+        "bench",
+        base_url="http://127.0.0.1:9/v1",
+        require_api_key=False,
+        transport=_sse_transport(loops),
+        max_response_bytes=1 << 30,
+    )
+    request = ModelRequest([Message.user("stream")])
+    tokens = 0
+    async with model:
+        started = time.perf_counter()
+        async with contextlib.aclosing(model.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    tokens += 1
+        elapsed = time.perf_counter() - started
+    assert tokens == loops
+    return elapsed
+
+
+async def _httpx_stream(loops: int) -> float:
+    tokens = 0
+    async with httpx.AsyncClient(transport=_sse_transport(loops)) as client:
+        started = time.perf_counter()
+        async with client.stream(
+            "POST", "http://127.0.0.1:9/v1/chat/completions", json={"stream": True}
+        ) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                delta = json.loads(line[6:])["choices"][0]["delta"]
+                if delta.get("content"):
+                    tokens += 1
+        elapsed = time.perf_counter() - started
+    assert tokens == loops
+    return elapsed

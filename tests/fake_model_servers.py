@@ -13,7 +13,14 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    MutableMapping,
+)
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -162,15 +169,25 @@ class FakeModelServer:
 
 
 class Chunks(httpx.AsyncByteStream):
-    """An httpx response stream of ``chunks`` (possibly endless), a checkpoint each."""
+    """An httpx response stream of ``chunks`` (possibly endless), a checkpoint each;
+    closing the response closes it even when it was not read to the end."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = chunks
+        self._iterator: AsyncGenerator[bytes, None] | None = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._iterator = self._generate()
+        return self._iterator
+
+    async def _generate(self) -> AsyncGenerator[bytes, None]:
         for chunk in self._chunks:
             await trio.lowlevel.checkpoint()
             yield chunk
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()
 
 
 async def send_stream(

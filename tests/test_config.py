@@ -151,6 +151,8 @@ EXPECTED_DEFAULTS: dict[str, object] = {
     "agents.max_response_bytes": 4 * 1024 * 1024,
     "agents.max_tool_calls_per_turn": 32,
     "agents.max_tool_calls_per_task": 256,
+    "agents.openai_model": "gpt-5-mini",
+    "agents.anthropic_model": "claude-haiku-4-5",
     "persistence.path": "mister_smith.db",
     "persistence.synchronous": "normal",
     "persistence.batch_max": 256,
@@ -161,6 +163,16 @@ EXPECTED_DEFAULTS: dict[str, object] = {
     "persistence.dead_letter_max_age": 7 * 24 * 3600.0,
     "persistence.journal_max_entries": 100_000,
     "persistence.journal_max_age": 24 * 3600.0,
+    "distributed.nats_url": "nats://127.0.0.1:4222",
+    "distributed.cluster": "default",
+    "distributed.node_name": "",
+    "distributed.registry_ttl": 10.0,
+    "distributed.outbound_bytes": 8 * 1024 * 1024,
+    "distributed.inbound_capacity": 1000,
+    "distributed.connect_timeout": 2.0,
+    "distributed.reconnect_wait": 0.5,
+    "distributed.max_reconnect_attempts": 60,
+    "distributed.max_payload": 1024 * 1024,
 }
 
 

@@ -92,11 +92,13 @@ QUANTITY_LEAF = Leaf(QUANTITY, ("lots", "1 GB", "-1", "", 2, True, *WRONG_TYPES)
 HOST = st.from_regex(r"[A-Za-z0-9.:\-\[\]_]{1,30}", fullmatch=True) | st.text(
     st.characters(blacklist_categories=("Z", "Cc", "Cs")), min_size=1, max_size=10
 )
+MODEL_NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,40}", fullmatch=True)
 FILE_PATH = st.from_regex(r"[A-Za-z0-9_./\-]{1,40}", fullmatch=True) | st.text(
     st.characters(codec="utf-8", blacklist_characters="\x00"),
     min_size=1,
     max_size=10,
 )
+TOKEN = st.from_regex(r"[A-Za-z0-9_-]{1,30}", fullmatch=True)
 ENDPOINT = st.from_regex(r"/[A-Za-z0-9/_\-.]{0,20}", fullmatch=True)
 
 
@@ -185,6 +187,8 @@ LEAVES: dict[str, Leaf] = {
     "agents.max_response_bytes": integers(1024, 1 << 30),
     "agents.max_tool_calls_per_turn": integers(1, 10_000),
     "agents.max_tool_calls_per_task": integers(1, 1_000_000),
+    "agents.openai_model": Leaf(MODEL_NAME, ("", "a model", " gpt", 5, *WRONG_TYPES)),
+    "agents.anthropic_model": Leaf(MODEL_NAME, ("", "claude 4", 5, *WRONG_TYPES)),
     "persistence.path": Leaf(FILE_PATH, ("", "a\x00b", 3, True, *WRONG_TYPES)),
     "persistence.synchronous": choices(SYNCHRONOUS_MODES),
     "persistence.batch_max": integers(1, 100_000),
@@ -195,6 +199,22 @@ LEAVES: dict[str, Leaf] = {
     "persistence.dead_letter_max_age": durations(positive=True).maybe_none(),
     "persistence.journal_max_entries": integers(1),
     "persistence.journal_max_age": durations(positive=True).maybe_none(),
+    "distributed.nats_url": Leaf(
+        st.from_regex(r"(nats|tls)://[a-z0-9.]{1,20}:[0-9]{1,5}", fullmatch=True),
+        ("http://x", "", "nats://a b", "127.0.0.1:4222", 5, *WRONG_TYPES),
+    ),
+    "distributed.cluster": Leaf(TOKEN, ("", "a.b", "a b", "*", "a/b", 5, *WRONG_TYPES)),
+    "distributed.node_name": Leaf(st.just("") | TOKEN, ("a.b", ">", 5, *WRONG_TYPES)),
+    "distributed.registry_ttl": Leaf(
+        st.floats(1.0, 1e6) | st.integers(1, 10**5).map(lambda amount: f"{amount}s"),
+        (0.5, "500ms", 0, -1, "soon", True, *WRONG_TYPES),
+    ),
+    "distributed.outbound_bytes": integers(1024),
+    "distributed.inbound_capacity": integers(1),
+    "distributed.connect_timeout": durations(positive=True),
+    "distributed.reconnect_wait": durations(positive=True),
+    "distributed.max_reconnect_attempts": integers(1),
+    "distributed.max_payload": integers(1),
 }
 
 ORDERED = [

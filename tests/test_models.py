@@ -126,6 +126,8 @@ def test_usage_adds_up() -> None:
         "output_tokens": 6,
         "total_tokens": 10,
         "model_calls": 2,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
     }
     with pytest.raises(ValueError):
         Usage(-1)
@@ -151,7 +153,8 @@ async def test_openai_happy_path_and_wire_format() -> None:
     assert request.headers["authorization"] == f"Bearer {SECRET}"
     body = request.body
     assert body["model"] == "gpt-fake"
-    assert body["max_tokens"] == 64
+    assert body["max_completion_tokens"] == 64  # max_tokens is refused by reasoning models
+    assert "max_tokens" not in body
     assert body["temperature"] == 0.0
     assert body["tools"] == [
         {

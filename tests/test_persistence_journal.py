@@ -196,6 +196,11 @@ def example(annotation: Any) -> Any:
         return {"tokens": 7}
     if annotation is typing.Any:
         return {"nested": [1, "two", None]}
+    if isinstance(annotation, type) and attrs.has(annotation):  # a nested record
+        hints = typing.get_type_hints(annotation)
+        return annotation(
+            **{f.alias or f.name: example(hints[f.name]) for f in attrs.fields(annotation)}
+        )
     if annotation in TYPED_IDS:
         return annotation.new()
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -30,6 +31,8 @@ def test_readme_has_examples() -> None:
 def test_readme_example_runs(index: int, tmp_path: Path) -> None:
     script = tmp_path / f"example_{index}.py"
     script.write_text(python_examples()[index], encoding="utf-8")
+    # this checkout's package, not whichever one is installed (a worktree, a clone)
+    path = os.pathsep.join(p for p in (str(README.parent), os.environ.get("PYTHONPATH")) if p)
     result = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
@@ -37,6 +40,7 @@ def test_readme_example_runs(index: int, tmp_path: Path) -> None:
         timeout=60,
         cwd=tmp_path,
         check=False,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip(), "an example should show what it did"

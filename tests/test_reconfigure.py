@@ -224,7 +224,12 @@ def test_sighup_rereads_the_config_file(tmp_path: Path) -> None:
             "actors.ask_timeout",
             "9.0",
         ]
-        out, err = process.communicate(timeout=30)
+        # Read through the text wrappers: ``communicate`` reads the raw pipes and would
+        # miss a "done" line readline() already buffered with the last reload line.
+        out = process.stdout.read()
+        assert process.stderr is not None
+        err = process.stderr.read()
+        process.wait(timeout=30)
     assert process.returncode == 0, err
     assert out.strip() == "done"
     assert "SIGHUP reload refused" in err

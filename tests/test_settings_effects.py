@@ -121,6 +121,8 @@ CONSUMED: dict[str, str] = {
     "pools.max_lifetime": f"{HERE}::test_pool_lifetime",
     "agents.max_tool_calls_per_turn": f"{HERE}::test_agent_limits_cap_runtime_agents",
     "agents.max_tool_calls_per_task": f"{HERE}::test_agent_limits_cap_runtime_agents",
+    "agents.openai_model": "tests.test_wire_conformance::test_cli_models_come_from_the_config",
+    "agents.anthropic_model": ("tests.test_wire_conformance::test_cli_models_come_from_the_config"),
     "agents.max_response_bytes": (
         "tests.security.test_model_response_limits::"
         "test_the_cap_comes_from_the_agents_config_section"
@@ -137,6 +139,30 @@ CONSUMED: dict[str, str] = {
     "persistence.dead_letter_max_age": f"{PERSIST}::test_dead_letter_retention",
     "persistence.journal_max_entries": f"{PERSIST}::test_journal_retention",
     "persistence.journal_max_age": f"{PERSIST}::test_journal_retention",
+    "distributed.nats_url": "tests.test_distributed_settings::test_the_node_joins_as_configured",
+    "distributed.cluster": "tests.test_distributed_settings::test_the_node_joins_as_configured",
+    "distributed.node_name": "tests.test_distributed_settings::test_the_node_joins_as_configured",
+    "distributed.registry_ttl": (
+        "tests.test_distributed_node::test_killed_nodes_shards_restart_on_a_survivor"
+    ),
+    "distributed.outbound_bytes": (
+        "tests.test_distributed_remote::test_backpressure_across_the_bridge"
+    ),
+    "distributed.inbound_capacity": (
+        "tests.test_distributed_remote::test_backpressure_across_the_bridge"
+    ),
+    "distributed.connect_timeout": (
+        "tests.test_distributed_settings::test_connect_timeout_bounds_the_first_connection"
+    ),
+    "distributed.reconnect_wait": (
+        "tests.test_distributed_settings::test_reconnect_settings_bound_how_long_the_client_tries"
+    ),
+    "distributed.max_reconnect_attempts": (
+        "tests.test_distributed_settings::test_reconnect_settings_bound_how_long_the_client_tries"
+    ),
+    "distributed.max_payload": (
+        "tests.test_distributed_settings::test_max_payload_bounds_what_crosses_the_wire"
+    ),
 }
 """Consumed fields, each with the test (``module::function``) showing its effect."""
 

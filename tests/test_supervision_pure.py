@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import trio
 
 from mister_smith.errors import (
     ConfigError,
@@ -25,20 +24,15 @@ from mister_smith.errors import (
 from mister_smith.supervision import (
     Backoff,
     BackoffState,
-    BreakerCore,
-    BreakerState,
-    ChildSpec,
-    Decision,
-    FailureDetector,
-    OneForAll,
-    OneForOne,
+    EscalateFailure,
+    LeaveChild,
+    RestartChild,
     RestartIntensity,
-    RestForOne,
-    StrategyKind,
+    RetryChild,
+    StopChild,
     SupervisorPolicy,
     effective_action,
 )
-from mister_smith.supervision._strategy import as_strategy
 from mister_smith.types import Restart
 
 ALL_STRATEGIES: list[RecoveryStrategy] = [
@@ -194,10 +188,10 @@ def _policy(
 def test_decide_permanent_normal_return_restarts_and_counts() -> None:
     policy = _policy(max_restarts=1)
     first = policy.decide("a", Restart.PERMANENT, None, now=0.0)
-    assert first == Decision(action=RecoveryAction.RESTART, run_again=True)
+    assert first == RestartChild(RecoveryAction.RESTART)
     assert first.severity is ErrorSeverity.LOW
     second = policy.decide("a", Restart.PERMANENT, None, now=1.0)
-    assert second.escalate
+    assert isinstance(second, EscalateFailure)
     assert second.intensity_exceeded
     assert second.action is RecoveryAction.ESCALATE
 
@@ -205,16 +199,14 @@ def test_decide_permanent_normal_return_restarts_and_counts() -> None:
 @pytest.mark.parametrize("restart", [Restart.TRANSIENT, Restart.TEMPORARY])
 def test_decide_normal_return_of_non_permanent_removes(restart: Restart) -> None:
     decision = _policy().decide("a", restart, None, now=0.0)
+    assert decision == LeaveChild()
     assert decision.action is None
-    assert decision.remove
-    assert not decision.run_again
 
 
 def test_decide_runtime_fault_restarts_with_its_severity() -> None:
     decision = _policy().decide("a", Restart.TRANSIENT, ValueError("x"), now=0.0)
+    assert isinstance(decision, RestartChild)
     assert decision.action is RecoveryAction.RESTART
-    assert decision.run_again
-    assert not decision.in_place
     assert decision.severity is ErrorSeverity.CRITICAL
 
 
@@ -234,11 +226,11 @@ def test_decide_retry_in_place_then_falls_back_to_restart() -> None:
         policy.decide("a", Restart.PERMANENT, ValueError(), now=float(t), strategy=retry)
         for t in range(4)
     ]
-    assert [(d.action, d.in_place, d.attempt, d.delay) for d in decisions] == [
-        (RecoveryAction.RETRY, True, 1, 0.25),
-        (RecoveryAction.RETRY, True, 2, 0.25),
-        (RecoveryAction.RESTART, False, 0, 0.0),
-        (RecoveryAction.RETRY, True, 1, 0.25),
+    assert decisions == [
+        RetryChild(0.25, 1, ErrorSeverity.CRITICAL),
+        RetryChild(0.25, 2, ErrorSeverity.CRITICAL),
+        RestartChild(RecoveryAction.RESTART, 0.0, ErrorSeverity.CRITICAL),
+        RetryChild(0.25, 1, ErrorSeverity.CRITICAL),
     ]
     # Only the fallback restart counted toward intensity.
     assert policy.intensity is not None
@@ -249,11 +241,13 @@ def test_decide_retry_count_resets_after_a_long_run() -> None:
     policy = _policy(window=10.0)
     retry = RecoveryStrategy.Retry(max_attempts=1, delay=0.0)
     policy.child_started("a", 0.0)
-    assert policy.decide("a", Restart.PERMANENT, ValueError(), now=1.0, strategy=retry).in_place
+    first = policy.decide("a", Restart.PERMANENT, ValueError(), now=1.0, strategy=retry)
+    assert isinstance(first, RetryChild)
     assert policy.retries("a") == 1
     policy.child_started("a", 1.0)
     # Ran for the whole intensity window: the retry budget is fresh again.
     again = policy.decide("a", Restart.PERMANENT, ValueError(), now=11.0, strategy=retry)
+    assert isinstance(again, RetryChild)
     assert again.action is RecoveryAction.RETRY
     assert again.attempt == 1
 
@@ -269,7 +263,7 @@ def test_decide_child_removed_forgets_retries() -> None:
 
 def test_decide_escalate_strategy_escalates_without_intensity() -> None:
     decision = _policy().decide("a", Restart.PERMANENT, SupervisionError("x"), now=0.0)
-    assert decision.escalate
+    assert isinstance(decision, EscalateFailure)
     assert not decision.intensity_exceeded
     assert decision.action is RecoveryAction.ESCALATE
     assert decision.severity is ErrorSeverity.HIGH
@@ -278,15 +272,17 @@ def test_decide_escalate_strategy_escalates_without_intensity() -> None:
 def test_decide_reload_and_failover_flags() -> None:
     policy = _policy()
     reload = policy.decide("a", Restart.PERMANENT, ConfigError("bad"), now=0.0)
+    assert isinstance(reload, RestartChild)
     assert reload.action is RecoveryAction.RELOAD
     assert reload.reload
-    assert reload.run_again
     failover = policy.decide(
         "b", Restart.PERMANENT, PersistenceError("disk"), now=0.0, has_fallback=True
     )
+    assert isinstance(failover, RestartChild)
     assert failover.action is RecoveryAction.FAILOVER
     assert failover.failover
     no_fallback = policy.decide("c", Restart.PERMANENT, PersistenceError("disk"), now=0.0)
+    assert isinstance(no_fallback, RestartChild)
     assert no_fallback.action is RecoveryAction.RESTART
     assert not no_fallback.failover
 
@@ -295,8 +291,9 @@ def test_decide_circuit_breaker_does_not_count_toward_intensity() -> None:
     policy = _policy(max_restarts=1)
     for t in range(5):
         decision = policy.decide("a", Restart.PERMANENT, NetworkError("down"), now=float(t))
+        assert isinstance(decision, RestartChild)
         assert decision.action is RecoveryAction.CIRCUIT_BREAKER
-        assert decision.run_again
+        assert decision.gated
     assert policy.intensity is not None
     assert policy.intensity.recent(4.0) == 0
 
@@ -305,13 +302,14 @@ def test_decide_ignore_treats_the_exit_as_normal() -> None:
     policy = _policy(max_restarts=1)
     ignore = RecoveryStrategy.Ignore()
     transient = policy.decide("a", Restart.TRANSIENT, ValueError(), now=0.0, strategy=ignore)
+    assert isinstance(transient, LeaveChild)
     assert transient.action is RecoveryAction.IGNORE
-    assert transient.remove
     permanent = policy.decide("b", Restart.PERMANENT, ValueError(), now=0.0, strategy=ignore)
+    assert isinstance(permanent, RestartChild)
     assert permanent.action is RecoveryAction.IGNORE
-    assert permanent.run_again
     # ...and a permanent child's "normal exit" restart counts like any other.
-    assert policy.decide("b", Restart.PERMANENT, ValueError(), now=1.0, strategy=ignore).escalate
+    again = policy.decide("b", Restart.PERMANENT, ValueError(), now=1.0, strategy=ignore)
+    assert isinstance(again, EscalateFailure)
 
 
 @pytest.mark.parametrize("strategy", ALL_STRATEGIES, ids=lambda s: type(s).__name__)
@@ -320,10 +318,10 @@ def test_decide_temporary_child_is_never_run_again(
 ) -> None:
     decision = _policy().decide("a", Restart.TEMPORARY, ValueError(), now=0.0, strategy=strategy)
     if strategy.action is RecoveryAction.ESCALATE:
-        assert decision.escalate
+        assert isinstance(decision, EscalateFailure)
     else:
+        assert isinstance(decision, LeaveChild)
         assert decision.action is RecoveryAction.IGNORE
-        assert decision.remove
 
 
 def test_decide_uses_backoff_delays() -> None:
@@ -331,7 +329,9 @@ def test_decide_uses_backoff_delays() -> None:
     delays = []
     for t in range(4):
         policy.child_started("a", float(t))
-        delays.append(policy.decide("a", Restart.PERMANENT, ValueError(), now=t + 0.5).delay)
+        decision = policy.decide("a", Restart.PERMANENT, ValueError(), now=t + 0.5)
+        assert isinstance(decision, RestartChild)
+        delays.append(decision.delay)
     assert delays == [1.0, 2.0, 4.0, 4.0]
 
 
@@ -342,154 +342,13 @@ def test_decide_classifies_single_exception_groups_by_their_leaf() -> None:
     assert decision.severity is ErrorSeverity.MEDIUM
 
 
-def test_decision_remove_property() -> None:
-    assert Decision(action=None).remove
-    assert not Decision(action=RecoveryAction.RESTART, run_again=True).remove
-    assert not Decision(action=RecoveryAction.ESCALATE, escalate=True).remove
-
-
-# -- strategies --------------------------------------------------------------------------
-
-
-def test_strategy_affected_sets() -> None:
-    children = ["a", "b", "c", "d"]
-    assert OneForOne().affected(children, "b") == ["b"]
-    assert OneForAll().affected(children, "b") == children
-    assert RestForOne().affected(children, "b") == ["b", "c", "d"]
-    assert RestForOne().affected(children, "d") == ["d"]
-
-
-def test_strategy_affected_rejects_strangers() -> None:
-    with pytest.raises(ValueError):
-        OneForAll().affected(["a"], "z")
-
-
-def test_as_strategy_accepts_kinds_and_objects() -> None:
-    assert as_strategy(StrategyKind.REST_FOR_ONE) == RestForOne()
-    assert as_strategy(StrategyKind.ONE_FOR_ALL).kind is StrategyKind.ONE_FOR_ALL
-    strategy = OneForOne()
-    assert as_strategy(strategy) is strategy
-    with pytest.raises(TypeError):
-        as_strategy("one_for_one")  # type: ignore[arg-type]
-
-
-# -- FailureDetector ------------------------------------------------------------------------
-
-
-def test_failure_detector_deadlines_and_expiry() -> None:
-    detector = FailureDetector()
-    assert detector.next_deadline() is None
-    detector.watch("a", 5.0, now=0.0)
-    detector.watch("b", 2.0, now=1.0)
-    assert detector.next_deadline() == 3.0
-    detector.heartbeat("b", now=2.5)
-    assert detector.deadline("b") == 4.5
-    assert detector.expired(4.4) == []
-    assert detector.expired(4.5) == ["b"]
-    assert set(detector.expired(5.0)) == {"a", "b"}
-    assert detector.silent_for("a", 5.0) == 5.0
-    detector.unwatch("b")
-    detector.heartbeat("b", now=6.0)  # ignored: not watched
-    assert detector.watched() == ["a"]
-
-
-def test_failure_detector_rejects_non_positive_timeouts() -> None:
-    with pytest.raises(ValueError):
-        FailureDetector().watch("a", 0.0, now=0.0)
-
-
-# -- BreakerCore (examples; the model-based test is in the stateful module) ------------------
-
-
-def _state(core: BreakerCore) -> BreakerState:
-    """The stored state (a call, so mypy does not narrow it across mutations)."""
-    return core.state
-
-
-def test_breaker_core_full_cycle() -> None:
-    core = BreakerCore(failure_threshold=2, reset_timeout=10.0, half_open_max_calls=2)
-    assert core.try_acquire(0.0)
-    core.record_failure(0.0)
-    core.record_success(0.5)  # a success resets the consecutive count
-    core.record_failure(1.0)
-    assert _state(core) is BreakerState.CLOSED
-    core.record_failure(2.0)
-    assert _state(core) is BreakerState.OPEN
-    assert core.retry_at == 12.0
-    assert not core.try_acquire(11.9)
-    assert core.current_state(12.0) is BreakerState.HALF_OPEN
-    assert core.try_acquire(12.0)
-    assert core.try_acquire(12.0)
-    assert not core.try_acquire(12.0)  # both probes in flight
-    core.record_success(13.0)
-    assert _state(core) is BreakerState.HALF_OPEN
-    core.record_success(13.0)
-    assert _state(core) is BreakerState.CLOSED
-    assert core.failures == 0
-
-
-def test_breaker_core_half_open_failure_reopens() -> None:
-    core = BreakerCore(failure_threshold=1, reset_timeout=5.0, half_open_max_calls=1)
-    core.record_failure(0.0)
-    assert core.try_acquire(5.0)
-    core.record_failure(6.0)
-    assert _state(core) is BreakerState.OPEN
-    assert core.retry_at == 11.0
-
-
-def test_breaker_core_release_frees_a_probe() -> None:
-    core = BreakerCore(failure_threshold=1, reset_timeout=1.0, half_open_max_calls=1)
-    core.record_failure(0.0)
-    assert core.try_acquire(1.0)
-    assert not core.try_acquire(1.0)
-    core.release()
-    assert core.try_acquire(1.0)
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [{"failure_threshold": 0}, {"reset_timeout": -1.0}, {"half_open_max_calls": 0}],
-)
-def test_breaker_core_rejects_bad_parameters(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        BreakerCore(**kwargs)  # type: ignore[arg-type]
-
-
-# -- ChildSpec ----------------------------------------------------------------------------
-
-
-async def _noop() -> None:
-    await trio.lowlevel.checkpoint()
-
-
-async def _with_status(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    task_status.started()
-
-
-def test_child_spec_of_validates_and_wraps_fallback() -> None:
-    spec = ChildSpec.of(_noop, name="n", fallback=_with_status)
-    assert spec.fallback is not None
-    assert spec.fallback.fn is _with_status
-    assert not spec.accepts_task_status()
-    assert spec.fallback.accepts_task_status()
-    with pytest.raises(TypeError):
-        ChildSpec.of(42)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        ChildSpec.of(_noop, shutdown_timeout=-1.0)
-    with pytest.raises(ValueError):
-        ChildSpec.of(_noop, heartbeat_timeout=0.0)
-
-
-def test_child_spec_resolve_recovery() -> None:
-    assert ChildSpec.of(_noop).resolve_recovery(ValueError()) is None
-    fixed = RecoveryStrategy.Ignore()
-    assert ChildSpec.of(_noop, recovery=fixed).resolve_recovery(ValueError()) is fixed
-
-    def choose(error: BaseException) -> RecoveryStrategy:
-        if isinstance(error, KeyError):
-            return RecoveryStrategy.Escalate()
-        return RecoveryStrategy.Restart()
-
-    spec = ChildSpec.of(_noop, recovery=choose)
-    assert spec.resolve_recovery(KeyError()) == RecoveryStrategy.Escalate()
-    assert spec.resolve_recovery(ValueError()) == RecoveryStrategy.Restart()
+def test_each_decision_case_names_its_action() -> None:
+    assert LeaveChild().action is None
+    assert RetryChild(0.0, 1).action is RecoveryAction.RETRY
+    assert StopChild().action is RecoveryAction.STOP
+    assert EscalateFailure().action is RecoveryAction.ESCALATE
+    restart = RestartChild(RecoveryAction.RESTART)
+    assert (restart.reload, restart.failover, restart.gated) == (False, False, False)
+    assert RestartChild(RecoveryAction.RELOAD).reload
+    assert RestartChild(RecoveryAction.FAILOVER).failover
+    assert RestartChild(RecoveryAction.CIRCUIT_BREAKER).gated

@@ -39,11 +39,15 @@ from mister_smith.supervision import (
     BreakerCore,
     BreakerState,
     Decision,
+    EscalateFailure,
     FailureDetector,
+    LeaveChild,
     OneForAll,
     OneForOne,
+    RestartChild,
     RestartIntensity,
     RestForOne,
+    RetryChild,
     SupervisorPolicy,
 )
 from mister_smith.types import Restart
@@ -359,12 +363,7 @@ class PolicyMachine(RuleBasedStateMachine):
         recent = sum(1 for t in self.restarts if self.now - t < self.window)
         if recent > self.max_restarts:
             self.escalated = True
-            return Decision(
-                action=RecoveryAction.ESCALATE,
-                escalate=True,
-                intensity_exceeded=True,
-                severity=severity,
-            )
+            return EscalateFailure(severity, intensity_exceeded=True)
         delay = 0.0
         if self.backoff is not None:
             if book.last_start is not None and self.now - book.last_start >= (
@@ -376,14 +375,7 @@ class PolicyMachine(RuleBasedStateMachine):
                 self.backoff.initial * self.backoff.factor**book.backoff_attempt,
             )
             book.backoff_attempt += 1
-        return Decision(
-            action=action,
-            run_again=True,
-            delay=delay,
-            failover=action is RecoveryAction.FAILOVER,
-            reload=action is RecoveryAction.RELOAD,
-            severity=severity,
-        )
+        return RestartChild(action, delay, severity)
 
     def expected(self, key: str, restart: Restart, kind: str, has_fallback: bool) -> Decision:
         error, severity, strategy = ERRORS[kind]
@@ -391,7 +383,7 @@ class PolicyMachine(RuleBasedStateMachine):
         if error is None:
             if restart is Restart.PERMANENT:
                 return self.count_restart(key, RecoveryAction.RESTART, ErrorSeverity.LOW)
-            return Decision(action=None)
+            return LeaveChild()
         assert strategy is not None
         if book.last_start is not None and self.now - book.last_start >= self.window:
             book.retries = 0
@@ -407,27 +399,20 @@ class PolicyMachine(RuleBasedStateMachine):
         if restart is Restart.TEMPORARY and action in run_again:
             action = RecoveryAction.IGNORE
         if action is RecoveryAction.ESCALATE:
-            return Decision(action=action, escalate=True, severity=severity)
+            return EscalateFailure(severity)
         if action is RecoveryAction.IGNORE:
             if restart is Restart.PERMANENT:
                 return self.count_restart(key, action, severity)
-            return Decision(action=action, severity=severity)
+            return LeaveChild(action, severity)
         if action is RecoveryAction.RETRY:
             assert isinstance(strategy, RecoveryStrategy.Retry)
             if book.retries < strategy.max_attempts:
                 book.retries += 1
-                return Decision(
-                    action=action,
-                    run_again=True,
-                    in_place=True,
-                    delay=strategy.delay,
-                    attempt=book.retries,
-                    severity=severity,
-                )
+                return RetryChild(strategy.delay, book.retries, severity)
             action = RecoveryAction.RESTART
         if action is RecoveryAction.CIRCUIT_BREAKER:
             book.retries = 0
-            return Decision(action=action, run_again=True, severity=severity)
+            return RestartChild(action, 0.0, severity)
         return self.count_restart(key, action, severity)
 
     @rule(step=steps)
@@ -465,13 +450,11 @@ class PolicyMachine(RuleBasedStateMachine):
             rand=0.5,
         )
         assert decision == self.expected(key, restart, kind, has_fallback)
-        if decision.escalate:
-            assert not decision.run_again
-        if decision.run_again:
+        if isinstance(decision, RetryChild | RestartChild):
             assert decision.action is not None
-            assert not decision.remove
-        if restart is Restart.TEMPORARY and decision.run_again:
+        if restart is Restart.TEMPORARY and isinstance(decision, RetryChild | RestartChild):
             # A temporary child only ever runs again as its own fallback.
+            assert isinstance(decision, RestartChild)
             assert decision.failover
 
     @invariant()

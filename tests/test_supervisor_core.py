@@ -39,6 +39,7 @@ from mister_smith.supervision import (
     GiveUp,
     RemoveChild,
     RestartLimit,
+    RetryChild,
     RunAgain,
     Settle,
     StrategyKind,
@@ -189,7 +190,7 @@ class SupervisorCoreMachine(RuleBasedStateMachine):
             assert decided.action is action
             group = self.core.affected(child)
             if outcome.group is None:
-                assert outcome.decision.in_place or (
+                assert isinstance(outcome.decision, RetryChild) or (
                     len(group) == 1 and not outcome.decision.reload
                 )
             else:

@@ -121,7 +121,7 @@ class ActorContext:
         outlast ``heartbeat_timeout`` (a model request, a tool call), so they are not
         mistaken for a hang. A no-op for actors without heartbeats.
         """
-        every = self._cell.heartbeat_interval
+        every = self._cell.options.heartbeat_interval
         if every is None:
             yield
             return

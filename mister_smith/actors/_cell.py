@@ -1,4 +1,4 @@
-"""The actor cell: mailbox and accounting shared by every incarnation of an actor."""
+"""The actor cell: what an actor keeps across its restarts (identity, mailbox, options)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import trio
 from ..errors import ActorStopped
 from ..supervision import ChildState
 from ..types import ActorId, CallerIdentity
+from ._mailbox import Mailbox
 
 if TYPE_CHECKING:
     from ..supervision import Child, Supervisor
@@ -32,21 +33,6 @@ class ActorStatus(enum.Enum):
     RESTARTING = "restarting"
     STOPPING = "stopping"
     STOPPED = "stopped"
-
-
-@attrs.frozen
-class MailboxStatistics:
-    """Counters of an actor's mailbox.
-
-    ``accepted == handled + dead_lettered + queued + in_flight`` at all times.
-    """
-
-    capacity: int
-    queued: int
-    accepted: int
-    handled: int
-    dead_lettered: int
-    in_flight: int
 
 
 @attrs.frozen
@@ -92,107 +78,116 @@ class Reply:
 
 @attrs.define(eq=False, slots=True)
 class Ask:
-    """A message sent with ``ask``: the payload plus its reply slot."""
+    """A message sent with ``ask``: the payload plus its reply slot (and the sender's
+    W3C trace context, restored around the handler)."""
 
     message: Any
     reply: Reply
+    traceparent: str | None = None
+
+
+@attrs.define(eq=False, slots=True)
+class Traced:
+    """A message sent with ``tell`` from inside a trace, and that trace's context."""
+
+    message: Any
+    traceparent: str
 
 
 def payload(envelope: Any) -> Any:
     """The user's message inside a mailbox item."""
-    return envelope.message if isinstance(envelope, Ask) else envelope
+    return envelope.message if isinstance(envelope, Ask | Traced) else envelope
+
+
+@attrs.frozen
+class ActorOptions:
+    """How an actor was spawned: what every incarnation is built and run with.
+
+    Attributes:
+        factory: Builds a fresh :class:`Actor` for every (re)start.
+        args: Arguments for ``factory``.
+        handler_timeout: Per-message deadline, or ``None``.
+        middleware: Wrapped around ``handle``, outermost first.
+        role: Free-form role label.
+        capabilities: Declared capabilities (capability routing).
+        heartbeat_interval: For actors watched by heartbeat: how often the idle loop
+            beats (``None``: not watched).
+    """
+
+    factory: Callable[..., Actor]
+    args: tuple[Any, ...] = ()
+    handler_timeout: float | None = None
+    middleware: tuple[Any, ...] = ()
+    role: str | None = None
+    capabilities: frozenset[str] = frozenset()
+    heartbeat_interval: float | None = None
 
 
 class ActorCell:
-    """Everything an actor keeps across restarts: identity, mailbox, counters."""
+    """What an actor keeps across restarts: identity, mailbox, options, and the child
+    (and incarnation) supervision runs it as now."""
 
     __slots__ = (
         "_terminated",
-        "accepted",
         "actor_id",
         "announced",
-        "args",
-        "capabilities",
         "child",
         "closed",
         "ctx",
         "current",
-        "dead_lettered",
         "domain",
-        "factory",
-        "failed",
-        "folded",
-        "handled",
-        "handler_timeout",
-        "heartbeat_interval",
         "identity",
         "incarnations",
         "instance",
         "last_error",
-        "mailbox_capacity",
-        "middleware",
+        "mailbox",
         "name",
-        "receive",
+        "options",
         "ref",
-        "role",
-        "send",
         "supervisor",
         "system",
     )
 
     def __init__(
-        self,
-        system: ActorSystem,
-        factory: Callable[..., Actor],
-        args: tuple[Any, ...],
-        *,
-        name: str,
-        mailbox_capacity: int,
-        handler_timeout: float | None,
-        middleware: tuple[Any, ...],
-        role: str | None,
-        capabilities: frozenset[str],
+        self, system: ActorSystem, name: str, mailbox: Mailbox, options: ActorOptions
     ) -> None:
         from ._ref import ActorRef
 
         self.system = system
-        self.factory = factory
-        self.args = args
         self.name = name
         self.actor_id = ActorId.new()
-        self.mailbox_capacity = mailbox_capacity
-        self.send, self.receive = trio.open_memory_channel[Any](mailbox_capacity)
-        self.handler_timeout = handler_timeout
-        self.middleware = middleware
-        self.role = role
-        self.capabilities = capabilities
-        self.accepted = 0
-        self.handled = 0
-        self.failed = 0
-        self.dead_lettered = 0
+        self.mailbox = mailbox
+        self.options = options
         self.incarnations = 0
+        self.instance: Actor | None = None
+        """The current incarnation's actor object."""
         self.current: Any = None
+        """The envelope being handled (``None`` while idle)."""
         self.last_error: BaseException | None = None
+        """What ended the previous incarnation, for ``on_restart`` (consumed there)."""
         self.closed = False
         self.announced = False
         """Its ``AgentSpawned`` was emitted (the spawn completed)."""
-        self.folded = False
-        """Its counters were added to the system's totals of stopped actors; a count made
-        after that (a late handled message, a sender woken by the final drain) is added
-        there directly with :meth:`count_late`."""
         self._terminated: trio.Event | None = None
         self.child: Child | None = None
         self.supervisor: Supervisor | None = None
         """The supervisor running it now (a domain's new one after a domain restart)."""
         self.domain: ActorDomain | None = None
         """The domain holding it, when it was spawned into one."""
-        self.heartbeat_interval: float | None = None
-        """Set for actors watched by heartbeat: how often the idle loop beats."""
-        self.instance: Actor | None = None
         self.ctx: ActorContext | None = None
         self.identity: CallerIdentity | None = None
         """Minted at spawn, kept across restarts, revoked once the actor is gone."""
         self.ref = ActorRef(self)
+
+    @property
+    def role(self) -> str | None:
+        """The role label given at spawn."""
+        return self.options.role
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Capabilities declared at spawn."""
+        return self.options.capabilities
 
     def terminated(self) -> trio.Event:
         """Set once the actor is gone for good (made on first use: memory per actor)."""
@@ -204,16 +199,6 @@ class ActorCell:
 
     def stopped_error(self) -> ActorStopped:
         return ActorStopped(f"actor {self.name!r} is stopped")
-
-    def queued(self) -> int:
-        return self.send.statistics().current_buffer_used
-
-    def in_flight(self) -> int:
-        """Accepted messages neither queued nor finished: the one being handled, or one
-        trio handed straight to the waiting actor task that has not run yet."""
-        # A sender blocked on a full mailbox counts its message as accepted when its
-        # task resumes, a moment after trio moved the message into the buffer: clamp.
-        return max(0, self.accepted - self.handled - self.dead_lettered - self.queued())
 
     @property
     def status(self) -> ActorStatus:
@@ -235,40 +220,24 @@ class ActorCell:
             return ActorStatus.RESTARTING
         return ActorStatus.STARTING
 
-    def mailbox_statistics(self) -> MailboxStatistics:
-        return MailboxStatistics(
-            capacity=self.mailbox_capacity,
-            queued=self.queued(),
-            accepted=self.accepted,
-            handled=self.handled,
-            dead_lettered=self.dead_lettered,
-            in_flight=self.in_flight(),
-        )
-
     def statistics(self) -> ActorStatistics:
+        mailbox = self.mailbox
         return ActorStatistics(
             name=self.name,
             status=self.status,
-            queued=self.queued(),
-            capacity=self.mailbox_capacity,
-            accepted=self.accepted,
-            handled=self.handled,
-            failed=self.failed,
-            dead_lettered=self.dead_lettered,
+            queued=mailbox.queued(),
+            capacity=mailbox.capacity,
+            accepted=mailbox.accepted,
+            handled=mailbox.handled,
+            failed=mailbox.failed,
+            dead_lettered=mailbox.dead_lettered,
             restarts=0 if self.child is None else self.child.restarts,
-            in_flight=self.in_flight(),
+            in_flight=mailbox.in_flight(),
         )
-
-    def count_late(self, index: int) -> None:
-        """Count one more accepted (0), handled (1), failed (2) or dead-lettered (3)
-        message in the system totals, when this cell's counters were already folded."""
-        if self.folded:
-            self.system._stopped_totals[index] += 1
 
     def dead_letter(self, envelope: Any, reason: str, error: BaseException) -> None:
         """Record ``envelope`` as never handled, and fail its ``ask`` if it has one."""
-        self.dead_lettered += 1
-        self.count_late(3)
+        self.mailbox.dead_lettered_one()
         if isinstance(envelope, Ask):
             envelope.reply.set_error(error)
         self.system._record_dead_letter(self, payload(envelope), reason)

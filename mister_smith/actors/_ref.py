@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import AskTimeout, MailboxFull
-from ..types import ActorId
-from ._cell import ActorStatistics, Ask, MailboxStatistics, Reply
+from ..types import TRACEPARENT, ActorId
+from ._cell import ActorStatistics, Ask, Reply, Traced
+from ._mailbox import MailboxStatistics
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -43,12 +44,12 @@ class ActorRef:
     @property
     def role(self) -> str | None:
         """The role given at spawn, if any."""
-        return self._cell.role
+        return self._cell.options.role
 
     @property
     def capabilities(self) -> frozenset[str]:
         """Capabilities declared at spawn (used by capability-based routing)."""
-        return self._cell.capabilities
+        return self._cell.options.capabilities
 
     @property
     def accepts_delegated(self) -> bool:
@@ -58,7 +59,7 @@ class ActorRef:
         cell = self._cell
         if cell.instance is not None:
             return bool(type(cell.instance).accepts_delegated)
-        factory: Any = cell.factory
+        factory: Any = cell.options.factory
         while isinstance(factory, functools.partial):
             factory = factory.func
         return isinstance(factory, type) and bool(getattr(factory, "accepts_delegated", False))
@@ -66,11 +67,10 @@ class ActorRef:
     @property
     def load(self) -> int:
         """Messages queued plus the one in flight: the live load routing reads."""
-        cell = self._cell
         # Plain counters (no channel statistics object): routing reads this per member.
         # A sender blocked on a full mailbox is counted when it resumes, so this can be
         # one short for a moment; never negative.
-        return max(0, cell.accepted - cell.handled - cell.dead_lettered)
+        return self._cell.mailbox.load()
 
     @property
     def is_alive(self) -> bool:
@@ -84,22 +84,28 @@ class ActorRef:
             ActorStopped: the actor is stopped (the message was not accepted).
         """
         cell = self._cell
+        traceparent = TRACEPARENT.get()
+        if traceparent is not None and not isinstance(message, Ask):
+            message = Traced(message, traceparent)
         await trio.lowlevel.checkpoint_if_cancelled()
         if cell.closed:
             raise cell.stopped_error()
+        mailbox = cell.mailbox
         try:
-            cell.send.send_nowait(message)
+            mailbox.send.send_nowait(message)
         except trio.WouldBlock:
             try:
-                await cell.send.send(message)
+                await mailbox.send.send(message)
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 raise cell.stopped_error() from None
-            cell.accepted += 1
-            cell.count_late(0)  # woken by the final drain of a stopping actor
+            mailbox.accepted_late()  # (maybe woken by the final drain of a stopping actor)
             return
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise cell.stopped_error() from None
-        cell.accepted += 1
+        if mailbox._watchers is None:
+            mailbox.accepted += 1  # open mailbox: nothing folded yet
+        else:
+            mailbox.accepted_now()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def tell_nowait(self, message: Any) -> None:
@@ -112,15 +118,22 @@ class ActorRef:
         cell = self._cell
         if cell.closed:
             raise cell.stopped_error()
+        mailbox = cell.mailbox
+        traceparent = TRACEPARENT.get()
+        if traceparent is not None:
+            message = Traced(message, traceparent)
         try:
-            cell.send.send_nowait(message)
+            mailbox.send.send_nowait(message)
         except trio.WouldBlock:
             raise MailboxFull(
-                f"mailbox of actor {cell.name!r} is full ({cell.mailbox_capacity} messages)"
+                f"mailbox of actor {cell.name!r} is full ({mailbox.capacity} messages)"
             ) from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise cell.stopped_error() from None
-        cell.accepted += 1
+        if mailbox._watchers is None:
+            mailbox.accepted += 1
+        else:
+            mailbox.accepted_now()
 
     async def ask(self, message: Any, *, timeout: float | None = None) -> Any:
         """Send ``message`` and wait for the handler's return value.
@@ -146,7 +159,7 @@ class ActorRef:
             raise ValueError(f"ask timeout must be >= 0, got {timeout!r}")
         reply = Reply()
         with trio.move_on_after(timeout):
-            await self.tell(Ask(message, reply))
+            await self.tell(Ask(message, reply, TRACEPARENT.get()))
             await reply.event.wait()
         if not reply.event.is_set():
             reply.abandoned = True
@@ -169,14 +182,16 @@ class ActorRef:
 
     def mailbox_statistics(self) -> MailboxStatistics:
         """The mailbox's counters."""
-        return self._cell.mailbox_statistics()
+        return self._cell.mailbox.statistics()
 
     async def wait_stopped(self) -> None:
         """Wait until the actor has stopped for good."""
         await self._cell.terminated().wait()
 
     def __hash__(self) -> int:
-        return hash(self._cell.actor_id)
+        # Refs are equal exactly when they share a cell: hash the cell's identity (a
+        # C-level hash; the ActorId's attrs/UUID hash costs ~10x more on routing paths).
+        return object.__hash__(self._cell)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ActorRef) and other._cell is self._cell

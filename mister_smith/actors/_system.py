@@ -5,21 +5,17 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
 
 from ..errors import (
-    ActorCrashed,
     ActorNameTaken,
     ActorNotFound,
     ActorStopped,
-    HandlerTimeout,
-    HandlingInterrupted,
-    MessageRejected,
     PoolExhausted,
     SupervisionError,
 )
@@ -37,36 +33,21 @@ from ..supervision import (
     StrategyKind,
     SupervisionStrategyBase,
     Supervisor,
-    current_child,
-    heartbeat,
     open_supervisor,
-    shutdown_grace,
 )
 from ..types import IdentityAuthority, Role
 from ._actor import Actor, ActorContext
-from ._cell import ActorCell, Ask
+from ._cell import ActorCell, ActorOptions
 from ._domain import ActorDomain
+from ._loop import MessageMiddleware, serve
+from ._mailbox import Mailbox, Totals
 from ._ref import ActorRef
 
 logger = logging.getLogger("mister_smith.actors")
 
-Handler = Callable[[Any, ActorContext], Awaitable[Any]]
-
 DEFAULT_RESTART_LIMIT = RestartLimit(max_restarts=3, window=60.0)
 """Each actor's own restart budget unless configured: 3 restarts within 60 s (the
 design's ``SupervisionSettings`` defaults, counted per actor)."""
-
-
-class MessageMiddleware(Protocol):
-    """Wraps an actor's handling of one message (see ``mister_smith.async_patterns``).
-
-    ``run`` must call ``handler(message, ctx)`` at most once and return its result,
-    or raise to reject the message (the rejection counts as the handler failing).
-    """
-
-    async def run(self, message: Any, ctx: ActorContext, handler: Handler) -> Any:
-        """Run ``handler`` around this middleware's hooks."""
-        ...
 
 
 @attrs.frozen
@@ -187,7 +168,7 @@ class ActorSystem:
         self._counter = itertools.count(1)
         self._spawned = 0
         self._refused = 0
-        self._stopped_totals = [0, 0, 0, 0]  # accepted, handled, failed, dead_lettered
+        self._stopped = Totals()  # the counters of every mailbox closed so far
         self._termination_listeners: list[Callable[[ActorRef], object]] = []
         self.restart_limit = restart_limit
         self.backoff = backoff
@@ -379,7 +360,9 @@ class ActorSystem:
             )
         async with self._overflow_lock:
             for sibling in self._overflow:
-                if not sibling.terminated and sibling.supervisor.child_count < limit:
+                # A sibling waiting for its parent to restart it has no room now.
+                running = not sibling.terminated and sibling.supervisor.state == "running"
+                if running and sibling.supervisor.child_count < limit:
                     return sibling.supervisor
             default = self._default
             number = len(self._overflow) + 2
@@ -498,17 +481,16 @@ class ActorSystem:
             raise ValueError(f"mailbox_capacity must be >= 1, got {capacity!r}")
         if handler_timeout is not None and not handler_timeout > 0:
             raise ValueError(f"handler_timeout must be > 0, got {handler_timeout!r}")
-        cell = ActorCell(
-            self,
+        options = ActorOptions(
             factory,
             tuple(args),
-            name=name,
-            mailbox_capacity=capacity,
             handler_timeout=handler_timeout,
             middleware=self.middleware + tuple(middleware),
             role=role,
             capabilities=frozenset(capabilities) if capabilities else _NO_CAPABILITIES,
+            heartbeat_interval=self.heartbeat_interval if beats else None,
         )
+        cell = ActorCell(self, name, Mailbox(capacity), options)
         cell.ctx = ActorContext(cell)
         domain, sup = self._resolve(supervisor)
         limit_children = self.max_children_per_supervisor
@@ -521,7 +503,7 @@ class ActorSystem:
         self._cells[name] = cell
         held = domain is not None and domain.restartable
         spec = ChildSpec.of(
-            self._serve,
+            serve,
             cell,
             name=name,
             restart=self.default_restart if restart is None else restart,
@@ -533,8 +515,6 @@ class ActorSystem:
             # (it survives the domain's restarts); elsewhere its own child does.
             on_terminated=None if held else self._child_terminated,
         )
-        if beats:
-            cell.heartbeat_interval = self.heartbeat_interval
         if sup.state != "running":
             self._cells.pop(name, None)
             self.identities.revoke(cell.identity)
@@ -577,110 +557,12 @@ class ActorSystem:
             default.window if restart_window is None else restart_window,
         )
 
-    # -- the actor loop -----------------------------------------------------------------
-
-    async def _serve(
-        self, cell: ActorCell, *, task_status: trio.TaskStatus[ActorRef] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        ctx = cell.ctx
-        assert ctx is not None
-        child = current_child()
-        if child is not None:  # a new child object after its domain restarted
-            cell.child = child
-            cell.supervisor = child.supervisor
-        if cell.closed:  # stopped for good before this incarnation could start
-            task_status.started(cell.ref)
-            return
-        instance = cell.factory(*cell.args)
-        if not isinstance(instance, Actor):
-            raise TypeError(f"actor factory {cell.factory!r} returned {instance!r}, not an Actor")
-        cell.instance = instance
-        cell.incarnations += 1
-        # The error that ended the previous incarnation, consumed here: a restart
-        # caused by a sibling's crash is told ``None``, not an old crash of its own.
-        previous_error, cell.last_error = cell.last_error, None
-        try:
-            if cell.incarnations > 1:
-                await instance.on_restart(ctx, previous_error)
-            await instance.on_start(ctx)
-            task_status.started(cell.ref)
-            # The message loop is inlined here: one coroutine frame less per actor.
-            receive = cell.receive
-            handler: Handler = instance.handle
-            for layer in reversed(cell.middleware):
-                handler = _wrap(layer, handler)
-            timeout = cell.handler_timeout
-            beat_every = cell.heartbeat_interval
-            while True:
-                try:
-                    if beat_every is None:
-                        envelope = await receive.receive()
-                    else:
-                        envelope = await _receive_beating(receive, beat_every)
-                except (trio.EndOfChannel, trio.ClosedResourceError):
-                    return  # the actor was stopped for good: its mailbox is closed
-                cell.current = envelope
-                message = envelope.message if isinstance(envelope, Ask) else envelope
-                try:
-                    if timeout is None:
-                        result = await handler(message, ctx)
-                    else:
-                        with trio.move_on_after(timeout) as scope:
-                            result = await handler(message, ctx)
-                        if scope.cancelled_caught:
-                            raise HandlerTimeout(
-                                f"actor {cell.name!r} took longer than {timeout} s on a message"
-                            )
-                except MessageRejected as exc:
-                    # Refused before the handler saw it: not the actor's failure.
-                    cell.current = None
-                    cell.dead_letter(envelope, f"rejected: {exc}", exc)
-                    continue
-                except Exception as exc:
-                    cell.current = None
-                    cell.failed += 1
-                    cell.count_late(2)
-                    cell.last_error = exc
-                    crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message")
-                    crashed.__cause__ = exc
-                    cell.dead_letter(envelope, f"crashed while handling it: {exc!r}", crashed)
-                    raise
-                except BaseException:
-                    cell.current = None
-                    error = _interrupted(cell)
-                    if isinstance(error, ActorCrashed):  # failed from outside: hung, injected
-                        cell.failed += 1
-                        cell.count_late(2)
-                        cell.last_error = error.__cause__
-                        reason = f"crashed while handling it: {error.__cause__!r}"
-                    else:
-                        reason = "stopped while handling it"
-                    cell.dead_letter(envelope, reason, error)
-                    raise
-                cell.current = None
-                cell.handled += 1
-                if cell.folded:  # it stopped itself while handling this message
-                    cell.count_late(1)
-                if isinstance(envelope, Ask):
-                    envelope.reply.set_value(result)
-        finally:
-            try:
-                with shutdown_grace():
-                    try:
-                        await instance.on_stop(ctx)
-                    except Exception:
-                        logger.exception("on_stop of actor %s failed", cell.name)
-            finally:
-                # Even when on_stop overran its grace (Cancelled): children never
-                # outlive their parent. Bounded by the children's own shutdown timeouts.
-                with trio.CancelScope(shield=True):
-                    await ctx._stop_children()
-
     # -- stopping -----------------------------------------------------------------------
 
     def _child_terminated(self, child: Child) -> None:
-        cell: ActorCell = child.spec.args[0]  # the spec runs self._serve(cell)
-        self._terminate(cell, (child.end_reason or ChildEnd.STOPPED).value)
+        cell = self._cells.get(child.name)  # actor names are unique in the system
+        if cell is not None and cell.child in (None, child):
+            self._terminate(cell, (child.end_reason or ChildEnd.STOPPED).value)
 
     def _terminate(self, cell: ActorCell, reason: str) -> None:
         """The actor is gone for good: refuse sends, dead-letter what is queued."""
@@ -691,22 +573,11 @@ class ActorSystem:
             cell.domain.forget(cell.name)
         if cell.identity is not None:
             self.identities.revoke(cell.identity)  # a reused name gets none of its grants
-        while True:
-            try:
-                envelope = cell.receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
+        for envelope in cell.mailbox.close():
             cell.dead_letter(envelope, f"actor {reason}", cell.stopped_error())
-        cell.receive.close()
-        cell.send.close()
         if self._cells.get(cell.name) is cell:
             del self._cells[cell.name]
-        totals = self._stopped_totals
-        totals[0] += cell.accepted
-        totals[1] += cell.handled
-        totals[2] += cell.failed
-        totals[3] += cell.dead_lettered
-        cell.folded = True
+        cell.mailbox.fold_into(self._stopped)
         if cell.announced:
             self.events.emit(
                 AgentStopped(
@@ -804,19 +675,16 @@ class ActorSystem:
 
     def statistics(self) -> ActorSystemStatistics:
         """Totals over live and stopped actors."""
-        accepted, handled, failed, dead = self._stopped_totals
+        totals = self._stopped.snapshot()
         for cell in self._cells.values():
-            accepted += cell.accepted
-            handled += cell.handled
-            failed += cell.failed
-            dead += cell.dead_lettered
+            totals = totals + cell.mailbox.counters()
         return ActorSystemStatistics(
             live_actors=len(self._cells),
             spawned=self._spawned,
-            accepted=accepted,
-            handled=handled,
-            failed=failed,
-            dead_lettered=dead,
+            accepted=totals.accepted,
+            handled=totals.handled,
+            failed=totals.failed,
+            dead_lettered=totals.dead_lettered,
             refused=self._refused,
             domains=len(self._domains),
         )
@@ -886,45 +754,6 @@ _NO_CAPABILITIES: frozenset[str] = frozenset()
 
 _RESERVED = "::"
 """Separator of names the system derives (``parent::children``); refused in actor names."""
-
-
-def _interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted | ActorCrashed:
-    """The error for an ``ask`` whose message was being handled when the supervisor
-    stopped the actor: a crash it was failed with (a hung handler's
-    ``HeartbeatTimeout``, an injected failure), for good (stop, shutdown, a temporary
-    actor), or to restart it (a sibling's crash under OneForAll / RestForOne, or its
-    domain's supervisor giving up, after which the domain's parent restarts it)."""
-    child, supervisor = cell.child, cell.supervisor
-    failure = None if child is None else child.failing_with
-    if failure is not None:
-        crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message: {failure}")
-        crashed.__cause__ = failure
-        return crashed
-    if cell.closed or child is None or supervisor is None or child.restart is Restart.TEMPORARY:
-        return cell.stopped_error()
-    state = supervisor.state
-    domain_restarts = state == "failed" and cell.domain is not None and cell.domain.restartable
-    if state != "running" and not domain_restarts:
-        return cell.stopped_error()
-    return HandlingInterrupted(
-        f"actor {cell.name!r} was restarted by its supervisor while handling the message"
-    )
-
-
-async def _receive_beating(receive: trio.MemoryReceiveChannel[Any], every: float) -> Any:
-    """Receive the next message, sending a heartbeat every ``every`` seconds meanwhile
-    (an idle actor is alive; only a handler can hang)."""
-    while True:
-        heartbeat()
-        with trio.move_on_after(every):
-            return await receive.receive()
-
-
-def _wrap(layer: MessageMiddleware, inner: Handler) -> Handler:
-    async def handler(message: Any, ctx: ActorContext) -> Any:
-        return await layer.run(message, ctx, inner)
-
-    return handler
 
 
 @asynccontextmanager

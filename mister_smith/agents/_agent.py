@@ -4,301 +4,62 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
-import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import attrs
 import trio
 
-from ..actors import (
-    Actor,
-    ActorContext,
-    ActorDomain,
-    ActorRef,
-    ActorSystem,
-    Delegated,
-    MessageMiddleware,
-    SpawnController,
+from ..actors import Actor, ActorContext
+from ..errors import (
+    ActorCrashed,
+    ActorStopped,
+    AskTimeout,
+    TaskTimeout,
+    ToolError,
+    ToolPermissionDenied,
 )
-from ..errors import TaskTimeout, ToolError, ToolExecutionFailed, ToolPermissionDenied
 from ..events import EventBus, TaskCompleted, TaskFailed, ToolCalled, ToolOutcome
-from ..supervision import RecoveryPolicy, Supervisor, heartbeat
-from ..types import Caller, CallerIdentity, Restart, Role, TaskId
+from ..monitoring import NOOP_SPAN, active_tracer, record_model_response
+from ..supervision import heartbeat
+from ..types import CallerIdentity
+from ._agent_stream import AgentStream, AgentStreamRequest, EventSink, cancel_when_set, sole
 from ._context import ContextWindow, Summarizer
-from ._errors import InvalidTask, MaxTurnsExceeded, ModelTimeout, ToolCallLimitExceeded
-from ._events import AgentProgress
+from ._errors import (
+    GuardrailTripped,
+    HandoffFailed,
+    MalformedModelResponse,
+    MaxTurnsExceeded,
+    ModelTimeout,
+    ToolCallLimitExceeded,
+)
+from ._events import AgentProgress, AgentTextStreamed
+from ._guardrails import GuardrailInput, run_guardrails
+from ._handoffs import MAX_HANDOFFS, Handoff, transcript
 from ._messages import Message, ToolCall
-from ._model import Model, ModelLimits, ModelRequest, ModelResponse, ToolDefinition, Usage
+from ._model import Model, ModelRequest, ModelResponse
+from ._output import FINAL_RESULT_TOOL, OutputSpec
+from ._run import RunState, capped_limits, check_outcome
+from ._spec import AgentSpec
+from ._streaming import (
+    AgentFinalResult,
+    AgentStreamEvent,
+    AgentTextDelta,
+    AgentToolCallFinished,
+    AgentToolCallStarted,
+    AgentTurnEnded,
+    ResponseCompleted,
+    TextDelta,
+    stream_model,
+)
+from ._task import AgentResult, AgentTask, ToolCaller
+from ._tool_calls import ToolInvoker, bounded, format_tool_error, format_tool_result, tool_listing
+from ._usage import UsageBudget, check_all, output_room
 
 logger = logging.getLogger("mister_smith.agents")
-
-
-@runtime_checkable
-class ToolInvoker(Protocol):
-    """What an agent needs from a tool bus (:class:`mister_smith.tools.ToolBus` is one)."""
-
-    async def call(
-        self,
-        caller: Caller,
-        name: str,
-        args: Mapping[str, Any],
-        *,
-        on_behalf_of: Sequence[Caller] = (),
-        timeout: float | None = None,
-    ) -> Any:
-        """Call tool ``name`` as ``caller`` (acting for ``on_behalf_of``) under the
-        deadline ``timeout``."""
-        ...
-
-    def list_available_tools(
-        self, caller: Caller, *, on_behalf_of: Sequence[Caller] = ()
-    ) -> Sequence[Any]:
-        """The schemas of the tools ``caller`` (acting for ``on_behalf_of``) may call."""
-        ...
-
-
-@attrs.frozen
-class ToolCaller:
-    """Who an agent's tool calls for one task are made as, and for whom.
-
-    Attributes:
-        who: The agent's identity (or its name when run without an actor system).
-        on_behalf_of: Whom the task was delegated by (see :attr:`AgentTask.on_behalf_of`).
-    """
-
-    who: Caller
-    on_behalf_of: tuple[Caller, ...] = ()
-
-
-@attrs.frozen
-class ContextSettings:
-    """Bounds of an agent's context window (see :class:`ContextWindow`).
-
-    ``max_messages`` should exceed the tool calls the model makes in one turn plus two
-    (the task and the call): a larger round cannot stay in the window together and is
-    folded into the summary as its results arrive.
-    """
-
-    max_messages: int = attrs.field(default=50, validator=attrs.validators.ge(2))
-    max_tokens: int = attrs.field(default=16_000, validator=attrs.validators.ge(16))
-    max_summary_tokens: int | None = None
-    max_message_tokens: int | None = None
-
-
-def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
-    return tuple(value)
-
-
-def _strings(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(value)
-
-
-def _names(value: Iterable[str] | None) -> frozenset[str] | None:
-    return None if value is None else frozenset(value)
-
-
-def _callers(value: Iterable[Caller]) -> tuple[Caller, ...]:
-    return tuple(value)
-
-
-@attrs.frozen
-class AgentSpec:
-    """Everything that defines an agent apart from its model and tools.
-
-    Attributes:
-        role: What the agent is for (``"researcher"``, ``"writer"``, ...): a label for the
-            prompt, events and results. It grants nothing; tool permissions come from the
-            identity the agent is spawned with (see :func:`spawn_agent`'s ``roles``).
-        system_prompt: Instructions given to the model on every turn.
-        capabilities: Declared capabilities (used by teams and capability routing).
-        allowed_tools: Tools the agent may call (``None``: whatever the tool bus grants
-            it). Calls to other tools are refused and reported to the model, and
-            announced as a ``ToolCalled`` event with outcome ``DENIED``.
-        max_turns: Model turns per task before :class:`MaxTurnsExceeded`.
-        tool_timeout: Deadline of each tool call (``None``: the tool's own, else the
-            bus's); never later than the tool's own deadline or the task's.
-        model_timeout: Deadline of each model call (``None``: the model's own).
-        parallel_tool_calls: Run the tool calls of one model turn concurrently.
-        max_parallel_tools: Most tool calls running at once.
-        max_tool_calls_per_turn: Most tool calls run for one model turn (default 32,
-            as ``AgentSettings``); the model's calls past it are not run, each is
-            answered with a :class:`ToolCallLimitExceeded` tool error.
-        max_tool_calls_per_task: Most tool calls run over one task (default 256); once
-            used up, every further call is answered the same way.
-        limits: Limits passed to the model.
-        context: Bounds of the context window.
-        persistent_context: Keep the context across tasks (else each task starts fresh).
-    """
-
-    role: str
-    system_prompt: str = ""
-    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=_strings)
-    allowed_tools: frozenset[str] | None = attrs.field(default=None, converter=_names)
-    max_turns: int = attrs.field(default=10, validator=attrs.validators.ge(1))
-    tool_timeout: float | None = None
-    model_timeout: float | None = None
-    parallel_tool_calls: bool = True
-    max_parallel_tools: int = attrs.field(default=8, validator=attrs.validators.ge(1))
-    max_tool_calls_per_turn: int = attrs.field(default=32, validator=attrs.validators.ge(1))
-    max_tool_calls_per_task: int = attrs.field(default=256, validator=attrs.validators.ge(1))
-    limits: ModelLimits = attrs.field(factory=ModelLimits)
-    context: ContextSettings = attrs.field(factory=ContextSettings)
-    persistent_context: bool = False
-
-
-@attrs.frozen
-class AgentTask:
-    """A task for an agent.
-
-    Attributes:
-        prompt: What to do.
-        task_id: Identifies the task in events.
-        deadline: Absolute Trio-clock time by which it must be done (``None``: none);
-            tool calls and delegated tasks inherit it.
-        context: Messages placed before the prompt (e.g. a previous stage's output).
-        correlation_id: Carried into the task's events.
-        on_behalf_of: Who delegated the task, outermost first (set by
-            :class:`~mister_smith.agents.AgentEndpoint` from the delegating tool call):
-            the agent's tool calls must be allowed for each of them as well as for
-            itself. It can only narrow what the agent may do, never widen it.
-    """
-
-    prompt: str
-    task_id: TaskId = attrs.field(factory=TaskId.new)
-    deadline: float | None = None
-    context: tuple[Message, ...] = attrs.field(default=(), converter=_messages)
-    correlation_id: str | None = None
-    on_behalf_of: tuple[Caller, ...] = attrs.field(default=(), converter=_callers)
-
-    @classmethod
-    def with_timeout(cls, prompt: str, timeout: float | None, **options: Any) -> AgentTask:
-        """A task due ``timeout`` seconds from now (``None``: no deadline)."""
-        deadline = None if timeout is None else trio.current_time() + timeout
-        return cls(prompt, deadline=deadline, **options)
-
-    @classmethod
-    def coerce(cls, message: Any) -> AgentTask:
-        """Accept an :class:`AgentTask`, a string, or a mapping with ``task``/``prompt``/
-        ``message``/``input`` (and optional ``timeout`` seconds or ``deadline``), or
-        any of these wrapped in a :class:`~mister_smith.actors.Delegated` (whose
-        delegators go first in :attr:`on_behalf_of`).
-
-        Raises:
-            InvalidTask: anything else.
-        """
-        if isinstance(message, Delegated):
-            task = cls.coerce(message.message)
-            return attrs.evolve(task, on_behalf_of=(*message.on_behalf_of, *task.on_behalf_of))
-        if isinstance(message, AgentTask):
-            return message
-        if isinstance(message, str):
-            return cls(message)
-        if isinstance(message, Mapping):
-            for key in ("task", "prompt", "message", "input"):
-                if isinstance(message.get(key), str):
-                    deadline = message.get("deadline")
-                    timeout = message.get("timeout")
-                    if deadline is None and isinstance(timeout, int | float):
-                        deadline = trio.current_time() + float(timeout)
-                    return cls(message[key], deadline=deadline)
-        raise InvalidTask(f"not a task: {message!r:.200}")
-
-
-@attrs.frozen
-class AgentResult:
-    """What an agent returns for a task.
-
-    Attributes:
-        task_id: The task.
-        agent: The agent's name.
-        role: Its role.
-        answer: The model's final answer.
-        usage: Tokens used over all turns.
-        turns: Model turns used.
-        tool_calls: Tool calls made.
-        tool_errors: Tool calls that failed (reported to the model, which carried on).
-        duration: Seconds from start to answer (Trio clock).
-        refused_tool_calls: Tool calls not run because they were past the spec's
-            ``max_tool_calls_per_turn``/``max_tool_calls_per_task`` (reported to the
-            model as tool errors).
-    """
-
-    task_id: TaskId
-    agent: str
-    role: str
-    answer: str
-    usage: Usage
-    turns: int
-    tool_calls: int
-    tool_errors: int
-    duration: float
-    refused_tool_calls: int = 0
-
-
-def _bounded(waited_on: object) -> bool:
-    """Whether awaiting ``waited_on`` ends by a deadline of its own."""
-    if waited_on is None:
-        return False
-    if callable(getattr(waited_on, "call", None)) and hasattr(waited_on, "default_timeout"):
-        return True  # a ToolBus: every call runs under a deadline
-    timeout = getattr(waited_on, "timeout", None)
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
-        return math.isfinite(timeout)
-    model = getattr(waited_on, "model", None)
-    return model is not None and model is not waited_on and _bounded(model)
-
-
-def format_tool_result(value: Any) -> str:
-    """A tool's return value as text for the model (strings as they are, else JSON)."""
-    if isinstance(value, str):
-        return value
-    if attrs.has(type(value)):
-        value = attrs.asdict(value)
-    try:
-        return json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def format_tool_error(error: BaseException) -> str:
-    """A tool failure as text for the model: error type, message and cause."""
-    text = f"{type(error).__name__}: {error}"
-    cause = error.__cause__
-    if isinstance(error, ToolExecutionFailed) and cause is not None:
-        text += f" (caused by {type(cause).__name__}: {cause})"
-    return text
-
-
-def available_tool_definitions(
-    tools: ToolInvoker | None, caller: ToolCaller, allowed: frozenset[str] | None
-) -> tuple[ToolDefinition, ...]:
-    """The tools ``caller`` may call, as model :class:`ToolDefinition` s, sorted by name."""
-    return _tool_listing(tools, caller, allowed)[0]
-
-
-def _tool_listing(
-    tools: ToolInvoker | None, caller: ToolCaller, allowed: frozenset[str] | None
-) -> tuple[tuple[ToolDefinition, ...], dict[str, float]]:
-    """The definitions offered to the model, and each tool's own deadline (if listed)."""
-    if tools is None:
-        return (), {}
-    listed = [
-        entry
-        for entry in tools.list_available_tools(caller.who, on_behalf_of=caller.on_behalf_of)
-        if allowed is None or str(entry.name) in allowed
-    ]
-    timeouts: dict[str, float] = {}
-    for entry in listed:
-        own = getattr(entry, "timeout", None)
-        if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
-            timeouts[str(entry.name)] = float(own)
-    definitions = sorted((ToolDefinition.from_schema(e) for e in listed), key=lambda d: d.name)
-    return tuple(definitions), timeouts
 
 
 class Agent(Actor):
@@ -322,18 +83,23 @@ class Agent(Actor):
     elsewhere for ``supervision.heartbeat_timeout`` is cancelled and restarted.
 
     Spawn with :func:`spawn_agent` or ``system.spawn(Agent, spec, model, tools, ...)``.
-    It accepts :class:`~mister_smith.actors.Delegated` tasks (``accepts_delegated``),
-    so its ref offered through ``AgentTool`` works on the tool caller's behalf.
 
     Args:
         spec: MessageRole, prompt, limits.
         model: The model it reasons with.
         tools: The tool bus (``None``: no tools).
         summarizer: Folds old context (default: extractive).
+        budget: The agent's own usage budget (default: one from ``spec.agent_limits``,
+            made at its first task; :func:`spawn_agent` passes one that outlives
+            restarts).
+        handoffs: Agents it may hand the conversation to, each offered to the model
+            as a ``transfer_to_<agent>`` tool (see :class:`Handoff`).
     """
 
     heartbeat_by_default: ClassVar[bool] = True
     accepts_delegated: ClassVar[bool] = True
+    """It takes :class:`~mister_smith.actors.Delegated` tasks, so its ref offered
+    through ``AgentTool`` works on the tool caller's behalf (both must be granted)."""
 
     def __init__(
         self,
@@ -342,14 +108,21 @@ class Agent(Actor):
         tools: ToolInvoker | None = None,
         *,
         summarizer: Summarizer | None = None,
+        budget: UsageBudget | None = None,
+        handoffs: Sequence[Handoff] = (),
     ) -> None:
         self._ctx: ActorContext | None = None
+        self.budget = budget
+        self.handoffs = {handoff.name: handoff for handoff in handoffs}
+        if len(self.handoffs) != len(handoffs):
+            raise ValueError("two handoffs of one agent have the same tool name")
         self.spec = spec
         self.model = model
         self.tools = tools
         self.summarizer = summarizer
         self._context: ContextWindow | None = None
         self._limiter = trio.CapacityLimiter(spec.max_parallel_tools)
+        self._output = None if spec.output_type is None else OutputSpec(spec.output_type)
         self._tool_timeouts: dict[str, float] = {}
 
     def new_context(self, name: str, events: EventBus | None) -> ContextWindow:
@@ -365,15 +138,99 @@ class Agent(Actor):
             owner=name,
         )
 
-    async def handle(self, message: Any, ctx: ActorContext) -> AgentResult:
-        """Work on a task (see :meth:`AgentTask.coerce` for what counts as one)."""
+    async def handle(self, message: Any, ctx: ActorContext) -> AgentResult | None:
+        """Work on a task (see :meth:`AgentTask.coerce` for what counts as one), or on
+        a streamed one (``AgentStreamRequest``, sent by :meth:`AgentRef.stream`)."""
         self._ctx = ctx
         try:
+            if isinstance(message, AgentStreamRequest):
+                return await self.serve_stream(message, ctx.name, ctx.events, identity=ctx.identity)
             return await self.run_task(
                 AgentTask.coerce(message), ctx.name, ctx.events, identity=ctx.identity
             )
         finally:
             self._ctx = None
+
+    async def serve_stream(
+        self,
+        request: AgentStreamRequest,
+        name: str,
+        events: EventBus | None,
+        *,
+        identity: CallerIdentity | None = None,
+    ) -> AgentResult | None:
+        """Run a streamed task, sending its events to ``request.channel`` (closed at the
+        end); ``None`` when the consumer left (the work is cancelled at once).
+
+        Raises:
+            Whatever :meth:`run_task` raises.
+        """
+        task = AgentTask.coerce(request.task)
+        result: AgentResult | None = None
+        async with request.channel:
+            with trio.CancelScope() as scope:
+                sink = EventSink(request.channel, scope)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(cancel_when_set, request.stop, scope)
+                        try:
+                            result = await self.run_task(
+                                task, name, events, identity=identity, sink=sink
+                            )
+                        finally:
+                            nursery.cancel_scope.cancel()
+                except BaseExceptionGroup as group:
+                    raise sole(group) from None
+        if scope.cancelled_caught and result is None:
+            logger.info("agent %s: the consumer of task %s's stream left", name, task.task_id)
+            if events is not None:
+                events.emit(
+                    TaskFailed(
+                        source=name,
+                        task_id=task.task_id,
+                        error_type="StreamClosed",
+                        error="the stream's consumer left; the task was cancelled",
+                        agent=name,
+                        correlation_id=task.correlation_id,
+                    )
+                )
+        return result
+
+    @contextlib.asynccontextmanager
+    async def stream_task(
+        self,
+        task: AgentTask | str,
+        name: str,
+        events: EventBus | None = None,
+        *,
+        identity: CallerIdentity | None = None,
+        buffer: int = 0,
+    ) -> AsyncIterator[AgentStream]:
+        """Run ``task`` (without an actor system) and stream its events::
+
+            async with agent.stream_task("summarise", "writer") as stream:
+                async for event in stream:
+                    ...
+
+        Leaving the block early cancels the work (its model request included); an
+        error of the work is raised when the block ends.
+        """
+        send, receive = trio.open_memory_channel[AgentStreamEvent](buffer)
+        stream = AgentStream(receive)
+        stop = trio.Event()
+        request = AgentStreamRequest(AgentTask.coerce(task), send, stop)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    functools.partial(self.serve_stream, request, name, events, identity=identity)
+                )
+                async with receive:
+                    try:
+                        yield stream
+                    finally:
+                        stop.set()
+        except BaseExceptionGroup as group:
+            raise sole(group) from None
 
     async def run_task(
         self,
@@ -382,18 +239,44 @@ class Agent(Actor):
         events: EventBus | None,
         *,
         identity: CallerIdentity | None = None,
+        sink: EventSink | None = None,
     ) -> AgentResult:
         """Run ``task`` to its answer as agent ``name``; usable without an actor system.
 
         Tools are called as ``identity`` (in an actor system: ``ctx.identity``); without
-        one, as the plain name, which only open tools admit.
+        one, as the plain name, which only open tools admit. With ``sink``, the model's
+        answers are streamed and every step is sent to it (see :meth:`stream_task`).
         """
         started = trio.current_time()
         caller = ToolCaller(name if identity is None else identity, task.on_behalf_of)
+        spans = active_tracer()
+        with (
+            contextlib.nullcontext(NOOP_SPAN)
+            if spans is None
+            else spans.span(
+                f"invoke_agent {name}",
+                attributes={
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": name,
+                    "mister_smith.task_id": str(task.task_id),
+                },
+            )
+        ):
+            return await self._run_traced(task, name, events, started, caller, sink)
+
+    async def _run_traced(
+        self,
+        task: AgentTask,
+        name: str,
+        events: EventBus | None,
+        started: float,
+        caller: ToolCaller,
+        sink: EventSink | None,
+    ) -> AgentResult:
         try:
             deadline = math.inf if task.deadline is None else task.deadline
             with trio.move_on_at(deadline) as scope:
-                result = await self._loop(task, name, events, started, caller)
+                result = await self._loop(task, name, events, started, caller, sink)
             if scope.cancelled_caught:
                 raise TaskTimeout(f"agent {name!r} did not finish task {task.task_id} in time")
         except Exception as exc:
@@ -430,6 +313,7 @@ class Agent(Actor):
         events: EventBus | None,
         started: float,
         caller: ToolCaller,
+        sink: EventSink | None = None,
     ) -> AgentResult:
         spec = self.spec
         if spec.persistent_context:
@@ -441,7 +325,7 @@ class Agent(Actor):
         await context.extend(task.context)
         await context.add(Message.user(task.prompt), pin=True)
         try:
-            return await self._turns(task, name, events, started, context, caller)
+            return await self._turns(task, name, events, started, context, caller, sink)
         finally:
             context.unpin_all()
 
@@ -453,54 +337,144 @@ class Agent(Actor):
         started: float,
         context: ContextWindow,
         caller: ToolCaller,
+        sink: EventSink | None = None,
     ) -> AgentResult:
         spec = self.spec
-        tool_definitions, self._tool_timeouts = _tool_listing(
-            self.tools, caller, spec.allowed_tools
-        )
-        usage = Usage()
-        tool_calls = tool_errors = refused = 0
+        output = self._output
+        tool_definitions, self._tool_timeouts = tool_listing(self.tools, caller, spec.allowed_tools)
+        system_prompt = spec.system_prompt
+        tool_definitions = (*tool_definitions, *(h.definition() for h in self.handoffs.values()))
+        if output is not None:
+            tool_definitions = (*tool_definitions, output.definition)
+            system_prompt = "\n\n".join(p for p in (system_prompt, output.instructions()) if p)
+        run = RunState(task, name, started, sink=sink, events=events)
+        budgets = self._budgets(task, name, started)
+        options = spec.request_options()
         for turn in range(1, spec.max_turns + 1):
+            run.turn = turn
+            check_all(budgets, trio.current_time())
             request = ModelRequest(
-                context.render(spec.system_prompt), tool_definitions, spec.limits
+                context.render(system_prompt),
+                tool_definitions,
+                capped_limits(spec.limits, output_room(budgets)),
+                options,
             )
             heartbeat()  # a new turn is progress (agents are watched by heartbeat)
             async with self._beating(self.model):  # if bounded by its own deadline
-                response = await self._complete(request)
-            usage = usage + response.usage
+                if turn == 1 and spec.input_guardrails:
+                    response = await self._guarded_first(request, run)
+                else:
+                    response = await self._complete(request, run)
+            run.usage = run.usage + response.usage
+            for used in budgets:
+                used.record_response(response.model or self.model.name, response.usage)
+            check_outcome(response, name, spec.limits)  # before it enters the context
             async with self._beating(self.summarizer):  # folding may ask a model
-                await context.add(Message.assistant(response.text, response.tool_calls))
-            if response.is_final:
-                self._progress(events, name, task, turn, tool_calls, 1.0, "done")
-                return AgentResult(
-                    task.task_id,
-                    name,
-                    spec.role,
-                    response.text,
-                    usage,
-                    turn,
-                    tool_calls,
-                    tool_errors,
-                    trio.current_time() - started,
-                    refused,
+                await context.add(
+                    Message.assistant(response.text, response.tool_calls, response.reasoning)
                 )
-            budget = min(spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - tool_calls)
-            calls = response.tool_calls
+            if output is not None:
+                done, feedback = self._typed_answer(output, response, run)
+                if done is not None:
+                    await self._check_output(done, run)
+                    self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
+                    await run.emit(AgentFinalResult(done))
+                    return done
+                if feedback:
+                    async with self._beating(self.summarizer):
+                        await context.extend(feedback)
+                    continue
+            handoff = next((c for c in response.tool_calls if c.name in self.handoffs), None)
+            if handoff is not None and len(task.handoffs) < MAX_HANDOFFS:
+                result = await self._hand_off(handoff, run, context)
+                self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
+                await run.emit(AgentFinalResult(result))
+                return result
+            if response.is_final:
+                self._progress(events, name, task, turn, run.tool_calls, 1.0, "done")
+                result = run.result(spec.role, response.text, response.text)
+                await self._check_output(result, run)
+                await run.emit(AgentFinalResult(result))
+                return result
+            budget = min(
+                spec.max_tool_calls_per_turn, spec.max_tool_calls_per_task - run.tool_calls
+            )
+            calls = tuple(c for c in response.tool_calls if c.name not in self.handoffs)
+            refused_handoffs = [
+                Message.tool_result(
+                    c, f"not handed off: a task is handed on at most {MAX_HANDOFFS} times",
+                    is_error=True,
+                )
+                for c in response.tool_calls
+                if c.name in self.handoffs
+            ]  # fmt: skip
+            if refused_handoffs:
+                await context.extend(refused_handoffs)
+            check_all(budgets, trio.current_time(), tool_calls=len(calls[:budget]))
             async with self._beating(self.tools):  # each call bounded by its deadline
-                results = await self._run_tools(calls[:budget], name, caller, task.deadline, events)
-            tool_calls += len(results)
-            tool_errors += sum(1 for r in results if r.is_error)
-            refused += len(calls[budget:])
+                results = await self._run_tools(calls[:budget], run, caller)
+            for used in budgets:
+                used.record_tool_calls(len(results))
+            run.tool_calls += len(results)
+            run.tool_errors += sum(1 for r in results if r.is_error)
+            run.refused += len(calls[budget:])
             async with self._beating(self.summarizer):
                 await context.extend([*results, *self._refuse(calls[budget:], name)])
             fraction = response.progress if response.progress is not None else turn / spec.max_turns
-            self._progress(events, name, task, turn, tool_calls, fraction, "working")
-        self._progress(events, name, task, spec.max_turns, tool_calls, 1.0, "failed")
+            self._progress(events, name, task, turn, run.tool_calls, fraction, "working")
+            await run.emit(AgentTurnEnded(turn, run.usage))
+        self._progress(events, name, task, spec.max_turns, run.tool_calls, 1.0, "failed")
         raise MaxTurnsExceeded(
             f"agent {name!r} reached max_turns={spec.max_turns} without an answer",
             agent=name,
             turns=spec.max_turns,
         )
+
+    def _budgets(self, task: AgentTask, name: str, started: float) -> list[UsageBudget]:
+        """The budgets a task counts against: its own, the agent's, the task's others."""
+        spec = self.spec
+        if self.budget is None and spec.agent_limits is not None:
+            self.budget = UsageBudget(spec.agent_limits, f"agent {name!r}", started)
+        budgets = [] if self.budget is None else [self.budget]
+        if spec.task_limits is not None:
+            budgets.insert(0, UsageBudget(spec.task_limits, f"task {task.task_id}", started))
+        budgets.extend(task.budgets)
+        return budgets
+
+    def _typed_answer(
+        self, output: OutputSpec, response: ModelResponse, run: RunState
+    ) -> tuple[AgentResult | None, list[Message]]:
+        """The result when ``response`` holds a valid typed answer; else the messages
+        telling the model what was wrong (empty: not an answer yet, run its tools).
+
+        Raises:
+            OutputValidationError: the answer was wrong more than ``output_retries``
+                times.
+        """
+        finals = [call for call in response.tool_calls if call.name == FINAL_RESULT_TOOL]
+        if finals:
+            attempt = output.from_call(finals[0])
+        elif response.is_final:
+            attempt = output.from_text(response.text)
+        else:
+            return None, []
+        run.output_attempts += 1
+        if attempt.ok:
+            return run.result(self.spec.role, output.answer_text(attempt.value), attempt.value), []
+        if run.output_attempts > self.spec.output_retries:
+            raise output.fail(run.name, run.output_attempts, attempt.errors)
+        logger.info("agent %s: invalid typed answer: %s", run.name, "; ".join(attempt.errors))
+        text = "Your answer was refused:\n" + "\n".join(f"- {e}" for e in attempt.errors)
+        if not finals:
+            return None, [Message.user(text)]
+        feedback = [Message.tool_result(finals[0], text, is_error=True)]
+        skipped = f"not run: {FINAL_RESULT_TOOL} was called in the same turn"
+        feedback.extend(
+            Message.tool_result(call, skipped, is_error=True)
+            for call in response.tool_calls
+            if call is not finals[0]
+        )
+        return None, feedback
 
     def _refuse(self, calls: Sequence[ToolCall], name: str) -> list[Message]:
         """Tool errors answering ``calls``, which are past the tool-call limits."""
@@ -546,32 +520,164 @@ class Agent(Actor):
         own (a tool bus; a model or summarizer whose model has a finite ``timeout``).
         An unbounded model that never answers is what the heartbeat is there to catch."""
         ctx = self._ctx
-        if ctx is None or not _bounded(waited_on):
+        if ctx is None or not bounded(waited_on):
             return contextlib.nullcontext()
         return ctx.keep_beating()
 
-    async def _complete(self, request: ModelRequest) -> ModelResponse:
+    async def _complete(self, request: ModelRequest, run: RunState) -> ModelResponse:
+        spans = active_tracer()
+        if spans is None:
+            return await self._answer(request, run)
+        model = self.model
+        provider = str(getattr(model, "provider", type(model).__name__))
+        model_name = str(getattr(model, "model", None) or model.name)
+        with spans.model_span(
+            provider, model_name, max_tokens=request.limits.max_output_tokens
+        ) as span:
+            response = await self._answer(request, run)
+            usage = response.usage
+            record_model_response(
+                span,
+                model=response.model or model_name,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                finish_reason=response.stop_reason.value,
+            )
+            return response
+
+    async def _answer(self, request: ModelRequest, run: RunState) -> ModelResponse:
         timeout = self.spec.model_timeout
-        if timeout is None:
-            return await self.model.complete(request)
-        with trio.move_on_after(timeout) as scope:
-            return await self.model.complete(request)
+        with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+            if run.sink is None and not (self.spec.stream_events and run.events is not None):
+                return await self.model.complete(request)
+            return await self._streamed(request, run)
         assert scope.cancelled_caught
         raise ModelTimeout(f"model {self.model.name!r} did not answer within {timeout} s")
 
+    async def _hand_off(self, call: ToolCall, run: RunState, context: ContextWindow) -> AgentResult:
+        """Give the task, with the conversation so far, to the handoff's agent and
+        answer with its result.
+
+        Raises:
+            HandoffFailed: the receiving agent failed on it (the cause attached).
+        """
+        handoff = self.handoffs[call.name]
+        task = run.task
+        reason = str(call.arguments.get("reason", "") or "")[:500]
+        note = f" ({reason})" if reason else ""
+        handed = AgentTask(
+            f"[{run.name} handed this conversation over to you{note}. Continue it: answer "
+            "the user's request above.]",
+            deadline=task.deadline,
+            context=handoff.input_filter(transcript(context.messages())),
+            correlation_id=task.correlation_id or str(task.task_id),
+            on_behalf_of=task.on_behalf_of,
+            budgets=task.budgets,
+            handoffs=(*task.handoffs, run.name),
+        )
+        logger.info("agent %s: handing task %s to %s", run.name, task.task_id, handoff.target)
+        remaining = math.inf if task.deadline is None else task.deadline - trio.current_time()
+        try:
+            received: AgentResult = await handoff.target.ask(handed, timeout=max(0.0, remaining))
+        except (ActorCrashed, ActorStopped, AskTimeout) as exc:
+            cause = exc.__cause__ if isinstance(exc, ActorCrashed) else exc
+            raise HandoffFailed(
+                f"agent {run.name!r}: the handoff to {handoff.target.name!r} failed: "
+                f"{type(cause).__name__}: {cause}"
+            ) from exc
+        return attrs.evolve(
+            received,
+            task_id=task.task_id,
+            usage=run.usage + received.usage,
+            turns=run.turn + received.turns,
+            tool_calls=run.tool_calls + received.tool_calls,
+            tool_errors=run.tool_errors + received.tool_errors,
+            duration=trio.current_time() - run.started,
+            handed_off_from=(run.name, *received.handed_off_from),
+        )
+
+    async def _guarded_first(self, request: ModelRequest, run: RunState) -> ModelResponse:
+        """The first response, with the input guardrails run concurrently; the request
+        is cancelled as soon as one trips.
+
+        Raises:
+            GuardrailTripped: an input guardrail tripped.
+        """
+        subject = GuardrailInput(run.name, "input", run.task.prompt, task_id=run.task.task_id)
+        responses: list[ModelResponse] = []
+        trips: list[GuardrailTripped] = []
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def guard() -> None:
+                    try:
+                        await run_guardrails(self.spec.input_guardrails, subject, run.events)
+                    except GuardrailTripped as error:
+                        trips.append(error)
+                        nursery.cancel_scope.cancel()
+
+                async def ask() -> None:
+                    responses.append(await self._complete(request, run))
+
+                nursery.start_soon(guard)
+                nursery.start_soon(ask)
+        except BaseExceptionGroup as group:
+            raise sole(group) from None
+        if trips:
+            raise trips[0]
+        return responses[0]
+
+    async def _check_output(self, result: AgentResult, run: RunState) -> None:
+        """Run the output guardrails on a final answer.
+
+        Raises:
+            GuardrailTripped: one tripped.
+        """
+        if self.spec.output_guardrails:
+            subject = GuardrailInput(
+                run.name, "output", result.answer, result.output, run.task.task_id
+            )
+            await run_guardrails(self.spec.output_guardrails, subject, run.events)
+
+    async def _streamed(self, request: ModelRequest, run: RunState) -> ModelResponse:
+        """The model's response, its text passed on to the stream's consumer as it comes
+        (waiting for the consumer: backpressure)."""
+        async with contextlib.aclosing(stream_model(self.model, request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if self.spec.stream_events and run.events is not None:
+                        run.events.emit(
+                            AgentTextStreamed(
+                                source=run.name,
+                                agent=run.name,
+                                task_id=run.task.task_id,
+                                turn=run.turn,
+                                text=event.text,
+                                correlation_id=run.task.correlation_id,
+                            )
+                        )
+                    await run.emit(AgentTextDelta(event.text, run.turn))
+                elif isinstance(event, ResponseCompleted):
+                    return event.response
+        raise MalformedModelResponse(
+            f"the stream of model {self.model.name!r} ended without a complete response"
+        )
+
     async def _run_tools(
-        self,
-        calls: Sequence[ToolCall],
-        name: str,
-        caller: ToolCaller,
-        deadline: float | None,
-        events: EventBus | None = None,
+        self, calls: Sequence[ToolCall], run_state: RunState, caller: ToolCaller
     ) -> list[Message]:
         results: list[Message | None] = [None] * len(calls)
+        name, deadline = run_state.name, run_state.task.deadline
 
         async def run(index: int) -> None:
             async with self._limiter:
-                results[index] = await self._run_tool(calls[index], name, caller, deadline, events)
+                call = calls[index]
+                await run_state.emit(AgentToolCallStarted(call, run_state.turn))
+                message = await self._run_tool(call, name, caller, deadline, run_state.events)
+                results[index] = message
+                await run_state.emit(
+                    AgentToolCallFinished(call, message.content, message.is_error, run_state.turn)
+                )
 
         if self.spec.parallel_tool_calls and len(calls) > 1:
             async with trio.open_nursery() as nursery:
@@ -630,71 +736,3 @@ def _caller_text(caller: ToolCaller) -> str:
     if caller.on_behalf_of:
         text += " (for " + " > ".join(str(c) for c in caller.on_behalf_of) + ")"
     return text
-
-
-_agent_numbers = itertools.count(1)
-
-
-async def spawn_agent(
-    spawner: ActorSystem | SpawnController,
-    spec: AgentSpec,
-    model: Model,
-    tools: ToolInvoker | None = None,
-    *,
-    name: str | None = None,
-    summarizer: Summarizer | None = None,
-    supervisor: Supervisor | ActorDomain | None = None,
-    middleware: Sequence[MessageMiddleware] = (),
-    restart: Restart | None = None,
-    recovery: RecoveryPolicy | None = None,
-    handler_timeout: float | None = None,
-    spawn_timeout: float | None = None,
-    roles: Iterable[Role] = (),
-) -> ActorRef:
-    """Spawn an :class:`Agent` as a supervised actor and return its ref.
-
-    Args:
-        spawner: An actor system, or a :class:`~mister_smith.actors.SpawnController`
-            to stay within the agent bound (→ ``PoolExhausted``).
-        spec: The agent's role, prompt and limits.
-        model: Its model (kept across restarts; each incarnation starts with an empty
-            context).
-        tools: The tool bus.
-        name: Unique name (default ``<role>-<n>``).
-        summarizer: Folds old context (default: extractive).
-        supervisor: Where it runs (default: the actor system's supervisor).
-        middleware: Wrapped around its handling of each task.
-        restart: Restart type (default: the system's).
-        recovery: Recovery policy for its crashes (default: the error's own).
-        handler_timeout: Longest a task may run before the agent counts as failed.
-        spawn_timeout: With a controller, seconds to wait for a free slot.
-        roles: :class:`~mister_smith.types.Role` objects (from the actor system's
-            ``identities.register_role``) its identity carries: what tools granted to
-            roles it may call. ``spec.role`` is a label and grants nothing.
-
-    Raises:
-        UnknownRole: a role the actor system's authority did not register.
-        TypeError: a role given by name (a name is not a credential).
-    """
-    system = spawner.system if isinstance(spawner, SpawnController) else spawner
-    if name is None:
-        name = f"{spec.role}-{next(_agent_numbers)}"
-        while system.get(name) is not None:
-            name = f"{spec.role}-{next(_agent_numbers)}"
-    factory = Agent if summarizer is None else functools.partial(Agent, summarizer=summarizer)
-    options: dict[str, Any] = {
-        "name": name,
-        "supervisor": supervisor,
-        "role": spec.role,
-        "capabilities": sorted(spec.capabilities),
-        "middleware": middleware,
-        "restart": restart,
-        "recovery": recovery,
-        "handler_timeout": handler_timeout,
-        "roles": tuple(roles),
-    }
-    if isinstance(spawner, SpawnController):
-        return await spawner.spawn_bounded(
-            factory, spec, model, tools, timeout=spawn_timeout, **options
-        )
-    return await spawner.spawn(factory, spec, model, tools, **options)

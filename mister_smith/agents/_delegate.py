@@ -4,6 +4,7 @@ deadline travelling with the task (what :class:`mister_smith.tools.AgentTool` wr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -12,7 +13,8 @@ import trio
 from ..actors import ActorRef
 from ..errors import ActorCrashed, AskTimeout, TaskTimeout
 from ..types import Caller
-from ._agent import AgentResult, AgentTask
+from ._task import AgentResult, AgentTask
+from ._usage import UsageBudget
 
 
 class AgentEndpoint:
@@ -26,7 +28,8 @@ class AgentEndpoint:
     :class:`AgentResult`).
 
     A delegate that crashed while working on the task is asked again, up to
-    ``retries`` times, if it was restarted and time remains.
+    ``retries`` times, if it was restarted and time remains. Its tasks count against
+    ``budgets`` (e.g. the team's usage budget) as well as its own.
 
     It is a :class:`~mister_smith.tools.Delegate`: offered as an
     :class:`~mister_smith.tools.AgentTool`, it is asked with :meth:`ask_on_behalf` and
@@ -34,12 +37,20 @@ class AgentEndpoint:
     agent may only call tools that caller may call too.
     """
 
-    def __init__(self, ref: ActorRef, *, retries: int = 0, full_result: bool = False) -> None:
+    def __init__(
+        self,
+        ref: ActorRef,
+        *,
+        retries: int = 0,
+        full_result: bool = False,
+        budgets: Sequence[UsageBudget] = (),
+    ) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
         self.ref = ref
         self.retries = retries
         self.full_result = full_result
+        self.budgets = tuple(budgets)
 
     @property
     def name(self) -> str:
@@ -52,6 +63,8 @@ class AgentEndpoint:
             task = attrs.evolve(task, deadline=deadline)
         if on_behalf_of:
             task = attrs.evolve(task, on_behalf_of=(*on_behalf_of, *task.on_behalf_of))
+        if self.budgets:
+            task = attrs.evolve(task, budgets=(*task.budgets, *self.budgets))
         return task
 
     async def ask(self, message: Any, *, timeout: float | None = None) -> Any:

@@ -113,6 +113,89 @@ class ToolCallLimitExceeded(ToolError):
     this back to the model as the result of each refused call."""
 
 
+class ModelRefused(TaskError):
+    """The model refused the task (OpenAI ``message.refusal``, Anthropic
+    ``stop_reason: refusal``): a typed outcome, never an empty "successful" answer.
+
+    Attributes:
+        refusal: The model's explanation, when it gave one.
+    """
+
+    refusal: str = ""
+
+
+class OutputTruncated(TaskError):
+    """The model stopped at its output-token limit (``length`` / ``max_tokens``) before
+    it finished its answer; the cut text is never passed off as an answer.
+
+    Attributes:
+        partial: The text generated before the cut.
+        limit: The ``max_output_tokens`` it ran into.
+    """
+
+    partial: str = ""
+    limit: int = 0
+
+
+class OutputValidationError(TaskError, ValueError):
+    """The model gave no valid typed answer (``AgentSpec.output_type``) within its
+    ``output_retries``; each failure was sent back to it with the errors.
+
+    Attributes:
+        errors: What was wrong with the last answer (each with its path).
+        attempts: Answers the model gave.
+    """
+
+    errors: tuple[str, ...] = ()
+    attempts: int = 0
+
+
+class UsageLimitExceeded(TaskError):
+    """A usage limit (tokens, requests, tool calls, wall time, cost) of a task, an agent
+    or a team was reached; checked before each model request and each round of tool
+    calls, so nothing past it was spent.
+
+    Attributes:
+        limit: Which limit (``"total_tokens"``, ``"requests"``, ``"cost"``...).
+        value: The limit's value.
+        used: What had been used.
+        scope: Whose budget (``"task ..."``, ``"agent 'x'"``, ``"team 'y'"``).
+    """
+
+    limit: str = ""
+    value: float = 0
+    used: float = 0
+    scope: str = ""
+
+
+class GuardrailTripped(TaskError):
+    """An input or output guardrail stopped the task (a ``GuardrailTriggered`` event
+    says so too).
+
+    Attributes:
+        guardrail: Its name.
+        stage: ``"input"`` or ``"output"``.
+        reason: Why it tripped.
+    """
+
+    guardrail: str = ""
+    stage: str = ""
+    reason: str = ""
+
+
+class HandoffFailed(TaskError):
+    """The agent a task was handed off to failed on it (or could not be reached)."""
+
+
+class UnknownModelPrice(ConfigError, LookupError):
+    """A cost limit is set but the price table has no price for the model used."""
+
+
+class UnsupportedModelOption(ConfigError):
+    """A :class:`~mister_smith.agents.ModelOptions` setting the model's API cannot take
+    (refused when the request is built, before anything is sent)."""
+
+
 class TeamError(TaskError):
     """A team could not be composed or could not finish its task."""
 

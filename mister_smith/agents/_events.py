@@ -32,3 +32,21 @@ class AgentProgress(Event):
     tool_calls: int
     progress: float
     status: str = "working"
+
+
+@attrs.frozen(kw_only=True)
+class AgentTextStreamed(Event):
+    """More of a model's answer, as it streams (agents with ``stream_events``): for live
+    displays of what an agent is writing.
+
+    Attributes:
+        agent: The agent's name.
+        task_id: The task.
+        turn: The model turn.
+        text: The new text.
+    """
+
+    agent: str
+    task_id: TaskId
+    turn: int
+    text: str

@@ -3,13 +3,14 @@ per endpoint, API keys from the environment (never logged), typed errors."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
 import attrs
 import trio
@@ -32,6 +33,8 @@ from ._errors import (
 from ._messages import ToolCall
 from ._model import ModelRequest, ModelResponse
 from ._parsing import loads_strict
+from ._sse import ServerSentEvent, SSEDecoder
+from ._streaming import ModelStreamEvent, ResponseCompleted, StreamAssembler, collect, events_of
 
 if TYPE_CHECKING:
     import httpx
@@ -155,6 +158,29 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
+@contextlib.asynccontextmanager
+async def _closing_chunks(response: httpx.Response) -> AsyncIterator[AsyncIterator[bytes]]:
+    """The raw body chunks of a streamed ``response``, its iterator closed on the way
+    out (``aiter_raw`` leaves an inner async generator of httpx's unclosed when the
+    reader stops before the end)."""
+    import httpx
+
+    stream = response.stream
+    assert isinstance(stream, httpx.AsyncByteStream)
+    chunks = aiter(stream)
+    try:
+        yield chunks
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            with trio.CancelScope(shield=True):
+                await close()
+
+
+def _is_event_stream(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+
+
 def _error_excerpt(content: bytes) -> str:
     """The API's error message (JSON ``error.message``), else the start of the body."""
     try:
@@ -168,6 +194,25 @@ def _error_excerpt(content: bytes) -> str:
         if isinstance(error, str):
             return error[:200]
     return content[:200].decode("utf-8", errors="replace").strip()
+
+
+class HttpModelOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`HttpModel` (for the adapters' signatures)."""
+
+    base_url: str | None
+    api_key: str | None
+    api_key_env: str | None
+    require_api_key: bool
+    timeout: float
+    attempt_timeout: float | None
+    retry: HttpRetryPolicy | None
+    breaker: CircuitBreaker | None
+    events: EventBus | None
+    client: httpx.AsyncClient | None
+    transport: httpx.AsyncBaseTransport | None
+    rng: random.Random | None
+    max_response_bytes: int
+    streaming: bool
 
 
 @attrs.frozen
@@ -226,6 +271,7 @@ class HttpModel:
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         max_response_bytes: int = AgentSettings().max_response_bytes,
+        streaming: bool = False,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0, got {timeout!r}")
@@ -251,6 +297,7 @@ class HttpModel:
         self.max_response_bytes = max_response_bytes
         self._attempts = 0
         self._retries = 0
+        self.streaming = streaming
 
     @property
     def name(self) -> str:
@@ -274,8 +321,9 @@ class HttpModel:
         """Headers for every request (credentials included)."""
         raise NotImplementedError
 
-    def parse_response(self, data: Any) -> ModelResponse:
-        """The :class:`ModelResponse` in a 2xx JSON body (already parsed strictly).
+    def parse_response(self, data: Any, request: ModelRequest | None = None) -> ModelResponse:
+        """The :class:`ModelResponse` in a 2xx JSON body (already parsed strictly) that
+        answers ``request`` (its tools name the calls).
 
         Raises:
             MalformedModelResponse: the body is not what the API promises.
@@ -326,10 +374,13 @@ class HttpModel:
             CircuitOpenError: the endpoint's breaker is open.
             ModelError: the endpoint could not be reached.
         """
+        if self.streaming:
+            async with contextlib.aclosing(self.stream(request)) as events:
+                return await collect(events)
         body = self.build_body(request)
         try:
             with trio.move_on_after(self.timeout) as scope:
-                return await self._send(body)
+                return await self._send(body, request)
         except ModelError as error:
             self._scrub(error)
             raise
@@ -349,7 +400,7 @@ class HttpModel:
             )
             current = current.__cause__ or current.__context__
 
-    async def _send(self, body: dict[str, Any]) -> ModelResponse:
+    async def _send(self, body: dict[str, Any], request: ModelRequest) -> ModelResponse:
         policy = self.retry
         last_error: ModelError | None = None
         for attempt in range(policy.max_attempts):
@@ -358,7 +409,7 @@ class HttpModel:
             self._attempts += 1
             answer, error = await self._attempt(body)
             if answer is not None:
-                return self.parse_body(answer.content, answer.status)
+                return self.parse_body(answer.content, answer.status, request)
             assert error is not None
             last_error = error
             if attempt + 1 >= policy.max_attempts:
@@ -403,6 +454,13 @@ class HttpModel:
         except BaseException:
             breaker.release()
             raise
+        return self._judge(answer)
+
+    def _judge(self, answer: _Answer) -> tuple[_Answer | None, ModelError | None]:
+        """Tell the breaker how an attempt that got an answer went: the 2xx answer, or
+        the retryable error. Raises what is final."""
+        breaker = self.breaker
+        endpoint = self.endpoint
         status = answer.status
         logger.debug("model %s answered %d", endpoint, status)
         if 200 <= status < 300:
@@ -477,7 +535,9 @@ class HttpModel:
         error.limit = self.max_response_bytes
         return error
 
-    def parse_body(self, content: bytes, status: int = 200) -> ModelResponse:
+    def parse_body(
+        self, content: bytes, status: int = 200, request: ModelRequest | None = None
+    ) -> ModelResponse:
         """The :class:`ModelResponse` in a 2xx answer's body: strict JSON, then
         :meth:`parse_response`.
 
@@ -489,7 +549,7 @@ class HttpModel:
         if secret is not None:
             data = secret.redact_value(data)  # a key escaped in the JSON shows only now
         try:
-            response = self.parse_response(data)
+            response = self.parse_response(data, request)
             if secret is not None:  # and arguments sent as a JSON string, only now
                 response = attrs.evolve(
                     response,
@@ -521,6 +581,205 @@ class HttpModel:
                 endpoint=self.endpoint,
                 status=status,
             ) from None
+
+    # -- streaming --------------------------------------------------------------------
+
+    def build_stream_body(self, request: ModelRequest) -> dict[str, Any]:
+        """The JSON body asking for ``request``'s answer as server-sent events."""
+        raise NotImplementedError
+
+    def new_stream(self, request: ModelRequest) -> StreamAssembler:
+        """A fresh assembler of the events answering ``request``."""
+        raise NotImplementedError
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelStreamEvent, None]:
+        """Send ``request`` asking for a streamed answer; yield text and tool-call
+        fragments as they arrive, then :class:`ResponseCompleted`.
+
+        Retries, backoff and the breaker work as for :meth:`complete` until the answer
+        starts; once events flow a failure is raised, never retried (the answer is
+        being paid for). ``timeout`` bounds the whole stream; ``attempt_timeout`` bounds
+        the wait for the answer to start and every silence between chunks, so a long
+        answer that keeps coming never times out on it. The body is cut at
+        ``max_response_bytes`` (→ :class:`ModelResponseTooLarge`); a compressed stream
+        is refused. A server that ignores the request for a stream and answers JSON is
+        read as :meth:`complete` would. Close the generator to cancel the request.
+
+        Raises:
+            As :meth:`complete`.
+        """
+        body = self.build_stream_body(request)
+        deadline = trio.current_time() + self.timeout
+        try:
+            response = await self._open_stream(body, deadline)
+            try:
+                if not _is_event_stream(response.headers.get("content-type", "")):
+                    answer = await self._read_whole(response, deadline)
+                    whole = self.parse_body(answer.content, answer.status, request)
+                    for event in events_of(whole):
+                        yield event
+                    return
+                assembler = self.new_stream(request)
+                decoder = SSEDecoder(self.endpoint, self.max_response_bytes)
+                received = 0
+                idle = math.inf if self.attempt_timeout is None else self.attempt_timeout
+                async with _closing_chunks(response) as chunks:
+                    while not assembler.done:
+                        with trio.move_on_at(min(deadline, trio.current_time() + idle)) as scope:
+                            chunk = await anext(chunks, None)
+                        if scope.cancelled_caught:
+                            raise self._stalled(deadline)
+                        if chunk is None:
+                            break
+                        received += len(chunk)
+                        if received > self.max_response_bytes:
+                            raise self._too_large(
+                                f"a stream longer than max_response_bytes="
+                                f"{self.max_response_bytes}; it was cut off there",
+                                response.status_code,
+                            )
+                        for sse in decoder.feed(chunk):
+                            for event in assembler.feed(self._redacted(sse)):
+                                yield event
+                for sse in decoder.flush():
+                    for event in assembler.feed(self._redacted(sse)):
+                        yield event
+                yield ResponseCompleted(assembler.finish())
+            finally:
+                with trio.CancelScope(shield=True):
+                    await response.aclose()
+        except ModelError as error:
+            self._scrub(error)
+            raise
+
+    def _redacted(self, event: ServerSentEvent) -> ServerSentEvent:
+        if self._secret is None:
+            return event
+        return ServerSentEvent(event.event, self._secret.redact(event.data))
+
+    def _stalled(self, deadline: float) -> ModelTimeout:
+        if trio.current_time() >= deadline:
+            what = f"did not finish its answer within {self.timeout} s"
+        else:
+            what = f"sent nothing for {self.attempt_timeout} s in the middle of its answer"
+        return ModelTimeout(f"model endpoint {self.endpoint} {what}", endpoint=self.endpoint)
+
+    async def _read_whole(self, response: httpx.Response, deadline: float) -> _Answer:
+        """A 2xx answer that is not a stream, read under the size cap."""
+        with trio.move_on_at(deadline) as scope:
+            try:
+                read = await read_decoded_body(response, BodyLimits(self.max_response_bytes))
+            except ResponseBodyRejected as exc:
+                raise self._too_large(
+                    f"a body that was refused: {exc}", response.status_code
+                ) from None
+        if scope.cancelled_caught:
+            raise self._stalled(deadline)
+        if read.truncated:
+            raise self._too_large(
+                f"more than max_response_bytes={self.max_response_bytes} bytes; "
+                "the answer was cut off there",
+                response.status_code,
+            )
+        content = read.content
+        if self._secret is not None:
+            content = self._secret.redact_bytes(content)
+        return _Answer(response.status_code, content, None)
+
+    async def _open_stream(self, body: dict[str, Any], deadline: float) -> httpx.Response:
+        """The 2xx response whose body is the stream, after retries as needed."""
+        policy = self.retry
+        last_error: ModelError | None = None
+        for attempt in range(policy.max_attempts):
+            if attempt:
+                self._retries += 1
+            self._attempts += 1
+            response, error = await self._stream_attempt(body, deadline)
+            if response is not None:
+                return response
+            assert error is not None
+            last_error = error
+            if attempt + 1 >= policy.max_attempts:
+                break
+            delay = policy.backoff.delay(attempt, self._rng.random())
+            if isinstance(error, ModelRateLimited) and error.retry_after is not None:
+                delay = min(error.retry_after, policy.max_retry_after)
+            if trio.current_time() + delay >= deadline:
+                break
+            await trio.sleep(delay)
+        if trio.current_time() >= deadline or last_error is None:
+            raise self._stalled(deadline)
+        raise last_error
+
+    async def _stream_attempt(
+        self, body: dict[str, Any], deadline: float
+    ) -> tuple[httpx.Response | None, ModelError | None]:
+        """One attempt at starting a stream: the 2xx response, or the retryable error."""
+        breaker = self.breaker
+        breaker.acquire_nowait()
+        endpoint = self.endpoint
+        client = self._get_client()
+        headers = self.build_headers()
+        headers["accept"] = "text/event-stream"
+        headers["accept-encoding"] = "identity"  # a compressed stream could be a bomb
+        request = client.build_request("POST", endpoint, json=body, headers=headers)
+        attempt_timeout = math.inf if self.attempt_timeout is None else self.attempt_timeout
+        response: httpx.Response | None = None
+        refused: _Answer | None = None
+        try:
+            with trio.move_on_at(min(deadline, trio.current_time() + attempt_timeout)) as scope:
+                response = await client.send(request, stream=True)
+                if not 200 <= response.status_code < 300:
+                    limit = min(ERROR_BODY_BYTES, self.max_response_bytes)
+                    read = await read_decoded_body(response, BodyLimits(limit))
+                    await response.aclose()
+                    content = read.content
+                    if self._secret is not None:
+                        content = self._secret.redact_bytes(content)
+                    refused = _Answer(
+                        response.status_code, content, response.headers.get("retry-after")
+                    )
+            if scope.cancelled_caught:
+                breaker.record_failure()
+                if response is not None:
+                    with trio.CancelScope(shield=True):
+                        await response.aclose()
+                return None, ModelTimeout(
+                    f"model endpoint {endpoint} did not start answering within "
+                    f"{self.attempt_timeout} s",
+                    endpoint=endpoint,
+                )
+        except _transport_error() as exc:
+            breaker.record_failure()
+            return None, ModelError(
+                f"cannot reach model endpoint {endpoint}: {type(exc).__name__}", endpoint=endpoint
+            )
+        except ResponseBodyRejected as exc:
+            breaker.record_failure()
+            raise self._too_large(f"an error body that was refused: {exc}", 0) from None
+        except BaseException:
+            breaker.release()
+            if response is not None:
+                with trio.CancelScope(shield=True):
+                    await response.aclose()
+            raise
+        if refused is not None:
+            return None, self._judge(refused)[1]  # not 2xx: an error or a raise
+        assert response is not None
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity") and _is_event_stream(
+            response.headers.get("content-type", "")
+        ):
+            breaker.record_failure()
+            with trio.CancelScope(shield=True):
+                await response.aclose()
+            raise MalformedModelResponse(
+                f"model endpoint {endpoint} sent a {encoding}-compressed stream although "
+                "it was asked for none",
+                endpoint=endpoint,
+            )
+        breaker.record_success()
+        return response, None
 
     def statistics(self) -> HttpModelStatistics:
         """Attempts, retries and the breaker's state."""

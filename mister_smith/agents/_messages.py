@@ -39,6 +39,10 @@ def _tool_calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
     return tuple(value)
 
 
+def _blocks(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(value)
+
+
 def _freeze_arguments(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return dict(value)
 
@@ -73,6 +77,8 @@ class Message:
         tool_call_id: For a tool result, the id of the call it answers.
         name: For a tool result, the tool's name.
         is_error: For a tool result, whether the call failed.
+        reasoning: For an assistant message, opaque reasoning blocks the model's API
+            wants replayed with it (Anthropic ``thinking`` blocks and their signature).
     """
 
     role: MessageRole
@@ -81,6 +87,7 @@ class Message:
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool = False
+    reasoning: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=_blocks)
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -93,9 +100,14 @@ class Message:
         return cls(MessageRole.USER, content)
 
     @classmethod
-    def assistant(cls, content: str = "", tool_calls: tuple[ToolCall, ...] = ()) -> Message:
-        """An assistant message: text, tool calls, or both."""
-        return cls(MessageRole.ASSISTANT, content, tool_calls)
+    def assistant(
+        cls,
+        content: str = "",
+        tool_calls: tuple[ToolCall, ...] = (),
+        reasoning: tuple[Mapping[str, Any], ...] = (),
+    ) -> Message:
+        """An assistant message: text, tool calls, or both (and reasoning to replay)."""
+        return cls(MessageRole.ASSISTANT, content, tool_calls, reasoning=reasoning)
 
     @classmethod
     def tool_result(cls, call: ToolCall, content: str, *, is_error: bool = False) -> Message:

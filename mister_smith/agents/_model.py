@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from ._messages import Message, MessageRole, ToolCall
+from ._options import ModelOptions
 
 
 def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -21,11 +22,23 @@ class Usage:
     """Tokens a model call (or a sum of calls) consumed.
 
     Usages add up: ``total = sum(usages, Usage())``.
+
+    Attributes:
+        input_tokens: Every input token, cached ones included (Anthropic reports cache
+            reads and writes apart from ``input_tokens``; they are added in here).
+        output_tokens: Generated tokens (reasoning/thinking included).
+        calls: Model requests.
+        cache_read_tokens: Input tokens read from a prompt cache (part of
+            ``input_tokens``; cheaper).
+        cache_write_tokens: Input tokens written to a prompt cache (part of
+            ``input_tokens``; dearer).
     """
 
     input_tokens: int = attrs.field(default=0, validator=_non_negative_int)
     output_tokens: int = attrs.field(default=0, validator=_non_negative_int)
     calls: int = attrs.field(default=0, validator=_non_negative_int)
+    cache_read_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    cache_write_tokens: int = attrs.field(default=0, validator=_non_negative_int)
 
     @property
     def total_tokens(self) -> int:
@@ -39,6 +52,8 @@ class Usage:
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.calls + other.calls,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -48,6 +63,8 @@ class Usage:
             "output_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
             "model_calls": self.calls,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
         }
 
 
@@ -60,6 +77,10 @@ def _tool_definitions(value: Iterable[ToolDefinition]) -> tuple[ToolDefinition, 
 
 
 def _tool_calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(value)
+
+
+def _blocks(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
     return tuple(value)
 
 
@@ -114,11 +135,13 @@ class ModelLimits:
 
 @attrs.frozen
 class ModelRequest:
-    """What an agent asks a model: the conversation, the tools it may call, limits."""
+    """What an agent asks a model: the conversation, the tools it may call, limits and
+    options (tool choice, stop sequences, reasoning, caching, ...)."""
 
     messages: tuple[Message, ...] = attrs.field(converter=_messages)
     tools: tuple[ToolDefinition, ...] = attrs.field(default=(), converter=_tool_definitions)
     limits: ModelLimits = attrs.field(factory=ModelLimits)
+    options: ModelOptions = attrs.field(factory=ModelOptions)
 
     @property
     def system_prompt(self) -> str:
@@ -160,6 +183,7 @@ class StopReason(enum.Enum):
     END_TURN = "end_turn"
     TOOL_USE = "tool_use"
     MAX_TOKENS = "max_tokens"
+    REFUSAL = "refusal"
     OTHER = "other"
 
 
@@ -175,6 +199,9 @@ class ModelResponse:
         model: The model's name as reported by the endpoint.
         progress: The model's own estimate of how far along the task is, in [0, 1]
             (``None``: unknown; only embedded models report it).
+        refusal: The model's refusal text (OpenAI ``message.refusal``), when it refused.
+        reasoning: Opaque reasoning blocks (Anthropic ``thinking`` with its signature)
+            that must be sent back with this turn when the conversation goes on.
     """
 
     text: str = ""
@@ -183,6 +210,8 @@ class ModelResponse:
     stop_reason: StopReason = StopReason.END_TURN
     model: str = ""
     progress: float | None = None
+    refusal: str | None = None
+    reasoning: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=_blocks)
 
     @property
     def is_final(self) -> bool:

@@ -75,6 +75,14 @@ def _too_deep(data: Any, limit: int) -> bool:
     return False
 
 
+def _may_nest_deeply(content: bytes | str) -> bool:
+    """Whether ``content`` has enough brackets to nest past :data:`MAX_JSON_DEPTH` (a
+    cheap scan that spares small answers, such as stream chunks, the tree walk)."""
+    if isinstance(content, str):
+        return content.count("[") + content.count("{") > MAX_JSON_DEPTH
+    return content.count(b"[") + content.count(b"{") > MAX_JSON_DEPTH
+
+
 def loads_strict(endpoint: str, content: bytes | str, what: str = "a body") -> Any:
     """``content`` parsed as standard JSON, nested at most :data:`MAX_JSON_DEPTH` deep.
 
@@ -89,7 +97,7 @@ def loads_strict(endpoint: str, content: bytes | str, what: str = "a body") -> A
         raise malformed(endpoint, f"{what} nested too deeply to parse") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise malformed(endpoint, f"{what} that is not JSON: {exc}") from None
-    if _too_deep(data, MAX_JSON_DEPTH):
+    if _may_nest_deeply(content) and _too_deep(data, MAX_JSON_DEPTH):
         raise malformed(endpoint, f"{what} nested more than {MAX_JSON_DEPTH} levels deep")
     return data
 

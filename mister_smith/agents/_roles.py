@@ -9,9 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from ._agent import AgentSpec, ContextSettings
 from ._messages import Message
 from ._model import Model, ModelLimits, ModelRequest
+from ._spec import AgentSpec, ContextSettings
 
 
 def _strings(value: Iterable[str]) -> frozenset[str]:
@@ -209,6 +209,10 @@ class CoordinationMode(enum.Enum):
     LEAD = "lead"
     """A lead works on the task and calls the other members as tools when it wants."""
 
+    TRIAGE = "triage"
+    """A triage member reads the task and hands the whole conversation to the member
+    fit for it (a :class:`~mister_smith.agents.Handoff` to each), who answers."""
+
 
 _FAN_OUT = re.compile(
     r"\b(for each|for every|per (file|package|item|module|part|section)|in parallel|each of)\b",
@@ -217,8 +221,11 @@ _FAN_OUT = re.compile(
 
 
 def choose_coordination(task: str, roles: Sequence[AgentRole]) -> CoordinationMode:
-    """A coordinating role means lead-and-delegates; a task over many parts means
-    fan-out; otherwise a pipeline in role order."""
+    """A triage role means triage and handoffs; a coordinating role means
+    lead-and-delegates; a task over many parts means fan-out; otherwise a pipeline in
+    role order."""
+    if len(roles) > 1 and any("triage" in role.capabilities for role in roles):
+        return CoordinationMode.TRIAGE
     if len(roles) > 1 and any("coordinate" in role.capabilities for role in roles):
         return CoordinationMode.LEAD
     if _FAN_OUT.search(task) and len(roles) > 1:

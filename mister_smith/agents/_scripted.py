@@ -8,7 +8,7 @@ API key. Rules are tried in order; the first that returns a response wins.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -17,12 +17,22 @@ import trio
 from ._errors import ScriptExhausted
 from ._messages import Message, MessageRole, ToolCall, estimate_tokens
 from ._model import ModelRequest, ModelResponse, StopReason, Usage, messages_tokens
+from ._output import FINAL_RESULT_TOOL
+from ._streaming import (
+    ModelStreamEvent,
+    ResponseCompleted,
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallStarted,
+)
 
 Predicate = Callable[[ModelRequest], bool]
 """Decides whether a rule applies to a request."""
 
 Responder = Callable[[ModelRequest], ModelResponse]
 """Builds the response of a rule that applies."""
+
+_WORDS = re.compile(r"\s*\S+|\s+")
 
 
 @attrs.frozen
@@ -56,6 +66,7 @@ class ScriptedModel:
         rules: Tried in order for each request; the first whose ``match`` holds answers.
         name: The model's name in events.
         latency: Seconds each call takes (on the Trio clock, so virtual in tests).
+        stream_delay: Seconds between the words of a streamed answer (:meth:`stream`).
 
     Responses without usage get an estimate (input: the request's messages and tool
     schemas; output: the response's text and calls), so token accounting works the same
@@ -65,15 +76,22 @@ class ScriptedModel:
         ScriptExhausted: no rule matched.
     """
 
+    provider = "scripted"
+    """``gen_ai.system`` of its model-call spans."""
+
     def __init__(
         self,
         rules: Sequence[ScriptRule | tuple[Predicate, Responder]],
         *,
         name: str = "scripted",
         latency: float = 0.0,
+        stream_delay: float = 0.0,
     ) -> None:
         if not latency >= 0:
             raise ValueError(f"latency must be >= 0, got {latency!r}")
+        if not stream_delay >= 0:
+            raise ValueError(f"stream_delay must be >= 0, got {stream_delay!r}")
+        self.stream_delay = stream_delay
         self._rules = tuple(
             rule if isinstance(rule, ScriptRule) else ScriptRule(rule[0], rule[1], f"rule-{i}")
             for i, rule in enumerate(rules, 1)
@@ -106,6 +124,21 @@ class ScriptedModel:
                 return response
         last = request.messages[-1].content[:80] if request.messages else ""
         raise ScriptExhausted(f"no rule of scripted model {self._name!r} matches (last: {last!r})")
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelStreamEvent, None]:
+        """Answer as :meth:`complete` would, word by word (``stream_delay`` seconds
+        apart), each tool call started with its arguments, then the whole response."""
+        response = await self.complete(request)
+        for piece in _WORDS.findall(response.text):
+            if self.stream_delay:
+                await trio.sleep(self.stream_delay)
+            else:
+                await trio.lowlevel.checkpoint()
+            yield TextDelta(piece)
+        for index, call in enumerate(response.tool_calls):
+            yield ToolCallStarted(index, call.id, call.name)
+            yield ToolCallArgumentsDelta(index, call.arguments_json())
+        yield ResponseCompleted(response)
 
     def _finish(self, request: ModelRequest, response: ModelResponse) -> ModelResponse:
         calls = []
@@ -206,6 +239,20 @@ def call_tools(*calls: tuple[str, Mapping[str, Any]], text: str = "") -> Respond
         return ModelResponse(
             text=text, tool_calls=tuple(ToolCall("", name, dict(args)) for name, args in calls)
         )
+
+    return respond
+
+
+def final_answer(
+    arguments: Mapping[str, Any] | Callable[[ModelRequest], Mapping[str, Any]],
+) -> Responder:
+    """Give a typed answer: call the ``final_result`` tool with ``arguments`` (or
+    ``arguments(request)``), as a model does for an agent with an ``output_type``.
+    A non-object output type takes ``{"result": value}``."""
+
+    def respond(request: ModelRequest) -> ModelResponse:
+        args = arguments(request) if callable(arguments) else arguments
+        return ModelResponse(tool_calls=(ToolCall("", FINAL_RESULT_TOOL, dict(args)),))
 
     return respond
 

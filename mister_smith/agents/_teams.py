@@ -4,30 +4,28 @@ and coordinate them as a pipeline, a fan-out with a merge step, or a lead with d
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import itertools
 import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import attrs
 import trio
 
 from ..actors import ActorDomain, ActorRef, MessageMiddleware, SpawnController
-from ..errors import (
-    ActorCrashed,
-    ActorStopped,
-    AskTimeout,
-    TaskTimeout,
-)
+from ..errors import ActorCrashed, ActorStopped, AskTimeout, TaskTimeout
 from ..supervision import SupervisionTree, Supervisor, TreeSnapshot, snapshot
 from ..tools import AgentTool, ToolBus
 from ..types import Restart, Role
-from ._agent import Agent, AgentResult, AgentSpec, AgentTask, ToolInvoker
+from ._agent import Agent
 from ._delegate import AgentEndpoint
 from ._errors import TeamError
+from ._handoffs import Handoff
 from ._messages import Message
 from ._model import Model, Usage
 from ._roles import (
@@ -39,6 +37,10 @@ from ._roles import (
     choose_coordination,
     replicas_for,
 )
+from ._spec import AgentSpec
+from ._task import AgentResult, AgentTask
+from ._tool_calls import ToolInvoker
+from ._usage import UsageBudget, UsageLimits
 
 logger = logging.getLogger("mister_smith.agents.teams")
 
@@ -122,6 +124,7 @@ class Team:
         retries: int = 1,
         split: Split | None = None,
         merge: Merge | None = None,
+        budget: UsageBudget | None = None,
     ) -> None:
         if not members:
             raise TeamError(f"team {name!r} has no members")
@@ -136,7 +139,15 @@ class Team:
         self.retries = retries
         self.split = split
         self.merge = merge or join_answers
+        self.budget = budget
+        self._budgets: tuple[UsageBudget, ...] = () if budget is None else (budget,)
         self._stopped = False
+
+    _run_budgets: ClassVar[contextvars.ContextVar[tuple[UsageBudget, ...]]] = (
+        contextvars.ContextVar("mister_smith_team_budgets", default=())
+    )
+    """The budgets of the run in progress (a context variable: runs of one team may
+    overlap, each in its own task)."""
 
     # -- structure ----------------------------------------------------------------------
 
@@ -160,6 +171,15 @@ class Team:
         return self.members[0]
 
     @property
+    def triage(self) -> TeamMember:
+        """The member that hands tasks on in triage mode (the ``triage`` capability,
+        else the first)."""
+        for member in self.members:
+            if "triage" in member.role.capabilities:
+                return member
+        return self.members[0]
+
+    @property
     def merger(self) -> TeamMember | None:
         """The member that merges a fan-out (the last with the ``merge`` capability)."""
         mergers = [m for m in self.members if "merge" in m.role.capabilities]
@@ -178,25 +198,42 @@ class Team:
 
     # -- running ------------------------------------------------------------------------
 
-    async def run(self, task: str, *, timeout: float | None = None) -> TeamResult:
+    async def run(
+        self, task: str, *, timeout: float | None = None, usage_limits: UsageLimits | None = None
+    ) -> TeamResult:
         """Work on ``task`` in the team's coordination mode.
+
+        Every member task counts against the team's budget (``usage_limits`` given to
+        :func:`create_dynamic_team`) and, when given, against ``usage_limits`` for this
+        run alone.
 
         Raises:
             TaskTimeout: not done within ``timeout`` seconds.
-            TeamError: a member failed for good (crashed beyond its retries, stopped).
+            TeamError: a member failed for good (crashed beyond its retries, stopped),
+                or a usage limit was reached (the :class:`UsageLimitExceeded` is its
+                ``__cause__``'s cause).
         """
         if self._stopped:
             raise TeamError(f"team {self.name!r} is stopped")
         started = trio.current_time()
+        budgets = self._budgets
+        if usage_limits is not None:
+            budgets = (*budgets, UsageBudget(usage_limits, f"team {self.name!r} run", started))
+        token = self._run_budgets.set(budgets)
         deadline = math.inf if timeout is None else started + timeout
         results: list[AgentResult] = []
-        with trio.move_on_at(deadline) as scope:
-            if self.mode is CoordinationMode.PIPELINE:
-                answer = await self._pipeline(task, deadline, results)
-            elif self.mode is CoordinationMode.PARALLEL:
-                answer = await self._fan_out(task, deadline, results)
-            else:
-                answer = await self._lead(task, deadline, results)
+        try:
+            with trio.move_on_at(deadline) as scope:
+                if self.mode is CoordinationMode.PIPELINE:
+                    answer = await self._pipeline(task, deadline, results)
+                elif self.mode is CoordinationMode.PARALLEL:
+                    answer = await self._fan_out(task, deadline, results)
+                elif self.mode is CoordinationMode.TRIAGE:
+                    answer = await self._triage(task, deadline, results)
+                else:
+                    answer = await self._lead(task, deadline, results)
+        finally:
+            self._run_budgets.reset(token)
         if scope.cancelled_caught:
             raise TaskTimeout(f"team {self.name!r} did not finish within {timeout} s")
         usage = sum((r.usage for r in results), Usage())
@@ -222,6 +259,7 @@ class Team:
             deadline=None if math.isinf(deadline) else deadline,
             context=tuple(context),
             correlation_id=self.name,
+            budgets=self._run_budgets.get(),
         )
 
     async def _pipeline(self, task: str, deadline: float, results: list[AgentResult]) -> str:
@@ -257,6 +295,11 @@ class Team:
         merged = await self._ask(merger, self._task(task, deadline, inputs))
         results.append(merged)
         return merged.answer
+
+    async def _triage(self, task: str, deadline: float, results: list[AgentResult]) -> str:
+        result = await self._ask(self.triage, self._task(task, deadline))
+        results.append(result)
+        return result.answer
 
     async def _lead(self, task: str, deadline: float, results: list[AgentResult]) -> str:
         result = await self._ask(self.lead, self._task(task, deadline))
@@ -318,6 +361,7 @@ async def create_dynamic_team(
     split: Split | None = None,
     merge: Merge | None = None,
     bind_roles: Iterable[Role] = (),
+    usage_limits: UsageLimits | None = None,
 ) -> Team:
     """Compose a team for ``task``: only the roles it needs, spawned within bounds.
 
@@ -359,6 +403,9 @@ async def create_dynamic_team(
         merge: Merges fan-out answers when no member merges.
         bind_roles: Role objects (from the actor system's ``identities``) members may
             carry, each given to the members of the same-named role.
+        usage_limits: The team's usage budget over all its runs, shared by every
+            member (delegated work included): a member task past it stops with
+            :class:`UsageLimitExceeded`.
     """
     chosen = list(roles) if roles is not None else analyze_requirements(task, catalog=catalog)
     if not chosen:
@@ -374,6 +421,11 @@ async def create_dynamic_team(
             )
         bindable[bound.name] = bound
     counts = replicas_for(chosen, replicas)  # checked before anything is started
+    budget = (
+        None
+        if usage_limits is None
+        else UsageBudget(usage_limits, f"team {team_name!r}", trio.current_time())
+    )
     system = controller.system
     if isinstance(supervisor, SupervisionTree):
         domain = await supervisor.domain_supervisor(f"team-{team_name}")
@@ -399,6 +451,9 @@ async def create_dynamic_team(
             suffix = f"-{index}" if count > 1 else ""
             names.append((role, f"{team_name}.{role.name}{suffix}"))
     lead_name = next((n for r, n in names if "coordinate" in r.capabilities), names[0][1])
+    triage_name = next((n for r, n in names if "triage" in r.capabilities), names[0][1])
+    if team_mode is CoordinationMode.TRIAGE:  # its handoffs need the others spawned first
+        names.sort(key=lambda entry: entry[1] == triage_name)
     delegate_names = (
         [n for _, n in names if n != lead_name] if team_mode is CoordinationMode.LEAD else []
     )
@@ -415,8 +470,18 @@ async def create_dynamic_team(
             if customize is not None:
                 spec = customize(role, spec)
             member_model = model(role) if callable(model) and not _is_model(model) else model
+            factory: Any = Agent
+            if team_mode is CoordinationMode.TRIAGE and member_name == triage_name:
+                factory = functools.partial(
+                    Agent,
+                    handoffs=[
+                        Handoff(m.ref, f"Hand over to {m.name}, the team's {m.role.name}, "
+                                f"who {m.role.description}.")
+                        for m in members
+                    ],
+                )  # fmt: skip
             ref = await controller.spawn_bounded(
-                Agent,
+                factory,
                 spec,
                 member_model,
                 tools,
@@ -430,7 +495,7 @@ async def create_dynamic_team(
             )
             members.append(TeamMember(role, ref))
         if delegate_names:
-            _register_delegates(tools, members, lead_name, retries, registered)
+            _register_delegates(tools, members, lead_name, retries, registered, budget)
     except BaseException:
         with trio.CancelScope(shield=True):
             await _dismantle(tools, registered, controller, members, parent, team_domain)
@@ -450,6 +515,7 @@ async def create_dynamic_team(
         retries=retries,
         split=split,
         merge=merge,
+        budget=budget,
     )
 
 
@@ -485,6 +551,7 @@ def _register_delegates(
     lead: str,
     retries: int,
     registered: list[str],
+    budget: UsageBudget | None = None,
 ) -> None:
     """Register every member but the lead as an agent tool granted to the lead's identity
     (only), asked on the lead's behalf."""
@@ -496,7 +563,7 @@ def _register_delegates(
             continue
         tool_name = tool_name_for(member.name)
         agent_tool = AgentTool(
-            AgentEndpoint(member.ref, retries=retries),
+            AgentEndpoint(member.ref, retries=retries, budgets=() if budget is None else (budget,)),
             name=tool_name,
             description=f"Delegate a task to {member.name}, the team's {member.role.name}, "
             f"who {member.role.description}. Put the whole task in 'message'.",

@@ -21,6 +21,7 @@ from ._scripted import answer as answer
 from ._scripted import answer_with_tool_results as answer_with_tool_results
 from ._scripted import both as both
 from ._scripted import call_tools as call_tools
+from ._scripted import final_answer as final_answer
 from ._scripted import first_turn as first_turn
 from ._scripted import rule as rule
 from ._scripted import user_matches as user_matches
@@ -34,6 +35,7 @@ __all__ = [
     "answer_with_tool_results",
     "both",
     "call_tools",
+    "final_answer",
     "first_turn",
     "rule",
     "user_matches",

@@ -1,5 +1,8 @@
 """The ``mister-smith`` command: ``demo``, ``run TASK``, ``config`` and ``mcp serve``.
 
+``mister-smith demo --nodes 3`` runs the same survey across three node processes on
+an embedded NATS server and kills one midway (see ``_cluster_demo``).
+
 ``mister-smith demo`` is the main job: a runtime on embedded defaults (no API key, no
 server, no network) runs an agent team that surveys this package's source tree while
 faults are injected, shows live progress, and ends with a summary whose last line
@@ -79,6 +82,17 @@ def _add_mcp(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--config", type=Path, help="a TOML configuration file")
 
 
+def _nodes(text: str) -> int:
+    """argparse type: a node count >= 2 (one of them is killed midway)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 2 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"must be 2 to 16 nodes: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(
@@ -101,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
             choices=MODEL_KINDS,
             default="scripted",
             help="scripted (embedded, default) or a real model over HTTP: openai "
-            "(OPENAI_API_KEY) or anthropic (ANTHROPIC_API_KEY)",
+            "(OPENAI_API_KEY) or anthropic (ANTHROPIC_API_KEY); which model is the "
+            "config's agents.openai_model / agents.anthropic_model",
         )
         sub.add_argument("--config", type=Path, help="a TOML configuration file")
         sub.add_argument(
@@ -126,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve the file tools from an MCP server subprocess (needs the mcp extra)",
     )
+
+    demo.add_argument(
+        "--nodes",
+        type=_nodes,
+        default=0,
+        help="spread the survey over N node processes on an embedded NATS server and "
+        "kill one midway (needs the nats extra; N >= 2)",
+    )
+
+    node = commands.add_parser("node", help=argparse.SUPPRESS)  # a process of demo --nodes
+    node.add_argument("--nats-url", required=True)
+    node.add_argument("--cluster", required=True)
+    node.add_argument("--name", required=True)
+    node.add_argument("--workspace", type=Path, default=PACKAGE_ROOT)
+    node.add_argument("--shards", type=int, default=6)
+    node.add_argument("--registry-ttl", type=_seconds, default=2.0)
+    node.add_argument("--latency", type=float, default=0.0)
 
     run = commands.add_parser("run", help="run your own task with a dynamically composed team")
     run.add_argument("task", help="what the team should do")
@@ -207,9 +239,35 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return 0
     if args.command == "mcp":
         return _serve_mcp(args, config)
+    if args.command == "node":
+        from ._cluster_node import NodeOptions, main_node
+
+        return main_node(
+            NodeOptions(
+                nats_url=args.nats_url,
+                cluster=args.cluster,
+                name=args.name,
+                workspace=args.workspace,
+                shards=args.shards,
+                registry_ttl=args.registry_ttl,
+                latency=args.latency,
+            )
+        )
     color = _use_color(stream, args.no_color)
     live = stream.isatty() and not args.plain
     try:
+        if args.command == "demo" and args.nodes:
+            from ._cluster_demo import ClusterDemoOptions, run_cluster_demo
+
+            cluster = ClusterDemoOptions(
+                nodes=args.nodes,
+                workspace=args.workspace,
+                timeout=args.timeout,
+                kill=not args.no_faults,
+                color=color,
+            )
+            cluster_code: int = trio.run(run_cluster_demo, cluster, stream)
+            return cluster_code
         if args.command == "demo":
             options = DemoOptions(
                 model=args.model,

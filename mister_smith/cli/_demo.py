@@ -99,6 +99,7 @@ def member_spec(role: AgentRole, spec: AgentSpec, *, embedded: bool = True) -> A
     messages = 10 if embedded and "coordinate" not in role.capabilities else 64
     return attrs.evolve(
         spec,
+        stream_events=True,  # the bars show what each model is writing as it streams
         max_parallel_tools=24,
         context=ContextSettings(
             max_messages=messages, max_tokens=64_000, max_message_tokens=24_000

@@ -14,7 +14,7 @@ from typing import TextIO
 
 import attrs
 
-from ..agents import AgentProgress
+from ..agents import AgentProgress, AgentTextStreamed
 from ..events import (
     AgentSpawned,
     AgentStopped,
@@ -57,7 +57,14 @@ class AgentLine:
     restarts: int = 0
     folds: int = 0
     status: str = "idle"
+    writing: str = ""
+    """The tail of what its model is streaming now."""
+    streamed: int = 0
+    """Characters its model streamed so far."""
 
+
+STREAM_TAIL = 40
+"""Characters of an agent's streaming answer shown in its bar."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -150,6 +157,8 @@ class Display:
         else:
             bar = "#" * filled + "." * (BAR_WIDTH - filled)
         extra = f"  restarts {agent.restarts}" if agent.restarts else ""
+        if agent.writing and agent.status == "working":
+            extra += "  " + self.paint(f"> {agent.writing.strip()[-STREAM_TAIL:]}", DIM)
         return (
             f"  {agent.name:<22} [{bar}] {agent.progress:4.0%}  {agent.status:<9} "
             f"tasks {agent.tasks:<3} turn {agent.turn:<3} tools {agent.tool_calls:<3} "
@@ -204,6 +213,11 @@ class Display:
 
     def describe(self, event: Event) -> str | None:
         """The line for ``event`` (``None``: not shown), updating agent state."""
+        if isinstance(event, AgentTextStreamed):
+            agent = self._agent(event.agent)
+            agent.writing = " ".join((agent.writing + event.text).split())[-STREAM_TAIL:]
+            agent.streamed += len(event.text)
+            return None
         if isinstance(event, AgentProgress):
             agent = self._agent(event.agent, event.role)
             agent.progress, agent.turn, agent.tool_calls = (
@@ -223,14 +237,19 @@ class Display:
                 self.agents[event.name].status = "stopped"
             return None
         if isinstance(event, TaskCompleted):
+            streamed = ""
             if event.agent in self.agents:
                 agent = self.agents[event.agent]
                 agent.tasks += 1
                 agent.status = "idle"
+                if agent.streamed:
+                    streamed = f", {agent.streamed} characters streamed"
+                agent.streamed, agent.writing = 0, ""
             tokens = event.usage.get("total_tokens", 0)
             return (
                 self.paint("done", GREEN)
-                + f"    {event.agent} finished a task in {event.duration:.2f}s ({tokens} tokens)"
+                + f"    {event.agent} finished a task in {event.duration:.2f}s "
+                f"({tokens} tokens{streamed})"
             )
         if isinstance(event, TaskFailed):
             if event.agent in self.agents:

@@ -129,4 +129,5 @@ async def run_task(options: RunOptions, out: TextIO, config: AgentConfig | None 
         timeout=options.timeout,
         prepare=prepare,
         config_file=options.config_file,
+        approve_prompt=input if sys.stdin is not None and sys.stdin.isatty() else None,
     )

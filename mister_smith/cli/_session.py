@@ -44,6 +44,7 @@ from ..runtime import RuntimeManager, reload_on_sighup
 from ..supervision import snapshot
 from ..tools import ToolBusStatistics
 from ..types import Role
+from ._approve import LineReader, prompt_approvals
 from ._display import GREEN, RED, YELLOW, Display
 
 MODEL_KINDS = ("scripted", "openai", "anthropic")
@@ -62,26 +63,30 @@ def http_model(
     """The HTTP model for ``--model openai|anthropic``, configured from the environment.
 
     ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY`` hold the keys; ``OPENAI_BASE_URL`` /
-    ``ANTHROPIC_BASE_URL`` and ``MISTER_SMITH_OPENAI_MODEL`` /
-    ``MISTER_SMITH_ANTHROPIC_MODEL`` optionally change the endpoint and model.
-    ``settings`` (the config's ``[agents]`` section) caps the size of its answers.
+    ``ANTHROPIC_BASE_URL`` optionally change the endpoint. The model is the config's
+    ``agents.openai_model`` / ``agents.anthropic_model`` unless
+    ``MISTER_SMITH_OPENAI_MODEL`` / ``MISTER_SMITH_ANTHROPIC_MODEL`` name another.
+    ``settings`` (the config's ``[agents]`` section) also caps the size of its answers.
 
     Raises:
         MissingApiKey: the key's variable is not set.
     """
+    settings = settings or AgentSettings()
     if kind == "openai":
         return OpenAICompatibleModel(
-            os.environ.get("MISTER_SMITH_OPENAI_MODEL", "gpt-4o-mini"),
+            os.environ.get("MISTER_SMITH_OPENAI_MODEL") or settings.openai_model,
             base_url=os.environ.get("OPENAI_BASE_URL") or None,
             events=events,
-            max_response_bytes=(settings or AgentSettings()).max_response_bytes,
+            max_response_bytes=settings.max_response_bytes,
+            streaming=True,  # the attempt timeout bounds silences, not long answers
         )
     if kind == "anthropic":
         return AnthropicModel(
-            os.environ.get("MISTER_SMITH_ANTHROPIC_MODEL", "claude-3-5-haiku-latest"),
+            os.environ.get("MISTER_SMITH_ANTHROPIC_MODEL") or settings.anthropic_model,
             base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
             events=events,
-            max_response_bytes=(settings or AgentSettings()).max_response_bytes,
+            max_response_bytes=settings.max_response_bytes,
+            streaming=True,
         )
     raise ValueError(f"not an HTTP model kind: {kind!r}")
 
@@ -337,10 +342,12 @@ async def run_team_session(
     timeout: float,
     prepare: Prepare,
     config_file: Path | None = None,
+    approve_prompt: LineReader | None = None,
 ) -> int:
     """Start a runtime, compose a team with ``prepare``, run ``task`` with live progress,
     shut down gracefully (also on SIGINT/SIGTERM), print the summary, return the exit
-    code. With ``config_file``, SIGHUP re-reads it and applies it live."""
+    code. With ``config_file``, SIGHUP re-reads it and applies it live. With
+    ``approve_prompt``, tool calls waiting for approval are asked about with it."""
     started = trio.current_time()
     record = Record()
     result: TeamResult | None = None
@@ -357,6 +364,8 @@ async def run_team_session(
         controller = SpawnController(runtime.actor_system, config.actors.max_agents)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(feed_display, runtime.events, display, record)
+            if approve_prompt is not None:
+                nursery.start_soon(prompt_approvals, runtime.approvals, display, approve_prompt)
             if loader is not None and threading.current_thread() is threading.main_thread():
                 await nursery.start(reload_on_sighup, runtime)
             async with cancel_on_signals() as signals:

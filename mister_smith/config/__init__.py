@@ -15,6 +15,7 @@ from ._agent import AgentConfig as AgentConfig
 from ._agent import RuntimeConfig as RuntimeConfig
 from ._agents import AgentSettings as AgentSettings
 from ._converter import config_converter as config_converter
+from ._distributed import DistributedSettings as DistributedSettings
 from ._duration import Seconds as Seconds
 from ._duration import parse_duration as parse_duration
 from ._env import ENV_PREFIX as ENV_PREFIX
@@ -55,6 +56,7 @@ __all__ = [
     "AgentSettings",
     "AutoscalingSettings",
     "ConfigValidationError",
+    "DistributedSettings",
     "EventSettings",
     "MonitoringSettings",
     "OrchestrationConfig",

@@ -4,6 +4,7 @@ import attrs
 
 from ._agents import AgentSettings
 from ._checks import instance_of
+from ._distributed import DistributedSettings
 from ._orchestration import OrchestrationConfig
 from ._persistence import PersistenceSettings
 from ._sections import (
@@ -39,6 +40,8 @@ class AgentConfig:
         orchestration: Deployment: replicas, resources, probes, autoscaling.
         agents: Bounds on agents and their models (answer size, tool calls).
         persistence: The embedded store of durable state (file, commits, retention).
+        distributed: How a node joins a cluster over NATS (see
+            :func:`mister_smith.distributed.open_node`).
     """
 
     runtime: RuntimeSettings = attrs.field(
@@ -61,6 +64,9 @@ class AgentConfig:
     agents: AgentSettings = attrs.field(factory=AgentSettings, validator=instance_of(AgentSettings))
     persistence: PersistenceSettings = attrs.field(
         factory=PersistenceSettings, validator=instance_of(PersistenceSettings)
+    )
+    distributed: DistributedSettings = attrs.field(
+        factory=DistributedSettings, validator=instance_of(DistributedSettings)
     )
 
 

@@ -4,10 +4,19 @@ from typing import ClassVar
 
 import attrs
 
-from ._checks import OrderedPairs, integer, require_ordered
+from ._checks import OrderedPairs, integer, require_ordered, text
 
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """Largest model answer read by default: 4 MiB, hundreds of times a long answer."""
+
+DEFAULT_OPENAI_MODEL = "gpt-5-mini"
+"""The OpenAI model ``--model openai`` uses unless configured (a reasoning model: the
+adapter sends ``max_completion_tokens``, which it requires)."""
+
+DEFAULT_ANTHROPIC_MODEL = "claude-haiku-4-5"
+"""The Anthropic model ``--model anthropic`` uses unless configured."""
+
+_model_name = text(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}", "a model name (letters, digits, ._:/@-)")
 
 
 @attrs.frozen
@@ -33,6 +42,12 @@ class AgentSettings:
         max_tool_calls_per_task: Most tool calls run over one task (all turns); once
             used up, further calls are answered as tool errors. Default 256.
             >= ``max_tool_calls_per_turn``, <= 1,000,000.
+        openai_model: The model ``mister-smith run --model openai`` asks (default
+            ``gpt-5-mini``); the ``MISTER_SMITH_OPENAI_MODEL`` variable wins over it.
+            Provider models are retired over time: set it rather than rely on the
+            default.
+        anthropic_model: The same for ``--model anthropic`` (default
+            ``claude-haiku-4-5``; ``MISTER_SMITH_ANTHROPIC_MODEL`` wins over it).
     """
 
     max_response_bytes: int = attrs.field(
@@ -44,6 +59,9 @@ class AgentSettings:
     max_tool_calls_per_task: int = attrs.field(
         default=256, validator=integer(minimum=1, maximum=1_000_000)
     )
+
+    openai_model: str = attrs.field(default=DEFAULT_OPENAI_MODEL, validator=_model_name)
+    anthropic_model: str = attrs.field(default=DEFAULT_ANTHROPIC_MODEL, validator=_model_name)
 
     _ordered: ClassVar[OrderedPairs] = (("max_tool_calls_per_turn", "max_tool_calls_per_task"),)
 

@@ -39,6 +39,7 @@ from ._taxonomy import HandlingInterrupted as HandlingInterrupted
 from ._taxonomy import HeartbeatTimeout as HeartbeatTimeout
 from ._taxonomy import InvalidStoreRequest as InvalidStoreRequest
 from ._taxonomy import InvalidToolInput as InvalidToolInput
+from ._taxonomy import InvalidToolName as InvalidToolName
 from ._taxonomy import JournalDecodeError as JournalDecodeError
 from ._taxonomy import MailboxFull as MailboxFull
 from ._taxonomy import MessageRejected as MessageRejected
@@ -62,6 +63,7 @@ from ._taxonomy import SupervisionError as SupervisionError
 from ._taxonomy import TaskError as TaskError
 from ._taxonomy import TaskQueueFull as TaskQueueFull
 from ._taxonomy import TaskTimeout as TaskTimeout
+from ._taxonomy import ToolApprovalDenied as ToolApprovalDenied
 from ._taxonomy import ToolError as ToolError
 from ._taxonomy import ToolExecutionFailed as ToolExecutionFailed
 from ._taxonomy import ToolNotFound as ToolNotFound
@@ -123,6 +125,8 @@ __all__ = [
     "ToolNotFound",
     "ToolPermissionDenied",
     "ToolQuotaExceeded",
+    "InvalidToolName",
+    "ToolApprovalDenied",
     "ToolTimeout",
     "DuplicateRole",
     "InvalidGrant",

@@ -274,6 +274,16 @@ class ToolExecutionFailed(ToolError):
     """The tool raised; the original exception is ``__cause__``."""
 
 
+class InvalidToolName(ToolError, ValueError):
+    """A tool name models cannot call: APIs take ``^[a-zA-Z0-9_-]{1,64}$`` (a dot is
+    accepted and mapped to ``_`` on the wire); refused when the tool is registered."""
+
+
+class ToolApprovalDenied(ToolPermissionDenied):
+    """A tool that needs a human's approval was denied it (or the wait for an answer
+    ran out, which counts as a denial); the tool was not run."""
+
+
 class ToolQuotaExceeded(ToolError):
     """The call would take a tool past a size limit (a file's cap, a workspace's quota)."""
 

@@ -1,4 +1,5 @@
-"""The monitoring HTTP endpoint: ``/health/live``, ``/health/ready`` and ``/metrics``.
+"""The monitoring HTTP endpoint: ``/health/live``, ``/health/ready``, ``/metrics`` and,
+when given an observer, the ``/observer`` page and its ``/observer.json``.
 
 A small ASGI application (no web framework) served inside the runtime's own Trio loop,
 so answering a probe proves the loop responds, by :class:`HttpServer` (h11), whose
@@ -11,14 +12,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any, Final, Protocol
 
 import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from ._http_server import HttpLimits, HttpServer
+from ._observer import (
+    OBSERVER_HTML,
+    OBSERVER_JSON_PATH,
+    OBSERVER_PATH,
+    OBSERVER_SCRIPT,
+    OBSERVER_SCRIPT_PATH,
+    ObserverSource,
+)
 from ._sources import HealthSource, HealthView
 
 logger = logging.getLogger("mister_smith.monitoring.http")
@@ -32,7 +42,36 @@ LIVE_PATH: Final = "/health/live"
 READY_PATH: Final = "/health/ready"
 METRICS_PATH: Final = "/metrics"
 
+APPROVALS_PATH: Final = "/approvals"
+"""Pending tool-call approvals: ``GET`` lists them, ``POST /approvals/<id>/approve``
+or ``/deny`` decides one (with ``Authorization: Bearer <runtime.approvals.token>``)."""
+
 JSON_CONTENT_TYPE: Final = "application/json"
+
+
+class ApprovalSource(Protocol):
+    """What the approvals endpoint needs (``mister_smith.tools.Approvals`` is one)."""
+
+    token: str
+
+    def pending(self) -> Sequence[Any]:
+        """The pending requests (each with ``to_dict()``)."""
+        ...
+
+    def approve(self, request_id: str, *, by: str = "", reason: str = "") -> Any:
+        """Approve one (``LookupError`` when unknown)."""
+        ...
+
+    def deny(self, request_id: str, *, by: str = "", reason: str = "") -> Any:
+        """Deny one (``LookupError`` when unknown)."""
+        ...
+
+
+OBSERVER_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; "
+    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+"""Content-Security-Policy of the observer page: its own script and data only."""
 
 DEFAULT_GRACEFUL_TIMEOUT: Final = 1.0
 """Seconds open connections get to finish when the server stops."""
@@ -48,6 +87,10 @@ class MonitoringApp:
       when it passes and 503 when it does not (readiness is 503 while starting).
     * ``GET /metrics``: the registry in the Prometheus text format (or OpenMetrics
       when the scraper asks for it in ``Accept``).
+    * ``GET /observer`` (with ``observer``): a live, read-only page of the system
+      (HTML and ``/observer.js``, no external assets) polling ``GET /observer.json``,
+      the :class:`~mister_smith.monitoring.Observer` view as JSON. Without an
+      observer these paths are 404.
     * ``HEAD`` works like ``GET`` without a body; other methods get 405, other paths
       404. Responses are never cached.
 
@@ -62,6 +105,8 @@ class MonitoringApp:
         registry: The metrics registry (``FrameworkMetrics.registry``).
         max_metrics_bytes: Largest ``/metrics`` body served; past it the answer is
             503 with the size (and an error is logged), never a truncated exposition.
+        observer: The source of the observer view (an ``Observer``); ``None`` serves
+            no observer paths.
     """
 
     def __init__(
@@ -70,10 +115,17 @@ class MonitoringApp:
         health: HealthSource,
         registry: CollectorRegistry,
         max_metrics_bytes: int = DEFAULT_MAX_METRICS_BYTES,
+        approvals: ApprovalSource | None = None,
+        observer: ObserverSource | None = None,
     ) -> None:
         self.health = health
         self.registry = registry
+        self.approvals = approvals
         self.max_metrics_bytes = max_metrics_bytes
+        self.observer = observer
+        self._paths = {LIVE_PATH, READY_PATH, METRICS_PATH}
+        if observer is not None:
+            self._paths |= {OBSERVER_PATH, OBSERVER_JSON_PATH, OBSERVER_SCRIPT_PATH}
         self._rendering = trio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,7 +150,12 @@ class MonitoringApp:
     async def _http(self, scope: Scope, send: Send) -> None:
         method = scope["method"]
         path = scope["path"]
-        if path not in (LIVE_PATH, READY_PATH, METRICS_PATH):
+        if self.approvals is not None and (
+            path == APPROVALS_PATH or path.startswith(APPROVALS_PATH + "/")
+        ):
+            await self._approvals(self.approvals, scope, send)
+            return
+        if path not in self._paths:
             await _respond(send, method, 404, b"not found\n", "text/plain; charset=utf-8")
             return
         if method not in ("GET", "HEAD"):
@@ -110,6 +167,13 @@ class MonitoringApp:
                 "text/plain; charset=utf-8",
                 extra=[(b"allow", b"GET, HEAD")],
             )
+            return
+        if self.observer is not None and path in (
+            OBSERVER_PATH,
+            OBSERVER_JSON_PATH,
+            OBSERVER_SCRIPT_PATH,
+        ):
+            await self._observer(send, method, path, self.observer)
             return
         if path == METRICS_PATH:
             encoder, content_type = choose_encoder(_header(scope, b"accept"))
@@ -131,6 +195,53 @@ class MonitoringApp:
         else:  # never a verdict from a round long past: re-checked when stale
             view = await self.health.fresh_readiness()
         await _respond_json(send, method, view)
+
+    async def _approvals(self, approvals: ApprovalSource, scope: Scope, send: Send) -> None:
+        """``GET /approvals`` and ``POST /approvals/<id>/approve|deny``, bearer token
+        required (anyone who can reach the port must not decide for the operator)."""
+        method = scope["method"]
+        given = _header(scope, b"authorization").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(given.encode(), approvals.token.encode()):
+            body = b'{"error": "a bearer token (runtime.approvals.token) is required"}\n'
+            await _respond(send, method, 401, body, JSON_CONTENT_TYPE)
+            return
+        parts = scope["path"].strip("/").split("/")
+        if parts == ["approvals"] and method in ("GET", "HEAD"):
+            pending = [request.to_dict() for request in approvals.pending()]
+            body = json.dumps({"pending": pending}, sort_keys=True).encode() + b"\n"
+            await _respond(send, method, 200, body, JSON_CONTENT_TYPE)
+            return
+        if len(parts) == 3 and parts[2] in ("approve", "deny") and method == "POST":
+            decide = approvals.approve if parts[2] == "approve" else approvals.deny
+            try:
+                request = decide(parts[1], by="http")
+            except LookupError as exc:
+                body = json.dumps({"error": str(exc)}).encode() + b"\n"
+                await _respond(send, method, 404, body, JSON_CONTENT_TYPE)
+                return
+            body = json.dumps({"decided": request.to_dict(), "verdict": parts[2]}).encode()
+            await _respond(send, method, 200, body + b"\n", JSON_CONTENT_TYPE)
+            return
+        await _respond(
+            send, method, 404, b'{"error": "no such approvals route"}\n', JSON_CONTENT_TYPE
+        )
+
+    async def _observer(self, send: Send, method: str, path: str, observer: ObserverSource) -> None:
+        """The observer page, its script, or its JSON view (built on the loop)."""
+        security = [(b"x-content-type-options", b"nosniff")]
+        if path == OBSERVER_JSON_PATH:
+            await trio.lowlevel.checkpoint()
+            body = json.dumps(observer.observe(), separators=(",", ":")).encode()
+            await _respond(send, method, 200, body, JSON_CONTENT_TYPE, extra=security)
+        elif path == OBSERVER_SCRIPT_PATH:
+            await _respond(
+                send, method, 200, OBSERVER_SCRIPT, "text/javascript; charset=utf-8", extra=security
+            )
+        else:
+            security.append((b"content-security-policy", OBSERVER_CSP.encode()))
+            await _respond(
+                send, method, 200, OBSERVER_HTML, "text/html; charset=utf-8", extra=security
+            )
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -182,9 +293,12 @@ async def serve_monitoring(
     registry: CollectorRegistry,
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
     limits: HttpLimits | None = None,
+    approvals: ApprovalSource | None = None,
+    observer: ObserverSource | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``/health/live``, ``/health/ready`` and ``/metrics`` until cancelled.
+    """Serve ``/health/live``, ``/health/ready`` and ``/metrics`` until cancelled (and
+    ``/observer`` with ``/observer.json`` when given an ``observer``).
 
     Runs :class:`HttpServer` on ``host``:``port`` (``port=0`` picks a free port) in
     the current Trio loop; start it with ``await nursery.start(serve_monitoring,
@@ -202,11 +316,15 @@ async def serve_monitoring(
             when ``limits`` is not given).
         limits: Timeouts and sizes of the server (default :class:`HttpLimits` with
             ``graceful_timeout``).
+        approvals: Pending tool-call approvals to serve on ``/approvals`` (bearer
+            token required).
+        observer: The source of the ``/observer`` page's view (an ``Observer``);
+            ``None`` serves no observer paths.
         task_status: Receives the bound port once the server listens.
     """
     if limits is None:
         limits = HttpLimits(graceful_timeout=graceful_timeout)
-    app = MonitoringApp(health=health, registry=registry)
+    app = MonitoringApp(health=health, registry=registry, approvals=approvals, observer=observer)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = int(listeners[0].socket.getsockname()[1])
     server = HttpServer(app, limits)

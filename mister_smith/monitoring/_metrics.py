@@ -117,6 +117,7 @@ class FrameworkMetrics:
             for kind in (
                 *("role", "supervisor", "breaker", "actor", "reason", "pool", "component"),
                 "tool",
+                "error_type",
             )
         }
         # -- actors and supervision (events) -------------------------------------------
@@ -194,6 +195,25 @@ class FrameworkMetrics:
             _name("task_duration_seconds"),
             "Duration of completed tasks.",
             buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        # -- agents: usage per agent (task events) --------------------------------------
+        self.agent_tokens = Counter(
+            _name("agent_tokens"),
+            "Model tokens used by completed agent tasks, by agent and kind (input/output).",
+            ["agent", "kind"],
+            registry=reg,
+        )
+        self.agent_model_requests = Counter(
+            _name("agent_model_requests"),
+            "Model requests made by completed agent tasks, by agent.",
+            ["agent"],
+            registry=reg,
+        )
+        self.agent_task_failures = Counter(
+            _name("agent_task_failures"),
+            "Agent tasks that failed, by agent and error type (e.g. UsageLimitExceeded).",
+            ["agent", "error_type"],
             registry=reg,
         )
         # -- loop, pools, health (events) -----------------------------------------------
@@ -321,9 +341,23 @@ class FrameworkMetrics:
     def _on_task_completed(self, event: TaskCompleted) -> None:
         self.tasks.labels(outcome="completed").inc()
         self.task_duration.observe(event.duration)
+        if event.agent is not None and event.usage:
+            agent = self._label("actor", event.agent)
+            for kind in ("input", "output"):
+                self.agent_tokens.labels(agent=agent, kind=kind).inc(
+                    max(0, int(event.usage.get(f"{kind}_tokens", 0)))
+                )
+            self.agent_model_requests.labels(agent=agent).inc(
+                max(0, int(event.usage.get("model_calls", 0)))
+            )
 
     def _on_task_failed(self, event: TaskFailed) -> None:
         self.tasks.labels(outcome="failed").inc()
+        if event.agent is not None:
+            self.agent_task_failures.labels(
+                agent=self._label("actor", event.agent),
+                error_type=self._label("error_type", event.error_type),
+            ).inc()
 
     def _on_loop_blocked(self, event: LoopBlocked) -> None:
         self.loop_blocked.inc()

@@ -30,11 +30,13 @@ from ..errors import (
 from ..events import ConfigReloaded, ErrorOccurred, EventBus, EventBusStatistics
 from ..monitoring import (
     FrameworkMetrics,
+    Observer,
     Tracer,
     TracingMiddleware,
     apply_log_level,
     serve_monitoring,
     tracer,
+    using_tracer,
 )
 from ..resources import (
     BlockingHealthCheck,
@@ -46,8 +48,15 @@ from ..resources import (
     SupervisorHealthCheck,
     open_pool,
 )
-from ..supervision import Restart, Supervisor, SupervisorStatistics, open_supervisor
-from ..tools import BlockingDetector, BlockingStatistics, ToolBus, ToolBusStatistics, ToolPolicy
+from ..supervision import Restart, Supervisor, SupervisorStatistics, open_supervisor, snapshot
+from ..tools import (
+    Approvals,
+    BlockingDetector,
+    BlockingStatistics,
+    ToolBus,
+    ToolBusStatistics,
+    ToolPolicy,
+)
 from ..types import IdentityAuthority
 from . import _assembly
 from ._reconfigure import changed_paths, refused
@@ -154,6 +163,13 @@ class RuntimeManager:
         """The one authority minting the identities of every actor the runtime spawns
         and checked by its tool bus: register roles here (``register_role``)."""
         return self.tool_bus.identities
+
+    @property
+    def approvals(self) -> Approvals:
+        """The tool calls waiting for a person's approval (tools registered with
+        ``approval=True``): list them with ``pending()``, decide with ``approve`` /
+        ``deny``; also served on the monitoring endpoint (``/approvals``)."""
+        return self.tool_bus.approvals
 
     @property
     def blocking_limiter(self) -> trio.CapacityLimiter:
@@ -271,20 +287,23 @@ class RuntimeManager:
             if runtimes:
                 await runtimes[0].reload(trigger="reload")
 
-        async with open_supervisor(
-            "root",
-            events=events,
-            max_restarts=limit.max_restarts,
-            restart_window=limit.window,
-            strategy=supervision.restart_strategy,
-            default_restart=Restart.PERMANENT,
-            backoff=backoff,
-            escalation_timeout=supervision.escalation_timeout,
-            shutdown_timeout=supervision.shutdown_timeout,
-            breaker_factory=breakers,
-            reload=reload,
-            keep_alive=True,
-        ) as root:
+        async with (
+            using_tracer(spans),  # agents' model-call spans join the message traces
+            open_supervisor(
+                "root",
+                events=events,
+                max_restarts=limit.max_restarts,
+                restart_window=limit.window,
+                strategy=supervision.restart_strategy,
+                default_restart=Restart.PERMANENT,
+                backoff=backoff,
+                escalation_timeout=supervision.escalation_timeout,
+                shutdown_timeout=supervision.shutdown_timeout,
+                breaker_factory=breakers,
+                reload=reload,
+                keep_alive=True,
+            ) as root,
+        ):
             identities = IdentityAuthority("runtime")
             actor_system = await ActorSystem.start(
                 root,
@@ -361,6 +380,14 @@ class RuntimeManager:
                         config.monitoring.http_port,
                         health=health,
                         registry=metrics.registry,
+                        approvals=tool_bus.approvals,
+                        observer=Observer(
+                            tree=functools.partial(snapshot, root),
+                            actors=actor_system.actors,
+                            tools=tool_bus.statistics,
+                            events=events,
+                            clock=trio.current_time,
+                        ),
                     ),
                     name="http",
                     restart=Restart.PERMANENT,

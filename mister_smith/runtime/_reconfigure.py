@@ -31,6 +31,31 @@ FIXED_AT_OPEN: dict[str, str] = {
     "tasks.retry_base_delay": "the task executor is built when the runtime opens",
     "tasks.retry_max_delay": "the task executor is built when the runtime opens",
     "tasks.retry_factor": "the task executor is built when the runtime opens",
+    **{
+        f"distributed.{name}": "read by open_node when the node joins its cluster"
+        for name in (
+            "nats_url",
+            "cluster",
+            "node_name",
+            "registry_ttl",
+            "outbound_bytes",
+            "inbound_capacity",
+            "connect_timeout",
+            "reconnect_wait",
+            "max_reconnect_attempts",
+            "max_payload",
+        )
+    },
+    "persistence.path": "a store is opened with these settings (open it again)",
+    "persistence.synchronous": "a store is opened with these settings (open it again)",
+    "persistence.batch_max": "a store is opened with these settings (open it again)",
+    "persistence.max_record_bytes": "a store is opened with these settings (open it again)",
+    "persistence.dedupe_window": "a store is opened with these settings (open it again)",
+    "persistence.dedupe_capacity": "a store is opened with these settings (open it again)",
+    "persistence.dead_letter_capacity": "a store is opened with these settings (open it again)",
+    "persistence.dead_letter_max_age": "a store is opened with these settings (open it again)",
+    "persistence.journal_max_entries": "a store is opened with these settings (open it again)",
+    "persistence.journal_max_age": "a store is opened with these settings (open it again)",
 }
 """Fields a running runtime cannot change, each with why. Every other field of
 :class:`~mister_smith.config.AgentConfig` is applied live by ``reconfigure``."""

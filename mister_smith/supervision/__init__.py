@@ -32,6 +32,11 @@ from ._core import Settle as Settle
 from ._core import SupervisorCore as SupervisorCore
 from ._core import SupervisorState as SupervisorState
 from ._decision import Decision as Decision
+from ._decision import EscalateFailure as EscalateFailure
+from ._decision import LeaveChild as LeaveChild
+from ._decision import RestartChild as RestartChild
+from ._decision import RetryChild as RetryChild
+from ._decision import StopChild as StopChild
 from ._decision import SupervisorPolicy as SupervisorPolicy
 from ._decision import effective_action as effective_action
 from ._detector import FailureDetector as FailureDetector
@@ -39,13 +44,13 @@ from ._intensity import Backoff as Backoff
 from ._intensity import BackoffState as BackoffState
 from ._intensity import RestartIntensity as RestartIntensity
 from ._intensity import RestartLimit as RestartLimit
+from ._open import open_supervisor as open_supervisor
 from ._strategy import OneForAll as OneForAll
 from ._strategy import OneForOne as OneForOne
 from ._strategy import RestForOne as RestForOne
 from ._strategy import SupervisionStrategyBase as SupervisionStrategyBase
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
-from ._supervisor import open_supervisor as open_supervisor
 from ._tree import SupervisionTree as SupervisionTree
 from ._tree import TreeSnapshot as TreeSnapshot
 from ._tree import open_supervision_tree as open_supervision_tree
@@ -64,6 +69,11 @@ __all__ = [
     "ChildStatistics",
     "CircuitBreaker",
     "Decision",
+    "EscalateFailure",
+    "LeaveChild",
+    "RestartChild",
+    "RetryChild",
+    "StopChild",
     "INHERIT",
     "Inherit",
     "FailureDetector",

@@ -316,3 +316,11 @@ class CircuitBreaker:
             consecutive_failures=self._core.failures,
             opened=self._opened,
         )
+
+
+async def admit_restart(gate: CircuitBreaker) -> None:
+    """Wait until ``gate`` admits a restart. A half-open breaker's probe counts as a
+    success once admitted; a closed breaker keeps counting consecutive failures."""
+    await gate.wait_until_allowed()
+    if gate.state is BreakerState.HALF_OPEN:
+        gate.record_success()

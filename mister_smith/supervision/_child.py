@@ -7,7 +7,7 @@ import enum
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -188,13 +188,31 @@ class _Run:
     gate: CircuitBreaker | None = None
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     """Shielded once the child has started (see ``Supervisor._run_child``)."""
-    done: trio.Event = attrs.field(factory=trio.Event)
+    finished: bool = False
+    """Its task has ended (see :meth:`finish`)."""
+    _done: trio.Event | None = None
     stop_requested: bool = False
     grace_deadline: float = math.inf
     injected: BaseException | None = None
     task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED
     status_sent: bool = False
     grace_scopes: list[trio.CancelScope] | None = None
+
+    def finish(self) -> None:
+        """The run's task has ended: wake whoever waits for it."""
+        self.finished = True
+        if self._done is not None:
+            self._done.set()
+
+    async def wait_finished(self) -> None:
+        """Wait until the run's task has ended (the event is made only when waited on:
+        most runs are never waited for, and an event per child costs ~300 bytes)."""
+        if self.finished:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._done is None:
+            self._done = trio.Event()
+        await self._done.wait()
 
     def add_grace_scope(self, scope: trio.CancelScope) -> None:
         """Remember a shielded cleanup scope so that a hard stop can cancel it."""
@@ -268,7 +286,7 @@ class Child:
         failure, or ``HeartbeatTimeout`` for a hung child), while that run unwinds; code
         seeing ``Cancelled`` in the child can tell it from a plain stop this way."""
         run = self._run
-        if run is None or run.done.is_set():
+        if run is None or run.finished:
             return None
         return run.injected
 
@@ -279,7 +297,7 @@ class Child:
         like a crash with ``error``. Returns ``False`` when the child is not running.
         """
         run = self._run
-        if run is None or run.done.is_set() or run.stop_requested:
+        if run is None or run.finished or run.stop_requested:
             return False
         run.injected = error
         run.scope.cancel()
@@ -329,3 +347,19 @@ def shutdown_grace() -> trio.CancelScope:
     scope = trio.CancelScope(shield=True, deadline=run.grace_deadline)
     run.add_grace_scope(scope)  # a hard stop (stop(timeout=)) cancels it too
     return scope
+
+
+def still_listed(children: Sequence[ChildSpec]) -> Iterator[ChildSpec]:
+    """Each spec of ``children`` in order, skipping those removed before their turn.
+
+    The owner may update ``children`` while they start (a child gone for good meanwhile
+    is removed from it); iterating the live list would then skip the spec after it.
+    """
+    listed: set[int] = set()
+    size = -1
+    for spec in list(children):
+        if len(children) != size:  # changed: look again (once per change, not per spec)
+            size = len(children)
+            listed = {id(current) for current in children}
+        if id(spec) in listed:
+            yield spec

@@ -29,7 +29,15 @@ from ..events import ChildExited, ErrorOccurred, Event, ExitKind, SupervisionDec
 from ..types import Restart
 from ._child import Child, ChildEnd, ChildSpec, ChildState
 from ._config import SupervisorConfig
-from ._decision import Decision, SupervisorPolicy
+from ._decision import (
+    Decision,
+    EscalateFailure,
+    LeaveChild,
+    RestartChild,
+    RetryChild,
+    StopChild,
+    SupervisorPolicy,
+)
 from ._intensity import RestartLimit
 
 
@@ -80,14 +88,14 @@ class RunAgain:
     """Run the child again.
 
     Attributes:
-        decision: The policy's decision (action, delay, attempt, severity).
+        decision: The policy's decision: a retry in place, or a recovery.
         group: For a restart under ``OneForAll`` / ``RestForOne`` (or one needing the
             reload hook), the siblings to stop and restart with it, in start order;
             ``None``: just this child, after the delay (and the breaker, if gated).
         gated: The restart waits for the child's circuit breaker.
     """
 
-    decision: Decision
+    decision: RetryChild | RestartChild
     group: tuple[Child, ...] | None
     gated: bool
 
@@ -286,24 +294,23 @@ class SupervisorCore:
             leaf = None if error is None else unwrap_single(error)
             event = self.decision_event(child, leaf, decision)
         outcome: Outcome
-        if decision.escalate:
+        if isinstance(decision, EscalateFailure):
             outcome = GiveUp(self._failure_for(child, error, decision))
-        elif decision.budget_exhausted:
+        elif isinstance(decision, StopChild):
             outcome = RemoveChild(ChildEnd.RESTART_BUDGET)
-        elif decision.remove:
+        elif isinstance(decision, LeaveChild):
             # An error the recovery policy says to ignore is a normal exit; a temporary
             # child that crashed (hence not restarted) has failed.
             failed = error is not None and (
                 strategy is None or strategy.action is not RecoveryAction.IGNORE
             )
             outcome = RemoveChild(ChildEnd.FAILED if failed else ChildEnd.STOPPED)
-        elif decision.in_place:
-            outcome = RunAgain(decision, None, decision.action is RecoveryAction.CIRCUIT_BREAKER)
+        elif isinstance(decision, RetryChild):
+            outcome = RunAgain(decision, None, False)
         else:
-            gated = decision.action is RecoveryAction.CIRCUIT_BREAKER
             group = self.affected(child)
             direct = len(group) == 1 and not decision.reload  # one-for-one: direct path
-            outcome = RunAgain(decision, None if direct else tuple(group), gated)
+            outcome = RunAgain(decision, None if direct else tuple(group), decision.gated)
         return event, outcome
 
     def apply(self, child: Child, outcome: Outcome) -> None:
@@ -324,7 +331,7 @@ class SupervisorCore:
             child.restarts += 1
             self.restarts += 1
             decision = outcome.decision
-            if decision.in_place:
+            if isinstance(decision, RetryChild):
                 child.retries += 1
                 return
             if decision.failover:
@@ -354,7 +361,7 @@ class SupervisorCore:
             error="" if leaf is None else str(leaf),
             severity=decision.severity,
             action=decision.action,
-            attempt=decision.attempt,
+            attempt=decision.attempt if isinstance(decision, RetryChild) else 0,
         )
 
     def give_up(
@@ -374,7 +381,7 @@ class SupervisorCore:
             return self.failure
         failure: SupervisionError
         cause = "" if error is None else f": {describe(root_cause(error))}"
-        if decision.intensity_exceeded:
+        if isinstance(decision, EscalateFailure) and decision.intensity_exceeded:
             failure = RestartIntensityExceeded(
                 f"supervisor {self.name!r} exceeded {_limit_text(self.config, child)} "
                 f"(last failure: child {child.name!r}{cause})"

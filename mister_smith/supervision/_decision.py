@@ -1,7 +1,7 @@
 """What a supervisor does about a child's exit: a pure decision, time passed in.
 
 The async supervisor feeds :class:`SupervisorPolicy` the exits of its children and
-carries out the :class:`Decision` it returns. Keeping the logic here, free of I/O and
+carries out the :data:`Decision` it returns. Keeping the logic here, free of I/O and
 clocks, lets hypothesis drive it exhaustively.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
+from typing import ClassVar
 
 import attrs
 
@@ -33,41 +34,96 @@ _RUN_AGAIN_ACTIONS = frozenset(
 
 
 @attrs.frozen
-class Decision:
-    """The outcome of :meth:`SupervisorPolicy.decide`.
+class LeaveChild:
+    """The child is not run again: it returned (a transient or temporary child) or its
+    failure is ignored, and it leaves the supervisor.
 
     Attributes:
-        action: The recovery action taken (``None`` when there was nothing to decide:
-            a transient or temporary child returned normally).
-        run_again: Start the child (or, for a group restart, its affected siblings) again.
-        in_place: Re-run only this child (a retry), without applying the strategy.
-        delay: Seconds to wait before running again.
-        failover: Start the child's fallback in its place.
-        reload: Call the supervisor's reload hook before restarting.
-        escalate: The supervisor must give up and fail.
-        intensity_exceeded: The escalation is due to restart intensity.
-        budget_exhausted: The child spent its own restart budget (action ``STOP``): it
-            is stopped for good and its siblings go on.
-        attempt: For retries, the 1-based attempt number.
+        action: ``None`` for a normal return (nothing was decided, nothing announced);
+            ``IGNORE`` for an ignored failure.
         severity: The error's severity (``LOW`` for a normal return).
     """
 
-    action: RecoveryAction | None
-    run_again: bool = False
-    in_place: bool = False
+    action: RecoveryAction | None = None
+    severity: ErrorSeverity = ErrorSeverity.LOW
+
+
+@attrs.frozen
+class RetryChild:
+    """Run only this child again, in place (its siblings are left alone), after ``delay``.
+
+    Attributes:
+        delay: Seconds to wait first (the retry strategy's delay).
+        attempt: The 1-based attempt number.
+        severity: The error's severity.
+    """
+
+    delay: float
+    attempt: int
+    severity: ErrorSeverity = ErrorSeverity.LOW
+    action: ClassVar[RecoveryAction] = RecoveryAction.RETRY
+
+
+@attrs.frozen
+class RestartChild:
+    """Run the child again as its strategy says (with its group under ``OneForAll`` /
+    ``RestForOne``), after ``delay``.
+
+    Attributes:
+        action: ``RESTART``, ``RELOAD`` (call the reload hook first), ``FAILOVER``
+            (start its fallback in its place), ``CIRCUIT_BREAKER`` (wait for its
+            breaker), or ``IGNORE`` for a permanent child whose failure is ignored.
+        delay: Seconds of backoff before running again.
+        severity: The error's severity (``LOW`` for a permanent child that returned).
+    """
+
+    action: RecoveryAction
     delay: float = 0.0
-    failover: bool = False
-    reload: bool = False
-    escalate: bool = False
-    intensity_exceeded: bool = False
-    budget_exhausted: bool = False
-    attempt: int = 0
     severity: ErrorSeverity = ErrorSeverity.LOW
 
     @property
-    def remove(self) -> bool:
-        """The child leaves the supervisor for good."""
-        return not self.run_again and not self.escalate
+    def reload(self) -> bool:
+        """The supervisor's reload hook runs before the restart."""
+        return self.action is RecoveryAction.RELOAD
+
+    @property
+    def failover(self) -> bool:
+        """The child's fallback starts in its place."""
+        return self.action is RecoveryAction.FAILOVER
+
+    @property
+    def gated(self) -> bool:
+        """The restart waits for the child's circuit breaker."""
+        return self.action is RecoveryAction.CIRCUIT_BREAKER
+
+
+@attrs.frozen
+class StopChild:
+    """The child spent its own restart budget: it is stopped for good and its siblings
+    go on (Akka's ``OneForOneStrategy``)."""
+
+    severity: ErrorSeverity = ErrorSeverity.LOW
+    action: ClassVar[RecoveryAction] = RecoveryAction.STOP
+
+
+@attrs.frozen
+class EscalateFailure:
+    """The supervisor gives up and fails.
+
+    Attributes:
+        severity: The error's severity.
+        intensity_exceeded: Because a restart budget was spent (the supervisor's
+            intensity), not because the error escalates.
+    """
+
+    severity: ErrorSeverity = ErrorSeverity.LOW
+    intensity_exceeded: bool = False
+    action: ClassVar[RecoveryAction] = RecoveryAction.ESCALATE
+
+
+Decision = LeaveChild | RetryChild | RestartChild | StopChild | EscalateFailure
+"""The outcome of :meth:`SupervisorPolicy.decide`: one case per thing to do, each with
+only the data it needs; every case has ``action`` and ``severity``."""
 
 
 def effective_action(
@@ -244,7 +300,7 @@ class SupervisorPolicy:
         if error is None:
             if restart is Restart.PERMANENT:
                 return self._restart(book, RecoveryAction.RESTART, now, rand, ErrorSeverity.LOW)
-            return Decision(action=None)
+            return LeaveChild()
 
         if classification is None:
             classification = classify_error(error)
@@ -257,23 +313,16 @@ class SupervisorPolicy:
         action = effective_action(strategy, restart, has_fallback=has_fallback)
 
         if action is RecoveryAction.ESCALATE:
-            return Decision(action=action, escalate=True, severity=severity)
+            return EscalateFailure(severity)
         if action is RecoveryAction.IGNORE:
             if restart is Restart.PERMANENT:
                 return self._restart(book, action, now, rand, severity)
-            return Decision(action=action, severity=severity)
+            return LeaveChild(action, severity)
         if action is RecoveryAction.RETRY:
             assert isinstance(strategy, RecoveryStrategy.Retry)
             if book.retries < strategy.max_attempts:
                 book.retries += 1
-                return Decision(
-                    action=action,
-                    run_again=True,
-                    in_place=True,
-                    delay=strategy.delay,
-                    attempt=book.retries,
-                    severity=severity,
-                )
+                return RetryChild(strategy.delay, book.retries, severity)
             action = RecoveryAction.RESTART
         if action is RecoveryAction.CIRCUIT_BREAKER:
             # The breaker bounds the rate of these restarts; they don't count toward
@@ -284,20 +333,15 @@ class SupervisorPolicy:
                 trip_limit = self._trip_limit(book)
                 if trip_limit is not None and book.breaker_trips > trip_limit:
                     return self._exhausted(book, severity)
-            return Decision(action=action, run_again=True, severity=severity)
+            return RestartChild(action, 0.0, severity)
         return self._restart(book, action, now, rand, severity)
 
     def _exhausted(self, book: _ChildBook, severity: ErrorSeverity) -> Decision:
         """The budget bounding this child is spent: its own (stop it) or the
         supervisor's (give up)."""
         if book.budget is not None:
-            return Decision(action=RecoveryAction.STOP, budget_exhausted=True, severity=severity)
-        return Decision(
-            action=RecoveryAction.ESCALATE,
-            escalate=True,
-            intensity_exceeded=True,
-            severity=severity,
-        )
+            return StopChild(severity)
+        return EscalateFailure(severity, intensity_exceeded=True)
 
     def _restart(
         self,
@@ -311,21 +355,9 @@ class SupervisorPolicy:
         if book.budget is not None and not book.budget.record(now):
             return self._exhausted(book, severity)
         if self.intensity is not None and not self.intensity.record(now):
-            return Decision(
-                action=RecoveryAction.ESCALATE,
-                escalate=True,
-                intensity_exceeded=True,
-                severity=severity,
-            )
+            return EscalateFailure(severity, intensity_exceeded=True)
         delay = 0.0 if book.backoff is None else book.backoff.next_delay(now, rand)
-        return Decision(
-            action=action,
-            run_again=True,
-            delay=delay,
-            failover=action is RecoveryAction.FAILOVER,
-            reload=action is RecoveryAction.RELOAD,
-            severity=severity,
-        )
+        return RestartChild(action, delay, severity)
 
 
 def _recount(

@@ -25,11 +25,10 @@ from ..events import (
     ComponentRecovered,
     EventBus,
     HeartbeatMissed,
-    ShutdownStuck,
     SupervisorStopped,
 )
 from ..types import Restart
-from ._breaker import BreakerState, CircuitBreaker
+from ._breaker import BreakerState, CircuitBreaker, admit_restart
 from ._child import (
     Child,
     ChildEnd,
@@ -38,18 +37,18 @@ from ._child import (
     RecoveryPolicy,
     _current_run,
     _Run,
+    still_listed,
 )
 from ._config import INHERIT, SUPERVISOR_CHILD_SHUTDOWN, Inherit, SupervisorConfig
 from ._core import ChildExit, GiveUp, RemoveChild, RunAgain, Settle, SupervisorCore, SupervisorState
-from ._decision import Decision
-from ._detector import FailureDetector
+from ._decision import EscalateFailure, RestartChild
+from ._group_restart import GroupRestarts
+from ._heartbeat_watch import HeartbeatWatch
 from ._intensity import Backoff, RestartLimit
+from ._shutdown import STUCK_MARGIN, grace_shield, shutdown_deadline, stop_all, stop_run
 from ._strategy import SupervisionStrategyBase, SupervisionStrategyLike
 
 logger = logging.getLogger("mister_smith.supervision")
-
-_STUCK_MARGIN = 0.01
-"""Extra seconds past a child's grace deadline before it is reported stuck."""
 
 
 @attrs.frozen
@@ -113,15 +112,12 @@ class Supervisor:
         self._breaker_factory = breaker_factory or self._default_breaker
         self._rng = rng or random.Random()
         self._on_child_removed = on_child_removed
-        self._detector = FailureDetector()
-        self._detector_changed = trio.Event()
+        self._heartbeats = HeartbeatWatch(self._on_silent, name=f"{self.name}:heartbeats")
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: Any = None
-        self._monitor_scope = trio.CancelScope()
         self._body_task: trio.lowlevel.Task | None = None
         self._stop_requested = trio.Event()
-        self._group_lock = trio.Lock()
-        self._pending: list[_PendingGroup] = []
+        self._groups = GroupRestarts(self)
         self._idle = trio.Event()
 
     def _default_breaker(self, name: str) -> CircuitBreaker:
@@ -301,7 +297,7 @@ class Supervisor:
         run = _Run(child, action=None)
         child._run = run  # visible to a concurrent stop before the task first runs
         try:
-            await self._nursery.start(self._run_child, run)
+            await self._nursery.start(self._run_child, run, name=child.name)
         except BaseException:
             self._discard(child, ChildEnd.FAILED)
             raise
@@ -336,7 +332,7 @@ class Supervisor:
         (``None`` turns a bound off). When it gives up (restart intensity exceeded, an
         escalation) that is one failure of a child of this supervisor: by default it is
         restarted (the errors' own ``Restart`` strategy), counted in this supervisor's
-        intensity and in ``restart_limit``; pass ``recovery=RecoveryStrategy.Escalate()``
+        intensity and in ``restart_limit``; pass ``recovery=RecoveryStrategy.EscalateFailure()``
         to hand a failure further up at once. When it is restarted it starts the specs in
         ``children`` afresh (the sequence is read at each start, so a caller may keep it
         up to date) and ``child.value`` becomes the new supervisor; ``on_started`` is
@@ -429,7 +425,7 @@ class Supervisor:
         if not self._core.halted():
             self._core.state = SupervisorState.STOPPING
             self._stop_requested.set()
-            deadline = math.inf if timeout is None else trio.current_time() + timeout
+            deadline = shutdown_deadline(timeout)
             with trio.CancelScope(shield=True, deadline=deadline):
                 await self._shutdown_children()
             self._emit_stopped("shutdown")
@@ -456,9 +452,9 @@ class Supervisor:
         for child in self._core.children():
             nested = child.value
             if isinstance(nested, Supervisor):
-                total += min(child.shutdown_timeout, nested.shutdown_bound()) + _STUCK_MARGIN
+                total += min(child.shutdown_timeout, nested.shutdown_bound()) + STUCK_MARGIN
             else:
-                total += child.shutdown_timeout + _STUCK_MARGIN
+                total += child.shutdown_timeout + STUCK_MARGIN
         return total
 
     def __repr__(self) -> str:
@@ -473,9 +469,15 @@ class Supervisor:
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         self._nursery = nursery
-        nursery.start_soon(self._monitor_heartbeats, name=f"{self.name}:heartbeats")
         try:
-            for spec in self._initial_children:
+            for spec in still_listed(self._initial_children):
+                if self._core.failure is not None and _current_run.get() is not None:
+                    # A child that had started failed and this supervisor gave up while
+                    # still starting the rest. It did start (OTP: init returned, then
+                    # the exit arrived), so it reports started and its parent handles
+                    # the give-up like any failure, instead of taking it for a start
+                    # failure of its own child.
+                    break
                 await self.start_child(spec)
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
@@ -508,10 +510,10 @@ class Supervisor:
                 error = raised
         if error is not None and not core.halted():
             core.state = SupervisorState.STOPPING
-            with self._grace_shield():
+            with grace_shield():
                 await self._shutdown_children()
             self._emit_stopped("shutdown")
-        self._monitor_scope.cancel()
+        self._heartbeats.close()
         try:
             handled: bool = await self._nursery_manager.__aexit__(
                 None if error is None else type(error),
@@ -527,18 +529,6 @@ class Supervisor:
         if error is not None and error is not exc and not handled:
             raise error
         return handled
-
-    def _grace_shield(self) -> trio.CancelScope:
-        """A shielded scope for the shutdown; nested under a stopping parent's child,
-        it stays within the parent's grace (and a hard stop reaches in)."""
-        outer = _current_run.get()
-        nested = outer is not None and outer.stop_requested
-        shield = trio.CancelScope(
-            shield=True, deadline=outer.grace_deadline if outer is not None and nested else math.inf
-        )
-        if outer is not None and nested:
-            outer.add_grace_scope(shield)
-        return shield
 
     def _raise_failure(self, group: BaseExceptionGroup[BaseException]) -> None:
         """If the supervisor gave up, raise that (with its cause), not a group."""
@@ -578,7 +568,7 @@ class Supervisor:
 
     def _discard(self, child: Child, reason: ChildEnd = ChildEnd.STOPPED) -> None:
         if self._core.discard(child, reason):
-            self._detector.unwatch(child.name)
+            self._heartbeats.unwatch(child.name)
             if self._on_child_removed is not None and not self._core.halted():
                 try:
                     self._on_child_removed(child)
@@ -588,11 +578,11 @@ class Supervisor:
         self._check_idle()
 
     def _check_idle(self) -> None:
-        if not len(self._core) and not self._pending:
+        if not len(self._core) and not self._groups:
             self._idle.set()
 
     def _heartbeat(self, child: Child) -> None:
-        self._detector.heartbeat(child.name, trio.current_time())
+        self._heartbeats.heartbeat(child.name, trio.current_time())
 
     def _breaker_for(self, child: Child) -> CircuitBreaker:
         if child.spec.breaker is not None:
@@ -635,6 +625,7 @@ class Supervisor:
         error: BaseException | None = None
         first_start = run.action is None
         run.task_status = task_status
+        del task_status  # held by the run until started: this frame lives as long as the child
 
         try:
             try:
@@ -643,12 +634,14 @@ class Supervisor:
                         await trio.sleep(run.delay)
                     if run.gate is not None:
                         # The breaker admits this restart; it counts as a probe success.
-                        await _admit(run.gate)
+                        await admit_restart(run.gate)
                     now = trio.current_time()
                     self._core.run_started(child, now)
                     if spec.heartbeat_timeout is not None:
-                        self._detector.watch(child.name, spec.heartbeat_timeout, now)
-                        self._detector_changed.set()
+                        assert self._nursery is not None
+                        self._heartbeats.watch(
+                            child.name, spec.heartbeat_timeout, now, self._nursery
+                        )
                     if spec.accepts_task_status():
                         await spec.fn(*spec.args, task_status=_StatusForwarder(self, run))
                     else:
@@ -667,8 +660,8 @@ class Supervisor:
                 error = run.injected  # failed from outside (injection, missed heartbeats)
         finally:
             _current_run.reset(token)
-            self._detector.unwatch(child.name)
-            run.done.set()
+            self._heartbeats.unwatch(child.name)
+            run.finish()
         self._on_exit(
             run, ChildExit(error, cancelled=error is None and cancelled, stopped=run.stop_requested)
         )
@@ -772,155 +765,48 @@ class Supervisor:
         if outcome.group is None:  # a retry, or a one-for-one restart: this child only
             self._launch(child, decision.action, decision.delay, gate)
             return
-        group = list(outcome.group)
-        # A pending group restart whose failed child this one restarts anyway is
-        # superseded (while it is still waiting): one restart, in start order.
-        for pending in self._pending:
-            if not pending.committed and pending.failed in group:
-                pending.scope.cancel()
-        pending = _PendingGroup(child, trio.CancelScope())
-        self._pending.append(pending)
-        self._nursery.start_soon(
-            self._restart_group, pending, group, decision, gate, name=f"{self.name}:restart"
-        )
+        assert isinstance(decision, RestartChild)  # a retry runs in place, never as a group
+        self._groups.schedule(self._nursery, child, list(outcome.group), decision, gate)
 
-    async def _restart_group(
-        self,
-        pending: _PendingGroup,
-        group: list[Child],
-        decision: Decision,
-        gate: CircuitBreaker | None,
-    ) -> None:
-        failed = pending.failed
-        failed_run = failed._run
-        admitted = False
-        core = self._core
-        try:
-            with pending.scope:  # cancelled when superseded, or by a shutdown
-                # 1. Stop the siblings at the failure (reverse start order).
-                async with self._group_lock:
-                    if core.halted():
-                        return
-                    for member in reversed(group):
-                        await self._stop_run(member)
-                # 2. Wait out the backoff and the breaker without the lock, so one
-                #    child's delay never holds up another child's restart.
-                if decision.delay > 0:
-                    await trio.sleep(decision.delay)
-                if gate is not None and not core.halted():
-                    await _admit(gate)
-                    admitted = True
-                await self._group_lock.acquire()
-                pending.committed = True  # from here on it runs to completion
-            if not pending.committed:
-                return
-            # 3. Restart, in start order, unless another restart already brought the
-            #    failed child back meanwhile (then this one is stale).
+    async def _reload_before_restart(self, child: Child, decision: RestartChild) -> bool:
+        """Call the reload hook if ``decision`` says so; ``False`` if it raised (the
+        supervisor then escalates that error)."""
+        if decision.reload and self._reload is not None:
             try:
-                if core.halted() or failed._run is not failed_run:
-                    return
-                for member in reversed(group):
-                    await self._stop_run(member)  # anything restarted meanwhile
-                if decision.reload and self._reload is not None:
-                    try:
-                        await self._reload()
-                    except Exception as exc:
-                        self._reload_failed(failed, exc)
-                        return
-                for member in group:
-                    if core.halted():
-                        return
-                    if core.get(member.name) is not member:
-                        continue
-                    if member is failed:
-                        await self._relaunch(member, decision.action)
-                    elif core.temporary_sibling(member):
-                        member.state = ChildState.STOPPED
-                        self._discard(member)
-                    else:
-                        member.restarts += 1
-                        await self._relaunch(member, decision.action)
-                admitted = False
-            finally:
-                self._group_lock.release()
-        finally:
-            if admitted and gate is not None:
-                gate.release()
-            self._pending.remove(pending)
-            self._check_idle()
+                await self._reload()
+            except Exception as exc:
+                self._reload_failed(child, exc)
+                return False
+        return True
 
     def _reload_failed(self, child: Child, error: Exception) -> None:
         """The reload hook raised: the supervisor escalates that error."""
-        escalate = Decision(
-            action=RecoveryAction.ESCALATE,
-            escalate=True,
-            severity=classify_error(error).severity,
-        )
+        escalate = EscalateFailure(classify_error(error).severity)
         self.events.emit(self._core.decision_event(child, error, escalate))
         self._core.give_up(child, error, escalate)
         self._give_up_soon()
 
     # -- stopping and failing -------------------------------------------------------------
 
-    def _cancel_pending_groups(self) -> None:
-        """A shutdown drops the group restarts still waiting (backoff or breaker)."""
-        for pending in self._pending:
-            if not pending.committed:
-                pending.scope.cancel()
-
     async def _stop_run(self, child: Child) -> None:
-        run = child._run
-        if run is None or run.done.is_set():
-            return
-        now = trio.current_time()
-        run.stop_requested = True
-        run.grace_deadline = now + child.shutdown_timeout
-        child.state = ChildState.STOPPING
-        run.scope.cancel()
-        if _current_run.get() is run:
-            return  # a child stopping itself: it exits when this call returns
-        with trio.move_on_at(run.grace_deadline + _STUCK_MARGIN):
-            await run.done.wait()
-        if not run.done.is_set():
-            waited = trio.current_time() - now
-            logger.error(
-                "supervisor %s: child %s did not stop within %.3f s",
-                self.name,
-                child.name,
-                waited,
-            )
-            self.events.emit(
-                ShutdownStuck(
-                    source=self.name, supervisor=self.name, child=child.name, waited=waited
-                )
-            )
+        await stop_run(child, self.name, self.events)
 
     async def _shutdown_children(self) -> None:
-        self._cancel_pending_groups()
-        children = self._core.children()
-        try:
-            for child in reversed(children):
-                await self._stop_run(child)
-                child.state = ChildState.STOPPED
-                child._terminate(ChildEnd.SHUT_DOWN)
-        finally:
-            # If the graceful sequence was cut short (its deadline passed), stop the
-            # rest at once: their scopes are shielded, so only this reaches them. One
-            # scheduling round first lets a child finishing at this very instant finish.
-            if any(c._run is not None and not c._run.done.is_set() for c in children):
-                with trio.CancelScope(shield=True):
-                    await trio.lowlevel.checkpoint()
-            now = trio.current_time()
-            for child in children:
-                run = child._run
-                if run is not None and not run.done.is_set():
-                    run.stop_requested = True
-                    run.grace_deadline = min(run.grace_deadline, now)
-                    run.scope.cancel()
-                    for grace in run.grace_scopes or ():
-                        grace.cancel()
-                child.state = ChildState.STOPPED
-                child._terminate(ChildEnd.SHUT_DOWN)
+        self._groups.cancel_waiting()
+        await stop_all(self._core.children(), self.name, self.events)
+
+    def _on_silent(self, name: str, silent: float) -> None:
+        """Child ``name`` missed its heartbeats: fail it from outside."""
+        child = self._core.get(name)
+        run = None if child is None else child._run
+        if child is None or run is None or run.finished:
+            return
+        self.events.emit(HeartbeatMissed(source=self.name, child=child.name, silent_for=silent))
+        run.injected = HeartbeatTimeout(
+            f"child {child.name!r} of {self.name!r} missed its heartbeats "
+            f"(silent for {silent:.3g} s)"
+        )
+        run.scope.cancel()
 
     def _give_up_soon(self) -> None:
         assert self._nursery is not None
@@ -932,7 +818,7 @@ class Supervisor:
         # Shielded, but bounded by escalation_timeout: the parent acts on this failure
         # only once this supervisor has exited, so its children get that long to stop.
         timeout = self.escalation_timeout
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        deadline = shutdown_deadline(timeout)
         with trio.CancelScope(shield=True, deadline=deadline):
             await self._shutdown_children()
         self._emit_stopped(repr(failure))
@@ -940,32 +826,6 @@ class Supervisor:
 
     def _emit_stopped(self, reason: str) -> None:
         self.events.emit(SupervisorStopped(source=self.name, supervisor=self.name, reason=reason))
-
-    # -- heartbeat monitoring ---------------------------------------------------------------
-
-    async def _monitor_heartbeats(self) -> None:
-        with self._monitor_scope:
-            while True:
-                deadline = self._detector.next_deadline()
-                self._detector_changed = trio.Event()
-                with trio.move_on_at(math.inf if deadline is None else deadline):
-                    await self._detector_changed.wait()
-                now = trio.current_time()
-                for name in self._detector.expired(now):
-                    silent = self._detector.silent_for(name, now)
-                    self._detector.unwatch(name)
-                    child = self._core.get(str(name))
-                    run = None if child is None else child._run
-                    if child is None or run is None or run.done.is_set():
-                        continue
-                    self.events.emit(
-                        HeartbeatMissed(source=self.name, child=child.name, silent_for=silent)
-                    )
-                    run.injected = HeartbeatTimeout(
-                        f"child {child.name!r} of {self.name!r} missed its heartbeats "
-                        f"(silent for {silent:.3g} s)"
-                    )
-                    run.scope.cancel()
 
 
 def _describe(error: BaseException | None) -> str:
@@ -986,23 +846,6 @@ def _leaves(group: BaseExceptionGroup[BaseException] | None) -> list[BaseExcepti
     return leaves
 
 
-async def _admit(gate: CircuitBreaker) -> None:
-    """Wait until ``gate`` admits a restart. A half-open breaker's probe counts as a
-    success once admitted; a closed breaker keeps counting consecutive failures."""
-    await gate.wait_until_allowed()
-    if gate.state is BreakerState.HALF_OPEN:
-        gate.record_success()
-
-
-@attrs.define(eq=False)
-class _PendingGroup:
-    """A group restart under way: superseded or dropped while not yet committed."""
-
-    failed: Child
-    scope: trio.CancelScope
-    committed: bool = False
-
-
 class _StatusForwarder:
     """The ``task_status`` a child receives; records the value and starts the child."""
 
@@ -1014,51 +857,3 @@ class _StatusForwarder:
 
     def started(self, value: Any = None) -> None:
         self._supervisor._started(self._run, value)
-
-
-def open_supervisor(
-    name: str = "supervisor",
-    *,
-    strategy: SupervisionStrategyLike | None = None,
-    max_restarts: int | None = 3,
-    restart_window: float = 60.0,
-    backoff: Backoff | None = None,
-    child_limit: RestartLimit | None = None,
-    escalation_timeout: float | None = None,
-    events: EventBus | None = None,
-    children: Sequence[ChildSpec] = (),
-    default_restart: Restart = Restart.TRANSIENT,
-    shutdown_timeout: float = 5.0,
-    reload: Callable[[], Awaitable[object]] | None = None,
-    breaker_factory: Callable[[str], CircuitBreaker] | None = None,
-    keep_alive: bool = False,
-    rng: random.Random | None = None,
-    on_child_removed: Callable[[Child], object] | None = None,
-) -> Supervisor:
-    """A :class:`Supervisor` to open with ``async with``: each keyword is a
-    :class:`SupervisorConfig` field or a :class:`Supervisor` argument (see both).
-
-    ``strategy`` defaults to ``OneForOne()``; ``max_restarts=None`` turns the
-    supervisor-wide intensity off (use ``child_limit`` for a budget per child).
-    """
-    config = SupervisorConfig(
-        name=name,
-        strategy=strategy if strategy is not None else SupervisorConfig().strategy,
-        max_restarts=max_restarts,
-        restart_window=restart_window,
-        backoff=backoff,
-        child_limit=child_limit,
-        escalation_timeout=escalation_timeout,
-        default_restart=default_restart,
-        shutdown_timeout=shutdown_timeout,
-        keep_alive=keep_alive,
-    )
-    return Supervisor(
-        config,
-        events=events,
-        children=children,
-        reload=reload,
-        breaker_factory=breaker_factory,
-        rng=rng,
-        on_child_removed=on_child_removed,
-    )

@@ -15,8 +15,9 @@ from ..events import ChildStarted, EventBus
 from ..types import Restart
 from ._child import Child, ChildSpec, ChildState
 from ._intensity import Backoff, RestartLimit
+from ._open import open_supervisor
 from ._strategy import SupervisionStrategyLike
-from ._supervisor import Supervisor, open_supervisor
+from ._supervisor import Supervisor
 
 
 @attrs.frozen

@@ -51,8 +51,12 @@ from ._specs import WorkerSpec as WorkerSpec
 from ._tasks import TaskCounter as TaskCounter
 from ._tools import FaultGate as FaultGate
 from ._tools import FlakyTool as FlakyTool
+from ._traces import TraceRecorder as TraceRecorder
+from ._traces import TraceShape as TraceShape
 
 __all__ = [
+    "TraceRecorder",
+    "TraceShape",
     "DEFAULT_TIMEOUT",
     "PING",
     "PONG",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -171,9 +170,13 @@ def _per_child_budgets(supervisor: Supervisor, segment: Sequence[Event], index: 
             by_child.setdefault(event.child, []).append(event.timestamp)
     problems: list[str] = []
     for child_name, times in by_child.items():
-        limit = supervisor.child_limit
-        with contextlib.suppress(LookupError):  # gone: judged by the default budget
-            limit = supervisor.child(child_name).spec.restart_limit or limit
+        try:
+            spec = supervisor.child(child_name).spec
+        except LookupError:
+            # Gone for good: its own budget (perhaps larger than the default) left with
+            # it, so it cannot be judged here without false alarms.
+            continue
+        limit = spec.restart_limit or supervisor.child_limit
         if limit is None:
             continue
         worst = _max_in_window(times, limit.window)

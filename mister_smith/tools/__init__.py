@@ -11,6 +11,8 @@
   plain name is an unauthenticated caller that only open tools admit.
 - :class:`BlockingDetector` / :func:`monitor_blocking` report task steps that block the
   loop as ``LoopBlocked`` events naming the task and tool.
+- Calls of tools registered with ``approval=True`` (or picked by an approval policy)
+  wait, bounded, for a person's decision in :class:`Approvals`.
 - Built-ins: :class:`EchoTool`, workspace-confined file tools (:class:`Workspace`),
   :class:`HttpGetTool`, :class:`CommandTool`, and :class:`AgentTool` wrapping anything
   :class:`Askable`.
@@ -28,6 +30,15 @@ from ._addresses import address_problem as address_problem
 from ._agent import AgentTool as AgentTool
 from ._agent import Askable as Askable
 from ._agent import Delegate as Delegate
+from ._approvals import DEFAULT_APPROVAL_TIMEOUT as DEFAULT_APPROVAL_TIMEOUT
+from ._approvals import ApprovalDecided as ApprovalDecided
+from ._approvals import ApprovalNotFound as ApprovalNotFound
+from ._approvals import ApprovalOutcome as ApprovalOutcome
+from ._approvals import ApprovalPolicy as ApprovalPolicy
+from ._approvals import ApprovalRequest as ApprovalRequest
+from ._approvals import ApprovalRequested as ApprovalRequested
+from ._approvals import Approvals as Approvals
+from ._approvals import Verdict as Verdict
 from ._arguments import AllowedCommand as AllowedCommand
 from ._arguments import ArgumentPolicy as ArgumentPolicy
 from ._blocking import BlockedStep as BlockedStep
@@ -69,6 +80,15 @@ from ._workspace import Workspace as Workspace
 from ._wrapped import WrappedTool as WrappedTool
 
 __all__ = [
+    "DEFAULT_APPROVAL_TIMEOUT",
+    "ApprovalDecided",
+    "ApprovalNotFound",
+    "ApprovalOutcome",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "ApprovalRequested",
+    "Approvals",
+    "Verdict",
     "WrappedTool",
     "AgentTool",
     "AllowedCommand",

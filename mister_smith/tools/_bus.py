@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,8 @@ from ..async_patterns import HistogramSnapshot, LatencyHistogram
 from ..errors import (
     InvalidGrant,
     InvalidToolInput,
+    InvalidToolName,
+    ToolApprovalDenied,
     ToolError,
     ToolExecutionFailed,
     ToolNotFound,
@@ -24,6 +26,7 @@ from ..errors import (
 )
 from ..events import EventBus, ToolCalled, ToolOutcome
 from ..types import Caller, CallerIdentity, IdentityAuthority, Role, ToolId
+from ._approvals import ApprovalPolicy, Approvals
 from ._context import CURRENT_TOOL_CALL, STEP_STATE, ToolCallContext
 from ._permissions import (
     Grantee,
@@ -43,6 +46,11 @@ if TYPE_CHECKING:
     from .mcp import McpServerConnection
 
 logger = logging.getLogger("mister_smith.tools")
+
+
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
+"""Names a tool may be registered under: what model APIs accept as a tool name
+(``^[a-zA-Z0-9_-]{1,64}$``), plus ``.``, which the model adapters send as ``_``."""
 
 
 class DuplicateTool(ToolError, ValueError):
@@ -155,6 +163,8 @@ class _Registration:
     grants: ToolGrants
     timeout: float
     idempotent: bool = False
+    approval: bool = False
+    """Every call waits for a person's approval (``register_tool(approval=True)``)."""
     retry_on: tuple[type[BaseException], ...] = TRANSIENT_TOOL_ERRORS
     default_timeout: bool = False
     """Its deadline is the bus's ``default_timeout`` (and follows it when it changes)."""
@@ -269,6 +279,14 @@ class ToolBus:
             ``idempotent = True`` attribute, as the read-only built-ins do) or is
             registered with ``idempotent=True``; anything else (a write, a command) is
             never run twice by the bus.
+        approvals: Where calls needing a person's approval wait (default: a new
+            :class:`Approvals`; ``runtime.approvals`` is the runtime bus's).
+        approval_policy: Decides, per call, whether a call needs approval besides the
+            tools registered with ``approval=True`` (``(tool, caller, args) -> bool``).
+            A call needing approval waits, after the permission and argument checks
+            and before its deadline starts, until approved; a denial (or no decision
+            within ``approvals.timeout``) is a
+            :class:`~mister_smith.errors.ToolApprovalDenied` (counted as denied).
     """
 
     def __init__(
@@ -282,6 +300,8 @@ class ToolBus:
         tracing: Callable[[str, str], AbstractContextManager[object]] | None = None,
         identities: IdentityAuthority | None = None,
         max_retries: int = 0,
+        approvals: Approvals | None = None,
+        approval_policy: ApprovalPolicy | None = None,
     ) -> None:
         self._default_policy = check_policy(default_policy)
         _check_timeout(default_timeout, "default_timeout")
@@ -295,6 +315,8 @@ class ToolBus:
         self.tracing = tracing
         self.identities = IdentityAuthority() if identities is None else identities
         self.identities.add_revocation_listener(self._forget_identity)
+        self.approvals = Approvals(events=events) if approvals is None else approvals
+        self.approval_policy = approval_policy
         self._limiter = trio.CapacityLimiter(blocking_threads)
         self._tools: dict[str, _Registration] = {}
         self._calls = 0
@@ -328,6 +350,7 @@ class ToolBus:
         callers: Iterable[Grantee] = (),
         roles: Iterable[Role | str] = (),
         idempotent: bool | None = None,
+        approval: bool | None = None,
     ) -> ToolSpec:
         """Register ``tool`` under its name and return its :class:`ToolSpec`.
 
@@ -342,9 +365,12 @@ class ToolBus:
                 granted it at once.
             idempotent: Whether running it twice does no harm, so a transient failure
                 may be retried (default: its ``idempotent`` attribute, else ``False``).
+            approval: Whether each call waits for a person's approval (default: its
+                ``approval`` attribute, else ``False``).
 
         Raises:
             DuplicateTool: a tool of that name is registered (a ``ValueError``).
+            InvalidToolName: a name models cannot call (``^[a-zA-Z0-9_.-]{1,64}$``).
             InvalidGrant: grants with ``policy="open"``, or a grant that cannot apply.
             UnknownRole: a role the bus's authority never registered.
             TypeError: ``tool`` does not implement the :class:`Tool` protocol.
@@ -353,6 +379,11 @@ class ToolBus:
             raise TypeError(f"{tool!r} does not implement the Tool protocol")
         if not isinstance(tool.input_schema, ToolSchema):
             raise TypeError(f"tool {tool.name!r}: input_schema must be a ToolSchema")
+        if not isinstance(tool.name, str) or not TOOL_NAME.match(tool.name):
+            raise InvalidToolName(
+                f"tool name {tool.name!r:.80} must match {TOOL_NAME.pattern}: model APIs "
+                "take only letters, digits, '_' and '-' (a '.' is sent as '_')"
+            )
         if tool.name in self._tools:
             raise DuplicateTool(f"a tool named {tool.name!r} is already registered")
         own_timeout = getattr(tool, "timeout", None)
@@ -379,6 +410,7 @@ class ToolBus:
                 getattr(tool, "idempotent", False) if idempotent is None else idempotent
             ),
             retry_on=TRANSIENT_TOOL_ERRORS if retry_on is None else tuple(retry_on),
+            approval=bool(getattr(tool, "approval", False) if approval is None else approval),
             default_timeout=not timeout and not own_timeout,
             default_policy=policy is None and not granted and not granted_roles,
         )
@@ -410,7 +442,11 @@ class ToolBus:
             raise TypeError(f"{tool!r} does not implement the Tool protocol")
         old = self._lookup(tool.name)
         self._tools[tool.name] = _Registration(
-            tool=tool, tool_id=ToolId.new(), grants=old.grants, timeout=old.timeout
+            tool=tool,
+            tool_id=ToolId.new(),
+            grants=old.grants,
+            timeout=old.timeout,
+            approval=old.approval,
         )
         return old.tool
 
@@ -615,19 +651,29 @@ class ToolBus:
             )
             self._announce(name, who, ToolOutcome.INVALID, 0.0, error)
             raise error
+        if registration.approval or (
+            self.approval_policy is not None and self.approval_policy(name, who, args)
+        ):
+            outcome = await self.approvals.request(name, who, args)
+            if not outcome.approved:
+                registration.denied += 1
+                error = ToolApprovalDenied(
+                    f"{who} may not call tool {name!r}: approval {outcome.verdict.value}"
+                    + (f" ({outcome.reason})" if outcome.reason else "")
+                )
+                self._announce(name, who, ToolOutcome.DENIED, 0.0, error)
+                raise error
         limit = registration.timeout if timeout is None else timeout
         registration.in_flight += 1
         token = CURRENT_TOOL_CALL.set(
             ToolCallContext(name, who, self._limiter, principal=caller, on_behalf_of=chain)
         )
         try:
-            with contextlib.ExitStack() as stack:
-                if self.tracing is not None:
-                    stack.enter_context(self.tracing(name, who))
-                with trio.move_on_after(limit) as deadline:
-                    result = await self._execute(registration, args)
-                if deadline.cancelled_caught:
-                    raise ToolTimeout(f"tool {name!r} ran past its {limit} s deadline")
+            if self.tracing is None:
+                result = await self._run(registration, args, limit)
+            else:
+                with self.tracing(name, who):
+                    result = await self._run(registration, args, limit)
         except ToolError as raised:
             self._finish(registration, who, started, raised)
             raise
@@ -647,6 +693,14 @@ class ToolBus:
         self._finish(registration, who, started, result=True)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return result
+
+    async def _run(
+        self, registration: _Registration, args: Mapping[str, Any], limit: float
+    ) -> object:
+        """Run the tool within its deadline of ``limit`` seconds."""
+        with trio.move_on_after(limit):
+            return await self._execute(registration, args)
+        raise ToolTimeout(f"tool {registration.tool.name!r} ran past its {limit} s deadline")
 
     async def _execute(self, registration: _Registration, args: Mapping[str, Any]) -> object:
         """Run the tool, retrying a transient failure of an idempotent one up to

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import attrs
 
 from ..errors import InvalidToolInput
+from ._schema_compile import TYPE_CHECKS, Check, compile_schema, json_equal
 
 SUPPORTED_KEYWORDS = frozenset(
     {
@@ -77,38 +77,8 @@ def _json_type(value: object) -> str:
 
 
 def _is_type(value: object, json_type: str) -> bool:
-    if json_type == "string":
-        return isinstance(value, str)
-    if json_type == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if json_type == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        return not isinstance(value, float) or math.isfinite(value)
-    if json_type == "boolean":
-        return isinstance(value, bool)
-    if json_type == "null":
-        return value is None
-    if json_type == "array":
-        return isinstance(value, list | tuple)
-    if json_type == "object":
-        return isinstance(value, Mapping)
-    return False
-
-
-def _json_equal(left: object, right: object) -> bool:
-    """Equality as JSON sees it: ``True`` is not ``1``, ``1`` is ``1.0``."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if isinstance(left, int | float) and isinstance(right, int | float):
-        return left == right
-    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
-        return len(left) == len(right) and all(
-            _json_equal(a, b) for a, b in zip(left, right, strict=True)
-        )
-    if isinstance(left, Mapping) and isinstance(right, Mapping):
-        return left.keys() == right.keys() and all(_json_equal(left[k], right[k]) for k in left)
-    return type(left) is type(right) and left == right
+    check = TYPE_CHECKS.get(json_type)
+    return check is not None and check(value)
 
 
 def _join(path: str, key: str) -> str:
@@ -135,10 +105,10 @@ def _check(value: object, schema: Mapping[str, Any], path: str, out: list[Schema
                 reason = f"expected {' or '.join(types)}, got {got}"
             out.append(SchemaViolation(path, reason))
             return
-    if "const" in schema and not _json_equal(value, schema["const"]):
+    if "const" in schema and not json_equal(value, schema["const"]):
         out.append(SchemaViolation(path, f"must be {schema['const']!r}"))
         return
-    if "enum" in schema and not any(_json_equal(value, option) for option in schema["enum"]):
+    if "enum" in schema and not any(json_equal(value, option) for option in schema["enum"]):
         options = ", ".join(repr(option) for option in schema["enum"])
         out.append(SchemaViolation(path, f"must be one of {options}"))
         return
@@ -188,7 +158,7 @@ def _check_array(
         out.append(SchemaViolation(path, f"more than {schema['maxItems']} items"))
         return
     items = schema.get("items")
-    if items is not None:
+    if items is not None and items is not True:
         for index, item in enumerate(value):
             _check(item, items, f"{path}[{index}]", out)
 
@@ -272,10 +242,13 @@ class ToolSchema:
 
     _schema: dict[str, Any] = attrs.field(converter=_copy_schema, alias="schema")
 
+    _valid: Check = attrs.field(init=False, repr=False)
+
     def __attrs_post_init__(self) -> None:
         _check_schema(self._schema, "")
         if self._schema.get("type") != "object":
             raise ValueError('a tool schema must have "type": "object" at the top')
+        object.__setattr__(self, "_valid", compile_schema(self._schema))
 
     @classmethod
     def from_properties(
@@ -317,13 +290,15 @@ class ToolSchema:
 
     def violations(self, args: object) -> list[SchemaViolation]:
         """Every way ``args`` breaks the schema (at most 20), empty when valid."""
+        if self._valid(args):
+            return []
         found: list[SchemaViolation] = []
         _check(args, self._schema, "", found)
         return found
 
     def is_valid(self, args: object) -> bool:
         """Whether ``args`` satisfies the schema."""
-        return not self.violations(args)
+        return self._valid(args)
 
     def validate(self, args: object, *, tool: str = "") -> None:
         """Raise :class:`~mister_smith.InvalidToolInput` naming each violation, if any."""
@@ -335,7 +310,7 @@ class ToolSchema:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ToolSchema):
             return NotImplemented
-        return _json_equal(self._schema, other._schema)
+        return json_equal(self._schema, other._schema)
 
     def __hash__(self) -> int:
         return hash(repr(sorted(self._schema)))

@@ -3,6 +3,8 @@
 from ._bus import MessageBus as MessageBus
 from ._bus import MessageBusStatistics as MessageBusStatistics
 from ._bus import open_message_bus as open_message_bus
+from ._members import LoadIndex as LoadIndex
+from ._members import Members as Members
 from ._message import Routed as Routed
 from ._message import message_key as message_key
 from ._message import message_priority as message_priority
@@ -18,6 +20,8 @@ from ._strategies import RoutingStrategy as RoutingStrategy
 from ._strategies import least_loaded as least_loaded
 
 __all__ = [
+    "LoadIndex",
+    "Members",
     "CapabilityBasedRouting",
     "ConsistentHashRouting",
     "LoadBalancedRouting",

@@ -12,6 +12,7 @@ import trio
 
 from ..actors import ActorRef
 from ..errors import DispatchQueueFull, NoRouteError
+from ._members import Members
 from ._message import payload_of
 from ._strategies import (
     CapabilityBasedRouting,
@@ -58,7 +59,7 @@ class MessageBus:
         self.max_queued = max_queued
         self._refused = 0
         self._groups: dict[str, list[ActorRef]] = {}
-        self._alive: dict[str, tuple[ActorRef, ...]] = {}
+        self._alive: dict[str, Members] = {}
         self._strategies: dict[str, RoutingStrategy] = {}
         self._ordered: list[tuple[str, RoutingStrategy]] = []
         self._routed = 0
@@ -84,14 +85,19 @@ class MessageBus:
                 raise TypeError(f"group members must be ActorRefs, got {ref!r}")
             if ref not in members:
                 members.append(ref)
-        self._alive.pop(group, None)
+        self._forget_alive(group)
 
     def leave(self, group: str, ref: ActorRef) -> None:
         """Remove ``ref`` from ``group`` (no error if it is not a member)."""
         members = self._groups.get(group)
         if members and ref in members:
             members.remove(ref)
-        self._alive.pop(group, None)
+        self._forget_alive(group)
+
+    def _forget_alive(self, group: str) -> None:
+        old = self._alive.pop(group, None)
+        if old is not None:
+            old.close()
 
     def members(self, group: str) -> list[ActorRef]:
         """The live members of ``group``, in join order.
@@ -101,8 +107,8 @@ class MessageBus:
         """
         return list(self._live(group, refresh=True))
 
-    def _live(self, group: str, *, refresh: bool = False) -> tuple[ActorRef, ...]:
-        """The cached live members (the same tuple object until membership changes)."""
+    def _live(self, group: str, *, refresh: bool = False) -> Members:
+        """The cached live members (the same object until membership changes)."""
         alive = self._alive.get(group)
         if alive is None or refresh:
             try:
@@ -113,13 +119,22 @@ class MessageBus:
             if len(fresh) != len(members):
                 members[:] = fresh
             if alive is None or fresh != alive:
-                alive = fresh
+                if alive is not None:
+                    alive.close()
+                alive = Members(fresh)
                 self._alive[group] = alive
         return alive
 
     def groups(self) -> list[str]:
         """Every group name."""
         return list(self._groups)
+
+    def close(self) -> None:
+        """Stop following the members' loads (their mailboxes report every change to
+        the bus's load indexes while it routes). :func:`open_message_bus` does this on
+        exit; call it when dropping a bus made directly. Routing again rebuilds them."""
+        for group in list(self._alive):
+            self._forget_alive(group)
 
     # -- strategies ---------------------------------------------------------------------
 
@@ -178,7 +193,7 @@ class MessageBus:
         group: str,
         message: Any,
         strategy: str | None,
-        candidates: tuple[ActorRef, ...],
+        candidates: Members,
     ) -> tuple[str, ActorRef]:
         if not candidates:
             self._no_route += 1
@@ -296,4 +311,5 @@ async def open_message_bus(
             yield bus
         finally:
             bus._dispatching = False
+            bus.close()
             nursery.cancel_scope.cancel()

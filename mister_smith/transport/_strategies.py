@@ -14,6 +14,7 @@ import attrs
 
 from ..actors import ActorRef
 from ..errors import NoRouteError
+from ._members import Members
 from ._message import message_key, message_priority, message_requirements
 
 
@@ -44,7 +45,13 @@ class RoutingStrategy(Protocol):
 
 
 def least_loaded(candidates: Sequence[ActorRef]) -> ActorRef:
-    """The candidate with the smallest live load (queued + in flight); first on ties."""
+    """The candidate with the smallest live load (queued + in flight).
+
+    A group's :class:`Members` (what the bus passes) answers from its exact O(1) load
+    index; any other sequence is scanned (first on ties).
+    """
+    if isinstance(candidates, Members):
+        return candidates.least_loaded()
     best = candidates[0]
     best_load = best.load
     if best_load == 0:
@@ -62,9 +69,9 @@ def least_loaded(candidates: Sequence[ActorRef]) -> ActorRef:
 class LoadBalancedRouting:
     """Sends each message to the member with the least live load.
 
-    Load is read from each actor's :meth:`~mister_smith.actors.ActorRef.statistics`
-    (mailbox depth plus the message in flight), so nobody has to keep numbers up to
-    date.
+    Load is each actor's mailbox depth plus the message in flight; for a bus group the
+    members' mailboxes report every change to an index, so the choice is O(1) however
+    many members there are, and exact: never a busier member while an idler exists.
     """
 
     routing_priority: int = RoutingPriority.LOW
@@ -97,14 +104,19 @@ class CapabilityBasedRouting:
         required = message_requirements(message)
         if not required:
             return None
-        # The bus passes the same sequence object until membership changes.
-        if self._cache is None or self._cache[0] is not candidates:
-            self._cache = (candidates, {})
-        by_requirement = self._cache[1]
-        capable = by_requirement.get(required)
-        if capable is None:
-            capable = [ref for ref in candidates if required <= ref.capabilities]
-            by_requirement[required] = capable
+        capable: Sequence[ActorRef]
+        if isinstance(candidates, Members):
+            capable = candidates.capable(required)  # cached, with its own load index
+        else:
+            # The same sequence object comes back until membership changes.
+            if self._cache is None or self._cache[0] is not candidates:
+                self._cache = (candidates, {})
+            by_requirement = self._cache[1]
+            listed = by_requirement.get(required)
+            if listed is None:
+                listed = [ref for ref in candidates if required <= ref.capabilities]
+                by_requirement[required] = listed
+            capable = listed
         if not capable:
             raise NoRouteError(
                 f"no live member has the capabilities {sorted(required)} "

@@ -14,9 +14,15 @@ from ._ids import AgentId as AgentId
 from ._ids import NodeId as NodeId
 from ._ids import TaskId as TaskId
 from ._ids import ToolId as ToolId
+from ._trace import TRACEPARENT as TRACEPARENT
+from ._trace import format_traceparent as format_traceparent
+from ._trace import parse_traceparent as parse_traceparent
 
 __all__ = [
+    "TRACEPARENT",
     "TYPED_IDS",
+    "format_traceparent",
+    "parse_traceparent",
     "ActorId",
     "AgentId",
     "Caller",

@@ -34,6 +34,9 @@ from ..errors import DuplicateRole, UnknownRole
 from ._ids import ActorId
 
 _SEAL = object()
+_NO_ROLES: frozenset[str] = frozenset()
+"""Shared by every identity without roles (an empty frozenset built from an iterator
+is a fresh 216-byte object; most actors have no roles)."""
 """Only this module holds it: the constructors check for it, so building an identity or
 a role by hand fails at once with a message saying how to get one."""
 
@@ -238,7 +241,7 @@ class IdentityAuthority:
         """
         if not isinstance(name, str) or not name:
             raise ValueError(f"an identity's name must be a non-empty string, got {name!r}")
-        names = frozenset(self._role_name(role) for role in roles)
+        names = frozenset(self._role_name(role) for role in roles) if roles else _NO_ROLES
         if actor_id is not None and actor_id in self._by_actor:
             raise ValueError(f"actor {actor_id} already has a live identity")
         identity = CallerIdentity(name, names, actor_id, self.issuer, seal=_SEAL)

@@ -53,7 +53,7 @@ from mister_smith.events import (
     SupervisorStopped,
     ToolCalled,
 )
-from mister_smith.supervision import RestartIntensity, RestartLimit, SupervisorPolicy
+from mister_smith.supervision import RestartIntensity, RestartLimit, RetryChild, SupervisorPolicy
 from mister_smith.testing import (
     CallTool,
     FailureType,
@@ -222,7 +222,8 @@ def replay_decisions(
             now=event.timestamp,
             strategy=None if error is None else info.recovery,
         )
-        if (expected.action, expected.attempt, expected.severity) != (
+        attempt = expected.attempt if isinstance(expected, RetryChild) else 0
+        if (expected.action, attempt, expected.severity) != (
             decision.action,
             decision.attempt,
             decision.severity,
@@ -231,7 +232,7 @@ def replay_decisions(
                 f"{event.supervisor}/{event.child}: decided {decision.action.value} "
                 f"(attempt {decision.attempt}, {decision.severity.name}) about "
                 f"{decision.error_type}, expected {expected.action and expected.action.value} "
-                f"(attempt {expected.attempt}, {expected.severity.name})"
+                f"(attempt {attempt}, {expected.severity.name})"
             )
     return problems
 

@@ -1,0 +1,187 @@
+"""The actor's message loop: one incarnation, from ``on_start`` to ``on_stop``.
+
+:func:`serve` is what supervision runs for an actor (the child's function). It builds a
+fresh :class:`Actor` from the cell's options, then handles the mailbox's messages one at
+a time, accounting each in the mailbox (see :mod:`._mailbox`): handled, or dead-lettered
+with its reason when the handler crashed, a middleware refused it, or the actor was
+stopped while handling it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from ..errors import (
+    ActorCrashed,
+    ActorStopped,
+    HandlerTimeout,
+    HandlingInterrupted,
+    MessageRejected,
+)
+from ..supervision import current_child, heartbeat, shutdown_grace
+from ..types import TRACEPARENT, Restart
+from ._actor import Actor, ActorContext
+from ._cell import ActorCell, Ask, Traced
+
+if TYPE_CHECKING:
+    from ._ref import ActorRef
+
+logger = logging.getLogger("mister_smith.actors")
+
+Handler = Callable[[Any, ActorContext], Awaitable[Any]]
+
+
+class MessageMiddleware(Protocol):
+    """Wraps an actor's handling of one message (see ``mister_smith.async_patterns``).
+
+    ``run`` must call ``handler(message, ctx)`` at most once and return its result,
+    or raise to reject the message (the rejection counts as the handler failing).
+    """
+
+    async def run(self, message: Any, ctx: ActorContext, handler: Handler) -> Any:
+        """Run ``handler`` around this middleware's hooks."""
+        ...
+
+
+async def serve(
+    cell: ActorCell, *, task_status: trio.TaskStatus[ActorRef] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run one incarnation of the actor in ``cell`` (the supervised child's function)."""
+    ctx = cell.ctx
+    assert ctx is not None
+    child = current_child()
+    if child is not None:  # a new child object after its domain restarted
+        cell.child = child
+        cell.supervisor = child.supervisor
+    if cell.closed:  # stopped for good before this incarnation could start
+        task_status.started(cell.ref)
+        return
+    options = cell.options
+    instance = options.factory(*options.args)
+    if not isinstance(instance, Actor):
+        raise TypeError(f"actor factory {options.factory!r} returned {instance!r}, not an Actor")
+    cell.instance = instance
+    cell.incarnations += 1
+    # The error that ended the previous incarnation, consumed here: a restart caused by
+    # a sibling's crash is told ``None``, not an old crash of its own.
+    previous_error, cell.last_error = cell.last_error, None
+    try:
+        if cell.incarnations > 1:
+            await instance.on_restart(ctx, previous_error)
+        await instance.on_start(ctx)
+        task_status.started(cell.ref)
+        # The message loop, inlined: one coroutine frame less per live actor.
+        mailbox = cell.mailbox
+        receive = mailbox.receive
+        handler: Handler = instance.handle
+        for layer in reversed(options.middleware):
+            handler = _wrap(layer, handler)
+        timeout = options.handler_timeout
+        beat_every = options.heartbeat_interval
+        while True:
+            try:
+                if beat_every is None:
+                    envelope = await receive.receive()
+                else:
+                    envelope = await _receive_beating(receive, beat_every)
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return  # the actor was stopped for good: its mailbox is closed
+            cell.current = envelope
+            message = envelope.message if isinstance(envelope, Ask | Traced) else envelope
+            # the sender's trace context, so the handler's spans join its trace
+            trace = TRACEPARENT.set(getattr(envelope, "traceparent", None))
+            try:
+                if timeout is None:
+                    result = await handler(message, ctx)
+                else:
+                    with trio.move_on_after(timeout) as scope:
+                        result = await handler(message, ctx)
+                    if scope.cancelled_caught:
+                        raise HandlerTimeout(
+                            f"actor {cell.name!r} took longer than {timeout} s on a message"
+                        )
+            except MessageRejected as exc:
+                # Refused before the handler saw it: not the actor's failure.
+                cell.current = None
+                cell.dead_letter(envelope, f"rejected: {exc}", exc)
+                continue
+            except Exception as exc:
+                cell.current = None
+                mailbox.failed_one()
+                cell.last_error = exc
+                crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message")
+                crashed.__cause__ = exc
+                cell.dead_letter(envelope, f"crashed while handling it: {exc!r}", crashed)
+                raise
+            except BaseException:
+                cell.current = None
+                error = interrupted(cell)
+                if isinstance(error, ActorCrashed):  # failed from outside: hung, injected
+                    mailbox.failed_one()
+                    cell.last_error = error.__cause__
+                    reason = f"crashed while handling it: {error.__cause__!r}"
+                else:
+                    reason = "stopped while handling it"
+                cell.dead_letter(envelope, reason, error)
+                raise
+            finally:
+                TRACEPARENT.reset(trace)
+            cell.current = None
+            mailbox.handled_one()
+            if isinstance(envelope, Ask):
+                envelope.reply.set_value(result)
+    finally:
+        try:
+            with shutdown_grace():
+                try:
+                    await instance.on_stop(ctx)
+                except Exception:
+                    logger.exception("on_stop of actor %s failed", cell.name)
+        finally:
+            # Even when on_stop overran its grace (Cancelled): children never outlive
+            # their parent. Bounded by the children's own shutdown timeouts.
+            with trio.CancelScope(shield=True):
+                await ctx._stop_children()
+
+
+def interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted | ActorCrashed:
+    """The error for an ``ask`` whose message was being handled when the supervisor
+    stopped the actor: a crash it was failed with (a hung handler's
+    ``HeartbeatTimeout``, an injected failure), for good (stop, shutdown, a temporary
+    actor), or to restart it (a sibling's crash under OneForAll / RestForOne, or its
+    domain's supervisor giving up, after which the domain's parent restarts it)."""
+    child, supervisor = cell.child, cell.supervisor
+    failure = None if child is None else child.failing_with
+    if failure is not None:
+        crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message: {failure}")
+        crashed.__cause__ = failure
+        return crashed
+    if cell.closed or child is None or supervisor is None or child.restart is Restart.TEMPORARY:
+        return cell.stopped_error()
+    state = supervisor.state
+    domain_restarts = state == "failed" and cell.domain is not None and cell.domain.restartable
+    if state != "running" and not domain_restarts:
+        return cell.stopped_error()
+    return HandlingInterrupted(
+        f"actor {cell.name!r} was restarted by its supervisor while handling the message"
+    )
+
+
+async def _receive_beating(receive: trio.MemoryReceiveChannel[Any], every: float) -> Any:
+    """Receive the next message, sending a heartbeat every ``every`` seconds meanwhile
+    (an idle actor is alive; only a handler can hang)."""
+    while True:
+        heartbeat()
+        with trio.move_on_after(every):
+            return await receive.receive()
+
+
+def _wrap(layer: MessageMiddleware, inner: Handler) -> Handler:
+    async def handler(message: Any, ctx: ActorContext) -> Any:
+        return await layer.run(message, ctx, inner)
+
+    return handler

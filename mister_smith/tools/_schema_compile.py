@@ -1,0 +1,222 @@
+"""A schema compiled once into a predicate: the tool bus's fast path for valid arguments.
+
+:class:`~mister_smith.tools.ToolSchema` explains what is wrong with arguments by walking
+the schema (paths, reasons, at most 20 violations). Almost every call is valid, and
+for those the walk only has to answer yes: :func:`compile_schema` turns the schema into
+nested closures that answer it without building paths or looking keywords up per call.
+It accepts exactly the values the walk finds no violation in (a property test holds
+the two together); the walk runs only when the answer is no, to name the violations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Check = Callable[[object], bool]
+"""``check(value)``: whether ``value`` satisfies the compiled schema."""
+
+
+def _always(value: object) -> bool:
+    return True
+
+
+def _string_keys(value: Any) -> bool:
+    """Every property name is a string (JSON objects have no other keys)."""
+    return all(isinstance(key, str) for key in value)
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number: an int or a finite float, never a bool."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+TYPE_CHECKS: dict[str, Check] = {
+    "string": lambda value: isinstance(value, str),
+    "integer": lambda value: isinstance(value, int) and not isinstance(value, bool),
+    "number": _is_number,
+    "boolean": lambda value: isinstance(value, bool),
+    "null": lambda value: value is None,
+    "array": lambda value: isinstance(value, list | tuple),
+    "object": lambda value: isinstance(value, Mapping),
+}
+"""The check of each JSON type name (integers exclude bools; numbers are finite)."""
+
+
+def json_equal(left: object, right: object) -> bool:
+    """Equality as JSON sees it: ``True`` is not ``1``, ``1`` is ``1.0``."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if isinstance(left, int | float) and isinstance(right, int | float):
+        return left == right
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        return len(left) == len(right) and all(
+            json_equal(a, b) for a, b in zip(left, right, strict=True)
+        )
+    if isinstance(left, Mapping) and isinstance(right, Mapping):
+        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
+    return type(left) is type(right) and left == right
+
+
+def _type_names(declared: object) -> list[str]:
+    if declared is None:
+        return []
+    return [declared] if isinstance(declared, str) else list(declared)  # type: ignore[call-overload]
+
+
+def _any(checks: list[Check]) -> Check:
+    if len(checks) == 1:
+        return checks[0]
+    return lambda value: any(check(value) for check in checks)
+
+
+def _all(checks: list[Check]) -> Check:
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda value: first(value) and second(value)
+    return lambda value: all(check(value) for check in checks)
+
+
+def _string_check(schema: Mapping[str, Any]) -> Check:
+    shortest: int | None = schema.get("minLength")
+    longest: int | None = schema.get("maxLength")
+    pattern = schema.get("pattern")
+    search = None if pattern is None else re.compile(pattern).search
+    if shortest is None and longest is None and search is None:
+        return _always
+
+    def check(value: object) -> bool:
+        text: str = value  # type: ignore[assignment]
+        if shortest is not None and len(text) < shortest:
+            return False
+        if longest is not None and len(text) > longest:
+            return False
+        return search is None or search(text) is not None
+
+    return check
+
+
+def _number_check(schema: Mapping[str, Any]) -> Check:
+    low = schema.get("minimum")
+    high = schema.get("maximum")
+    above = schema.get("exclusiveMinimum")
+    below = schema.get("exclusiveMaximum")
+    if low is None and high is None and above is None and below is None:
+        return _always
+
+    def check(value: Any) -> bool:
+        if low is not None and value < low:
+            return False
+        if high is not None and value > high:
+            return False
+        if above is not None and value <= above:
+            return False
+        return below is None or value < below
+
+    return check
+
+
+def _array_check(schema: Mapping[str, Any]) -> Check:
+    fewest: int | None = schema.get("minItems")
+    most: int | None = schema.get("maxItems")
+    items = schema.get("items")
+    item_check = None if items is None or items is True else compile_schema(items)
+    if fewest is None and most is None and item_check is None:
+        return _always
+
+    def check(value: Any) -> bool:
+        if fewest is not None and len(value) < fewest:
+            return False
+        if most is not None and len(value) > most:
+            return False
+        return item_check is None or all(item_check(item) for item in value)
+
+    return check
+
+
+def _object_check(schema: Mapping[str, Any]) -> Check:
+    properties = {name: compile_schema(sub) for name, sub in schema.get("properties", {}).items()}
+    required = tuple(schema.get("required", ()))
+    extra = schema.get("additionalProperties", True)
+    extra_check: Check | None = None
+    if isinstance(extra, Mapping):
+        extra_check = compile_schema(extra)
+    closed = extra is False
+    if not properties and not required and not closed and extra_check is None:
+        return _string_keys
+
+    def check(value: Any) -> bool:
+        for key in required:
+            if key not in value:
+                return False
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return False
+            sub = properties.get(key)
+            if sub is not None:
+                if not sub(item):
+                    return False
+            elif closed or (extra_check is not None and not extra_check(item)):
+                return False
+        return True
+
+    return check
+
+
+def compile_schema(schema: Mapping[str, Any]) -> Check:
+    """The predicate for ``schema`` (already checked to use supported keywords only).
+
+    It returns ``True`` exactly when :meth:`ToolSchema.violations` finds nothing. Only
+    the keywords present become checks, so ``{"type": "integer"}`` compiles to the
+    integer test alone.
+    """
+    checks: list[Check] = []
+    options = schema.get("anyOf")
+    if options is not None:
+        checks.append(_any([compile_schema(option) for option in options]))
+    names = _type_names(schema.get("type"))
+    if names:
+        checks.append(_any([TYPE_CHECKS[name] for name in names]))
+    if "const" in schema:
+        const = schema["const"]
+        checks.append(lambda value: json_equal(value, const))
+    enum = schema.get("enum")
+    if enum is not None:
+        checks.append(lambda value: any(json_equal(value, option) for option in enum))
+    shapes = {
+        "string": _string_check(schema),
+        "number": _number_check(schema),
+        "array": _array_check(schema),
+        "object": _object_check(schema),
+    }
+    if all(shape is _always for shape in shapes.values()):
+        return _all(checks)
+    if len(names) == 1:
+        # A value of the one declared type has that type's shape: test only that one.
+        kind = "number" if names[0] == "integer" else names[0]
+        shape = shapes.get(kind, _always)
+        return _all([*checks, shape] if shape is not _always else checks)
+    string, number, array, mapping = shapes.values()
+
+    def shaped(value: object) -> bool:
+        if isinstance(value, str):
+            return string(value)
+        if _is_number(value):
+            return number(value)
+        if isinstance(value, list | tuple):
+            return array(value)
+        if isinstance(value, Mapping):
+            return mapping(value)
+        return True
+
+    return _all([*checks, shaped])

@@ -1,0 +1,132 @@
+"""A group's live members, with an exact least-loaded index updated in O(1).
+
+Load-balanced and capability routing must never pick a busier member while an idler
+one exists, at any group size. Scanning every member's load for each message is O(n);
+instead :class:`LoadIndex` keeps the members in buckets by load and is told of every
+change (each load moves by +1 or -1, when a message is accepted, handled or
+dead-lettered: :meth:`~mister_smith.actors.Mailbox.watch`), so the least-loaded member is
+always the first of the lowest bucket, and the lowest bucket moves by one step at most.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from ..actors import ActorRef
+
+if TYPE_CHECKING:
+    from ..actors._cell import ActorCell
+
+
+class LoadIndex:
+    """The members of a group by live load; :meth:`least` is O(1), each change O(1).
+
+    Ties go to the member that reached that load first. Call :meth:`close` when the
+    member set it indexes is replaced, so the mailboxes stop reporting to it. Keyed by
+    the members' cells (an identity hash, cheaper than a ref's on this hot path).
+    """
+
+    def __init__(self, members: Sequence[ActorRef]) -> None:
+        self._load: dict[ActorCell, int] = {}
+        # OrderedDict: its first entry is O(1) however many were deleted before it (a
+        # plain dict's iteration walks past the deleted slots).
+        self._buckets: dict[int, OrderedDict[ActorCell, ActorRef]] = {}
+        self._watchers: list[tuple[ActorCell, Callable[[int], object]]] = []
+        for ref in members:
+            cell = ref._cell
+            if cell in self._load:
+                continue
+            mailbox = cell.mailbox
+            load = mailbox.raw_load()
+            self._load[cell] = load
+            self._buckets.setdefault(load, OrderedDict())[cell] = ref
+            watcher = functools.partial(self._changed, cell, ref)
+            mailbox.watch(watcher)
+            self._watchers.append((cell, watcher))
+        self._min = min(self._buckets) if self._buckets else 0
+
+    def _changed(self, cell: ActorCell, ref: ActorRef, delta: int) -> None:
+        loads = self._load
+        old = loads[cell]
+        new = old + delta
+        loads[cell] = new
+        buckets = self._buckets
+        bucket = buckets[old]
+        del bucket[cell]
+        if not bucket:
+            del buckets[old]
+        target = buckets.get(new)
+        if target is None:
+            buckets[new] = OrderedDict(((cell, ref),))
+        else:
+            target[cell] = ref
+        if new < self._min:
+            self._min = new
+        elif old == self._min and old not in buckets:
+            self._min = new  # loads move one step: the next lowest is where it went
+
+    def least(self) -> ActorRef:
+        """The member with the smallest live load.
+
+        Raises:
+            LookupError: no members.
+        """
+        bucket = self._buckets.get(self._min)
+        if not bucket:
+            raise LookupError("no members to choose from")
+        return next(iter(bucket.values()))
+
+    def load(self, ref: ActorRef) -> int:
+        """``ref``'s load as the index knows it (queued plus in flight, unclamped)."""
+        return self._load[ref._cell]
+
+    def close(self) -> None:
+        """Stop following the members' mailboxes."""
+        for cell, watcher in self._watchers:
+            cell.mailbox.unwatch(watcher)
+        self._watchers.clear()
+
+
+class Members(tuple[ActorRef, ...]):
+    """The live members of a group as routing strategies see them: an immutable
+    sequence (a tuple, in join order) with a lazily built :class:`LoadIndex`, and subsets
+    by required capabilities, each with its own index."""
+
+    _index: LoadIndex | None
+    _subsets: dict[frozenset[str], Members]
+
+    def __new__(cls, refs: Iterable[ActorRef] = ()) -> Members:
+        members = super().__new__(cls, refs)
+        members._index = None
+        members._subsets = {}
+        return members
+
+    def __repr__(self) -> str:
+        return f"Members({[ref.name for ref in self]})"
+
+    def least_loaded(self) -> ActorRef:
+        """The least-loaded member, from the index (built on first use)."""
+        index = self._index
+        if index is None:
+            index = self._index = LoadIndex(self)
+        return index.least()
+
+    def capable(self, required: frozenset[str]) -> Members:
+        """The members having every capability in ``required`` (cached)."""
+        subset = self._subsets.get(required)
+        if subset is None:
+            subset = Members(ref for ref in self if required <= ref.capabilities)
+            self._subsets[required] = subset
+        return subset
+
+    def close(self) -> None:
+        """Detach every index (this member set is being replaced)."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        for subset in self._subsets.values():
+            subset.close()
+        self._subsets.clear()

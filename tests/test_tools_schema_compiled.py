@@ -1,0 +1,97 @@
+"""The compiled schema predicate accepts exactly what the explaining walk accepts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mister_smith.tools import ToolSchema
+from mister_smith.tools._schema import SchemaViolation, _check
+
+_TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 1.0, -1.5, math.nan, math.inf]),
+    st.text(max_size=4),
+)
+
+_values: st.SearchStrategy[Any] = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3),
+        st.dictionaries(st.sampled_from(["a", 1, None]), inner, max_size=2),
+    ),
+    max_leaves=8,
+)
+
+
+def _schemas(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    simple: dict[str, st.SearchStrategy[Any]] = {
+        "type": st.one_of(
+            st.sampled_from(_TYPES), st.lists(st.sampled_from(_TYPES), min_size=1, max_size=3)
+        ),
+        "enum": st.lists(_scalars, min_size=1, max_size=3),
+        "const": _scalars,
+        "minimum": st.integers(-3, 3),
+        "maximum": st.integers(-3, 3),
+        "exclusiveMinimum": st.integers(-3, 3),
+        "exclusiveMaximum": st.integers(-3, 3),
+        "minLength": st.integers(0, 3),
+        "maxLength": st.integers(0, 3),
+        "pattern": st.sampled_from(["^a", "b$", "[0-9]"]),
+        "minItems": st.integers(0, 3),
+        "maxItems": st.integers(0, 3),
+        "required": st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True),
+    }
+    if depth > 0:
+        sub = _schemas(depth - 1)
+        simple["items"] = st.one_of(st.just(True), sub)
+        simple["properties"] = st.dictionaries(st.sampled_from(["a", "b"]), sub, max_size=2)
+        simple["additionalProperties"] = st.one_of(st.booleans(), sub)
+        simple["anyOf"] = st.lists(sub, min_size=1, max_size=2)
+    return st.fixed_dictionaries({}, optional=simple)
+
+
+def _walk_accepts(schema: dict[str, Any], value: object) -> bool:
+    found: list[SchemaViolation] = []
+    _check(value, schema, "", found)
+    return not found
+
+
+@given(_schemas(2), _values)
+def test_compiled_predicate_agrees_with_the_walk(sub: dict[str, Any], value: object) -> None:
+    schema = ToolSchema({"type": "object", "properties": {"v": sub}, "required": ["v"]})
+    args = {"v": value}
+    walk = _walk_accepts(schema.to_dict(), args)
+    assert schema.is_valid(args) is walk
+    assert (schema.violations(args) == []) is walk
+
+
+@given(_schemas(1), st.dictionaries(st.sampled_from(["a", "b", "c", 3]), _values, max_size=3))
+def test_compiled_top_level_object_agrees_with_the_walk(
+    extra: dict[str, Any], args: dict[Any, Any]
+) -> None:
+    extra.pop("type", None)
+    schema = ToolSchema({**extra, "type": "object"})
+    assert schema.is_valid(args) is _walk_accepts(schema.to_dict(), args)
+
+
+def test_items_true_accepts_any_item() -> None:
+    schema = ToolSchema({"type": "object", "properties": {"xs": {"type": "array", "items": True}}})
+    assert schema.is_valid({"xs": [1, "a", None]})
+    assert schema.violations({"xs": 3})[0].reason == "expected array, got integer"
+
+
+def test_non_string_keys_are_refused_even_by_an_open_object() -> None:
+    schema = ToolSchema({"type": "object"})
+    assert not schema.is_valid({1: "x"})
+    assert "property names must be strings" in schema.violations({1: "x"})[0].reason
