@@ -285,6 +285,7 @@ class SupervisorCore:
             strategy=strategy,
             has_fallback=child.spec.fallback is not None,
             rand=rand,
+            started_at=child.started_at,
             limit=child.spec.restart_limit,
             breaker_trips=breaker_trips,
             classification=classification,

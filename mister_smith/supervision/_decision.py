@@ -244,9 +244,8 @@ class SupervisorPolicy:
     def tracks(self, key: Hashable) -> bool:
         """Whether child ``key`` has a record here (it has exited before).
 
-        A supervisor reports starts only for those, so a child that never fails costs
-        nothing here. Its first exit needs no start time: with no retry, breaker trip or
-        backoff step counted yet, a long run has nothing to reset.
+        A supervisor reports starts only for those and passes ``started_at`` to
+        :meth:`decide` for the others, so a child that never fails costs nothing here.
         """
         return key in self._books
 
@@ -269,6 +268,7 @@ class SupervisorPolicy:
         strategy: RecoveryStrategy | None = None,
         has_fallback: bool = False,
         rand: float = 0.5,
+        started_at: float | None = None,
         limit: RestartLimit | None = None,
         breaker_trips: bool = False,
         classification: ErrorClassification | None = None,
@@ -284,6 +284,7 @@ class SupervisorPolicy:
                 from :func:`~mister_smith.errors.classify_error`).
             has_fallback: Whether the child declares a fallback for failover.
             rand: A number in [0, 1) for backoff jitter.
+            started_at: When the run that exited started (for a child not tracked yet).
             limit: The child's own restart budget (default: ``child_limit``); read when
                 the child is first tracked.
             breaker_trips: This failure opens the child's circuit breaker (again).
@@ -296,7 +297,12 @@ class SupervisorPolicy:
             classification: ``classify_error(error)`` when the caller already has it
                 (an error is classified once per exit).
         """
+        fresh = key not in self._books
         book = self._book(key, limit)
+        if fresh and started_at is not None:
+            book.last_start = started_at
+            if book.backoff is not None:
+                book.backoff.started(started_at)
         if error is None:
             if restart is Restart.PERMANENT:
                 return self._restart(book, RecoveryAction.RESTART, now, rand, ErrorSeverity.LOW)
