@@ -19,15 +19,41 @@ from mister_smith.supervision import (
     BreakerState,
     CircuitBreaker,
     Decision,
+    EscalateFailure,
     OneForOne,
+    RestartChild,
     RestartIntensity,
     RestartLimit,
+    RetryChild,
+    StopChild,
     SupervisorPolicy,
 )
 from mister_smith.supervision._strategy import as_strategy
 from mister_smith.types import Restart
 
 BREAKER = RecoveryStrategy.CircuitBreaker()
+
+
+def runs_again(decision: Decision) -> bool:
+    """The child runs again (in place or restarted)."""
+    return isinstance(decision, RetryChild | RestartChild)
+
+
+def delay(decision: Decision) -> float:
+    """The backoff of a restart decision (anything else fails the test)."""
+    assert isinstance(decision, RestartChild), decision
+    return decision.delay
+
+
+def _stopped(decision: Decision) -> bool:
+    """The child spent its own budget and is stopped for good."""
+    return isinstance(decision, StopChild)
+
+
+def _escalates(decision: Decision) -> bool:
+    """The supervisor gives up."""
+    return isinstance(decision, EscalateFailure)
+
 
 # -- defaults ---------------------------------------------------------------------------
 
@@ -55,10 +81,11 @@ def test_backoff_defaults_and_jitter_midpoint() -> None:
     # ``rand`` defaults to the middle of the jitter range: no jitter at all.
     assert backoff.delay(0) == 0.1
     assert backoff.delay(3) == pytest.approx(0.8)
-    assert (backoff.delay(0, 0.0), backoff.delay(0, 1.0)) == (pytest.approx(0.09), 0.11)
+    assert backoff.delay(0, 0.0) == pytest.approx(0.09)
+    assert backoff.delay(0, 1.0) == pytest.approx(0.11)
     assert BackoffState(backoff).next_delay(0.0) == 0.1
     policy = SupervisorPolicy(None, backoff)
-    assert policy.decide("a", Restart.PERMANENT, ValueError(), now=0.0).delay == 0.1
+    assert delay(policy.decide("a", Restart.PERMANENT, ValueError(), now=0.0)) == 0.1
 
 
 # -- breaker -----------------------------------------------------------------------------
@@ -111,7 +138,9 @@ def test_release_of_a_call_admitted_while_closed_changes_nothing() -> None:
         (1, "5", "window must be a number of seconds > 0, got '5'"),
     ],
 )
-def test_restart_limit_names_what_is_wrong(max_restarts: object, window: object, message: str) -> None:
+def test_restart_limit_names_what_is_wrong(
+    max_restarts: object, window: object, message: str
+) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         RestartLimit(max_restarts, window)  # type: ignore[arg-type]
 
@@ -164,14 +193,11 @@ def test_own_limit_stops_the_child_alone() -> None:
     first = policy.decide("a", Restart.PERMANENT, ValueError(), now=0.0, limit=own)
     assert first.action is RecoveryAction.RESTART
     second = policy.decide("a", Restart.PERMANENT, ValueError(), now=1.0, limit=own)
-    assert second == Decision(
-        action=RecoveryAction.STOP, budget_exhausted=True, severity=ErrorSeverity.CRITICAL
-    )
-    assert second.remove
+    assert second == StopChild(ErrorSeverity.CRITICAL)
     # A restart exactly a window later fits the budget again.
-    assert policy.decide("a", Restart.PERMANENT, ValueError(), now=11.0).run_again
+    assert runs_again(policy.decide("a", Restart.PERMANENT, ValueError(), now=11.0))
     # The sibling has the default budget, and the supervisor's intensity counted both.
-    assert policy.decide("b", Restart.PERMANENT, ValueError(), now=11.0).run_again
+    assert runs_again(policy.decide("b", Restart.PERMANENT, ValueError(), now=11.0))
     assert policy.intensity is not None
     assert policy.intensity.recent(11.0) == 3
 
@@ -179,10 +205,10 @@ def test_own_limit_stops_the_child_alone() -> None:
 def test_child_limit_is_each_childs_default_budget() -> None:
     policy = SupervisorPolicy(None, child_limit=RestartLimit(1, 60.0))
     for key in ("a", "b"):
-        assert policy.decide(key, Restart.PERMANENT, ValueError(), now=0.0).run_again
+        assert runs_again(policy.decide(key, Restart.PERMANENT, ValueError(), now=0.0))
     for key in ("a", "b"):
         decision = policy.decide(key, Restart.PERMANENT, ValueError(), now=1.0)
-        assert (decision.action, decision.budget_exhausted) == (RecoveryAction.STOP, True)
+        assert (decision.action, _stopped(decision)) == (RecoveryAction.STOP, True)
 
 
 # -- policy: breaker trips ---------------------------------------------------------------
@@ -203,13 +229,9 @@ def _trip(policy: SupervisorPolicy, now: float, limit: RestartLimit | None = Non
 def test_breaker_trips_spend_the_childs_own_budget() -> None:
     policy = SupervisorPolicy(RestartIntensity(1, 60.0))
     limit = RestartLimit(2, 60.0)
-    gated = Decision(
-        action=RecoveryAction.CIRCUIT_BREAKER, run_again=True, severity=ErrorSeverity.CRITICAL
-    )
+    gated = RestartChild(RecoveryAction.CIRCUIT_BREAKER, 0.0, ErrorSeverity.CRITICAL)
     assert [_trip(policy, t, limit) for t in (0.0, 1.0)] == [gated, gated]
-    assert _trip(policy, 2.0, limit) == Decision(
-        action=RecoveryAction.STOP, budget_exhausted=True, severity=ErrorSeverity.CRITICAL
-    )
+    assert _trip(policy, 2.0, limit) == StopChild(ErrorSeverity.CRITICAL)
     # Failures that do not open the breaker again are not trips.
     quiet = policy.decide("b", Restart.PERMANENT, ValueError(), now=3.0, strategy=BREAKER)
     assert quiet == gated
@@ -219,27 +241,22 @@ def test_breaker_trips_spend_the_childs_own_budget() -> None:
 
 def test_breaker_trips_under_the_supervisors_intensity_give_up() -> None:
     policy = SupervisorPolicy(RestartIntensity(1, 60.0))
-    assert _trip(policy, 0.0).run_again
-    assert _trip(policy, 1.0) == Decision(
-        action=RecoveryAction.ESCALATE,
-        escalate=True,
-        intensity_exceeded=True,
-        severity=ErrorSeverity.CRITICAL,
-    )
+    assert runs_again(_trip(policy, 0.0))
+    assert _trip(policy, 1.0) == EscalateFailure(ErrorSeverity.CRITICAL, intensity_exceeded=True)
 
 
 def test_breaker_trips_without_any_bound_go_on() -> None:
     policy = SupervisorPolicy(None)
-    assert all(_trip(policy, float(t)).run_again for t in range(20))
+    assert all(runs_again(_trip(policy, float(t))) for t in range(20))
 
 
 def test_a_run_lasting_a_window_forgets_the_trips() -> None:
     policy = SupervisorPolicy(None, child_limit=RestartLimit(1, 10.0))
-    assert _trip(policy, 0.0).run_again
+    assert runs_again(_trip(policy, 0.0))
     policy.child_started("a", 1.0)
-    assert _trip(policy, 11.0).run_again  # ran 10 s: the count starts over
+    assert runs_again(_trip(policy, 11.0))  # ran 10 s: the count starts over
     policy.child_started("a", 11.0)
-    assert _trip(policy, 12.0).budget_exhausted
+    assert _stopped(_trip(policy, 12.0))
 
 
 # -- policy: backoff -----------------------------------------------------------------------
@@ -252,7 +269,7 @@ def test_a_quiet_run_resets_the_backoff() -> None:
     policy = SupervisorPolicy(None, backoff)
 
     def fail(now: float) -> float:
-        return policy.decide("a", Restart.PERMANENT, ValueError(), now=now, rand=0.0).delay
+        return delay(policy.decide("a", Restart.PERMANENT, ValueError(), now=now, rand=0.0))
 
     assert [fail(0.0), fail(1.0), fail(2.0)] == [0.5, 1.0, 2.0]
     policy.child_started("a", 10.0)
@@ -265,54 +282,97 @@ def test_a_quiet_run_resets_the_backoff() -> None:
 def test_reconfigure_keeps_counts_and_applies_new_bounds() -> None:
     policy = SupervisorPolicy(RestartIntensity(5, 60.0), child_limit=RestartLimit(5, 60.0))
     own = RestartLimit(1, 60.0)
-    assert policy.decide("own", Restart.PERMANENT, ValueError(), now=0.0, limit=own).run_again
-    assert policy.decide("default", Restart.PERMANENT, ValueError(), now=0.0).run_again
+    assert runs_again(policy.decide("own", Restart.PERMANENT, ValueError(), now=0.0, limit=own))
+    assert runs_again(policy.decide("default", Restart.PERMANENT, ValueError(), now=0.0))
     intensity = policy.intensity
-    policy.reconfigure(intensity=RestartLimit(2, 30.0), child_limit=RestartLimit(1, 30.0), backoff=None)
+    assert intensity is not None
+    policy.reconfigure(
+        intensity=RestartLimit(3, 30.0), child_limit=RestartLimit(1, 30.0), backoff=None
+    )
     assert policy.intensity is intensity  # the same counter, its restart kept
-    assert (intensity.max_restarts, intensity.window, intensity.recent(1.0)) == (2, 30.0, 2)
+    assert (intensity.max_restarts, intensity.window, intensity.recent(1.0)) == (3, 30.0, 2)
     assert policy.child_limit == RestartLimit(1, 30.0)
     # The default child now has the new child_limit (its restart counted): stopped.
-    assert policy.decide("default", Restart.PERMANENT, ValueError(), now=1.0).budget_exhausted
+    assert _stopped(policy.decide("default", Restart.PERMANENT, ValueError(), now=1.0))
     # The child with its own limit kept it (1 in 60 s): stopped as well, by its own.
-    assert policy.decide("own", Restart.PERMANENT, ValueError(), now=1.0).budget_exhausted
+    assert _stopped(policy.decide("own", Restart.PERMANENT, ValueError(), now=1.0))
     # A child first seen now gets the new child_limit.
-    assert policy.decide("new", Restart.PERMANENT, ValueError(), now=1.0).run_again
-    assert policy.decide("new", Restart.PERMANENT, ValueError(), now=2.0).budget_exhausted
+    assert runs_again(policy.decide("new", Restart.PERMANENT, ValueError(), now=1.0))
+    assert _stopped(policy.decide("new", Restart.PERMANENT, ValueError(), now=2.0))
 
 
 def test_reconfigure_can_lift_and_add_bounds() -> None:
     policy = SupervisorPolicy(RestartIntensity(1, 60.0), child_limit=RestartLimit(1, 60.0))
-    assert policy.decide("a", Restart.PERMANENT, ValueError(), now=0.0).run_again
+    assert runs_again(policy.decide("a", Restart.PERMANENT, ValueError(), now=0.0))
     policy.reconfigure(intensity=None, child_limit=None, backoff=None)
     assert (policy.intensity, policy.child_limit) == (None, None)
     assert all(
-        policy.decide("a", Restart.PERMANENT, ValueError(), now=float(t)).run_again
+        runs_again(policy.decide("a", Restart.PERMANENT, ValueError(), now=float(t)))
         for t in range(1, 5)
     )
     policy.reconfigure(intensity=RestartLimit(1, 60.0), child_limit=None, backoff=None)
     assert policy.intensity is not None
     assert policy.intensity.recent(5.0) == 0  # a fresh counter
-    assert policy.decide("a", Restart.PERMANENT, ValueError(), now=5.0).run_again
-    assert policy.decide("a", Restart.PERMANENT, ValueError(), now=6.0).escalate
+    assert runs_again(policy.decide("a", Restart.PERMANENT, ValueError(), now=5.0))
+    assert _escalates(policy.decide("a", Restart.PERMANENT, ValueError(), now=6.0))
 
 
 def test_reconfigure_backoff_keeps_each_childs_consecutive_count() -> None:
     policy = SupervisorPolicy(None, Backoff(initial=1.0, maximum=100.0, jitter=0.0))
 
     def fail(key: str, now: float) -> float:
-        return policy.decide(key, Restart.PERMANENT, ValueError(), now=now).delay
+        return delay(policy.decide(key, Restart.PERMANENT, ValueError(), now=now))
+
+    def backoff_in_force() -> Backoff | None:
+        return policy.backoff
 
     assert [fail("a", 0.0), fail("a", 1.0)] == [1.0, 2.0]
     policy.reconfigure(
         intensity=None, child_limit=None, backoff=Backoff(initial=3.0, maximum=100.0, jitter=0.0)
     )
-    assert policy.backoff == Backoff(initial=3.0, maximum=100.0, jitter=0.0)
+    assert backoff_in_force() == Backoff(initial=3.0, maximum=100.0, jitter=0.0)
     assert fail("a", 2.0) == 12.0  # third in a row, on the new curve
     policy.reconfigure(intensity=None, child_limit=None, backoff=None)
-    assert (fail("a", 3.0), policy.backoff) == (0.0, None)
+    assert fail("a", 3.0) == 0.0
+    assert backoff_in_force() is None
     policy.reconfigure(
         intensity=None, child_limit=None, backoff=Backoff(initial=1.0, maximum=100.0, jitter=0.0)
     )
     assert fail("a", 4.0) == 1.0  # a new backoff starts from its first step
     assert not math.isnan(fail("b", 4.0))
+
+
+# -- policy: the first exit's start ----------------------------------------------------------
+
+
+def test_first_exit_takes_the_runs_start_from_the_caller() -> None:
+    """A child's first run is reported to no book (it has none yet), so ``decide`` takes
+    that run's start as ``started_at``; a later exit with no start reported in between
+    measures its run from there. Mutants: the ``started_at`` block of ``decide``."""
+    retry = RecoveryStrategy.Retry(max_attempts=1, delay=0.5)
+    policy = SupervisorPolicy(None, child_limit=RestartLimit(5, 10.0))
+
+    def fail(key: str, now: float, started_at: float | None) -> Decision:
+        return policy.decide(
+            key, Restart.PERMANENT, ValueError(), now=now, strategy=retry, started_at=started_at
+        )
+
+    assert fail("a", 0.0, -100.0) == RetryChild(0.5, 1, ErrorSeverity.CRITICAL)
+    # 200 s since that start: a whole window, so the retry count starts over.
+    assert fail("a", 100.0, None) == RetryChild(0.5, 1, ErrorSeverity.CRITICAL)
+    # Without a start the count goes on and the retries are spent.
+    assert fail("b", 0.0, None) == RetryChild(0.5, 1, ErrorSeverity.CRITICAL)
+    assert isinstance(fail("b", 100.0, None), RestartChild)
+
+
+def test_first_exit_starts_the_backoff_from_the_runs_start() -> None:
+    backoff = Backoff(initial=1.0, maximum=100.0, factor=2.0, jitter=0.0, reset_after=5.0)
+    policy = SupervisorPolicy(None, backoff)
+
+    def fail(key: str, now: float, started_at: float | None = None) -> float:
+        return delay(
+            policy.decide(key, Restart.PERMANENT, ValueError(), now=now, started_at=started_at)
+        )
+
+    assert [fail("a", 0.0, -10.0), fail("a", 1.0)] == [1.0, 1.0]  # ran 11 s: quiet
+    assert [fail("b", 0.0), fail("b", 1.0)] == [1.0, 2.0]
