@@ -273,6 +273,8 @@ class PoolCoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_waiting_while_something_is_free(self) -> None:
+        """Also why closing a connection (checkin, reap) needs no dispatch: its slot
+        stays taken until ``close_done``, so with waiters every slot is still taken."""
         if self.waiters:
             assert not self.core.idle_connections()
             assert self.core.total == self.core.max_size
