@@ -150,3 +150,18 @@ def test_a_long_run_keeps_fifo_order_across_compaction() -> None:
             popped.append(cast(int, scheduler.pop()))
     popped.extend(cast(int, scheduler.pop()) for _ in range(len(scheduler)))
     assert popped == list(range(3000))  # no overtaking allowed: strictly FIFO
+
+
+def test_the_oldest_item_keeps_its_bound_after_compaction() -> None:
+    """The bookkeeping is compacted right when the oldest item is reached past 1025
+    consumed entries; that item is still found afterwards and leaves when due."""
+    scheduler = PriorityScheduler(max_overtakes=1026)
+    for index in range(1025):
+        scheduler.push(f"h{index}", 5)
+    scheduler.push("low", 1)
+    for index in range(5):
+        scheduler.push(f"x{index}", 5)
+    order = [scheduler.pop() for _ in range(1031)]
+    assert order[:1025] == [f"h{index}" for index in range(1025)]
+    # Compacted at the 1026th pop (``low`` not due yet: ``x0`` overtakes it), then due.
+    assert order[1025:] == ["x0", "low", "x1", "x2", "x3", "x4"]
