@@ -281,24 +281,25 @@ def test_a_quiet_run_resets_the_backoff() -> None:
 
 def test_reconfigure_keeps_counts_and_applies_new_bounds() -> None:
     policy = SupervisorPolicy(RestartIntensity(5, 60.0), child_limit=RestartLimit(5, 60.0))
-    own = RestartLimit(1, 60.0)
+    own = RestartLimit(2, 60.0)
     assert runs_again(policy.decide("own", Restart.PERMANENT, ValueError(), now=0.0, limit=own))
     assert runs_again(policy.decide("default", Restart.PERMANENT, ValueError(), now=0.0))
     intensity = policy.intensity
     assert intensity is not None
     policy.reconfigure(
-        intensity=RestartLimit(3, 30.0), child_limit=RestartLimit(1, 30.0), backoff=None
+        intensity=RestartLimit(10, 30.0), child_limit=RestartLimit(1, 30.0), backoff=None
     )
-    assert policy.intensity is intensity  # the same counter, its restart kept
-    assert (intensity.max_restarts, intensity.window, intensity.recent(1.0)) == (3, 30.0, 2)
+    assert policy.intensity is intensity  # the same counter, its restarts kept
+    assert (intensity.max_restarts, intensity.window, intensity.recent(1.0)) == (10, 30.0, 2)
     assert policy.child_limit == RestartLimit(1, 30.0)
     # The default child now has the new child_limit (its restart counted): stopped.
     assert _stopped(policy.decide("default", Restart.PERMANENT, ValueError(), now=1.0))
-    # The child with its own limit kept it (1 in 60 s): stopped as well, by its own.
-    assert _stopped(policy.decide("own", Restart.PERMANENT, ValueError(), now=1.0))
+    # The child with its own limit kept it (2 in 60 s, not the new 1 in 30 s).
+    assert runs_again(policy.decide("own", Restart.PERMANENT, ValueError(), now=1.0))
+    assert _stopped(policy.decide("own", Restart.PERMANENT, ValueError(), now=2.0))
     # A child first seen now gets the new child_limit.
-    assert runs_again(policy.decide("new", Restart.PERMANENT, ValueError(), now=1.0))
-    assert _stopped(policy.decide("new", Restart.PERMANENT, ValueError(), now=2.0))
+    assert runs_again(policy.decide("new", Restart.PERMANENT, ValueError(), now=2.0))
+    assert _stopped(policy.decide("new", Restart.PERMANENT, ValueError(), now=3.0))
 
 
 def test_reconfigure_can_lift_and_add_bounds() -> None:
@@ -363,6 +364,10 @@ def test_first_exit_takes_the_runs_start_from_the_caller() -> None:
     # Without a start the count goes on and the retries are spent.
     assert fail("b", 0.0, None) == RetryChild(0.5, 1, ErrorSeverity.CRITICAL)
     assert isinstance(fail("b", 100.0, None), RestartChild)
+    # For a child already tracked the start reported to the policy counts, not this one.
+    assert fail("c", 0.0, None) == RetryChild(0.5, 1, ErrorSeverity.CRITICAL)
+    policy.child_started("c", 0.5)
+    assert isinstance(fail("c", 5.0, -100.0), RestartChild)
 
 
 def test_first_exit_starts_the_backoff_from_the_runs_start() -> None:
