@@ -21,7 +21,7 @@ from mister_smith.errors import (
     RestartIntensityExceeded,
     classify_error,
 )
-from mister_smith.events import SupervisionDecision
+from mister_smith.events import ChildExited, ErrorOccurred, ExitKind, SupervisionDecision
 from mister_smith.supervision import (
     Backoff,
     Child,
@@ -41,6 +41,7 @@ from mister_smith.supervision import (
     SupervisorConfig,
     SupervisorCore,
     SupervisorState,
+    _decision,
 )
 from mister_smith.supervision._core import describe
 from mister_smith.types import Restart
@@ -384,3 +385,138 @@ def test_an_escalation_without_a_cause_or_an_error() -> None:
 def test_describe() -> None:
     assert describe(None) == "None"
     assert describe(KeyError("k")) == "KeyError: 'k'"
+
+
+# -- exits, starts, removal, reconfiguration -----------------------------------------------
+
+
+def test_exit_events_describe_the_run_and_count_failures() -> None:
+    core = core_of()
+    child = add(core)
+    events = core.exit_events(child, ChildExit(ExceptionGroup("g", [KeyError("k")])))
+    exited, occurred = events
+    assert isinstance(exited, ChildExited)
+    assert isinstance(occurred, ErrorOccurred)
+    assert (exited.source, exited.supervisor, exited.child) == ("sup", "sup", "a")
+    assert (exited.exit, exited.error_type) == (ExitKind.FAILED, "KeyError")
+    assert (occurred.source, occurred.component) == ("sup", "sup/a")
+    assert (occurred.error_type, occurred.message) == ("KeyError", "'k'")
+    assert occurred.severity is classify_error(KeyError("k")).severity
+    core.exit_events(child, ChildExit(ValueError()))
+    assert (child.failures, core.failures) == (2, 2)
+    for exit, kind in [
+        (ChildExit(cancelled=True), ExitKind.CANCELLED),
+        (ChildExit(stopped=True), ExitKind.CANCELLED),
+        (ChildExit(), ExitKind.RETURNED),
+    ]:
+        (only,) = core.exit_events(child, exit)
+        assert isinstance(only, ChildExited)
+        assert (only.exit, only.error_type) == (kind, "")
+    assert (child.failures, core.failures) == (2, 2)
+
+
+def test_a_tracked_childs_starts_are_reported_to_the_policy() -> None:
+    """Retry-once children, window 60 s: a run from 10 to 65 is short (the retry is
+    spent: restart), one from 10 to 75 is long (the count starts over: retry)."""
+    core = core_of(max_restarts=10, restart_window=60.0)
+    short, long = add(core, "short", recovery=RETRY_ONCE), add(core, "long", recovery=RETRY_ONCE)
+    for child in (short, long):
+        _, outcome = fail(core, child, 1.0)
+        assert isinstance(outcome.decision, RetryChild)
+        core.run_started(child, 10.0)
+    _, outcome = fail(core, short, 65.0)
+    assert isinstance(outcome.decision, RestartChild)
+    _, outcome = fail(core, long, 75.0)
+    assert isinstance(outcome.decision, RetryChild)
+
+
+def test_a_retry_decision_announces_its_attempt_and_a_return_no_error() -> None:
+    core = core_of()
+    child = add(core, recovery=RETRY_ONCE)
+    event, _ = fail(core, child, 1.0)
+    assert event is not None
+    assert event.attempt == 1
+    event, _ = core.decide(child, ChildExit(), now=2.0, rand=0.5)  # permanent: restarted
+    assert event is not None
+    assert (event.action, event.error_type, event.error) == (RecoveryAction.RESTART, "", "")
+
+
+def test_a_recovery_function_sees_the_error_and_only_failures() -> None:
+    seen: list[BaseException] = []
+
+    def recovery(error: BaseException) -> RecoveryStrategy | None:
+        seen.append(error)
+        return RecoveryStrategy.Ignore() if isinstance(error, KeyError) else None
+
+    core = core_of()
+    child = add(core, restart=Restart.TRANSIENT, recovery=recovery)
+    error = KeyError("k")
+    assert fail(core, child, 1.0, error)[1] == RemoveChild(ChildEnd.STOPPED)
+    assert core.decide(child, ChildExit(), now=2.0, rand=0.5)[1] == RemoveChild(ChildEnd.STOPPED)
+    assert seen == [error]
+
+
+def test_an_exit_is_classified_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[BaseException] = []
+
+    def counting(error: BaseException) -> Any:
+        calls.append(error)
+        return classify_error(error)
+
+    monkeypatch.setattr(_decision, "classify_error", counting)
+    core = core_of()
+    child = add(core)
+    exit = ChildExit(ValueError())
+    exit.classification()
+    core.decide(child, exit, now=1.0, rand=0.5)
+    assert calls == []  # the policy reuses the exit's classification
+
+
+def test_discard_forgets_only_the_registered_child_once() -> None:
+    core = core_of()
+    child = add(core)
+    fail(core, child, 1.0)
+    assert core.policy.tracks("a")
+    impostor = Child(
+        name="a",
+        spec=child.spec,
+        supervisor=cast(Any, None),
+        restart=Restart.PERMANENT,
+        shutdown_timeout=1.0,
+    )
+    assert not core.discard(impostor, ChildEnd.STOPPED)
+    assert impostor.end_reason is None
+    assert core.discard(child, ChildEnd.FAILED)
+    assert (child.end_reason, core.get("a"), core.policy.tracks("a")) == (
+        ChildEnd.FAILED,
+        None,
+        False,
+    )
+    assert not core.discard(child, ChildEnd.STOPPED)
+    again = add(core)
+    again.end_reason = ChildEnd.RESTART_BUDGET
+    assert core.discard(again, ChildEnd.STOPPED)
+    assert again.end_reason is ChildEnd.RESTART_BUDGET  # the first reason stays
+
+
+def test_reconfigure_replaces_the_config_and_the_policys_bounds() -> None:
+    core = core_of(max_restarts=1)
+    backoff = Backoff(initial=3.0, jitter=0.0)
+    config = SupervisorConfig(
+        name="sup",
+        max_restarts=7,
+        restart_window=5.0,
+        child_limit=RestartLimit(2, 4.0),
+        backoff=backoff,
+    )
+    core.reconfigure(config)
+    assert core.config is config
+    assert core.policy.intensity is not None
+    assert (core.policy.intensity.max_restarts, core.policy.intensity.window) == (7, 5.0)
+    assert (core.policy.child_limit, core.policy.backoff) == (RestartLimit(2, 4.0), backoff)
+
+
+@pytest.mark.parametrize("restart", list(Restart))
+def test_only_a_temporary_sibling_is_dropped_from_a_group_restart(restart: Restart) -> None:
+    core = core_of()
+    assert core.temporary_sibling(add(core, restart=restart)) is (restart is Restart.TEMPORARY)
