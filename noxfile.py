@@ -121,6 +121,17 @@ _SUPERVISION_TESTS = (
     "tests/test_mutants_supervision.py",
 )
 
+# The mutants that survive, all equivalent (nothing can tell them from the original):
+# - pool: ``claim`` revoking with ``now=None`` (the pool is closed: checkin closes the
+#   connection without reading the time); ``created`` with ``idle_since=None`` (``_offer``
+#   sets it before anything reads it).
+# - intensity: ``base >= maximum`` -> ``>`` in ``Backoff.delay`` (one more growth step,
+#   then capped by ``min`` all the same).
+# - core: ``unwrap_single(None)`` for a run that raised nothing, three times (it returns
+#   ``None``, as the guarded branch does).
+# - routing: ``int.from_bytes`` without ``"big"`` (its default since Python 3.11);
+#   ``PriorityScheduler._seq += 2`` (a sequence number only orders and keys items).
+# breaker, policy and strategy: none.
 MUTATION_TARGETS: dict[str, MutationTarget] = {
     "pool": MutationTarget(
         "mister_smith/resources/_accounting.py",

@@ -412,3 +412,34 @@ def test_claim_of_a_closed_grant_is_closed() -> None:
     assert core.take_effects() == ([], [waiter])
     assert core.claim(waiter, 1.0) == Grant(GrantKind.CLOSED)
     assert core.total == 1  # the connection in use is untouched until returned
+
+
+def test_a_failed_creation_passes_its_slot_to_a_waiter() -> None:
+    """Mutant: ``creation_failed`` without ``_dispatch()`` (the freed slot would stay
+    free while a waiter waits)."""
+    core = PoolCore(1)
+    assert core.checkout(0.0) == Grant(GrantKind.CREATE)
+    waiter = Waiter()
+    assert core.checkout(0.0) is None
+    core.enqueue(waiter)
+    core.creation_failed()
+    assert core.take_effects() == ([], [waiter])
+    assert core.claim(waiter, 1.0) == Grant(GrantKind.CREATE)
+    stats = core.statistics()
+    assert (stats.creating, stats.creation_failures, stats.waiting) == (1, 1, 0)
+
+
+def test_a_slot_dispatched_while_another_is_creating_is_counted() -> None:
+    """Mutant: ``_creating = 1`` in ``_dispatch`` (a second slot being created would
+    be forgotten, and the pool could open past ``max_size``)."""
+    core = PoolCore(2)
+    held = create(core, 0.0)
+    assert core.checkout(0.0) == Grant(GrantKind.CREATE)  # still being created
+    waiter = Waiter()
+    assert core.checkout(0.0) is None
+    core.enqueue(waiter)
+    core.checkin(held, 1.0, reusable=False)
+    core.close_done()
+    assert core.take_effects() == ([held], [waiter])
+    assert core.statistics().creating == 2
+    assert core.total == 2
