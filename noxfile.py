@@ -163,7 +163,7 @@ def mutants(session: nox.Session) -> None:
     Prints each module's kill rate and every surviving mutant as a diff; fails when a
     module falls below ``MUTATION_FLOOR``. ``nox -s mutants -- pool breaker`` runs
     those targets only (see ``MUTATION_TARGETS``). Too slow for ``tests``: about
-    N minutes on 2 cores.
+    5 minutes for all seven targets on 2 shared cores (302 s measured, the venv reused).
     """
     names = session.posargs or list(MUTATION_TARGETS)
     unknown = sorted(set(names) - set(MUTATION_TARGETS))
