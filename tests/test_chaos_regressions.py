@@ -147,11 +147,6 @@ async def test_a_member_failing_to_start_when_its_domain_restarts_is_not_dropped
         assert await member.ask("back?") == ("back?", 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spawning into a domain while its parent waits out its restart backoff "
-    "raises ActorStopped ('supervisor ... is failed') though the runtime runs on",
-)
 async def test_spawning_while_the_default_domain_restarts_waits_for_it(
     autojump_clock: trio.abc.Clock,
 ) -> None:
