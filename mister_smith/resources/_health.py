@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
 from typing import Any, NoReturn, Protocol
 
 import attrs
@@ -354,8 +355,9 @@ class HealthMonitor:
         self._running = True
         try:
             task_status.started()
-            async for _ in periodic(self.interval):
-                await self.check_now()
+            async with aclosing(periodic(self.interval)) as rounds:
+                async for _ in rounds:
+                    await self.check_now()
             raise AssertionError("trio_util.periodic ended")  # pragma: no cover
         finally:
             self._running = False
