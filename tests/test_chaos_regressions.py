@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import trio
 
 from mister_smith.actors import Actor, ActorContext
@@ -126,11 +125,6 @@ class FailsItsSecondStart(Escalating):
             raise ValueError("cannot start right now")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a member failing to start while its domain restarts is dropped for good "
-    "('failed') without spending any budget, and fails the domain's restart",
-)
 async def test_a_member_failing_to_start_when_its_domain_restarts_is_not_dropped(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -147,11 +141,6 @@ async def test_a_member_failing_to_start_when_its_domain_restarts_is_not_dropped
         assert await member.ask("back?") == ("back?", 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spawning into a domain while its parent waits out its restart backoff "
-    "raises ActorStopped ('supervisor ... is failed') though the runtime runs on",
-)
 async def test_spawning_while_the_default_domain_restarts_waits_for_it(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import trio
 
 from mister_smith.errors import (
     ConfigError,
@@ -24,15 +25,24 @@ from mister_smith.errors import (
 from mister_smith.supervision import (
     Backoff,
     BackoffState,
+    BreakerCore,
+    BreakerState,
+    ChildSpec,
     EscalateFailure,
+    FailureDetector,
     LeaveChild,
+    OneForAll,
+    OneForOne,
     RestartChild,
     RestartIntensity,
+    RestForOne,
     RetryChild,
     StopChild,
+    StrategyKind,
     SupervisorPolicy,
     effective_action,
 )
+from mister_smith.supervision._strategy import as_strategy
 from mister_smith.types import Restart
 
 ALL_STRATEGIES: list[RecoveryStrategy] = [
@@ -352,3 +362,147 @@ def test_each_decision_case_names_its_action() -> None:
     assert RestartChild(RecoveryAction.RELOAD).reload
     assert RestartChild(RecoveryAction.FAILOVER).failover
     assert RestartChild(RecoveryAction.CIRCUIT_BREAKER).gated
+
+
+def test_strategy_affected_sets() -> None:
+    children = ["a", "b", "c", "d"]
+    assert OneForOne().affected(children, "b") == ["b"]
+    assert OneForAll().affected(children, "b") == children
+    assert RestForOne().affected(children, "b") == ["b", "c", "d"]
+    assert RestForOne().affected(children, "d") == ["d"]
+
+
+def test_strategy_affected_rejects_strangers() -> None:
+    with pytest.raises(ValueError):
+        OneForAll().affected(["a"], "z")
+
+
+def test_as_strategy_accepts_kinds_and_objects() -> None:
+    assert as_strategy(StrategyKind.REST_FOR_ONE) == RestForOne()
+    assert as_strategy(StrategyKind.ONE_FOR_ALL).kind is StrategyKind.ONE_FOR_ALL
+    strategy = OneForOne()
+    assert as_strategy(strategy) is strategy
+    with pytest.raises(TypeError):
+        as_strategy("one_for_one")  # type: ignore[arg-type]
+
+
+# -- FailureDetector ------------------------------------------------------------------------
+
+
+def test_failure_detector_deadlines_and_expiry() -> None:
+    detector = FailureDetector()
+    assert detector.next_deadline() is None
+    detector.watch("a", 5.0, now=0.0)
+    detector.watch("b", 2.0, now=1.0)
+    assert detector.next_deadline() == 3.0
+    detector.heartbeat("b", now=2.5)
+    assert detector.deadline("b") == 4.5
+    assert detector.expired(4.4) == []
+    assert detector.expired(4.5) == ["b"]
+    assert set(detector.expired(5.0)) == {"a", "b"}
+    assert detector.silent_for("a", 5.0) == 5.0
+    detector.unwatch("b")
+    detector.heartbeat("b", now=6.0)  # ignored: not watched
+    assert detector.watched() == ["a"]
+
+
+def test_failure_detector_rejects_non_positive_timeouts() -> None:
+    with pytest.raises(ValueError):
+        FailureDetector().watch("a", 0.0, now=0.0)
+
+
+# -- BreakerCore (examples; the model-based test is in the stateful module) ------------------
+
+
+def _state(core: BreakerCore) -> BreakerState:
+    """The stored state (a call, so mypy does not narrow it across mutations)."""
+    return core.state
+
+
+def test_breaker_core_full_cycle() -> None:
+    core = BreakerCore(failure_threshold=2, reset_timeout=10.0, half_open_max_calls=2)
+    assert core.try_acquire(0.0)
+    core.record_failure(0.0)
+    core.record_success(0.5)  # a success resets the consecutive count
+    core.record_failure(1.0)
+    assert _state(core) is BreakerState.CLOSED
+    core.record_failure(2.0)
+    assert _state(core) is BreakerState.OPEN
+    assert core.retry_at == 12.0
+    assert not core.try_acquire(11.9)
+    assert core.current_state(12.0) is BreakerState.HALF_OPEN
+    assert core.try_acquire(12.0)
+    assert core.try_acquire(12.0)
+    assert not core.try_acquire(12.0)  # both probes in flight
+    core.record_success(13.0)
+    assert _state(core) is BreakerState.HALF_OPEN
+    core.record_success(13.0)
+    assert _state(core) is BreakerState.CLOSED
+    assert core.failures == 0
+
+
+def test_breaker_core_half_open_failure_reopens() -> None:
+    core = BreakerCore(failure_threshold=1, reset_timeout=5.0, half_open_max_calls=1)
+    core.record_failure(0.0)
+    assert core.try_acquire(5.0)
+    core.record_failure(6.0)
+    assert _state(core) is BreakerState.OPEN
+    assert core.retry_at == 11.0
+
+
+def test_breaker_core_release_frees_a_probe() -> None:
+    core = BreakerCore(failure_threshold=1, reset_timeout=1.0, half_open_max_calls=1)
+    core.record_failure(0.0)
+    assert core.try_acquire(1.0)
+    assert not core.try_acquire(1.0)
+    core.release()
+    assert core.try_acquire(1.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"failure_threshold": 0}, {"reset_timeout": -1.0}, {"half_open_max_calls": 0}],
+)
+def test_breaker_core_rejects_bad_parameters(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        BreakerCore(**kwargs)  # type: ignore[arg-type]
+
+
+# -- ChildSpec ----------------------------------------------------------------------------
+
+
+async def _noop() -> None:
+    await trio.lowlevel.checkpoint()
+
+
+async def _with_status(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    task_status.started()
+
+
+def test_child_spec_of_validates_and_wraps_fallback() -> None:
+    spec = ChildSpec.of(_noop, name="n", fallback=_with_status)
+    assert spec.fallback is not None
+    assert spec.fallback.fn is _with_status
+    assert not spec.accepts_task_status()
+    assert spec.fallback.accepts_task_status()
+    with pytest.raises(TypeError):
+        ChildSpec.of(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ChildSpec.of(_noop, shutdown_timeout=-1.0)
+    with pytest.raises(ValueError):
+        ChildSpec.of(_noop, heartbeat_timeout=0.0)
+
+
+def test_child_spec_resolve_recovery() -> None:
+    assert ChildSpec.of(_noop).resolve_recovery(ValueError()) is None
+    fixed = RecoveryStrategy.Ignore()
+    assert ChildSpec.of(_noop, recovery=fixed).resolve_recovery(ValueError()) is fixed
+
+    def choose(error: BaseException) -> RecoveryStrategy:
+        if isinstance(error, KeyError):
+            return RecoveryStrategy.Escalate()
+        return RecoveryStrategy.Restart()
+
+    spec = ChildSpec.of(_noop, recovery=choose)
+    assert spec.resolve_recovery(KeyError()) == RecoveryStrategy.Escalate()
+    assert spec.resolve_recovery(ValueError()) == RecoveryStrategy.Restart()

@@ -140,6 +140,7 @@ class Autogen(PeerAdapter):
         "one asyncio.run per measurement"
     )
     unsupported: ClassVar[dict[str, str]] = {
+        "tell_burst": "no non-blocking send: publish_message is awaited (the tell row)",
         "spawn_stop": (
             "no per-agent stop: an agent instance lives until its runtime closes "
             "(agents are created by their factory on first message)"

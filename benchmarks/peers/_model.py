@@ -90,6 +90,23 @@ TELL = Workload(
         "N-th (it counts and sets an event); actor started before timing"
     ),
 )
+BURST = 500
+"""Messages per burst of the non-blocking tell workload (half the default mailbox)."""
+
+TELL_BURST = Workload(
+    key="tell_burst",
+    title="non-blocking tell, bursts of 500",
+    kind=Kind.THROUGHPUT,
+    unit="msgs/s",
+    loops=20_000,
+    quick_loops=10_000,
+    work="{loops:,} msgs",
+    description=(
+        "one sender enqueues bursts of 500 messages without waiting (ours: tell_nowait, "
+        "which never waits and refuses when the mailbox is full; pykka: tell, which never "
+        "waits), then one marker message per burst and waits for the actor to reach it"
+    ),
+)
 ASK = Workload(
     key="ask",
     title="ask round trip, 1 actor",
@@ -141,7 +158,7 @@ RESTART = Workload(
     ),
 )
 
-WORKLOADS: tuple[Workload, ...] = (TELL, ASK, FANOUT, SPAWN_STOP, RESTART)
+WORKLOADS: tuple[Workload, ...] = (TELL, TELL_BURST, ASK, FANOUT, SPAWN_STOP, RESTART)
 """Every workload, in table order."""
 
 
@@ -192,6 +209,11 @@ class PeerAdapter:
         """Seconds for one sender to tell ``loops`` messages that one actor handles."""
         raise NotImplementedError
 
+    def tell_burst(self, loops: int) -> float:
+        """Seconds to enqueue ``loops`` messages in bursts of ``BURST`` without waiting,
+        each burst followed by a marker the sender waits for the actor to reach."""
+        raise NotImplementedError
+
     def ask(self, loops: int) -> Sequence[float]:
         """Latency of each of ``loops`` sequential asks to one actor."""
         raise NotImplementedError
@@ -215,6 +237,8 @@ class PeerAdapter:
         match key:
             case "tell":
                 return self.tell(loops)
+            case "tell_burst":
+                return self.tell_burst(loops)
             case "ask":
                 return self.ask(loops)
             case "fanout":

@@ -18,7 +18,7 @@ import trio
 from mister_smith.actors import Actor, ActorContext, open_actor_system
 from mister_smith.types import Restart
 
-from ._model import PeerAdapter
+from ._model import BURST, PeerAdapter
 
 CRASH = "crash"
 """The message that makes the restart workload's actor raise."""
@@ -74,6 +74,22 @@ async def _tell(loops: int) -> float:
         for i in range(loops):
             await ref.tell(i)
         await done.wait()
+        return time.perf_counter() - started
+
+
+async def _tell_burst(loops: int) -> float:
+    async with open_actor_system(name="bench") as system:
+        ref = await system.spawn(_Counter)
+        started = time.perf_counter()
+        sent = 0
+        while sent < loops:
+            count = min(BURST, loops - sent)
+            for i in range(count):
+                ref.tell_nowait(i)
+            marker = Countdown(1)
+            ref.tell_nowait(marker)
+            await marker.done.wait()
+            sent += count
         return time.perf_counter() - started
 
 
@@ -139,6 +155,9 @@ class Ours(PeerAdapter):
 
     def tell(self, loops: int) -> float:
         return trio.run(_tell, loops)
+
+    def tell_burst(self, loops: int) -> float:
+        return trio.run(_tell_burst, loops)
 
     def ask(self, loops: int) -> list[float]:
         return trio.run(_ask, loops)

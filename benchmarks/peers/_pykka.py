@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import pykka  # type: ignore[import-not-found, unused-ignore]
 
-from ._model import PeerAdapter
+from ._model import BURST, PeerAdapter
 
 WAIT = 60.0
 """Seconds to wait for completion before failing the run (the runner's timeout is lower)."""
@@ -93,6 +93,23 @@ class Pykka(PeerAdapter):
             for i in range(loops):
                 ref.tell(i)
             _wait(done)
+            return time.perf_counter() - started
+        finally:
+            ref.stop()
+
+    def tell_burst(self, loops: int) -> float:
+        ref = _Counter.start()
+        try:
+            started = time.perf_counter()
+            sent = 0
+            while sent < loops:
+                count = min(BURST, loops - sent)
+                for i in range(count):
+                    ref.tell(i)
+                marker = _Countdown(1)
+                ref.tell(marker)
+                _wait(marker.done)
+                sent += count
             return time.perf_counter() - started
         finally:
             ref.stop()

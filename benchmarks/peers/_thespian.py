@@ -69,6 +69,7 @@ class Thespian(PeerAdapter):
         "simpleSystemBase: all actors in the caller's thread, each tell runs to completion"
     )
     unsupported: ClassVar[dict[str, str]] = {
+        "tell_burst": "ActorSystem.tell is its only send, already measured in the tell row",
         "restart": (
             "a handler exception does not crash a Thespian actor (the message is retried, "
             "then returned as PoisonMessage; the same instance goes on), so nothing restarts"

@@ -196,6 +196,9 @@ class TriOTP(PeerAdapter):
     concurrency: ClassVar[str] = (
         "trio, one task per gen_server, unbuffered mailboxes; one trio.run per measurement"
     )
+    unsupported: ClassVar[dict[str, str]] = {
+        "tell_burst": "no non-blocking send: gen_server.cast is awaited (the tell row)",
+    }
 
     def load(self) -> None:
         logbook.NullHandler().push_application()

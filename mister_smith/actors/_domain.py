@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
-from ..supervision import Child, ChildEnd, ChildSpec, Supervisor
+from ..errors import ActorStopped
+from ..supervision import Child, ChildEnd, ChildSpec, Supervisor, SupervisorState
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -49,6 +51,8 @@ class ActorDomain:
     supervisor at each start)."""
     _members: dict[str, ActorCell | ActorDomain] = attrs.field(factory=dict)
     terminated: bool = False
+    _back: trio.Event | None = None
+    """Set when a new supervisor instance runs or the domain is gone (made on demand)."""
 
     # -- structure ----------------------------------------------------------------------
 
@@ -75,6 +79,39 @@ class ActorDomain:
             return parent.supervisor
         return parent
 
+    @property
+    def restarting(self) -> bool:
+        """Its supervisor gave up and waits for its parent to restart it (or to end it)."""
+        supervisor = self._supervisor
+        return (
+            self.restartable
+            and not self.terminated
+            and supervisor is not None
+            and supervisor.state is SupervisorState.FAILED
+        )
+
+    async def wait_running(self) -> None:
+        """Return once the domain's supervisor runs (at once if it does).
+
+        While the domain is :attr:`restarting` this waits for the new instance; its
+        parent either restarts it (after its backoff) or ends it for good, so the wait
+        always ends. The caller's cancel scope bounds it as usual.
+
+        Raises:
+            ActorStopped: the domain is gone for good.
+        """
+        while self.restarting:
+            if self._back is None:
+                self._back = trio.Event()
+            await self._back.wait()
+        if self.terminated:
+            raise ActorStopped(f"domain {self.name!r} is stopped")
+
+    def _wake(self) -> None:
+        if self._back is not None:
+            self._back.set()
+            self._back = None
+
     def admit(self, name: str, member: ActorCell | ActorDomain, spec: ChildSpec) -> None:
         """``member`` started under this domain's supervisor as ``spec``: remember it,
         so a restart of the domain starts it again."""
@@ -97,6 +134,7 @@ class ActorDomain:
     def started(self, supervisor: Supervisor) -> None:
         """Hook: a (new) supervisor instance of this domain is running."""
         self.system._rebind_domain(self, supervisor)
+        self._wake()
 
     def child_removed(self, child: Child) -> None:
         """Hook: one of its children left for good (stopped, failed, budget spent)."""
@@ -121,6 +159,7 @@ class ActorDomain:
         if isinstance(self.parent, ActorDomain):
             self.parent.forget(self.name)
         self.system._domain_terminated(self)
+        self._wake()
 
     def __repr__(self) -> str:
         supervisor = self._supervisor

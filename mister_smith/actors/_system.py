@@ -458,6 +458,12 @@ class ActorSystem:
         """
         if not callable(factory):
             raise TypeError(f"actor factory must be callable, got {factory!r}")
+        target = self._default if supervisor is None else supervisor
+        if isinstance(target, Supervisor):
+            target = self._by_supervisor.get(target, target)
+        if isinstance(target, ActorDomain) and target.restarting:
+            # Its parent restarts it after a backoff: the actor goes to the new instance.
+            await target.wait_running()
         if name is None:
             base = getattr(factory, "__name__", "actor").lower()
             name = f"{base}-{next(self._counter)}"

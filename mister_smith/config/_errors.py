@@ -90,13 +90,23 @@ def _short_repr_settings() -> reprlib.Repr:
 _SHORT: Final = _short_repr_settings()
 
 
+_SHORT_MAX = 160
+"""Longest quoted value in a problem, in characters."""
+
+
 def short_repr(value: object) -> str:
     """``repr(value)`` cut to a few dozen characters and three levels of nesting.
 
     Problems quote the offending value; a 400-digit integer, a megabyte string or a
     list nested a thousand deep must still make one short line (and never recurse).
+    Each part is cut by :mod:`reprlib`; the whole is cut again, since a few long parts
+    side by side still add up.
     """
-    return _SHORT.repr(value)
+    text = _SHORT.repr(value)
+    if len(text) > _SHORT_MAX:
+        half = (_SHORT_MAX - 3) // 2
+        text = f"{text[:half]}...{text[-half:]}"
+    return text
 
 
 def describe(label: str, reason: str, value: object) -> str:

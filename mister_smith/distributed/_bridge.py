@@ -32,6 +32,7 @@ import nats.errors
 import nats.js.api
 import nats.js.errors
 import trio
+from trio_util import AsyncValue
 
 from ..errors import MailboxFull
 from ..events import EventBus
@@ -242,7 +243,8 @@ class NatsBridge:
         self.settings = BridgeSettings() if settings is None else settings
         self.events = events
         self.source = source
-        self._state = ConnectionState.STOPPED
+        # What code waits on (wait_connected, serve waiting for the client to give up).
+        self._state = AsyncValue(ConnectionState.STOPPED)
         self._server = ""
         self._ops: collections.deque[tuple[Any, ...]] = collections.deque()
         self._results: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -254,10 +256,8 @@ class NatsBridge:
         self._ids = itertools.count(1)
         self._queued_bytes = 0
         self._room = trio.lowlevel.ParkingLot()
-        self._state_changed = trio.lowlevel.ParkingLot()
         self._ready: trio.Event | None = None
         self._ready_error: BaseException | None = None
-        self._gave_up: trio.Event | None = None
         self._thread_limiter = trio.CapacityLimiter(1)
         self._down_since = 0.0
         # counters
@@ -276,7 +276,7 @@ class NatsBridge:
     @property
     def state(self) -> ConnectionState:
         """The connection's state now."""
-        return self._state
+        return self._state.value
 
     @property
     def server(self) -> str:
@@ -284,10 +284,10 @@ class NatsBridge:
         return self._server
 
     def _set_state(self, state: ConnectionState) -> None:
-        old = self._state
+        old = self._state.value
         if state is old:
             return
-        self._state = state
+        self._state.value = state  # wakes the tasks waiting for this state
         if state is ConnectionState.CONNECTED:
             self._connects += 1
         elif old is ConnectionState.CONNECTED:
@@ -296,7 +296,6 @@ class NatsBridge:
                 self._disconnects += 1
             self._fail_pending(f"the NATS connection is {state.value}")
         self._room.unpark_all()  # parked publishers re-check the state
-        self._state_changed.unpark_all()
         if self.events is not None:
             self.events.emit(
                 NatsConnectionChanged(
@@ -311,13 +310,13 @@ class NatsBridge:
     def _unavailable(self) -> NatsUnavailable:
         retry_at = self._down_since + self.settings.reconnect_wait
         return NatsUnavailable(
-            f"{self.source}: the NATS connection is {self._state.value}; "
+            f"{self.source}: the NATS connection is {self.state.value}; "
             "remote calls fail fast until it is back",
             retry_at=retry_at,
         )
 
     def _check_up(self) -> None:
-        if self._state is not ConnectionState.CONNECTED:
+        if self._state.value is not ConnectionState.CONNECTED:
             raise self._unavailable()
 
     def _fail_pending(self, reason: str) -> None:
@@ -333,14 +332,15 @@ class NatsBridge:
 
     async def wait_connected(self) -> None:
         """Wait until the connection is up."""
-        while self._state is not ConnectionState.CONNECTED:
-            await self._state_changed.park()
-        await trio.lowlevel.checkpoint()
+        await self._state.wait_value(ConnectionState.CONNECTED)
+        while self._state.value is not ConnectionState.CONNECTED:
+            # It went down again before this task ran: wait for the next time it is up.
+            await self._state.wait_value(ConnectionState.CONNECTED)
 
     def statistics(self) -> BridgeStatistics:
         """The bridge's counters."""
         return BridgeStatistics(
-            state=self._state,
+            state=self._state.value,
             published=self._published,
             publish_failures=self._publish_failures,
             refused_full=self._refused_full,
@@ -371,7 +371,6 @@ class NatsBridge:
         self._token = trio.lowlevel.current_trio_token()
         self._ready = trio.Event()
         self._ready_error = None
-        self._gave_up = trio.Event()
         side = AsyncioSide(
             self._ops,
             self._post,
@@ -399,9 +398,11 @@ class NatsBridge:
                         failure.__cause__ = error
                     else:
                         self._server = side._server() or settings.url
-                        self._set_state(ConnectionState.CONNECTED)
+                        if self._state.value is ConnectionState.CONNECTING:
+                            # (Unless a later state, posted with READY, is already in.)
+                            self._set_state(ConnectionState.CONNECTED)
                         task_status.started()
-                        await self._gave_up.wait()
+                        await self._state.wait_value(ConnectionState.CLOSED)
                         failure = BridgeClosed(
                             f"{self.source}: the NATS client gave up reconnecting to "
                             f"{settings.url} after {settings.max_reconnect_attempts} attempts"
@@ -495,9 +496,7 @@ class NatsBridge:
             self._server = server
             self._set_state(ConnectionState.CONNECTED)
         elif name == "closed":
-            self._set_state(ConnectionState.CLOSED)
-            if self._gave_up is not None:
-                self._gave_up.set()
+            self._set_state(ConnectionState.CLOSED)  # serve() raises: the client gave up
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -655,7 +654,7 @@ class NatsBridge:
             await trio.lowlevel.checkpoint()
             return
         try:
-            if self._state is ConnectionState.CONNECTED:
+            if self._state.value is ConnectionState.CONNECTED:
                 # Drained first: a message the server routed here before it saw the
                 # unsubscribe still lands in the channel (a request is then answered
                 # by whoever reads it, instead of waiting out its timeout).

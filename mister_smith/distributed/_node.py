@@ -7,12 +7,13 @@ import math
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import aclosing, asynccontextmanager, suppress
 from typing import Any, Protocol
 
 import attrs
 import trio
 from prometheus_client import CollectorRegistry
+from trio_util import periodic
 
 from ..actors import Actor, ActorRef, ActorSystem
 from ..actors._cell import Ask, Reply  # the pair ActorRef.ask builds: keeps send order
@@ -533,12 +534,13 @@ class Node:
     # -- background children ------------------------------------------------------------------
 
     async def _refresh_registry(self) -> None:
-        """Keep this node's registry entries alive (every third of the TTL)."""
-        every = self.settings.registry_ttl / 3
-        while True:
-            with suppress(NatsUnavailable):
-                await self.registry.refresh(declared=len(self.placement.declared))
-            await trio.sleep(every)
+        """Keep this node's registry entries alive: a refresh starts every third of the
+        TTL, however long the previous one took (so a node owning many names still
+        renews each of them well inside the TTL)."""
+        async with aclosing(periodic(self.settings.registry_ttl / 3)) as ticks:
+            async for _ in ticks:
+                with suppress(NatsUnavailable):
+                    await self.registry.refresh(declared=len(self.placement.declared))
 
 
 def default_node_name() -> str:

@@ -17,11 +17,12 @@ import logging
 import math
 import zlib
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+from trio_util import periodic
 
 from ..actors import Actor, ActorRef
 from ._errors import NatsUnavailable
@@ -85,15 +86,17 @@ class Placement:
             await self._try_take(declared, fair, await self.holder(name))
 
     async def run(self) -> None:
-        """The placement loop (a supervised child): a round every third of the TTL."""
-        every = self.node.settings.registry_ttl / 3
-        while True:
-            await trio.sleep(every)
-            try:
-                async with self._lock:
-                    await self.round()
-            except NatsUnavailable:
-                continue  # the connection is down: leases are renewed once it is back
+        """The placement loop (a supervised child): a round every third of the TTL,
+        start to start, so lease renewals keep time however long a round takes."""
+        async with aclosing(periodic(self.node.settings.registry_ttl / 3)) as ticks:
+            async for _, since_last in ticks:
+                if since_last is None:
+                    continue  # the first round is due a period after the start
+                try:
+                    async with self._lock:
+                        await self.round()
+                except NatsUnavailable:
+                    continue  # the connection is down: leases are renewed once it is back
 
     async def round(self) -> None:
         """Renew the leases held; hand one over if this node holds more than its share

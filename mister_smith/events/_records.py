@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import os
+import random
 import time
 import uuid
 from typing import Any
@@ -12,6 +14,24 @@ import trio
 
 from ..errors import ErrorSeverity, RecoveryAction
 from ..types import ActorId, TaskId
+
+_ids = random.Random(os.urandom(32))
+"""A private generator for event ids, seeded from the OS (again in a forked child): user
+code seeding the global ``random`` cannot make ids repeat."""
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+_VERSION_4 = 0x4000 << 64  # the version nibble: 4
+_VARIANT_RFC = 0x8000 << 48  # the variant bits: RFC 4122
+_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+
+
+def new_event_id() -> uuid.UUID:
+    """A random (version 4) UUID for an event, without a system call.
+
+    ``uuid.uuid4()`` reads ``os.urandom`` each time; every supervision decision emits
+    several events, so their ids come from a private generator seeded from the OS
+    instead. Event ids are unique labels, not secrets.
+    """
+    return uuid.UUID(int=(_ids.getrandbits(128) & _CLEAR) | _VERSION_4 | _VARIANT_RFC)
 
 
 def event_time() -> float:
@@ -40,7 +60,7 @@ class Event:
 
     source: str = ""
     timestamp: float = attrs.field(factory=event_time)
-    event_id: uuid.UUID = attrs.field(factory=uuid.uuid4)
+    event_id: uuid.UUID = attrs.field(factory=new_event_id)
     correlation_id: str | None = None
     causation_id: uuid.UUID | None = None
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
 from typing import Any, NoReturn, Protocol
 
 import attrs
 import trio
+from trio_util import periodic
 
 from ..config import MonitoringSettings
 from ..events import EventBus, HealthChanged
@@ -346,15 +348,17 @@ class HealthMonitor:
         """Run a round every ``interval`` seconds, for ever.
 
         Signals ``task_status.started()`` at once, so endpoints can serve (readiness
-        says "starting") while the first round runs.
+        says "starting") while the first round runs. Rounds start ``interval`` apart,
+        measured from one round's start to the next (trio-util's ``periodic``); a round
+        that overruns is followed by the next one at once, never by a burst.
         """
         self._running = True
         try:
             task_status.started()
-            while True:
-                started = trio.current_time()
-                await self.check_now()
-                await trio.sleep_until(max(started + self.interval, trio.current_time()))
+            async with aclosing(periodic(self.interval)) as rounds:
+                async for _ in rounds:
+                    await self.check_now()
+            raise AssertionError("trio_util.periodic ended")  # pragma: no cover
         finally:
             self._running = False
 

@@ -7,13 +7,14 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import attrs
 import psutil
 import trio
+from trio_util import periodic
 
 from ..actors import ActorRef, ActorSystem, ActorSystemStatistics
 from ..agents import AgentSpec, Model, ToolInvoker, spawn_agent
@@ -553,17 +554,18 @@ def _mailboxes(system: ActorSystem) -> Callable[[], dict[str, ActorRef]]:
 
 
 async def _memory_watchdog(limit: int) -> None:
-    """Raise :class:`ResourceError` when this process's RSS exceeds ``limit`` bytes."""
+    """Raise :class:`ResourceError` when this process's RSS exceeds ``limit`` bytes
+    (read every ``MEMORY_CHECK_INTERVAL`` seconds, start to start)."""
     process = psutil.Process()
-    while True:
-        rss = await trio.to_thread.run_sync(lambda: process.memory_info().rss)
-        if rss > limit:
-            raise ResourceError(
-                f"resident memory {rss} bytes exceeds max_memory {limit} bytes",
-                severity=ErrorSeverity.HIGH,
-                recovery_strategy=RecoveryStrategy.Escalate(),
-            )
-        await trio.sleep(MEMORY_CHECK_INTERVAL)
+    async with aclosing(periodic(MEMORY_CHECK_INTERVAL)) as ticks:
+        async for _ in ticks:
+            rss = await trio.to_thread.run_sync(lambda: process.memory_info().rss)
+            if rss > limit:
+                raise ResourceError(
+                    f"resident memory {rss} bytes exceeds max_memory {limit} bytes",
+                    severity=ErrorSeverity.HIGH,
+                    recovery_strategy=RecoveryStrategy.Escalate(),
+                )
 
 
 def run(

@@ -291,10 +291,16 @@ class Supervisor:
                 heartbeat_timeout=heartbeat_timeout,
                 restart_limit=restart_limit,
             )
+        return await self._start_spec(spec, None)
+
+    async def _start_spec(self, spec: ChildSpec, action: RecoveryAction | None) -> Child:
+        """Add and start a child. With ``action`` (a member started again because this
+        supervisor was restarted) a failure before it has started is handled like any
+        exit of it (its recovery, its restart budget) instead of raised here."""
         if self._core.halted() or self._nursery is None:
             raise SupervisionError(f"supervisor {self.name!r} is not accepting children")
         child = self._add_child(spec)
-        run = _Run(child, action=None)
+        run = _Run(child, action=action)
         child._run = run  # visible to a concurrent stop before the task first runs
         try:
             await self._nursery.start(self._run_child, run, name=child.name)
@@ -469,16 +475,20 @@ class Supervisor:
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         self._nursery = nursery
+        outer = _current_run.get()
+        # Opened by a restart of its own child (its parent ran it again): its children
+        # were running before, and start again as restarted members.
+        again = None if outer is None or outer.action is None else RecoveryAction.RESTART
         try:
             for spec in still_listed(self._initial_children):
-                if self._core.failure is not None and _current_run.get() is not None:
+                if self._core.failure is not None and outer is not None:
                     # A child that had started failed and this supervisor gave up while
                     # still starting the rest. It did start (OTP: init returned, then
                     # the exit arrived), so it reports started and its parent handles
                     # the give-up like any failure, instead of taking it for a start
                     # failure of its own child.
                     break
-                await self.start_child(spec)
+                await self._start_spec(spec, again)
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise

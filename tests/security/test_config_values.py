@@ -255,3 +255,12 @@ def test_any_environment_text_is_a_config_or_a_named_problem(
         section = ".".join(path[:-1])
         assert problems
         assert all(problem.startswith((name, section)) for problem in problems), problems
+
+
+def test_a_value_of_many_long_parts_is_still_quoted_in_one_short_line() -> None:
+    value = [[], {"\x9bW)d_": [-19952, 10**600, []]}, [10**600, {"full": -(10**600)}]]
+    problems = problems_or_none(
+        lambda: loads_config(tomli_w.dumps(nested(("persistence", "dedupe_window"), value)))
+    )
+    assert problems is not None
+    assert all("\n" not in problem and len(problem) < 400 for problem in problems), problems

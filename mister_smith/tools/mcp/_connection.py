@@ -27,6 +27,7 @@ import trio
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
+from trio_util import AsyncValue
 
 from ...errors import InvalidGrant, RecoveryStrategy, UnknownRole
 from ...supervision import Child, ChildEnd, ChildSpec, Restart, Supervisor, heartbeat
@@ -154,8 +155,8 @@ class McpServerConnection:
         self._callers = callers
         self._roles = roles
         self._policy = policy
-        self._state = McpServerState.STARTING
-        self._changed = trio.Event()
+        # Callers waiting for a restart wait on its transitions.
+        self._state = AsyncValue(McpServerState.STARTING)
         self._session: ClientSession | None = None
         self._link: Link | None = None
         self._limiter = trio.CapacityLimiter(options.max_concurrent_calls)
@@ -175,27 +176,26 @@ class McpServerConnection:
         self._last_error: str | None = None
 
     def __repr__(self) -> str:
-        return f"<McpServerConnection {self.name!r} {self._state.value}>"
+        return f"<McpServerConnection {self.name!r} {self.state.value}>"
 
     # -- state ----------------------------------------------------------------------------
 
     @property
     def state(self) -> McpServerState:
         """Where the connection is."""
-        return self._state
+        return self._state.value
 
     @property
     def available(self) -> bool:
         """Whether its tools answer now."""
-        return self._state is McpServerState.READY
+        return self._state.value is McpServerState.READY
 
     def _set_state(self, state: McpServerState) -> None:
-        if state is self._state:
+        old = self._state.value
+        if state is old:
             return
-        logger.info("MCP server %s: %s -> %s", self.name, self._state.value, state.value)
-        self._state = state
-        self._changed.set()
-        self._changed = trio.Event()
+        logger.info("MCP server %s: %s -> %s", self.name, old.value, state.value)
+        self._state.value = state
 
     async def wait_ready(self) -> None:
         """Wait until the server is connected (whatever ``wait_for_restart`` says).
@@ -210,7 +210,7 @@ class McpServerConnection:
         state = {
             McpServerState.STOPPED: "stopped for good (it spent its restart budget)",
             McpServerState.CLOSED: "closed",
-        }.get(self._state, self._state.value)
+        }.get(self.state, self.state.value)
         return McpServerUnavailable(f"MCP server {self.name!r} is {state}{what}{reason}")
 
     async def _session_for_call(self, *, wait: bool | None = None) -> ClientSession:
@@ -218,16 +218,17 @@ class McpServerConnection:
             link = self._link
             process = link.process if link is not None else None
             gone = process is not None and (process.eof.is_set() or process.killed)
-            if self._state is McpServerState.READY and self._session is not None and not gone:
+            state = self._state.value
+            if state is McpServerState.READY and self._session is not None and not gone:
                 await trio.lowlevel.checkpoint()
                 return self._session
-            terminal = self._state in (McpServerState.STOPPED, McpServerState.CLOSED)
+            terminal = state in (McpServerState.STOPPED, McpServerState.CLOSED)
             if terminal or not (self.options.wait_for_restart if wait is None else wait):
                 await trio.lowlevel.checkpoint()
                 raise self._unavailable(": its tools are unavailable")
             # (A server whose end is not processed yet is left as soon as it is: the
             # state becomes RESTARTING, so this wakes up.)
-            await self._changed.wait()
+            await self._state.wait_transition()
 
     # -- supervision ----------------------------------------------------------------------
 
@@ -346,7 +347,7 @@ class McpServerConnection:
             raise failure from error
         finally:
             self._session = self._link = None
-            if self._state is McpServerState.READY and not self._closing:
+            if self._state.value is McpServerState.READY and not self._closing:
                 self._set_state(McpServerState.RESTARTING)
 
     async def _wait_lost(self, link: Link) -> None:
@@ -548,7 +549,7 @@ class McpServerConnection:
         return McpServerStatistics(
             name=self.name,
             transport=self.location.kind,
-            state=self._state,
+            state=self._state.value,
             pid=link.process.pid if link is not None and link.process is not None else None,
             connects=self._connects,
             restarts=max(0, self._connects - 1),
