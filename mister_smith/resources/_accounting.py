@@ -406,16 +406,15 @@ class PoolCore:
             KeyError: ``connection`` is not checked out.
         """
         record = self._in_use.pop(connection)
+        # A connection closed here keeps its slot until close_done(), which passes it on.
         if self._closed:
             self._close(connection)
         elif not reusable:
             self._discarded += 1
             self._close(connection)
-            self._dispatch()
         elif self._is_expired(record, now):
             self._expired += 1
             self._close(connection)
-            self._dispatch()
         else:
             self._offer(record, now)
 
@@ -424,7 +423,7 @@ class PoolCore:
     def reap(self, now: float) -> None:
         """Close idle connections past their lifetime, then those idle longer than
         ``max_idle`` while the pool holds more than ``min_size`` (longest idle first)."""
-        if self.max_lifetime is not None and self._idle:
+        if self.max_lifetime is not None:
             keep: list[_Record] = []
             for record in self._idle:
                 if self._is_expired(record, now):
@@ -441,7 +440,6 @@ class PoolCore:
             record = self._idle.pop(0)
             self._idle_closed += 1
             self._close(record.connection)
-        self._dispatch()
 
     def close(self) -> None:
         """Close the pool: idle connections are closed now, in-use ones when returned,

@@ -17,6 +17,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# The defaults of BreakerCore and CircuitBreaker, written once for both: it opens after 5
+# consecutive failures, stays open 60 s, then admits 3 probes at once.
+_FAILURE_THRESHOLD = 5
+_RESET_TIMEOUT = 60.0
+_HALF_OPEN_MAX_CALLS = 3
+
+
 class BreakerState(enum.Enum):
     """Circuit breaker states."""
 
@@ -35,9 +42,13 @@ class BreakerCore:
     failure opens it again.
     """
 
-    failure_threshold: int = attrs.field(default=5, validator=attrs.validators.ge(1))
-    reset_timeout: float = attrs.field(default=60.0, validator=attrs.validators.ge(0.0))
-    half_open_max_calls: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    failure_threshold: int = attrs.field(
+        default=_FAILURE_THRESHOLD, validator=attrs.validators.ge(1)
+    )
+    reset_timeout: float = attrs.field(default=_RESET_TIMEOUT, validator=attrs.validators.ge(0.0))
+    half_open_max_calls: int = attrs.field(
+        default=_HALF_OPEN_MAX_CALLS, validator=attrs.validators.ge(1)
+    )
     state: BreakerState = attrs.field(default=BreakerState.CLOSED, init=False)
     failures: int = attrs.field(default=0, init=False)
     opened_at: float = attrs.field(default=0.0, init=False)
@@ -136,9 +147,9 @@ class CircuitBreaker:
         self,
         name: str = "breaker",
         *,
-        failure_threshold: int = 5,
-        reset_timeout: float = 60.0,
-        half_open_max_calls: int = 3,
+        failure_threshold: int = _FAILURE_THRESHOLD,
+        reset_timeout: float = _RESET_TIMEOUT,
+        half_open_max_calls: int = _HALF_OPEN_MAX_CALLS,
         events: EventBus | None = None,
     ) -> None:
         self.name = name
