@@ -39,6 +39,12 @@ Errors are :class:`~mister_smith.errors.PersistenceError` subclasses:
 ``JournalDecodeError``.
 """
 
+from ._codec import DEFAULT_CODEC as DEFAULT_CODEC
+from ._codec import Codec as Codec
+from ._codec import MessageCodec as MessageCodec
+from ._codec import durable_message as durable_message
+from ._codec import from_payload as from_payload
+from ._codec import to_payload as to_payload
 from ._journal import EventJournal as EventJournal
 from ._journal import EventSource as EventSource
 from ._journal import JournalStatistics as JournalStatistics
@@ -56,10 +62,13 @@ from ._store import MAX_READ_LIMIT as MAX_READ_LIMIT
 from ._store import Store as Store
 
 __all__ = [
+    "DEFAULT_CODEC",
     "DEFAULT_READ_LIMIT",
     "MAX_READ_LIMIT",
     "Appended",
     "Checkpoint",
+    "Codec",
+    "MessageCodec",
     "StoredDeadLetter",
     "EventJournal",
     "EventSource",
@@ -69,6 +78,9 @@ __all__ = [
     "Store",
     "StoreStatistics",
     "StoredMessage",
+    "durable_message",
+    "from_payload",
     "open_event_journal",
     "open_sqlite_store",
+    "to_payload",
 ]

@@ -15,7 +15,7 @@ import attrs
 import psutil
 import trio
 
-from ..actors import ActorRef, ActorSystem, ActorSystemStatistics
+from ..actors import ActorRef, ActorSystem, ActorSystemStatistics, DurableMailboxes
 from ..agents import AgentSpec, Model, ToolInvoker, spawn_agent
 from ..async_patterns import ActorMiddleware, AgentMiddleware, ExecutorStatistics, TaskExecutor
 from ..config import AgentConfig, load_config
@@ -38,6 +38,7 @@ from ..monitoring import (
     tracer,
     using_tracer,
 )
+from ..persistence import DEFAULT_CODEC, Codec, open_sqlite_store
 from ..resources import (
     BlockingHealthCheck,
     ConnectionPool,
@@ -236,6 +237,7 @@ class RuntimeManager:
         middleware: Sequence[AgentMiddleware] = (),
         serve_http: bool = False,
         config_loader: ConfigLoader | None = None,
+        codec: Codec = DEFAULT_CODEC,
     ) -> AsyncIterator[RuntimeManager]:
         """Start the runtime from ``config`` (defaults when omitted); stop it on exit.
 
@@ -261,6 +263,12 @@ class RuntimeManager:
         on, ``max_memory`` arms an RSS watchdog that raises
         :class:`~mister_smith.errors.ResourceError` through supervision, and
         ``worker_threads`` does not apply (Trio runs every task on one thread).
+
+        Durability: the embedded store at ``persistence.path`` is opened (by the root's
+        ``persistence`` child) when the first actor is spawned with ``durable=True``,
+        and closed after every actor stopped; messages to durable actors are encoded
+        with ``codec`` (register message classes with
+        :func:`~mister_smith.persistence.durable_message`).
 
         Raises:
             RestartIntensityExceeded | EscalatedError: the root gave up; the message
@@ -305,6 +313,12 @@ class RuntimeManager:
             ) as root,
         ):
             identities = IdentityAuthority("runtime")
+            # Durable mailboxes' store: opened at the first durable spawn (no file
+            # otherwise); started before the actors, so it closes after them.
+            durable = DurableMailboxes(
+                functools.partial(open_sqlite_store, config.persistence), codec
+            )
+            await root.start_child(durable.serve, name="persistence", restart=Restart.PERMANENT)
             actor_system = await ActorSystem.start(
                 root,
                 events,
@@ -321,6 +335,7 @@ class RuntimeManager:
                 max_children_per_supervisor=supervision.max_children_per_supervisor,
                 heartbeat_interval=supervision.heartbeat_interval,
                 heartbeat_timeout=supervision.heartbeat_timeout,
+                durable=durable,
                 middleware=[
                     *([TracingMiddleware(spans)] if spans.enabled else []),
                     *([ActorMiddleware(middleware)] if middleware else []),
