@@ -156,6 +156,11 @@ class DurableMailboxes:
         return self._store
 
     @property
+    def current(self) -> Store | None:
+        """The store if it is open now (no waiting), else ``None``."""
+        return self._store
+
+    @property
     def is_open(self) -> bool:
         """Whether the store is open (a durable actor was spawned)."""
         return self._store is not None
@@ -213,6 +218,11 @@ class DurableMailboxes:
     def waiting(self) -> int:
         """Settles not committed yet."""
         return len(self._settles) + self._running
+
+    @property
+    def backlogged(self) -> bool:
+        """Too many settles are waiting: handling loops should :meth:`wait_room`."""
+        return len(self._settles) > SETTLE_BACKLOG and self._store is not None
 
     async def wait_room(self) -> None:
         """Wait while too many settles are waiting (backpressure on handling loops)."""

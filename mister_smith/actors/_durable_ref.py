@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,13 @@ from ._ref import ActorRef
 
 if TYPE_CHECKING:
     from ._durable import DurableMailboxes
+
+
+_ID_PREFIX = uuid.uuid4().hex
+"""Unique to this process: a sent message's default id is this plus a counter (one
+``uuid4`` per message costs an ``os.urandom`` call, tens of microseconds on some hosts)."""
+
+_ID_COUNTER = itertools.count(1)
 
 
 class DurableActorRef(ActorRef):
@@ -60,9 +68,13 @@ class DurableActorRef(ActorRef):
         durable: DurableMailboxes = cell.system.durable  # type: ignore[assignment]
         inner = message.message if isinstance(message, Ask | Traced) else message
         payload = to_payload(durable.codec, inner)
-        store = await durable.store()
+        store = durable.current
+        if store is None:
+            store = await durable.store()
         appended = await store.append(
-            cell.name, payload, message_id=uuid.uuid4().hex if message_id is None else message_id
+            cell.name,
+            payload,
+            message_id=f"{_ID_PREFIX}-{next(_ID_COUNTER)}" if message_id is None else message_id,
         )
         mailbox = cell.mailbox
         assert isinstance(mailbox, DurableMailbox)
