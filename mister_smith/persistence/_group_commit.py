@@ -8,8 +8,8 @@ writer takes whatever is queued (up to ``batch_max``), runs it as one transactio
 hands each caller its own outcome back on the Trio thread. The Trio side hands the
 operations over once per scheduler tick (every operation submitted in that tick in one
 queue put), so the writer is woken once per tick rather than once per operation.
-Operations arriving while a transaction runs form the next batch, so one commit is shared by everyone who arrived
-meanwhile, and the writer never waits for the event loop between batches.
+Operations arriving while a transaction runs form the next batch, so one commit is
+shared by everyone who arrived meanwhile, and the writer never waits for the event loop between batches.
 
 Cancellation: a caller cancelled while its operation is still queued withdraws it
 (nothing is written, ``Cancelled`` is raised); once the writer has taken it, the caller
