@@ -9,7 +9,8 @@ hands each caller its own outcome back on the Trio thread. The Trio side hands t
 operations over once per scheduler tick (every operation submitted in that tick in one
 queue put), so the writer is woken once per tick rather than once per operation.
 Operations arriving while a transaction runs form the next batch, so one commit is
-shared by everyone who arrived meanwhile, and the writer never waits for the event loop between batches.
+shared by everyone who arrived meanwhile, and the writer never waits for the event loop
+between batches.
 
 Cancellation: a caller cancelled while its operation is still queued withdraws it
 (nothing is written, ``Cancelled`` is raised); once the writer has taken it, the caller
