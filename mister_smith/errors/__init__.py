@@ -27,6 +27,7 @@ from ._taxonomy import ActorNotFound as ActorNotFound
 from ._taxonomy import ActorStopped as ActorStopped
 from ._taxonomy import AskTimeout as AskTimeout
 from ._taxonomy import CheckpointConflict as CheckpointConflict
+from ._taxonomy import CheckpointUnreadable as CheckpointUnreadable
 from ._taxonomy import CircuitOpenError as CircuitOpenError
 from ._taxonomy import ConfigError as ConfigError
 from ._taxonomy import DispatchQueueFull as DispatchQueueFull
@@ -109,6 +110,7 @@ __all__ = [
     "InvalidStoreRequest",
     "RecordTooLarge",
     "CheckpointConflict",
+    "CheckpointUnreadable",
     "JournalDecodeError",
     "MessageNotDurable",
     "DurabilityUnavailable",

@@ -350,6 +350,11 @@ class JournalDecodeError(PersistenceError):
     """A journal entry could not be turned back into an event (unknown type or fields)."""
 
 
+class CheckpointUnreadable(PersistenceError, ValueError):
+    """A stored checkpoint is not what its reader expects (damaged, or written by another
+    version); the message names the key and what did not match."""
+
+
 class MessageNotDurable(PersistenceError, ValueError):
     """A message sent to a durable actor cannot be kept in its durable mailbox: its type
     is not registered with the actor system's message codec, or it holds values JSON
