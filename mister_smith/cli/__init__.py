@@ -178,8 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--latency", type=float, default=0.0)
 
     run = commands.add_parser("run", help="run your own task with a dynamically composed team")
-    run.add_argument("task", help="what the team should do")
+    run.add_argument("task", nargs="?", help="what the team should do")
     display_options(run)
+    run.add_argument(
+        "--durable",
+        action="store_true",
+        help="record the task in the store (persistence.path) until it is finished, so "
+        "that run --resume can take it up if this process ends first",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="run the tasks a run --durable recorded and did not finish (no TASK)",
+    )
     run.add_argument(
         "--workspace",
         type=Path,
@@ -313,8 +324,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             )
             demo_code: int = trio.run(run_demo, options, stream, config)
             return demo_code
+        if (args.task is None) != args.resume:
+            print("mister-smith: run needs a TASK, or --resume without one", file=sys.stderr)
+            return EXIT_USAGE
         run_options = RunOptions(
-            task=args.task,
+            task=args.task or "",
+            durable=args.durable,
+            resume=args.resume,
             model=args.model,
             color=color,
             live=live,
