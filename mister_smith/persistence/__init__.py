@@ -32,6 +32,11 @@ A durable mailbox on a store, step by step (what the actor system does with it):
 4. checkpoints: ``await store.put_checkpoint(key, state, expected_version=v)`` after
    each agent turn; ``get_checkpoint`` on resume.
 
+The actor system does exactly this for actors spawned with ``durable=True`` (see
+:class:`~mister_smith.actors.DurableMailboxes`), encoding messages with a
+:class:`MessageCodec` (registered attrs classes and plain JSON, never pickle;
+:func:`durable_message` registers with :data:`DEFAULT_CODEC`).
+
 Errors are :class:`~mister_smith.errors.PersistenceError` subclasses:
 ``InvalidStoreRequest`` / ``RecordTooLarge`` (bad input, nothing queued),
 ``CheckpointConflict``, ``StoreWriteFailed`` (the transaction rolled back),
