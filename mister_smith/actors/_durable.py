@@ -10,8 +10,9 @@ At system shutdown the queued messages are left pending, and the next ``spawn`` 
 same name (in this or a later process) replays them first, oldest first.
 
 Settling is not on the handler's path: the loop hands ``(mailbox, seq)`` to
-:class:`DurableMailboxes`, whose settler tasks commit them concurrently so the store's
-group commit batches them (with the senders' appends). A crash before a settle
+:class:`DurableMailboxes`, whose settler commits whatever is waiting in rounds (one
+``ack_many`` per mailbox, so a round of acks is one operation in the store's group
+commit, next to the senders' appends). A crash before a settle
 committed means a redelivery: delivery is at-least-once.
 """
 
@@ -27,13 +28,10 @@ import attrs
 import trio
 
 from ..errors import DurabilityUnavailable, PersistenceError
-from ..persistence import DEFAULT_CODEC, Codec, Store
+from ..persistence import DEFAULT_CODEC, MAX_READ_LIMIT, Codec, Store
 from ._mailbox import Mailbox
 
 logger = logging.getLogger("mister_smith.actors")
-
-SETTLE_WORKERS = 64
-"""Settles committed at once: they share the store's group commits."""
 
 SETTLE_BACKLOG = 4096
 """Settles waiting at most before a handling loop waits for the settlers."""
@@ -238,38 +236,73 @@ class DurableMailboxes:
         await trio.lowlevel.checkpoint()
 
     async def _settle(self, store: Store) -> None:
-        async with trio.open_nursery() as nursery:
-            for _ in range(SETTLE_WORKERS):
-                nursery.start_soon(self._settler, store, False)
-
-    async def _drain(self, store: Store) -> None:
-        async with trio.open_nursery() as nursery:
-            for _ in range(SETTLE_WORKERS):
-                nursery.start_soon(self._settler, store, True)
-        self._idle.unpark_all()
-        self._room.unpark_all()
-
-    async def _settler(self, store: Store, draining: bool) -> None:
-        settles = self._settles
         while True:
-            if not settles:
-                if draining:
-                    return
+            if not self._settles:
                 self._idle.unpark_all()
                 await self._work.park()
                 continue
-            mailbox, seq, reason = settles.popleft()
-            self._running += 1
-            try:
-                if reason is None:
-                    await store.ack(mailbox, seq)
-                else:
-                    await store.dead_letter(mailbox, seq, reason)
-                self.settled += 1
-            except PersistenceError as exc:
-                self.settle_failures += 1
-                logger.warning("durable mailbox %s: message %d not settled: %s", mailbox, seq, exc)
-            finally:
-                self._running -= 1
+            await self._commit_round(store)
+
+    async def _drain(self, store: Store) -> None:
+        while self._settles:
+            await self._commit_round(store)
+        self._idle.unpark_all()
+        self._room.unpark_all()
+
+    async def _commit_round(self, store: Store) -> None:
+        """Commit every settle waiting now, together: the acks of a mailbox as one
+        ``ack_many`` (in chunks), each dead letter on its own, all at once so the
+        store's group commit puts them in one transaction."""
+        settles = self._settles
+        taken = list(settles)
+        settles.clear()
+        self._running = len(taken)
+        acks: dict[str, list[int]] = {}
+        dead: list[tuple[str, int, str]] = []
+        for mailbox, seq, reason in taken:
+            if reason is None:
+                acks.setdefault(mailbox, []).append(seq)
+            else:
+                dead.append((mailbox, seq, reason))
+        try:
+            # A round is one transaction: let it finish even when the service is being
+            # cancelled (what it took is no longer queued), within the drain's grace.
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + DRAIN_GRACE):
+                await self._commit(store, acks, dead)
+        finally:
+            self._running = 0
             if len(settles) <= SETTLE_BACKLOG // 2:
                 self._room.unpark_all()
+
+    async def _commit(
+        self, store: Store, acks: dict[str, list[int]], dead: list[tuple[str, int, str]]
+    ) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                for mailbox, seqs in acks.items():
+                    for first in range(0, len(seqs), MAX_READ_LIMIT):
+                        chunk = seqs[first : first + MAX_READ_LIMIT]
+                        nursery.start_soon(self._ack_chunk, store, mailbox, chunk)
+                for mailbox, seq, reason in dead:
+                    nursery.start_soon(self._dead_letter_one, store, mailbox, seq, reason)
+        except trio.Cancelled:  # the grace ran out: those not committed stay pending
+            logger.warning("durable mailboxes: settles not committed within %s s", DRAIN_GRACE)
+            raise
+
+    async def _ack_chunk(self, store: Store, mailbox: str, seqs: list[int]) -> None:
+        try:
+            await store.ack_many(mailbox, seqs)
+            self.settled += len(seqs)
+        except PersistenceError as exc:
+            self.settle_failures += len(seqs)
+            logger.warning("durable mailbox %s: %d acks not committed: %s", mailbox, len(seqs), exc)
+
+    async def _dead_letter_one(self, store: Store, mailbox: str, seq: int, reason: str) -> None:
+        try:
+            await store.dead_letter(mailbox, seq, reason)
+            self.settled += 1
+        except PersistenceError as exc:
+            self.settle_failures += 1
+            logger.warning(
+                "durable mailbox %s: message %d not dead-lettered: %s", mailbox, seq, exc
+            )
