@@ -49,14 +49,26 @@ async def test_runtime_wires_the_components(autojump_clock: trio.abc.Clock) -> N
     async with RuntimeManager.open() as runtime:
         assert runtime.config == AgentConfig()
         assert runtime.supervision.state == "running"
-        assert [c.name for c in runtime.supervision.children()] == ["actors", "health", "tasks"]
+        assert [c.name for c in runtime.supervision.children()] == [
+            "persistence",
+            "actors",
+            "health",
+            "tasks",
+        ]
         assert runtime.actor_system.supervisor.name == "actors"
         assert runtime.tool_bus.events is runtime.events
         assert runtime.blocking_limiter.total_tokens == 512
         ref = await runtime.actor_system.spawn(Echo, name="echo")
         assert await ref.ask("hi") == "hi"
         tree = snapshot(runtime.supervision)
-        assert [node.name for node in tree.walk()] == ["root", "actors", "echo", "health", "tasks"]
+        assert [node.name for node in tree.walk()] == [
+            "root",
+            "persistence",
+            "actors",
+            "echo",
+            "health",
+            "tasks",
+        ]
         stats = runtime.statistics()
         assert stats.actors.live_actors == 1
         assert stats.supervision.name == "root"

@@ -7,6 +7,9 @@ from ._cell import ActorStatistics as ActorStatistics
 from ._cell import ActorStatus as ActorStatus
 from ._delegation import Delegated as Delegated
 from ._domain import ActorDomain as ActorDomain
+from ._durable import DurableMailbox as DurableMailbox
+from ._durable import DurableMailboxes as DurableMailboxes
+from ._durable_ref import DurableActorRef as DurableActorRef
 from ._loop import MessageMiddleware as MessageMiddleware
 from ._mailbox import Counters as Counters
 from ._mailbox import Mailbox as Mailbox
@@ -30,6 +33,9 @@ __all__ = [
     "ActorSystemStatistics",
     "DeadLetterRecord",
     "Delegated",
+    "DurableActorRef",
+    "DurableMailbox",
+    "DurableMailboxes",
     "ActorOptions",
     "Counters",
     "Mailbox",

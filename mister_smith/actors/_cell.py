@@ -49,6 +49,8 @@ class ActorStatistics:
     dead_lettered: int
     restarts: int
     in_flight: int
+    replayed: int = 0
+    """Messages replayed from its durable mailbox at spawn (counted in ``accepted``)."""
 
     @property
     def load(self) -> int:
@@ -233,6 +235,7 @@ class ActorCell:
             dead_lettered=mailbox.dead_lettered,
             restarts=0 if self.child is None else self.child.restarts,
             in_flight=mailbox.in_flight(),
+            replayed=mailbox.replayed,
         )
 
     def dead_letter(self, envelope: Any, reason: str, error: BaseException) -> None:

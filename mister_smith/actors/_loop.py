@@ -26,6 +26,8 @@ from ..supervision import current_child, heartbeat, shutdown_grace
 from ..types import TRACEPARENT, Restart
 from ._actor import Actor, ActorContext
 from ._cell import ActorCell, Ask, Traced
+from ._durable import DurableMailbox
+from ._durable_loop import serve_durable
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
@@ -82,12 +84,15 @@ async def serve(
             handler = _wrap(layer, handler)
         timeout = options.handler_timeout
         beat_every = options.heartbeat_interval
+        if isinstance(mailbox, DurableMailbox):  # (decided per incarnation, not per message)
+            await serve_durable(cell, mailbox, handler, timeout, beat_every)
+            return
         while True:
             try:
                 if beat_every is None:
                     envelope = await receive.receive()
                 else:
-                    envelope = await _receive_beating(receive, beat_every)
+                    envelope = await receive_beating(receive, beat_every)
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 return  # the actor was stopped for good: its mailbox is closed
             cell.current = envelope
@@ -171,7 +176,7 @@ def interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted | ActorCr
     )
 
 
-async def _receive_beating(receive: trio.MemoryReceiveChannel[Any], every: float) -> Any:
+async def receive_beating(receive: trio.MemoryReceiveChannel[Any], every: float) -> Any:
     """Receive the next message, sending a heartbeat every ``every`` seconds meanwhile
     (an idle actor is alive; only a handler can hang)."""
     while True:

@@ -4,8 +4,9 @@ One invariant lives here, for each actor and for the system's totals::
 
     accepted == handled + dead_lettered + queued + in_flight
 
-``accepted`` counts messages ``tell``/``ask`` handed over; each ends ``handled`` (the
-handler returned, or raised — then ``failed`` counts it too, and it is also
+``accepted`` counts messages ``tell``/``ask`` handed over (and, for a durable mailbox,
+the ones replayed from its store at spawn, which ``replayed`` counts too); each ends
+``handled`` (the handler returned, or raised — then ``failed`` counts it too, and it is also
 dead-lettered) or ``dead_lettered`` (crashed on it, refused by middleware, or left in the
 mailbox when the actor was gone). When a mailbox is closed its counters are folded into
 the system's :class:`Totals`; a count made after that (a sender woken by the final drain,
@@ -45,6 +46,7 @@ class Counters:
     handled: int = 0
     failed: int = 0
     dead_lettered: int = 0
+    replayed: int = 0
 
     def __add__(self, other: Counters) -> Counters:
         return Counters(
@@ -52,23 +54,25 @@ class Counters:
             self.handled + other.handled,
             self.failed + other.failed,
             self.dead_lettered + other.dead_lettered,
+            self.replayed + other.replayed,
         )
 
 
 class Totals:
     """The running counters closed mailboxes fold into (the system's)."""
 
-    __slots__ = ("accepted", "dead_lettered", "failed", "handled")
+    __slots__ = ("accepted", "dead_lettered", "failed", "handled", "replayed")
 
     def __init__(self) -> None:
         self.accepted = 0
         self.handled = 0
         self.failed = 0
         self.dead_lettered = 0
+        self.replayed = 0
 
     def snapshot(self) -> Counters:
         """The totals now."""
-        return Counters(self.accepted, self.handled, self.failed, self.dead_lettered)
+        return Counters(self.accepted, self.handled, self.failed, self.dead_lettered, self.replayed)
 
 
 class Mailbox:
@@ -83,6 +87,7 @@ class Mailbox:
         "failed",
         "handled",
         "receive",
+        "replayed",
         "send",
     )
 
@@ -93,6 +98,7 @@ class Mailbox:
         self.handled = 0
         self.failed = 0
         self.dead_lettered = 0
+        self.replayed = 0
         self._folded_into: Totals | None = None
         self._watchers: list[Callable[[int], object]] | None = None
 
@@ -170,6 +176,7 @@ class Mailbox:
         totals.handled += self.handled
         totals.failed += self.failed
         totals.dead_lettered += self.dead_lettered
+        totals.replayed += self.replayed
         self._folded_into = totals
 
     # -- reading -------------------------------------------------------------------------
@@ -197,7 +204,7 @@ class Mailbox:
 
     def counters(self) -> Counters:
         """This mailbox's counters."""
-        return Counters(self.accepted, self.handled, self.failed, self.dead_lettered)
+        return Counters(self.accepted, self.handled, self.failed, self.dead_lettered, self.replayed)
 
     def statistics(self) -> MailboxStatistics:
         """The counters and the queue now."""

@@ -16,10 +16,13 @@ from ..errors import (
     ActorNameTaken,
     ActorNotFound,
     ActorStopped,
+    DurabilityUnavailable,
+    MessageNotDurable,
     PoolExhausted,
     SupervisionError,
 )
 from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus, bounded_payload, cut_text
+from ..persistence import DEFAULT_CODEC, MAX_READ_LIMIT, Codec, Store, from_payload
 from ..supervision import (
     INHERIT,
     Backoff,
@@ -39,6 +42,9 @@ from ..types import IdentityAuthority, Role
 from ._actor import Actor, ActorContext
 from ._cell import ActorCell, ActorOptions
 from ._domain import ActorDomain
+from ._durable import Durable, DurableMailbox, DurableMailboxes
+from ._durable_loop import settle_left
+from ._durable_ref import DurableActorRef
 from ._loop import MessageMiddleware, serve
 from ._mailbox import Mailbox, Totals
 from ._ref import ActorRef
@@ -80,6 +86,8 @@ class ActorSystemStatistics:
     """Spawns refused because ``max_actors`` actors were alive."""
     domains: int = 0
     """Live domains (the default one, overflow siblings, teams, ...)."""
+    replayed: int = 0
+    """Messages replayed from durable mailboxes at spawn (counted in ``accepted``)."""
 
 
 class ActorSystem:
@@ -138,6 +146,7 @@ class ActorSystem:
         max_children_per_supervisor: int | None = None,
         heartbeat_interval: float = 5.0,
         heartbeat_timeout: float = 15.0,
+        durable: DurableMailboxes | None = None,
     ) -> None:
         if mailbox_capacity < 1:
             raise ValueError(f"mailbox_capacity must be >= 1, got {mailbox_capacity!r}")
@@ -156,6 +165,8 @@ class ActorSystem:
                 f"{heartbeat_interval!r} and {heartbeat_timeout!r}"
             )
         self.events = events
+        self.durable = durable
+        """Where durable actors keep their mailboxes (``None``: no durable spawns)."""
         self.mailbox_capacity = mailbox_capacity
         self.ask_timeout = ask_timeout
         self.middleware = tuple(middleware)
@@ -416,6 +427,7 @@ class ActorSystem:
         max_restarts: int | None = None,
         restart_window: float | None = None,
         heartbeat: bool | None = None,
+        durable: bool = False,
     ) -> ActorRef:
         """Start an actor built by ``factory(*args)`` and return its ref once started.
 
@@ -447,6 +459,11 @@ class ActorSystem:
                 (or awaiting inside ``ctx.keep_beating()``) is cancelled and handled as
                 a crash (``HeartbeatTimeout``, restarted). Default: the factory's
                 ``heartbeat_by_default`` (``True`` for agents).
+            durable: Keep its mailbox in the system's store (a
+                :class:`~mister_smith.actors.DurableActorRef` is returned): every
+                message sent is committed before ``tell`` returns and settled after it
+                was handled, and the messages a previous run of this ``name`` left
+                pending are replayed first. Needs an explicit ``name``.
 
         Raises:
             ActorNameTaken: ``name`` is already in use.
@@ -455,9 +472,16 @@ class ActorSystem:
                 full (``max_children_per_supervisor``).
             UnknownRole: a role was not registered with :attr:`identities`.
             TypeError: a role is given by name (a name is not a credential).
+            DurabilityUnavailable: ``durable=True`` in a system without a store, or the
+                store cannot be opened.
         """
         if not callable(factory):
             raise TypeError(f"actor factory must be callable, got {factory!r}")
+        if durable and name is None:
+            raise ValueError(
+                "a durable actor needs an explicit name: its mailbox in the store is found "
+                "by it after a restart"
+            )
         target = self._default if supervisor is None else supervisor
         if isinstance(target, Supervisor):
             target = self._by_supervisor.get(target, target)
@@ -496,7 +520,10 @@ class ActorSystem:
             capabilities=frozenset(capabilities) if capabilities else _NO_CAPABILITIES,
             heartbeat_interval=self.heartbeat_interval if beats else None,
         )
-        cell = ActorCell(self, name, Mailbox(capacity), options)
+        if durable:
+            cell = await self._durable_cell(name, capacity, options)
+        else:
+            cell = ActorCell(self, name, Mailbox(capacity), options)
         cell.ctx = ActorContext(cell)
         domain, sup = self._resolve(supervisor)
         limit_children = self.max_children_per_supervisor
@@ -550,6 +577,42 @@ class ActorSystem:
             )
         return cell.ref
 
+    async def _durable_cell(self, name: str, capacity: int, options: ActorOptions) -> ActorCell:
+        """A cell with a durable mailbox whose backlog is what ``name`` left pending."""
+        if self.durable is None:
+            raise DurabilityUnavailable(
+                f"actor {name!r} cannot be durable: this actor system has no store"
+            )
+        store = await self.durable.store()
+        await self.durable.wait_settled()  # a previous actor of this name settled its own
+        pending = []
+        after = 0
+        while True:
+            page = await store.pending(name, after=after, limit=MAX_READ_LIMIT)
+            pending.extend(page)
+            if len(page) < MAX_READ_LIMIT:
+                break
+            after = page[-1].seq
+        if name in self._cells or name in self._domains:
+            raise ActorNameTaken(f"an actor or domain named {name!r} already exists")
+        mailbox = DurableMailbox(capacity)
+        cell = ActorCell(self, name, mailbox, options)
+        cell.ref = DurableActorRef(cell)
+        codec = self.durable.codec
+        for stored in pending:
+            mailbox.accepted += 1
+            mailbox.replayed += 1
+            try:
+                message = from_payload(codec, stored.payload)
+            except MessageNotDurable as exc:
+                reason = f"poison: {exc}"
+                mailbox.dead_lettered_one()
+                self._record_dead_letter(cell, stored.payload, reason)
+                self.durable.dead_letter(name, stored.seq, reason)
+                continue
+            mailbox.backlog.append(Durable(message, stored.seq, stored.message_id))
+        return cell
+
     def _restart_limit_of(
         self, max_restarts: int | None, restart_window: float | None
     ) -> RestartLimit | None:
@@ -579,6 +642,8 @@ class ActorSystem:
             cell.domain.forget(cell.name)
         if cell.identity is not None:
             self.identities.revoke(cell.identity)  # a reused name gets none of its grants
+        if isinstance(cell.mailbox, DurableMailbox):
+            settle_left(cell, cell.mailbox.close(), reason)
         for envelope in cell.mailbox.close():
             cell.dead_letter(envelope, f"actor {reason}", cell.stopped_error())
         if self._cells.get(cell.name) is cell:
@@ -693,6 +758,7 @@ class ActorSystem:
             dead_lettered=totals.dead_lettered,
             refused=self._refused,
             domains=len(self._domains),
+            replayed=totals.replayed,
         )
 
     async def shutdown(self) -> None:
@@ -758,6 +824,9 @@ class ActorSystem:
 
 _NO_CAPABILITIES: frozenset[str] = frozenset()
 
+DURABLE_CHILD = "durable::mailboxes"
+"""The child of a system's supervisor that serves its durable mailboxes' store."""
+
 _RESERVED = "::"
 """Separator of names the system derives (``parent::children``); refused in actor names."""
 
@@ -778,6 +847,8 @@ async def open_actor_system(
     max_actors: int | None = None,
     max_children_per_supervisor: int | None = None,
     identities: IdentityAuthority | None = None,
+    store: Store | None = None,
+    codec: Codec = DEFAULT_CODEC,
 ) -> AsyncIterator[ActorSystem]:
     """Open an actor system with its own supervisor; stop every actor on exit.
 
@@ -785,9 +856,15 @@ async def open_actor_system(
     seconds (its own budget, with ``backoff`` between restarts); one more crash stops it
     for good, and the system goes on. Actors whose mailboxes are not empty at shutdown
     have their messages recorded as dead letters (reason: shut down).
+
+    With ``store``, actors spawned with ``durable=True`` keep their mailboxes in it
+    (messages encoded with ``codec``); the store stays open after the system closes
+    (its owner closes it), and the messages durable actors left queued at shutdown stay
+    pending there for the next run.
     """
-    bus = EventBus() if events is None else events
+    durable = None if store is None else DurableMailboxes.over(store, codec)
     limit = RestartLimit(max_restarts, restart_window)
+    bus = EventBus() if events is None else events
     async with open_supervisor(
         name,
         events=bus,
@@ -797,6 +874,10 @@ async def open_actor_system(
         shutdown_timeout=shutdown_timeout,
         keep_alive=True,
     ) as supervisor:
+        if durable is not None:  # started first, so it stops after every actor
+            await supervisor.start_child(
+                durable.serve, name=DURABLE_CHILD, restart=Restart.PERMANENT
+            )
         system = ActorSystem(
             supervisor,
             bus,
@@ -809,6 +890,7 @@ async def open_actor_system(
             max_actors=max_actors,
             max_children_per_supervisor=max_children_per_supervisor,
             identities=identities,
+            durable=durable,
         )
         yield system
         await system.shutdown()

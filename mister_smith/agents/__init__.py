@@ -15,8 +15,12 @@ Rule helpers for scripted models live in :mod:`mister_smith.agents.script`.
 
 from ._agent import Agent as Agent
 from ._agent_ref import AgentRef as AgentRef
+from ._agent_ref import DurableAgentRef as DurableAgentRef
 from ._agent_stream import AgentStream as AgentStream
 from ._anthropic import AnthropicModel as AnthropicModel
+from ._checkpoint import OUTCOME_UNKNOWN as OUTCOME_UNKNOWN
+from ._checkpoint import AgentCheckpoints as AgentCheckpoints
+from ._checkpoint import TaskCheckpoint as TaskCheckpoint
 from ._context import ContextStatistics as ContextStatistics
 from ._context import ContextWindow as ContextWindow
 from ._context import ExtractiveSummarizer as ExtractiveSummarizer
@@ -121,6 +125,10 @@ from ._wire_names import ToolNames as ToolNames
 from ._wire_names import wire_tool_name as wire_tool_name
 
 __all__ = [
+    "OUTCOME_UNKNOWN",
+    "AgentCheckpoints",
+    "DurableAgentRef",
+    "TaskCheckpoint",
     "DEFAULT_CATALOG",
     "AgentRole",
     "CoordinationMode",

@@ -18,6 +18,7 @@ from ..errors import (
     ActorCrashed,
     ActorStopped,
     AskTimeout,
+    PersistenceError,
     TaskTimeout,
     ToolError,
     ToolPermissionDenied,
@@ -27,6 +28,7 @@ from ..monitoring import NOOP_SPAN, active_tracer, record_model_response
 from ..supervision import heartbeat
 from ..types import CallerIdentity
 from ._agent_stream import AgentStream, AgentStreamRequest, EventSink, cancel_when_set, sole
+from ._checkpoint import OUTCOME_UNKNOWN, AgentCheckpoints, TaskCheckpoint
 from ._context import ContextWindow, Summarizer
 from ._errors import (
     GuardrailTripped,
@@ -110,8 +112,12 @@ class Agent(Actor):
         summarizer: Summarizer | None = None,
         budget: UsageBudget | None = None,
         handoffs: Sequence[Handoff] = (),
+        checkpoints: AgentCheckpoints | None = None,
     ) -> None:
         self._ctx: ActorContext | None = None
+        self.checkpoints = checkpoints
+        """Where a durable agent saves its running task after each turn (``None``: not
+        durable)."""
         self.budget = budget
         self.handoffs = {handoff.name: handoff for handoff in handoffs}
         if len(self.handoffs) != len(handoffs):
@@ -322,12 +328,81 @@ class Agent(Actor):
             context = self._context
         else:
             context = self.new_context(name, events)
-        await context.extend(task.context)
-        await context.add(Message.user(task.prompt), pin=True)
+        checkpoints = self.checkpoints
+        resume = None
+        if checkpoints is not None:
+            saved = await checkpoints.load()
+            if saved is not None and saved.prompt == task.prompt:
+                resume = saved  # the task was under way when its process ended
+        if resume is not None:
+            context.restore(resume.messages, resume.summary, resume.pinned)
+        else:
+            await context.extend(task.context)
+            await context.add(Message.user(task.prompt), pin=True)
         try:
-            return await self._turns(task, name, events, started, context, caller, sink)
+            result = await self._turns(task, name, events, started, context, caller, sink, resume)
+        except Exception:
+            if checkpoints is not None:  # the task ended (failed): nothing to resume
+                with contextlib.suppress(PersistenceError):
+                    await checkpoints.clear()
+            raise
         finally:
             context.unpin_all()
+        if checkpoints is not None:
+            await checkpoints.clear()
+        return result
+
+    async def _checkpoint(
+        self,
+        task: AgentTask,
+        run: RunState,
+        context: ContextWindow,
+        pending: tuple[ToolCall, ...],
+    ) -> None:
+        """Save the task as it stands (durable agents only)."""
+        if self.checkpoints is None:
+            return
+        await self.checkpoints.save(
+            TaskCheckpoint(
+                task.prompt,
+                run.turn,
+                context.messages(),
+                context.pinned_indexes(),
+                context.summary,
+                pending,
+                run.usage,
+                run.tool_calls,
+                run.tool_errors,
+                run.refused,
+            )
+        )
+
+    async def _recover_calls(
+        self,
+        calls: tuple[ToolCall, ...],
+        run: RunState,
+        caller: ToolCaller,
+        context: ContextWindow,
+    ) -> None:
+        """The tool calls in flight when the task's process ended: re-run those whose
+        tool is idempotent, report the others' outcome as unknown."""
+        idempotent: set[str] = set()
+        if self.tools is not None:
+            listed = self.tools.list_available_tools(caller.who, on_behalf_of=caller.on_behalf_of)
+            idempotent = {str(e.name) for e in listed if getattr(e, "idempotent", False) is True}
+        rerun = tuple(call for call in calls if call.name in idempotent)
+        results: dict[str | None, Message] = {}
+        if rerun:
+            async with self._beating(self.tools):
+                for message in await self._run_tools(rerun, run, caller):
+                    results[message.tool_call_id] = message
+        messages = [
+            results.get(call.id) or Message.tool_result(call, OUTCOME_UNKNOWN, is_error=True)
+            for call in calls
+        ]
+        run.tool_calls += len(calls)
+        run.tool_errors += sum(1 for message in messages if message.is_error)
+        await context.extend(messages)
 
     async def _turns(
         self,
@@ -338,6 +413,7 @@ class Agent(Actor):
         context: ContextWindow,
         caller: ToolCaller,
         sink: EventSink | None = None,
+        resume: TaskCheckpoint | None = None,
     ) -> AgentResult:
         spec = self.spec
         output = self._output
@@ -350,7 +426,16 @@ class Agent(Actor):
         run = RunState(task, name, started, sink=sink, events=events)
         budgets = self._budgets(task, name, started)
         options = spec.request_options()
-        for turn in range(1, spec.max_turns + 1):
+        first_turn = 1
+        if resume is not None:
+            run.usage, run.turn = resume.usage, resume.turn
+            run.tool_calls, run.tool_errors = resume.tool_calls, resume.tool_errors
+            run.refused = resume.refused
+            first_turn = resume.turn + 1
+            if resume.pending_tool_calls:
+                await self._recover_calls(resume.pending_tool_calls, run, caller, context)
+                await self._checkpoint(task, run, context, ())
+        for turn in range(first_turn, spec.max_turns + 1):
             run.turn = turn
             check_all(budgets, trio.current_time())
             request = ModelRequest(
@@ -411,6 +496,7 @@ class Agent(Actor):
             if refused_handoffs:
                 await context.extend(refused_handoffs)
             check_all(budgets, trio.current_time(), tool_calls=len(calls[:budget]))
+            await self._checkpoint(task, run, context, calls[:budget])
             async with self._beating(self.tools):  # each call bounded by its deadline
                 results = await self._run_tools(calls[:budget], run, caller)
             for used in budgets:
@@ -420,6 +506,7 @@ class Agent(Actor):
             run.refused += len(calls[budget:])
             async with self._beating(self.summarizer):
                 await context.extend([*results, *self._refuse(calls[budget:], name)])
+            await self._checkpoint(task, run, context, ())
             fraction = response.progress if response.progress is not None else turn / spec.max_turns
             self._progress(events, name, task, turn, run.tool_calls, fraction, "working")
             await run.emit(AgentTurnEnded(turn, run.usage))

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import trio
 
-from ..actors import ActorRef
+from ..actors import ActorRef, DurableActorRef
 from ._agent_stream import AgentStream, AgentStreamRequest, sole
 from ._streaming import AgentStreamEvent
 from ._task import AgentTask
@@ -26,8 +26,13 @@ class AgentRef(ActorRef):
 
     @classmethod
     def of(cls, ref: ActorRef) -> AgentRef:
-        """The same actor, seen as an agent."""
-        return ref if isinstance(ref, AgentRef) else cls(ref._cell)
+        """The same actor, seen as an agent (a :class:`DurableAgentRef` for a durable
+        one)."""
+        if isinstance(ref, AgentRef):
+            return ref
+        if isinstance(ref, DurableActorRef):
+            return DurableAgentRef(ref._cell)
+        return cls(ref._cell)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -70,3 +75,12 @@ class AgentRef(ActorRef):
                             nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise sole(group) from None
+
+
+class DurableAgentRef(AgentRef, DurableActorRef):
+    """A ref to a durable agent (``spawn_agent(..., durable=True)``): ``tell``/``ask``
+    commit the task to the agent's durable mailbox first (see
+    :class:`~mister_smith.actors.DurableActorRef`); send the task as a string or a
+    mapping (``{"task": ..., "timeout": ...}``) so it can be stored."""
+
+    __slots__ = ()

@@ -361,6 +361,23 @@ class ContextWindow:
             head.append(Message.system(f"{SUMMARY_HEADER}\n{self._summary}"))
         return (*head, *self._window)
 
+    def pinned_indexes(self) -> tuple[int, ...]:
+        """Positions of the pinned messages in :meth:`messages` (for a checkpoint)."""
+        return tuple(index for index, pinned in enumerate(self._pins) if pinned)
+
+    def restore(
+        self, messages: Iterable[Message], summary: str, pinned: Iterable[int] = ()
+    ) -> None:
+        """Replace the window and the summary with a checkpoint's (the messages at the
+        ``pinned`` positions pinned), as they were when it was taken."""
+        window = list(messages)
+        marks = set(pinned)
+        self._window = collections.deque(window)
+        self._pins = collections.deque(index in marks for index in range(len(window)))
+        self._pinned = sum(self._pins)
+        self._tokens = sum(message.tokens for message in window)
+        self._summary = summary
+
     def clear(self) -> None:
         """Forget the window and the summary (counted as ``cleared``)."""
         self._cleared += len(self._window)

@@ -11,10 +11,12 @@ from typing import Any
 import trio
 
 from ..actors import ActorDomain, ActorSystem, MessageMiddleware, SpawnController
+from ..errors import DurabilityUnavailable
 from ..supervision import RecoveryPolicy, Supervisor
 from ..types import Restart, Role
 from ._agent import Agent
 from ._agent_ref import AgentRef
+from ._checkpoint import AgentCheckpoints
 from ._context import Summarizer
 from ._handoffs import Handoff
 from ._model import Model
@@ -41,6 +43,7 @@ async def spawn_agent(
     spawn_timeout: float | None = None,
     roles: Iterable[Role] = (),
     handoffs: Sequence[Handoff] = (),
+    durable: bool = False,
 ) -> AgentRef:
     """Spawn an :class:`Agent` as a supervised actor and return its ref (an
     :class:`AgentRef`: an ``ActorRef`` that can also :meth:`~AgentRef.stream`).
@@ -63,10 +66,17 @@ async def spawn_agent(
         roles: :class:`~mister_smith.types.Role` objects (from the actor system's
             ``identities.register_role``) its identity carries: what tools granted to
             roles it may call. ``spec.role`` is a label and grants nothing.
+        durable: Keep its tasks in the actor system's store: a task sent with ``tell``
+            or ``ask`` is committed first (send it as a string or a mapping), the task's
+            state is checkpointed after every turn, and after the process ends the
+            pending task is replayed and resumes from its checkpoint (a tool call in
+            flight is re-run if its tool is idempotent, else reported to the model as
+            "outcome unknown"). Needs a stable ``name``.
 
     Raises:
         UnknownRole: a role the actor system's authority did not register.
         TypeError: a role given by name (a name is not a credential).
+        DurabilityUnavailable: ``durable=True`` in an actor system without a store.
     """
     system = spawner.system if isinstance(spawner, SpawnController) else spawner
     if name is None:
@@ -78,8 +88,19 @@ async def spawn_agent(
         if spec.agent_limits is None
         else UsageBudget(spec.agent_limits, f"agent {name!r}", trio.current_time())
     )
+    checkpoints = None
+    if durable:
+        if system.durable is None:
+            raise DurabilityUnavailable(
+                f"agent {name!r} cannot be durable: the system has no store"
+            )
+        checkpoints = AgentCheckpoints(await system.durable.store(), name)
     factory = functools.partial(
-        Agent, summarizer=summarizer, budget=budget, handoffs=tuple(handoffs)
+        Agent,
+        summarizer=summarizer,
+        budget=budget,
+        handoffs=tuple(handoffs),
+        checkpoints=checkpoints,
     )
     options: dict[str, Any] = {
         "name": name,
@@ -91,6 +112,7 @@ async def spawn_agent(
         "recovery": recovery,
         "handler_timeout": handler_timeout,
         "roles": tuple(roles),
+        "durable": durable,
     }
     if isinstance(spawner, SpawnController):
         ref = await spawner.spawn_bounded(

@@ -2,6 +2,9 @@
 
 ``mister-smith demo --nodes 3`` runs the same survey across three node processes on
 an embedded NATS server and kills one midway (see ``_cluster_demo``).
+``mister-smith demo --durable`` has a durable actor index the package; a supervised
+fault ends its process midway and a second process replays what was left pending and
+finishes (see ``_durable_demo``).
 
 ``mister-smith demo`` is the main job: a runtime on embedded defaults (no API key, no
 server, no network) runs an agent team that surveys this package's source tree while
@@ -150,6 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
         "kill one midway (needs the nats extra; N >= 2)",
     )
 
+    demo.add_argument(
+        "--durable",
+        action="store_true",
+        help="a durable actor indexes the workspace; a supervised fault ends its process "
+        "midway, and a second process replays what was left and finishes",
+    )
+
+    durable = commands.add_parser("durable-run", help=argparse.SUPPRESS)  # demo --durable
+    durable.add_argument("--store", type=Path, required=True)
+    durable.add_argument("--workspace", type=Path, default=PACKAGE_ROOT)
+    durable.add_argument("--run", type=int, default=1)
+    durable.add_argument("--fault", action="store_true")
+    durable.add_argument("--fault-after", type=int, default=0)
+    durable.add_argument("--latency", type=float, default=0.01)
+
     node = commands.add_parser("node", help=argparse.SUPPRESS)  # a process of demo --nodes
     node.add_argument("--nats-url", required=True)
     node.add_argument("--cluster", required=True)
@@ -160,8 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--latency", type=float, default=0.0)
 
     run = commands.add_parser("run", help="run your own task with a dynamically composed team")
-    run.add_argument("task", help="what the team should do")
+    run.add_argument("task", nargs="?", help="what the team should do")
     display_options(run)
+    run.add_argument(
+        "--durable",
+        action="store_true",
+        help="record the task in the store (persistence.path) until it is finished, so "
+        "that run --resume can take it up if this process ends first",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="run the tasks a run --durable recorded and did not finish (no TASK)",
+    )
     run.add_argument(
         "--workspace",
         type=Path,
@@ -239,6 +268,14 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return 0
     if args.command == "mcp":
         return _serve_mcp(args, config)
+    if args.command == "durable-run":
+        from ._durable_demo import DurableDemoOptions, durable_run
+
+        durable_options = DurableDemoOptions(
+            args.workspace, fault_after=args.fault_after, latency=args.latency
+        )
+        code: int = trio.run(durable_run, durable_options, args.store, args.run, args.fault, stream)
+        return code
     if args.command == "node":
         from ._cluster_node import NodeOptions, main_node
 
@@ -256,6 +293,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     color = _use_color(stream, args.no_color)
     live = stream.isatty() and not args.plain
     try:
+        if args.command == "demo" and args.durable:
+            from ._durable_demo import DurableDemoOptions, run_durable_demo
+
+            durable_code: int = trio.run(
+                run_durable_demo, DurableDemoOptions(args.workspace), stream
+            )
+            return durable_code
         if args.command == "demo" and args.nodes:
             from ._cluster_demo import ClusterDemoOptions, run_cluster_demo
 
@@ -280,8 +324,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             )
             demo_code: int = trio.run(run_demo, options, stream, config)
             return demo_code
+        if (args.task is None) != args.resume:
+            print("mister-smith: run needs a TASK, or --resume without one", file=sys.stderr)
+            return EXIT_USAGE
         run_options = RunOptions(
-            task=args.task,
+            task=args.task or "",
+            durable=args.durable,
+            resume=args.resume,
             model=args.model,
             color=color,
             live=live,

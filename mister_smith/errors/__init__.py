@@ -27,9 +27,11 @@ from ._taxonomy import ActorNotFound as ActorNotFound
 from ._taxonomy import ActorStopped as ActorStopped
 from ._taxonomy import AskTimeout as AskTimeout
 from ._taxonomy import CheckpointConflict as CheckpointConflict
+from ._taxonomy import CheckpointUnreadable as CheckpointUnreadable
 from ._taxonomy import CircuitOpenError as CircuitOpenError
 from ._taxonomy import ConfigError as ConfigError
 from ._taxonomy import DispatchQueueFull as DispatchQueueFull
+from ._taxonomy import DurabilityUnavailable as DurabilityUnavailable
 from ._taxonomy import ErrorClassification as ErrorClassification
 from ._taxonomy import EscalatedError as EscalatedError
 from ._taxonomy import EventError as EventError
@@ -42,6 +44,7 @@ from ._taxonomy import InvalidToolInput as InvalidToolInput
 from ._taxonomy import InvalidToolName as InvalidToolName
 from ._taxonomy import JournalDecodeError as JournalDecodeError
 from ._taxonomy import MailboxFull as MailboxFull
+from ._taxonomy import MessageNotDurable as MessageNotDurable
 from ._taxonomy import MessageRejected as MessageRejected
 from ._taxonomy import MisterSmithError as MisterSmithError
 from ._taxonomy import NetworkError as NetworkError
@@ -107,7 +110,10 @@ __all__ = [
     "InvalidStoreRequest",
     "RecordTooLarge",
     "CheckpointConflict",
+    "CheckpointUnreadable",
     "JournalDecodeError",
+    "MessageNotDurable",
+    "DurabilityUnavailable",
     "PoolExhausted",
     "RecoveryAction",
     "RecoveryStrategy",

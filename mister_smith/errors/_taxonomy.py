@@ -350,6 +350,23 @@ class JournalDecodeError(PersistenceError):
     """A journal entry could not be turned back into an event (unknown type or fields)."""
 
 
+class CheckpointUnreadable(PersistenceError, ValueError):
+    """A stored checkpoint is not what its reader expects (damaged, or written by another
+    version); the message names the key and what did not match."""
+
+
+class MessageNotDurable(PersistenceError, ValueError):
+    """A message sent to a durable actor cannot be kept in its durable mailbox: its type
+    is not registered with the actor system's message codec, or it holds values JSON
+    cannot carry. Raised by ``tell``/``ask`` before anything was written or accepted."""
+
+
+class DurabilityUnavailable(PersistenceError):
+    """Durability was asked for where it cannot be given: a durable spawn in an actor
+    system without a store, or ``tell_nowait`` to a durable actor (a durable send must
+    wait for its commit: use ``await tell``)."""
+
+
 @attrs.frozen
 class ErrorClassification:
     """What :func:`classify_error` concluded about an exception."""

@@ -32,6 +32,11 @@ A durable mailbox on a store, step by step (what the actor system does with it):
 4. checkpoints: ``await store.put_checkpoint(key, state, expected_version=v)`` after
    each agent turn; ``get_checkpoint`` on resume.
 
+The actor system does exactly this for actors spawned with ``durable=True`` (see
+:class:`~mister_smith.actors.DurableMailboxes`), encoding messages with a
+:class:`MessageCodec` (registered attrs classes and plain JSON, never pickle;
+:func:`durable_message` registers with :data:`DEFAULT_CODEC`).
+
 Errors are :class:`~mister_smith.errors.PersistenceError` subclasses:
 ``InvalidStoreRequest`` / ``RecordTooLarge`` (bad input, nothing queued),
 ``CheckpointConflict``, ``StoreWriteFailed`` (the transaction rolled back),
@@ -39,6 +44,12 @@ Errors are :class:`~mister_smith.errors.PersistenceError` subclasses:
 ``JournalDecodeError``.
 """
 
+from ._codec import DEFAULT_CODEC as DEFAULT_CODEC
+from ._codec import Codec as Codec
+from ._codec import MessageCodec as MessageCodec
+from ._codec import durable_message as durable_message
+from ._codec import from_payload as from_payload
+from ._codec import to_payload as to_payload
 from ._journal import EventJournal as EventJournal
 from ._journal import EventSource as EventSource
 from ._journal import JournalStatistics as JournalStatistics
@@ -56,10 +67,13 @@ from ._store import MAX_READ_LIMIT as MAX_READ_LIMIT
 from ._store import Store as Store
 
 __all__ = [
+    "DEFAULT_CODEC",
     "DEFAULT_READ_LIMIT",
     "MAX_READ_LIMIT",
     "Appended",
     "Checkpoint",
+    "Codec",
+    "MessageCodec",
     "StoredDeadLetter",
     "EventJournal",
     "EventSource",
@@ -69,6 +83,9 @@ __all__ = [
     "Store",
     "StoreStatistics",
     "StoredMessage",
+    "durable_message",
+    "from_payload",
     "open_event_journal",
     "open_sqlite_store",
+    "to_payload",
 ]

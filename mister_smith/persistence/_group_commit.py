@@ -5,9 +5,12 @@ when the store opens and lives until it closes, so the blocking database never r
 the event loop and never on two threads at once. A task calling
 :meth:`GroupCommit.submit` puts its operation on a thread-safe queue and sleeps; the
 writer takes whatever is queued (up to ``batch_max``), runs it as one transaction and
-hands each caller its own outcome back on the Trio thread. Operations arriving while a
-transaction runs form the next batch, so one commit is shared by everyone who arrived
-meanwhile, and the writer never waits for the event loop between batches.
+hands each caller its own outcome back on the Trio thread. The Trio side hands the
+operations over once per scheduler tick (every operation submitted in that tick in one
+queue put), so the writer is woken once per tick rather than once per operation.
+Operations arriving while a transaction runs form the next batch, so one commit is
+shared by everyone who arrived meanwhile, and the writer never waits for the event loop
+between batches.
 
 Cancellation: a caller cancelled while its operation is still queued withdraws it
 (nothing is written, ``Cancelled`` is raised); once the writer has taken it, the caller
@@ -18,6 +21,7 @@ one has not. Who wins between the two is decided by one atomic ``list.pop``.
 
 from __future__ import annotations
 
+import collections
 import queue
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
@@ -86,13 +90,19 @@ class GroupCommit(Generic[R]):
         self._limiter = limiter
         self._name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._outbox: list[_Waiter[R]] = []
+        # Each written by one thread only: handed over (Trio), taken (writer).
+        self._handed = 0
+        self._taken = 0
+        self._token: trio.lowlevel.TrioToken | None = None
         self._closing = False
         self._finished = trio.Event()
 
     @property
     def queued(self) -> int:
-        """Operations waiting for the writer (approximately; withdrawn ones included)."""
-        return self._queue.qsize()
+        """Operations waiting for the writer (withdrawn ones included until the writer
+        skips them)."""
+        return self._handed - self._taken + len(self._outbox)
 
     async def submit(self, request: R) -> Any:
         """Queue ``request`` and return its result once its batch has committed.
@@ -105,7 +115,16 @@ class GroupCommit(Generic[R]):
             await trio.lowlevel.checkpoint()
             raise StoreClosed(f"{self._name} is closed")
         waiter = _Waiter(request, trio.lowlevel.current_task())
-        self._queue.put(waiter)
+        outbox = self._outbox
+        outbox.append(waiter)
+        if len(outbox) == 1:
+            # Hand the whole tick's operations over at once, after every task that runs
+            # in this tick has queued its own: one queue put (and one wake-up of the
+            # writer thread) per tick instead of per operation.
+            token = self._token
+            if token is None:
+                token = self._token = trio.lowlevel.current_trio_token()
+            token.run_sync_soon(self._flush)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             return trio.lowlevel.Abort.SUCCEEDED if waiter.take() else trio.lowlevel.Abort.FAILED
@@ -116,7 +135,15 @@ class GroupCommit(Generic[R]):
         """Refuse new operations; the writer commits what is queued, then stops."""
         if not self._closing:
             self._closing = True
+            self._flush()
             self._queue.put(_STOP)
+
+    def _flush(self) -> None:
+        """Hand the queued operations to the writer thread (on the Trio thread)."""
+        if self._outbox:
+            handed, self._outbox = self._outbox, []
+            self._handed += len(handed)
+            self._queue.put(handed)
 
     async def wait_finished(self) -> None:
         """Wait until the writer thread has stopped (after :meth:`close`)."""
@@ -149,30 +176,42 @@ class GroupCommit(Generic[R]):
     def _write(self, token: trio.lowlevel.TrioToken) -> None:
         get, get_nowait = self._queue.get, self._queue.get_nowait
         batch_max = self._batch_max
+        carried: collections.deque[_Waiter[R]] = collections.deque()
         stopping = False
-        while not stopping:
-            batch: list[_Waiter[R]] = []
-            item = get()
-            while True:
+        while True:
+            if not carried and not stopping:
+                item = get()
                 if item is _STOP:
-                    stopping = True
                     break
-                if item.take():
-                    batch.append(item)
-                    if len(batch) >= batch_max:
-                        break
+                carried.extend(item)
+            while not stopping and len(carried) < batch_max:
                 try:
                     item = get_nowait()
                 except queue.Empty:
                     break
+                if item is _STOP:
+                    stopping = True
+                else:
+                    carried.extend(item)
+            batch: list[_Waiter[R]] = []
+            while carried and len(batch) < batch_max:
+                waiter = carried.popleft()
+                self._taken += 1
+                if waiter.take():
+                    batch.append(waiter)
             if not batch:
+                if stopping and not carried:
+                    break
                 continue
             try:
                 outcomes = self._run_batch([waiter.request for waiter in batch])
             except BaseException as exc:  # run_batch reports errors as outcomes: a bug
+                batch.extend(waiter for waiter in carried if waiter.take())
                 token.run_sync_soon(self._fail, batch, exc)
                 raise
             token.run_sync_soon(self._deliver, batch, outcomes)
+            if stopping and not carried:
+                break
 
     # -- back on the Trio thread ------------------------------------------------------
 
@@ -188,11 +227,15 @@ class GroupCommit(Generic[R]):
             trio.lowlevel.reschedule(waiter.task, outcome.Error(error))
 
     def _refuse_queued(self) -> None:
+        self._flush()
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not _STOP and item.take():
-                error = StoreClosed(f"{self._name} closed before this operation was written")
-                trio.lowlevel.reschedule(item.task, outcome.Error(error))
+            if item is _STOP:
+                continue
+            for waiter in item:
+                if waiter.take():
+                    error = StoreClosed(f"{self._name} closed before this operation was written")
+                    trio.lowlevel.reschedule(waiter.task, outcome.Error(error))

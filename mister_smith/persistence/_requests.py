@@ -32,6 +32,13 @@ class AckRequest(NamedTuple):
     seq: int
 
 
+class AckManyRequest(NamedTuple):
+    """``Store.ack_many``."""
+
+    mailbox: str
+    seqs: list[int]
+
+
 class DeadLetterRequest(NamedTuple):
     """``Store.dead_letter``."""
 
@@ -110,6 +117,7 @@ Request = (
     AppendRequest
     | AppendManyRequest
     | AckRequest
+    | AckManyRequest
     | DeadLetterRequest
     | PendingQuery
     | MailboxesQuery

@@ -20,6 +20,7 @@ from typing import cast
 import trio
 
 from ..config import PersistenceSettings
+from ..errors import InvalidStoreRequest
 from ._group_commit import GroupCommit
 from ._records import (
     Appended,
@@ -30,6 +31,7 @@ from ._records import (
     StoreStatistics,
 )
 from ._requests import (
+    AckManyRequest,
     AckRequest,
     AppendManyRequest,
     AppendRequest,
@@ -137,6 +139,19 @@ class SQLiteStore:
         """See :meth:`Store.ack <mister_smith.persistence.Store.ack>`."""
         request = AckRequest(check_name(mailbox, "mailbox"), check_seq(seq))
         return cast(bool, await self._commits.submit(request))
+
+    async def ack_many(self, mailbox: str, seqs: list[int]) -> list[bool]:
+        """See :meth:`Store.ack_many <mister_smith.persistence.Store.ack_many>`."""
+        check_name(mailbox, "mailbox")
+        if not isinstance(seqs, list | tuple):
+            raise InvalidStoreRequest(f"seqs must be a list of integers, got {type(seqs).__name__}")
+        if len(seqs) > MAX_READ_LIMIT:
+            raise InvalidStoreRequest(f"at most {MAX_READ_LIMIT} seqs per call, got {len(seqs)}")
+        checked = [check_seq(seq, f"seqs[{index}]") for index, seq in enumerate(seqs)]
+        if not checked:
+            await trio.lowlevel.checkpoint()
+            return []
+        return cast(list[bool], await self._commits.submit(AckManyRequest(mailbox, checked)))
 
     async def dead_letter(self, mailbox: str, seq: int, reason: str) -> bool:
         """See :meth:`Store.dead_letter <mister_smith.persistence.Store.dead_letter>`."""

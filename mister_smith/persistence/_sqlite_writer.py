@@ -29,6 +29,7 @@ from ._records import (
     StoreStatistics,
 )
 from ._requests import (
+    AckManyRequest,
     AckRequest,
     AppendManyRequest,
     AppendRequest,
@@ -98,6 +99,7 @@ class SQLiteWriter:
             AppendRequest: self._append,
             AppendManyRequest: self._append_many,
             AckRequest: self._ack,
+            AckManyRequest: self._ack_many,
             DeadLetterRequest: self._dead_letter,
             PendingQuery: self._pending,
             MailboxesQuery: self._mailboxes,
@@ -318,6 +320,10 @@ class SQLiteWriter:
         self._remember(mailbox, row[0], seq, now)
         self._counts["acked"] += 1
         return outcome.Value(True)
+
+    def _ack_many(self, request: AckManyRequest, now: float) -> Outcome:
+        mailbox, seqs = request
+        return outcome.Value([self._ack(AckRequest(mailbox, seq), now).unwrap() for seq in seqs])
 
     def _dead_letter(self, request: DeadLetterRequest, now: float) -> Outcome:
         mailbox, seq, reason = request

@@ -102,6 +102,18 @@ class Store(Protocol):
         """
         ...
 
+    async def ack_many(self, mailbox: str, seqs: list[int]) -> list[bool]:
+        """Settle several messages of ``mailbox`` as handled in one call (one
+        transaction), each as :meth:`ack` would; at most :data:`MAX_READ_LIMIT`.
+
+        Returns:
+            For each seq, whether it was pending.
+
+        Raises:
+            InvalidStoreRequest: a bad name or seq, or too many; nothing was settled.
+        """
+        ...
+
     async def dead_letter(self, mailbox: str, seq: int, reason: str) -> bool:
         """Settle a pending message as undeliverable: it moves to :meth:`dead_letters`
         with ``reason`` and its id is remembered like an acked one's.

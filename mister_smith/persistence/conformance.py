@@ -145,6 +145,23 @@ class StoreConformance:
             assert await store.ack("inbox", two.seq + 1000) is False  # never appended
             assert [m.seq for m in await store.pending("inbox")] == [two.seq]
 
+    async def test_ack_many_settles_each_like_ack(self, store_harness: StoreHarness) -> None:
+        async with store_harness.open() as store:
+            first, second, third = await store.append_many(
+                "inbox", [b"1", b"2", b"3"], message_ids=["a", None, "c"]
+            )
+            assert await store.ack_many("inbox", []) == []
+            settled = await store.ack_many("inbox", [third.seq, first.seq, third.seq, 10**9])
+            assert settled == [True, True, False, False]  # in order; twice and unknown: False
+            assert [m.seq for m in await store.pending("inbox")] == [second.seq]
+            again = await store.append("inbox", b"1", message_id="a")
+            assert again.duplicate  # remembered like an acked id
+            with pytest.raises(InvalidStoreRequest, match=r"seqs\[1\]"):
+                await store.ack_many("inbox", [second.seq, 0])
+            with pytest.raises(InvalidStoreRequest, match="seqs must be a list"):
+                await store.ack_many("inbox", second.seq)  # type: ignore[arg-type]
+            assert [m.seq for m in await store.pending("inbox")] == [second.seq]
+
     async def test_duplicate_of_a_pending_message_is_not_written(
         self, store_harness: StoreHarness
     ) -> None:

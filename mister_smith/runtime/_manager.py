@@ -16,7 +16,7 @@ import psutil
 import trio
 from trio_util import periodic
 
-from ..actors import ActorRef, ActorSystem, ActorSystemStatistics
+from ..actors import ActorRef, ActorSystem, ActorSystemStatistics, DurableMailboxes
 from ..agents import AgentSpec, Model, ToolInvoker, spawn_agent
 from ..async_patterns import ActorMiddleware, AgentMiddleware, ExecutorStatistics, TaskExecutor
 from ..config import AgentConfig, load_config
@@ -39,6 +39,7 @@ from ..monitoring import (
     tracer,
     using_tracer,
 )
+from ..persistence import DEFAULT_CODEC, Codec, open_sqlite_store
 from ..resources import (
     BlockingHealthCheck,
     ConnectionPool,
@@ -237,6 +238,7 @@ class RuntimeManager:
         middleware: Sequence[AgentMiddleware] = (),
         serve_http: bool = False,
         config_loader: ConfigLoader | None = None,
+        codec: Codec = DEFAULT_CODEC,
     ) -> AsyncIterator[RuntimeManager]:
         """Start the runtime from ``config`` (defaults when omitted); stop it on exit.
 
@@ -262,6 +264,12 @@ class RuntimeManager:
         on, ``max_memory`` arms an RSS watchdog that raises
         :class:`~mister_smith.errors.ResourceError` through supervision, and
         ``worker_threads`` does not apply (Trio runs every task on one thread).
+
+        Durability: the embedded store at ``persistence.path`` is opened (by the root's
+        ``persistence`` child) when the first actor is spawned with ``durable=True``,
+        and closed after every actor stopped; messages to durable actors are encoded
+        with ``codec`` (register message classes with
+        :func:`~mister_smith.persistence.durable_message`).
 
         Raises:
             RestartIntensityExceeded | EscalatedError: the root gave up; the message
@@ -306,6 +314,12 @@ class RuntimeManager:
             ) as root,
         ):
             identities = IdentityAuthority("runtime")
+            # Durable mailboxes' store: opened at the first durable spawn (no file
+            # otherwise); started before the actors, so it closes after them.
+            durable = DurableMailboxes(
+                functools.partial(open_sqlite_store, config.persistence), codec
+            )
+            await root.start_child(durable.serve, name="persistence", restart=Restart.PERMANENT)
             actor_system = await ActorSystem.start(
                 root,
                 events,
@@ -322,6 +336,7 @@ class RuntimeManager:
                 max_children_per_supervisor=supervision.max_children_per_supervisor,
                 heartbeat_interval=supervision.heartbeat_interval,
                 heartbeat_timeout=supervision.heartbeat_timeout,
+                durable=durable,
                 middleware=[
                     *([TracingMiddleware(spans)] if spans.enabled else []),
                     *([ActorMiddleware(middleware)] if middleware else []),

@@ -78,6 +78,9 @@ class ToolSpec:
         tool_id: Id given at registration.
         policy: ``"deny"`` (granted callers and roles only) or ``"open"``.
         timeout: Its deadline in seconds when not overridden per call.
+        idempotent: Running it twice has the effect of running it once (its
+            ``idempotent`` attribute, or as registered): retried on transient errors,
+            and re-run by a durable agent resuming a call its process died in.
     """
 
     name: str
@@ -86,6 +89,7 @@ class ToolSpec:
     tool_id: ToolId
     policy: ToolPolicy
     timeout: float
+    idempotent: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """``{"name", "description", "input_schema"}`` as a model's tool list wants it."""
@@ -189,6 +193,7 @@ class _Registration:
             self.tool_id,
             self.grants.policy,
             self.timeout,
+            self.idempotent,
         )
 
     def snapshot(self) -> ToolStatistics:

@@ -19,7 +19,10 @@ class Tool(Protocol):
     ``execute`` receives arguments already validated against ``input_schema`` and runs
     under the bus's deadline; it must not block the loop (use :func:`run_blocking` for
     blocking work). A tool may also have a ``timeout`` attribute (seconds), which the bus
-    uses as its per-tool deadline unless one is given at registration.
+    uses as its per-tool deadline unless one is given at registration, and an
+    ``idempotent`` attribute (``True``: running it twice has the effect of running it
+    once), which lets a durable agent re-run a call that was in flight when its process
+    died instead of reporting its outcome as unknown.
     """
 
     @property
@@ -60,6 +63,7 @@ class FunctionTool:
         input_schema: The schema built from the signature.
         timeout: Per-tool deadline in seconds (``None``: the bus's default).
         blocking: Whether ``fn`` is sync and runs in a worker thread.
+        idempotent: Whether running it twice has the effect of running it once.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class FunctionTool:
         description: str | None = None,
         timeout: float | None = None,
         blocking: bool = False,
+        idempotent: bool = False,
     ) -> None:
         label = name or getattr(fn, "__name__", None) or repr(fn)
         if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
@@ -96,6 +101,7 @@ class FunctionTool:
         self.input_schema: ToolSchema = signature.schema
         self.timeout = timeout
         self.blocking = blocking
+        self.idempotent = idempotent
         self._annotations = signature.annotations
 
     def __repr__(self) -> str:
@@ -122,6 +128,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     blocking: bool = False,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -133,6 +140,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     blocking: bool = False,
+    idempotent: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a :class:`FunctionTool` from a typed ``async def`` function.
 
@@ -149,6 +157,8 @@ def tool(
         description: Tool description (default: from the docstring).
         timeout: Per-tool deadline in seconds (default: the bus's).
         blocking: ``fn`` is a sync function that may block; run it in a thread.
+        idempotent: Running it twice has the effect of running it once (a durable
+            agent re-runs such a call if its process died while it ran).
 
     Raises:
         TypeError: a sync function without ``blocking=True`` (or an async one with it),
@@ -157,7 +167,12 @@ def tool(
 
     def build(function: Callable[..., Any]) -> FunctionTool:
         return FunctionTool(
-            function, name=name, description=description, timeout=timeout, blocking=blocking
+            function,
+            name=name,
+            description=description,
+            timeout=timeout,
+            blocking=blocking,
+            idempotent=idempotent,
         )
 
     if fn is not None:

@@ -1,0 +1,221 @@
+"""``MessageCodec``: how a message becomes the bytes a durable mailbox keeps, and back.
+
+Only *registered* attrs classes and plain JSON values (``None``, booleans, finite
+numbers, strings, lists, string-keyed dicts) are kept; never pickle, so a store file
+can rebuild nothing but the types the process chose to accept. The bytes are the type
+tag, a newline, and the JSON body structured by one cattrs converter (never the global
+one) that checks scalar types instead of coercing them.
+
+Any object with the same ``encode(message) -> (tag, body)`` / ``decode(tag, body)``
+pair can stand in (the distributed layer's ``WireFormat`` has it), so a node can keep
+one registry for the wire and the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import attrs
+import cattrs
+
+from ..errors import MessageNotDurable
+
+T = TypeVar("T")
+
+JSON_TAG = "json"
+"""The type tag of plain JSON values."""
+
+MAX_DEPTH = 64
+"""Deepest nesting of lists and dicts accepted in a message."""
+
+
+class Codec(Protocol):
+    """What a durable actor system needs of a codec (``MessageCodec``, ``WireFormat``)."""
+
+    def encode(self, message: Any) -> tuple[str, bytes]:
+        """``(tag, body)`` for ``message``; raises (any error) when it cannot."""
+        ...
+
+    def decode(self, tag: str, body: bytes) -> Any:
+        """The message ``body`` holds as a ``tag``; raises (any error) when it cannot."""
+        ...
+
+
+def to_payload(codec: Codec, message: Any) -> bytes:
+    """The bytes a durable mailbox keeps for ``message``.
+
+    Raises:
+        MessageNotDurable: the codec cannot encode it (the cause is attached).
+    """
+    try:
+        tag, body = codec.encode(message)
+    except Exception as exc:
+        raise MessageNotDurable(
+            f"a {type(message).__qualname__} cannot be kept in a durable mailbox: {exc}"
+        ) from exc
+    return tag.encode() + b"\n" + body
+
+
+def from_payload(codec: Codec, payload: bytes) -> Any:
+    """The message ``payload`` (made by :func:`to_payload`) holds.
+
+    Raises:
+        MessageNotDurable: the bytes are not a message this codec reads.
+    """
+    tag, newline, body = payload.partition(b"\n")
+    if not newline:
+        raise MessageNotDurable("a stored message has no type tag")
+    try:
+        return codec.decode(tag.decode(), body)
+    except Exception as exc:
+        raise MessageNotDurable(
+            f"a stored {tag.decode(errors='replace')!r} cannot be read: {exc}"
+        ) from exc
+
+
+def _check_json(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"it nests deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"it holds a non-finite number ({value!r})")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_json(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"it has a non-string key {key!r}")
+            _check_json(item, depth + 1)
+        return
+    raise TypeError(
+        f"{type(value).__qualname__} is neither plain JSON nor a registered message type "
+        "(register it with @durable_message)"
+    )
+
+
+class MessageCodec:
+    """Registered attrs classes and plain JSON values, as JSON (see the module).
+
+    Register every message class a durable actor receives, in every process that runs
+    it, under the same tag (by default ``module.QualName``)::
+
+        @durable_message
+        @attrs.frozen
+        class Charge:
+            order: str
+            cents: int
+    """
+
+    def __init__(self) -> None:
+        self._converter = _strict_converter()
+        self._by_tag: dict[str, type[Any]] = {}
+        self._by_type: dict[type[Any], str] = {}
+
+    def register(self, cls: type[T], *, tag: str | None = None) -> type[T]:
+        """Accept ``cls`` (an attrs class) under ``tag``; returns ``cls`` (a decorator).
+
+        Raises:
+            TypeError: ``cls`` is not an attrs class.
+            ValueError: the tag is reserved or taken by another class.
+        """
+        klass: type[Any] = cls
+        if not attrs.has(klass):
+            raise TypeError(f"only attrs classes can be durable messages, not {cls!r}")
+        name = f"{cls.__module__}.{cls.__qualname__}" if tag is None else tag
+        if not name or name == JSON_TAG or "\n" in name:
+            raise ValueError(f"type tag {name!r} is reserved or has a newline")
+        taken = self._by_tag.get(name)
+        if taken is not None and taken is not cls:
+            raise ValueError(f"type tag {name!r} is already registered for {taken!r}")
+        self._by_tag[name] = cls
+        self._by_type[cls] = name
+        return cls
+
+    def registered(self) -> dict[str, type[Any]]:
+        """Every registered tag and its class."""
+        return dict(self._by_tag)
+
+    def encode(self, message: Any) -> tuple[str, bytes]:
+        """``(tag, body)`` for ``message``.
+
+        Raises:
+            TypeError: its type is not registered and it is not plain JSON.
+            ValueError: it holds non-finite numbers or nests too deep.
+        """
+        tag = self._by_type.get(type(message))
+        if tag is None:
+            if attrs.has(type(message)):
+                raise TypeError(
+                    f"{type(message).__qualname__} is not registered (use @durable_message)"
+                )
+            tag, value = JSON_TAG, message
+        else:
+            value = self._converter.unstructure(message)
+        _check_json(value)
+        return tag, json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+
+    def decode(self, tag: str, body: bytes) -> Any:
+        """The message ``body`` holds as a ``tag``.
+
+        Raises:
+            LookupError: ``tag`` is not registered here.
+            ValueError: the body is not JSON or does not match the type.
+        """
+        cls = None if tag == JSON_TAG else self._by_tag.get(tag)
+        if cls is None and tag != JSON_TAG:
+            raise LookupError(f"type tag {tag!r} is not registered in this process")
+        value = json.loads(body)
+        if cls is None:
+            return value
+        try:
+            return self._converter.structure(value, cls)
+        except Exception as exc:  # cattrs reports every mismatch as a group
+            if isinstance(exc, (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError)):
+                raise ValueError("; ".join(cattrs.transform_error(exc))) from None  # noqa: TRY004
+            raise
+
+
+def _strict_converter() -> cattrs.Converter:
+    """A converter that checks scalar types instead of coercing them."""
+    converter = cattrs.Converter(forbid_extra_keys=True)
+
+    def exact(kind: type[Any], name: str) -> Callable[[Any, Any], Any]:
+        def structure(value: Any, _: Any) -> Any:
+            if type(value) is not kind:
+                raise TypeError(f"expected {name}, got {type(value).__name__}")
+            return value
+
+        return structure
+
+    def number(value: Any, _: Any) -> float:
+        if type(value) not in (int, float):
+            raise TypeError(f"expected a number, got {type(value).__name__}")
+        return float(value)
+
+    converter.register_structure_hook(str, exact(str, "a string"))
+    converter.register_structure_hook(int, exact(int, "an integer"))
+    converter.register_structure_hook(bool, exact(bool, "a boolean"))
+    converter.register_structure_hook(float, number)
+    return converter
+
+
+DEFAULT_CODEC = MessageCodec()
+"""The codec durable actors use unless given one; register with :func:`durable_message`."""
+
+
+def durable_message(cls: type[T] | None = None, *, tag: str | None = None) -> Any:
+    """Register an attrs class with :data:`DEFAULT_CODEC` so durable actors can keep it
+    (a class decorator, with or without ``tag=``)."""
+
+    def register(target: type[T]) -> type[T]:
+        return DEFAULT_CODEC.register(target, tag=tag)
+
+    return register if cls is None else register(cls)
