@@ -1,4 +1,4 @@
-"""The ``mister-smith`` command: ``demo``, ``run TASK``, ``config`` and ``mcp serve``.
+"""The ``mister-smith`` command: ``demo``, ``run TASK``, ``config``, ``mcp serve``, ``render``.
 
 ``mister-smith demo --nodes 3`` runs the same survey across three node processes on
 an embedded NATS server and kills one midway (see ``_cluster_demo``).
@@ -28,6 +28,7 @@ from ..config import AgentConfig, ConfigValidationError, dump_config, load_confi
 from ..errors import ConfigError, unwrap_single
 from ._demo import PACKAGE_ROOT, DemoOptions, run_demo
 from ._mcp import READ_ONLY_TOOLS, McpServeOptions, parse_tools, serve_mcp
+from ._render import add_render, run_render
 from ._run import RunOptions, run_task
 from ._session import EXIT_INTERRUPTED, EXIT_USAGE, MODEL_KINDS
 
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print the effective configuration as TOML")
     config.add_argument("--config", type=Path, help="a TOML configuration file")
     _add_mcp(commands)
+    add_render(commands)
     return parser
 
 
@@ -239,6 +241,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return 0
     if args.command == "mcp":
         return _serve_mcp(args, config)
+    if args.command == "render":
+        return run_render(args, config, stream)
     if args.command == "node":
         from ._cluster_node import NodeOptions, main_node
 
