@@ -27,6 +27,7 @@ import trio
 from ..config import AgentConfig, ConfigValidationError, dump_config, load_config
 from ..errors import ConfigError, unwrap_single
 from ._demo import PACKAGE_ROOT, DemoOptions, run_demo
+from ._help import CONFIG_EXAMPLES, DEMO_EXAMPLES, RUN_DESCRIPTION, RUN_EXAMPLES
 from ._mcp import READ_ONLY_TOOLS, McpServeOptions, parse_tools, serve_mcp
 from ._render import add_render, run_render
 from ._run import RunOptions, run_task
@@ -44,6 +45,15 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0: {text!r}")
     return value
+
+
+def _directory(text: str) -> Path:
+    """argparse type: an existing directory (checked before any runtime starts)."""
+    path = Path(text)
+    if not path.is_dir():
+        reason = "does not exist" if not path.exists() else "is not a directory"
+        raise argparse.ArgumentTypeError(f"{text!r} {reason}")
+    return path
 
 
 def _tool_names(text: str) -> tuple[str, ...]:
@@ -66,7 +76,7 @@ def _add_mcp(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     serve.add_argument(
         "--workspace",
-        type=Path,
+        type=_directory,
         default=Path.cwd(),
         help="directory the file tools are confined to (default: the current directory)",
     )
@@ -125,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     demo = commands.add_parser(
-        "demo", help="run the main job: an agent team surveys this package under faults"
+        "demo",
+        help="run the main job: an agent team surveys this package under faults",
+        epilog=DEMO_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     display_options(demo)
     demo.add_argument(
@@ -133,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--workspace",
-        type=Path,
+        type=_directory,
         default=PACKAGE_ROOT,
         help="directory to survey (default: the mister_smith package)",
     )
@@ -160,18 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--registry-ttl", type=_seconds, default=2.0)
     node.add_argument("--latency", type=float, default=0.0)
 
-    run = commands.add_parser("run", help="run your own task with a dynamically composed team")
+    run = commands.add_parser(
+        "run",
+        help="run your own task with a dynamically composed team",
+        description=RUN_DESCRIPTION,
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("task", help="what the team should do")
     display_options(run)
     run.add_argument(
         "--workspace",
-        type=Path,
+        type=_directory,
         default=Path.cwd(),
         help="directory the file tools are confined to (default: the current directory)",
     )
     run.add_argument("--allow-write", action="store_true", help="also grant the write_file tool")
 
-    config = commands.add_parser("config", help="print the effective configuration as TOML")
+    config = commands.add_parser(
+        "config",
+        help="print the effective configuration as TOML",
+        epilog=CONFIG_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     config.add_argument("--config", type=Path, help="a TOML configuration file")
     _add_mcp(commands)
     add_render(commands)
