@@ -32,6 +32,7 @@ from ._mcp import READ_ONLY_TOOLS, McpServeOptions, parse_tools, serve_mcp
 from ._render import add_render, run_render
 from ._run import RunOptions, run_task
 from ._session import EXIT_INTERRUPTED, EXIT_USAGE, MODEL_KINDS
+from ._summary_json import config_json
 
 __all__ = ["build_parser", "main"]
 
@@ -133,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--timeout", type=_seconds, default=45.0, help="seconds the team gets (default 45)"
         )
+        sub.add_argument(
+            "--json",
+            action="store_true",
+            help="print the summary as one JSON object on standard output (progress and "
+            "the readable summary go to standard error)",
+        )
 
     demo = commands.add_parser(
         "demo",
@@ -197,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     config.add_argument("--config", type=Path, help="a TOML configuration file")
+    config.add_argument(
+        "--json", action="store_true", help="print it as JSON (an unset setting is null)"
+    )
     _add_mcp(commands)
     add_render(commands)
     return parser
@@ -261,7 +271,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         _report_config_error(exc)
         return EXIT_USAGE
     if args.command == "config":
-        stream.write(dump_config(config))
+        stream.write(config_json(config) if args.json else dump_config(config))
         return 0
     if args.command == "mcp":
         return _serve_mcp(args, config)
@@ -281,6 +291,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 latency=args.latency,
             )
         )
+    if args.json and args.command == "demo" and args.nodes:
+        parser.error("--json is not available with --nodes")
+    # With --json, stdout carries only the JSON summary; everything else goes to stderr.
+    summary_out, stream = (stream, sys.stderr) if args.json else (None, stream)
     color = _use_color(stream, args.no_color)
     live = stream.isatty() and not args.plain
     try:
@@ -306,7 +320,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 faults=not args.no_faults,
                 mcp=args.mcp,
             )
-            demo_code: int = trio.run(run_demo, options, stream, config)
+            demo_code: int = trio.run(run_demo, options, stream, config, summary_out)
             return demo_code
         run_options = RunOptions(
             task=args.task,
@@ -318,7 +332,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             allow_write=args.allow_write,
             config_file=args.config,
         )
-        run_code: int = trio.run(run_task, run_options, stream, config)
+        run_code: int = trio.run(run_task, run_options, stream, config, summary_out)
         return run_code
     except ConfigError as exc:
         _report_config_error(exc)

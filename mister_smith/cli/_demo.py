@@ -239,8 +239,14 @@ async def serve_files_over_mcp(
         )
 
 
-async def run_demo(options: DemoOptions, out: TextIO, config: AgentConfig | None = None) -> int:
-    """Run the demo; print progress and the summary to ``out``; return the exit code."""
+async def run_demo(
+    options: DemoOptions,
+    out: TextIO,
+    config: AgentConfig | None = None,
+    summary_out: TextIO | None = None,
+) -> int:
+    """Run the demo; print progress and the summary to ``out`` (and the summary as JSON
+    to ``summary_out``, if given); return the exit code."""
     task = survey_task(survey_subject(options.workspace))
 
     async def prepare(runtime: RuntimeManager, display: Display) -> TeamRecipe:
@@ -268,4 +274,5 @@ async def run_demo(options: DemoOptions, out: TextIO, config: AgentConfig | None
         live=options.live,
         timeout=options.timeout,
         prepare=prepare,
+        summary_out=summary_out,
     )
