@@ -84,6 +84,8 @@ def test_k8s_takes_the_orchestration_settings_and_port_from_the_config(tmp_path:
         str(config),
     )
     assert code == 0
+    assert "&id" not in text  # no YAML anchors: every object spells out its labels
+    assert "*id" not in text
     documents: list[dict[str, Any]] = [d for d in yaml.safe_load_all(text) if d]
     deployment = documents[0]
     assert deployment["kind"] == "Deployment"

@@ -149,6 +149,8 @@ async def open_chromium(profile: Path, log: IO[bytes]) -> AsyncIterator[DevTools
         "--disable-background-networking",
         "--disable-component-update",
         "--window-size=1280,900",
+        "--enable-logging=stderr",  # console messages also land in the log kept on failure
+        "--v=0",
         "about:blank",
     ]
     if os.geteuid() == 0:
