@@ -911,9 +911,10 @@ def test_config_validation_error_survives_pickling() -> None:
 # --- dumping --------------------------------------------------------------------------------
 
 
-def test_dump_writes_none_as_text_and_loads_back_equal() -> None:
+def test_dump_names_unset_settings_in_comments_and_loads_back_equal() -> None:
     text = dump_config(AgentConfig())
-    assert 'worker_threads = "none"' in text
+    assert "[runtime]\n# worker_threads = (not set)\n" in text
+    assert '"none"' not in text  # TOML has no null; no fake string stands for one
     assert 'update_strategy = "RollingUpdate"' in text
     assert 'strategy = "restart_transient"' in text
     assert "restart_window = 60.0" in text

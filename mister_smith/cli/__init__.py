@@ -1,4 +1,4 @@
-"""The ``mister-smith`` command: ``demo``, ``run TASK``, ``config`` and ``mcp serve``.
+"""The ``mister-smith`` command: ``demo``, ``run TASK``, ``config``, ``mcp serve``, ``render``.
 
 ``mister-smith demo --nodes 3`` runs the same survey across three node processes on
 an embedded NATS server and kills one midway (see ``_cluster_demo``).
@@ -30,9 +30,12 @@ import trio
 from ..config import AgentConfig, ConfigValidationError, dump_config, load_config
 from ..errors import ConfigError, unwrap_single
 from ._demo import PACKAGE_ROOT, DemoOptions, run_demo
+from ._help import CONFIG_EXAMPLES, DEMO_EXAMPLES, RUN_DESCRIPTION, RUN_EXAMPLES
 from ._mcp import READ_ONLY_TOOLS, McpServeOptions, parse_tools, serve_mcp
+from ._render import add_render, run_render
 from ._run import RunOptions, run_task
 from ._session import EXIT_INTERRUPTED, EXIT_USAGE, MODEL_KINDS
+from ._summary_json import config_json
 
 __all__ = ["build_parser", "main"]
 
@@ -46,6 +49,15 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0: {text!r}")
     return value
+
+
+def _directory(text: str) -> Path:
+    """argparse type: an existing directory (checked before any runtime starts)."""
+    path = Path(text)
+    if not path.is_dir():
+        reason = "does not exist" if not path.exists() else "is not a directory"
+        raise argparse.ArgumentTypeError(f"{text!r} {reason}")
+    return path
 
 
 def _tool_names(text: str) -> tuple[str, ...]:
@@ -68,7 +80,7 @@ def _add_mcp(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     serve.add_argument(
         "--workspace",
-        type=Path,
+        type=_directory,
         default=Path.cwd(),
         help="directory the file tools are confined to (default: the current directory)",
     )
@@ -125,9 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--timeout", type=_seconds, default=45.0, help="seconds the team gets (default 45)"
         )
+        sub.add_argument(
+            "--json",
+            action="store_true",
+            help="print the summary as one JSON object on standard output (progress and "
+            "the readable summary go to standard error)",
+        )
 
     demo = commands.add_parser(
-        "demo", help="run the main job: an agent team surveys this package under faults"
+        "demo",
+        help="run the main job: an agent team surveys this package under faults",
+        epilog=DEMO_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     display_options(demo)
     demo.add_argument(
@@ -135,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--workspace",
-        type=Path,
+        type=_directory,
         default=PACKAGE_ROOT,
         help="directory to survey (default: the mister_smith package)",
     )
@@ -177,8 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--registry-ttl", type=_seconds, default=2.0)
     node.add_argument("--latency", type=float, default=0.0)
 
-    run = commands.add_parser("run", help="run your own task with a dynamically composed team")
-    run.add_argument("task", nargs="?", help="what the team should do")
+    run = commands.add_parser(
+        "run",
+        help="run your own task with a dynamically composed team",
+        description=RUN_DESCRIPTION,
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("task", nargs="?", help="what the team should do (not with --resume)")
     display_options(run)
     run.add_argument(
         "--durable",
@@ -193,15 +220,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workspace",
-        type=Path,
+        type=_directory,
         default=Path.cwd(),
         help="directory the file tools are confined to (default: the current directory)",
     )
     run.add_argument("--allow-write", action="store_true", help="also grant the write_file tool")
 
-    config = commands.add_parser("config", help="print the effective configuration as TOML")
+    config = commands.add_parser(
+        "config",
+        help="print the effective configuration as TOML",
+        epilog=CONFIG_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     config.add_argument("--config", type=Path, help="a TOML configuration file")
+    config.add_argument(
+        "--json", action="store_true", help="print it as JSON (an unset setting is null)"
+    )
     _add_mcp(commands)
+    add_render(commands)
     return parser
 
 
@@ -264,7 +300,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         _report_config_error(exc)
         return EXIT_USAGE
     if args.command == "config":
-        stream.write(dump_config(config))
+        stream.write(config_json(config) if args.json else dump_config(config))
         return 0
     if args.command == "mcp":
         return _serve_mcp(args, config)
@@ -276,6 +312,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         )
         code: int = trio.run(durable_run, durable_options, args.store, args.run, args.fault, stream)
         return code
+    if args.command == "render":
+        return run_render(args, config, stream)
     if args.command == "node":
         from ._cluster_node import NodeOptions, main_node
 
@@ -290,6 +328,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 latency=args.latency,
             )
         )
+    if args.json and args.command == "demo" and args.nodes:
+        parser.error("--json is not available with --nodes")
+    # With --json, stdout carries only the JSON summary; everything else goes to stderr.
+    summary_out, stream = (stream, sys.stderr) if args.json else (None, stream)
     color = _use_color(stream, args.no_color)
     live = stream.isatty() and not args.plain
     try:
@@ -322,7 +364,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 faults=not args.no_faults,
                 mcp=args.mcp,
             )
-            demo_code: int = trio.run(run_demo, options, stream, config)
+            demo_code: int = trio.run(run_demo, options, stream, config, summary_out)
             return demo_code
         if (args.task is None) != args.resume:
             print("mister-smith: run needs a TASK, or --resume without one", file=sys.stderr)
@@ -339,7 +381,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             allow_write=args.allow_write,
             config_file=args.config,
         )
-        run_code: int = trio.run(run_task, run_options, stream, config)
+        run_code: int = trio.run(run_task, run_options, stream, config, summary_out)
         return run_code
     except ConfigError as exc:
         _report_config_error(exc)

@@ -25,7 +25,15 @@ from ..tools import ListDirectoryTool, ReadFileTool, Workspace
 from ._display import Display
 from ._faults import CrashingModel, FaultPlan, FaultyTool
 from ._session import TeamRecipe, http_model, run_team_session
-from ._survey import LIST_TOOL, READ_TOOL, SURVEY_TASK, survey_model, survey_roles
+from ._survey import (
+    LIST_TOOL,
+    PACKAGE_SUBJECT,
+    READ_TOOL,
+    SURVEY_TASK,
+    survey_model,
+    survey_roles,
+    survey_task,
+)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 """The mister_smith package directory: the demo's real input."""
@@ -112,6 +120,12 @@ READER_ROLES = ("surveyor", "coordinator")
 holds reading too)."""
 
 
+def survey_subject(workspace: Path) -> str:
+    """What a survey of ``workspace`` is of: this package, or the directory's path."""
+    resolved = workspace.resolve()
+    return PACKAGE_SUBJECT if resolved == PACKAGE_ROOT else str(resolved)
+
+
 def survey_recipe(
     runtime: RuntimeManager,
     display: Display,
@@ -171,7 +185,11 @@ def survey_recipe(
 
     def model_for(role: AgentRole) -> Model:
         nonlocal made
-        chosen: Model = http if http is not None else survey_model(role.name, latency=latency)
+        chosen: Model = (
+            http
+            if http is not None
+            else survey_model(role.name, latency=latency, subject=survey_subject(workspace))
+        )
         if role.name == "surveyor":
             made += 1
             if made == 1 and faults:
@@ -221,8 +239,15 @@ async def serve_files_over_mcp(
         )
 
 
-async def run_demo(options: DemoOptions, out: TextIO, config: AgentConfig | None = None) -> int:
-    """Run the demo; print progress and the summary to ``out``; return the exit code."""
+async def run_demo(
+    options: DemoOptions,
+    out: TextIO,
+    config: AgentConfig | None = None,
+    summary_out: TextIO | None = None,
+) -> int:
+    """Run the demo; print progress and the summary to ``out`` (and the summary as JSON
+    to ``summary_out``, if given); return the exit code."""
+    task = survey_task(survey_subject(options.workspace))
 
     async def prepare(runtime: RuntimeManager, display: Display) -> TeamRecipe:
         recipe = survey_recipe(
@@ -234,6 +259,7 @@ async def run_demo(options: DemoOptions, out: TextIO, config: AgentConfig | None
             surveyors=options.surveyors,
             faults=options.faults,
             hang_timeout=options.hang_timeout,
+            task=task,
             local_tools=not options.mcp,
         )
         if options.mcp:
@@ -241,11 +267,12 @@ async def run_demo(options: DemoOptions, out: TextIO, config: AgentConfig | None
         return recipe
 
     return await run_team_session(
-        SURVEY_TASK,
+        task,
         demo_config(config),
         out,
         color=options.color,
         live=options.live,
         timeout=options.timeout,
         prepare=prepare,
+        summary_out=summary_out,
     )

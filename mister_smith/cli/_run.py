@@ -107,8 +107,14 @@ def general_recipe(runtime: RuntimeManager, display: Display, options: RunOption
     )
 
 
-async def run_task(options: RunOptions, out: TextIO, config: AgentConfig | None = None) -> int:
-    """Run the user's task; print progress and the summary; return the exit code.
+async def run_task(
+    options: RunOptions,
+    out: TextIO,
+    config: AgentConfig | None = None,
+    summary_out: TextIO | None = None,
+) -> int:
+    """Run the user's task; print progress and the summary (as JSON to ``summary_out``
+    too, if given); return the exit code.
 
     The embedded scripted model only knows the survey (list, read, count, report); any
     other task needs ``--model openai`` or ``--model anthropic``.
@@ -154,6 +160,7 @@ async def run_task(options: RunOptions, out: TextIO, config: AgentConfig | None 
         prepare=prepare,
         config_file=options.config_file,
         approve_prompt=input if sys.stdin is not None and sys.stdin.isatty() else None,
+        summary_out=summary_out,
     )
     if record is not None and code != EXIT_INTERRUPTED:
         await record.delete(config)  # finished (or failed for good): nothing to resume

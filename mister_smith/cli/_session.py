@@ -46,6 +46,7 @@ from ..tools import ToolBusStatistics
 from ..types import Role
 from ._approve import LineReader, prompt_approvals
 from ._display import GREEN, RED, YELLOW, Display
+from ._summary_json import write_summary_json
 
 MODEL_KINDS = ("scripted", "openai", "anthropic")
 """What ``--model`` accepts."""
@@ -343,11 +344,13 @@ async def run_team_session(
     prepare: Prepare,
     config_file: Path | None = None,
     approve_prompt: LineReader | None = None,
+    summary_out: TextIO | None = None,
 ) -> int:
     """Start a runtime, compose a team with ``prepare``, run ``task`` with live progress,
     shut down gracefully (also on SIGINT/SIGTERM), print the summary, return the exit
     code. With ``config_file``, SIGHUP re-reads it and applies it live. With
-    ``approve_prompt``, tool calls waiting for approval are asked about with it."""
+    ``approve_prompt``, tool calls waiting for approval are asked about with it. With
+    ``summary_out``, the summary is also written there as JSON (``--json``)."""
     started = trio.current_time()
     record = Record()
     result: TeamResult | None = None
@@ -414,4 +417,6 @@ async def run_team_session(
         duration=elapsed_since(started),
     )
     print_summary(outcome, out, color=color)
+    if summary_out is not None:
+        write_summary_json(task, outcome, summary_out)
     return outcome.exit_code

@@ -15,6 +15,7 @@ survives the context window folding older messages into its summary. Failed tool
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -36,6 +37,20 @@ SURVEY_TASK = (
     "count files, lines and public names, and write a report."
 )
 """The demo's built-in task (its wording is what the requirements analysis reads)."""
+
+PACKAGE_SUBJECT = "the mister_smith package"
+"""What the report is titled after when the survey is of this package."""
+
+
+def survey_task(subject: str) -> str:
+    """The survey task naming what it surveys (``SURVEY_TASK`` for this package)."""
+    if subject == PACKAGE_SUBJECT:
+        return SURVEY_TASK
+    return (
+        f"Coordinate a survey of the source tree {subject}: for each package "
+        "count files, lines and public names, and write a report."
+    )
+
 
 LIST_TOOL = "list_directory"
 READ_TOOL = "read_file"
@@ -219,8 +234,11 @@ def survey_prompt(package: str, path: str) -> str:
     )
 
 
-def coordinator_turn(request: ModelRequest) -> ModelResponse:
-    """One turn of the coordinator: list, delegate, retry failures elsewhere, merge."""
+def coordinator_turn(request: ModelRequest, subject: str = PACKAGE_SUBJECT) -> ModelResponse:
+    """One turn of the coordinator: list, delegate, retry failures elsewhere, merge.
+
+    ``subject`` (what is surveyed) titles the report.
+    """
     surveyors = sorted(t.name for t in request.tools if t.name.startswith("ask_surveyor"))
     writers = sorted(t.name for t in request.tools if t.name.startswith("ask_writer"))
     state = state_of(request)
@@ -232,7 +250,8 @@ def coordinator_turn(request: ModelRequest) -> ModelResponse:
         for call, result in pairs:
             if call.name in writers and not result.is_error:
                 return ModelResponse(text=result.content, progress=1.0)
-        return ModelResponse(text=render_report(state["reports"], state["failed"]), progress=1.0)
+        text = render_report(state["reports"], state["failed"], subject=subject)
+        return ModelResponse(text=text, progress=1.0)
     retry: list[str] = []
     for call, result in pairs:
         if call.name == LIST_TOOL:
@@ -273,13 +292,15 @@ def coordinator_turn(request: ModelRequest) -> ModelResponse:
             calls.append(ToolCall("", pick, {"message": survey_prompt(package, path)}))
         return noted(state, calls, done / total)
     state["stage"] = "writing"
-    data = json.dumps({"reports": state["reports"], "failed": state["failed"]}, sort_keys=True)
+    data = json.dumps(
+        {"subject": subject, "reports": state["reports"], "failed": state["failed"]},
+        sort_keys=True,
+    )
     if writers:
-        message = (
-            f"Write the survey report of the mister_smith package from this data. DATA: {data}"
-        )
+        message = f"Write the survey report of {subject} from this data. DATA: {data}"
         return noted(state, [ToolCall("", writers[0], {"message": message})], 0.95)
-    return ModelResponse(text=render_report(state["reports"], state["failed"]), progress=1.0)
+    text = render_report(state["reports"], state["failed"], subject=subject)
+    return ModelResponse(text=text, progress=1.0)
 
 
 # --- the writer -----------------------------------------------------------------------
@@ -296,17 +317,23 @@ def writer_turn(request: ModelRequest) -> ModelResponse:
         data = None
     if not isinstance(data, dict):
         return ModelResponse(text="I need the survey data after 'DATA:' to write the report.")
-    return ModelResponse(
-        text=render_report(data.get("reports", {}), data.get("failed", {})), progress=1.0
+    subject = data.get("subject")
+    report = render_report(
+        data.get("reports", {}),
+        data.get("failed", {}),
+        subject=subject if isinstance(subject, str) and subject else PACKAGE_SUBJECT,
     )
+    return ModelResponse(text=report, progress=1.0)
 
 
-def render_report(reports: Mapping[str, Any], failed: Mapping[str, str]) -> str:
-    """The survey report: one row per package, totals, and what could not be surveyed."""
+def render_report(
+    reports: Mapping[str, Any], failed: Mapping[str, str], *, subject: str = PACKAGE_SUBJECT
+) -> str:
+    """The survey report of ``subject``: a row per package, totals, what was not surveyed."""
     rows = sorted(reports.values(), key=lambda r: str(r["package"]))
     width = max([len("package"), *(len(str(r["package"])) for r in rows)])
     lines = [
-        "Survey of the mister_smith package",
+        f"Survey of {subject}",
         "",
         f"{'package':<{width}}  {'files':>5}  {'lines':>6}  {'public':>6}  examples",
         f"{'-' * width}  {'-' * 5}  {'-' * 6}  {'-' * 6}  {'-' * 30}",
@@ -386,10 +413,14 @@ def survey_roles() -> list[AgentRole]:
     return roles
 
 
-def survey_model(role: str, *, latency: float = 0.0) -> ScriptedModel:
-    """The embedded model playing ``role`` in the survey."""
+def survey_model(
+    role: str, *, latency: float = 0.0, subject: str = PACKAGE_SUBJECT
+) -> ScriptedModel:
+    """The embedded model playing ``role`` in the survey of ``subject`` (the report title)."""
     try:
         turn = _TURNS[role]
     except KeyError:
         raise ValueError(f"the survey has no {role!r} role") from None
+    if role == "coordinator":
+        turn = functools.partial(coordinator_turn, subject=subject)
     return ScriptedModel([rule(always, turn, role)], name=f"scripted-{role}", latency=latency)

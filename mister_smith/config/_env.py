@@ -7,6 +7,7 @@ are read according to the field's type.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -62,6 +63,7 @@ def apply_environment(tree: dict[str, Any], env: Mapping[str, str], report: Repo
     applied = False
     for name in sorted(env, key=str.upper):
         if not name.upper().startswith(ENV_PREFIX):
+            _report_single_underscore(name, report)
             continue
         path = tuple(segment.lower() for segment in name[len(ENV_PREFIX) :].split("__"))
         applied = True
@@ -89,9 +91,16 @@ def _resolve(path: Path, report: Report) -> attrs.Attribute[Any] | None:
     """The field ``path`` names, or ``None`` after reporting why there is none."""
     cls: type = AgentConfig
     for depth, segment in enumerate(path, start=1):
-        field = attrs.fields_dict(cls).get(segment)
+        fields = attrs.fields_dict(cls)
+        field = fields.get(segment)
         if field is None:
-            report.add_key(path, f"unknown setting {'.'.join(path[:depth])!r}")
+            close = difflib.get_close_matches(segment, list(fields), n=1)
+            hint = (
+                f" (did you mean {_env_name((*path[: depth - 1], close[0], *path[depth:]))}?)"
+                if close
+                else ""
+            )
+            report.add_key(path, f"unknown setting {'.'.join(path[:depth])!r}{hint}")
             return None
         section = settings_class(field.type)
         if depth == len(path):
@@ -101,6 +110,44 @@ def _resolve(path: Path, report: Report) -> attrs.Attribute[Any] | None:
             return None
         cls = section
     return None  # not reached: the last segment returns above
+
+
+def _env_name(path: Path) -> str:
+    """The variable that sets ``path``: ``MISTER_SMITH__MONITORING__HTTP_PORT``."""
+    return ENV_PREFIX + "__".join(segment.upper() for segment in path)
+
+
+def _report_single_underscore(name: str, report: Report) -> None:
+    """Report ``MISTER_SMITH_<SECTION>_...``: a setting spelt with single underscores.
+
+    Such a variable would otherwise be silently ignored. Only names that start with a
+    section of the configuration count (``MISTER_SMITH_HYPOTHESIS_PROFILE`` is not one).
+    """
+    single = ENV_PREFIX[:-1]
+    if not name.upper().startswith(single) or name.upper().startswith(ENV_PREFIX):
+        return
+    rest = name[len(single) :].lower()
+    path: list[str] = []
+    cls: type | None = AgentConfig
+    while cls is not None and rest:
+        # The longest field name that ``rest`` starts with (``max_restart_attempts``).
+        names = sorted(attrs.fields_dict(cls), key=len, reverse=True)
+        match = next((f for f in names if rest == f or rest.startswith(f + "_")), None)
+        if match is None:
+            break
+        path.append(match)
+        rest = rest[len(match) :].lstrip("_")
+        cls = settings_class(attrs.fields_dict(cls)[match].type)
+    if not path:
+        return
+    if not rest and cls is None:
+        hint = f"did you mean {_env_name(tuple(path))}?"
+    else:
+        hint = f"settings are spelt {ENV_PREFIX}{path[0].upper()}__<SETTING>"
+    report.problems.append(
+        f"{name}: not read: a setting needs double underscores after MISTER_SMITH "
+        f"and between its parts ({hint})"
+    )
 
 
 def _value_for(field: attrs.Attribute[Any], text: str, path: Path, report: Report) -> object:

@@ -19,6 +19,7 @@ from ._converter import config_converter
 from ._env import apply_environment
 from ._errors import ConfigValidationError, short_repr
 from ._structure import Report, structure_settings
+from ._unset import drop_unset, note_unset
 
 
 def load_config(
@@ -78,12 +79,16 @@ def loads_config(text: str, *, source: str = "<string>") -> AgentConfig:
 def dump_config(config: AgentConfig) -> str:
     """Write ``config`` as TOML that :func:`loads_config` reads back to an equal config.
 
-    Durations are written as seconds, enums by value, and ``None`` as ``"none"``
-    (TOML has no null).
+    Durations are written as seconds and enums by value. TOML has no null: a setting
+    that is not set (``None``, its default) is named in a comment under its table,
+    ``# worker_threads = (not set)``; a ``None`` that differs from its default is
+    written ``"none"``.
     """
     if not isinstance(config, AgentConfig):
         raise ConfigError(f"dump_config() needs an AgentConfig, got {type(config).__name__}")
-    return tomli_w.dumps(_none_as_text(config_converter.unstructure(config)))
+    unset: dict[tuple[str, ...], list[str]] = {}
+    tree = drop_unset(config_converter.unstructure(config), AgentConfig, unset)
+    return note_unset(tomli_w.dumps(tree), unset)
 
 
 def save_config(config: AgentConfig, path: str | os.PathLike[str]) -> None:
@@ -168,9 +173,3 @@ def _parse(text: str, source: str) -> dict[str, Any]:
     except ValueError as exc:  # int() refusing a number with too many digits
         problem = f"{source}: invalid TOML: {short_repr(str(exc))}"
     raise ConfigValidationError([problem], source=source)
-
-
-def _none_as_text(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _none_as_text(item) for key, item in value.items()}
-    return "none" if value is None else value

@@ -69,7 +69,7 @@ class ApprovalSource(Protocol):
 
 OBSERVER_CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; "
-    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 """Content-Security-Policy of the observer page: its own script and data only."""
 

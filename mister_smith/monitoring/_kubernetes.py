@@ -9,6 +9,7 @@ that port so the kubelet's probes and Prometheus reach it.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from collections.abc import Mapping
 from typing import Any, Final
@@ -244,5 +245,8 @@ def render_kubernetes(
     )
     if autoscaler is not None:
         documents.append(autoscaler)
-    rendered: str = yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)
+    # A JSON round trip unshares the label dicts the objects reuse, which YAML would
+    # otherwise write as anchors (``labels: *id001``) that hide the labels from readers.
+    unshared = json.loads(json.dumps(documents))
+    rendered: str = yaml.safe_dump_all(unshared, sort_keys=False, default_flow_style=False)
     return rendered
