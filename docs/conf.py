@@ -133,6 +133,9 @@ nitpick_ignore = (
         ("py:data", name)
         for name in (
             "CANCEL_GRACE",
+            "DRAIN_GRACE",
+            "DEFAULT_CODEC",
+            "mister_smith.persistence.DEFAULT_CODEC",
             "PREVIEW_CHARS",
             "MAX_WALK",
             "MAX_READ_LIMIT",
