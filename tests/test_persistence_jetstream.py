@@ -1,0 +1,143 @@
+"""The NATS JetStream store passes the same conformance suite as the embedded store.
+
+Each store the suite opens gets a NATS connection of its own (a bridge on its own
+asyncio thread) to the session's ``nats-server`` on 127.0.0.1, and a stream prefix of
+its own; the same name reopens the same streams. Windows and ages are measured on the
+store's clock, which the harness sets (as the SQLite harness does), so the suite's time
+travel needs no sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+from distributed_fixtures import nats_url, unique
+
+from mister_smith.config import PersistenceSettings
+from mister_smith.distributed import (
+    BridgeSettings,
+    JetStreamStore,
+    NatsBridge,
+    delete_jetstream_store,
+    open_jetstream_store,
+)
+from mister_smith.errors import InvalidStoreRequest, RecordTooLarge, StoreUnavailable
+from mister_smith.persistence import Store
+from mister_smith.persistence.conformance import ManualClock, StoreConformance, StoreHarness
+
+__all__ = ["nats_url"]
+
+
+@asynccontextmanager
+async def running_bridge(url: str) -> AsyncIterator[NatsBridge]:
+    """A connected bridge for the body of the block."""
+    bridge = NatsBridge(BridgeSettings(url=url, name="jetstream-store-test"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(bridge.serve)
+        try:
+            yield bridge
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+class JetStreamHarness:
+    """Stores named ``<base>_<name>`` on one server, all on one settable clock."""
+
+    time_scale = 1.0
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.base = unique("js")
+        self.clock = ManualClock()
+        self.prefixes: set[str] = set()
+
+    def open(self, name: str = "default", **settings: Any) -> AbstractAsyncContextManager[Store]:
+        return self._open(name, settings)
+
+    @asynccontextmanager
+    async def _open(self, name: str, settings: dict[str, Any]) -> AsyncIterator[Store]:
+        prefix = f"{self.base}_{name}"
+        self.prefixes.add(prefix)
+        async with (
+            running_bridge(self.url) as bridge,
+            open_jetstream_store(
+                bridge, prefix=prefix, settings=PersistenceSettings(**settings), clock=self.clock
+            ) as store,
+        ):
+            yield store
+
+    async def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        await trio.lowlevel.checkpoint()
+
+    async def delete_all(self) -> None:
+        async with running_bridge(self.url) as bridge:
+            for prefix in sorted(self.prefixes):
+                await delete_jetstream_store(bridge, prefix=prefix)
+
+
+@pytest.fixture
+def js_harness(nats_url: str) -> Iterator[JetStreamHarness]:
+    harness = JetStreamHarness(nats_url)
+    yield harness
+    trio.run(harness.delete_all)
+
+
+class TestJetStreamStore(StoreConformance):
+    @pytest.fixture
+    def store_harness(self, js_harness: JetStreamHarness) -> StoreHarness:
+        return js_harness
+
+
+# -- what only the JetStream store has ------------------------------------------------------
+
+
+async def test_open_refuses_a_bad_prefix(nats_url: str) -> None:
+    async with running_bridge(nats_url) as bridge:
+        with pytest.raises(InvalidStoreRequest, match="store prefix"):
+            async with open_jetstream_store(bridge, prefix="a.b"):
+                pass  # pragma: no cover
+
+
+async def test_open_without_a_server_is_unavailable() -> None:
+    bridge = NatsBridge(BridgeSettings(url="nats://127.0.0.1:1"))
+    with pytest.raises(StoreUnavailable, match="cannot open the JetStream store"):
+        async with open_jetstream_store(bridge, prefix="nowhere", timeout=0.2):
+            pass  # pragma: no cover
+
+
+async def test_messages_larger_than_a_nats_message_are_refused_by_name(
+    js_harness: JetStreamHarness,
+) -> None:
+    async with js_harness.open() as store:
+        assert isinstance(store, JetStreamStore)
+        limit = store.record_limit
+        with pytest.raises(RecordTooLarge, match="max_payload"):
+            await store.append("inbox", b"x" * (limit + 1))
+        await store.append("inbox", b"x" * limit)
+        big = bytes(range(256)) * (3 * limit // 256 + 1)  # checkpoints are chunked
+        written = await store.put_checkpoint("big", big)
+        again = await store.put_checkpoint("big", big[::-1], expected_version=written.version)
+        stored = await store.get_checkpoint("big")
+        assert stored is not None
+        assert (stored.data, stored.version) == (big[::-1], again.version)
+
+
+async def test_names_any_store_accepts_are_kept_exactly(js_harness: JetStreamHarness) -> None:
+    names = ["a.b", "*", ">", "with space", "ünïcødé/κλειδί", "x" * 256]
+    async with js_harness.open("names") as store:
+        for name in names:
+            await store.append(name, name.encode(), message_id=name)
+            await store.put_checkpoint(name, name.encode())
+            await store.journal_append(name, [name.encode()])
+    async with js_harness.open("names") as store:
+        assert await store.mailboxes() == sorted(names)
+        assert await store.checkpoint_keys() == sorted(names)
+        for name in names:
+            (message,) = await store.pending(name)
+            assert (message.message_id, message.payload) == (name, name.encode())
+            assert [e.data for e in await store.journal_replay(name)] == [name.encode()]
