@@ -25,7 +25,12 @@ from mister_smith.distributed import (
     delete_jetstream_store,
     open_jetstream_store,
 )
-from mister_smith.errors import InvalidStoreRequest, RecordTooLarge, StoreUnavailable
+from mister_smith.errors import (
+    InvalidStoreRequest,
+    RecordTooLarge,
+    StoreLocked,
+    StoreUnavailable,
+)
 from mister_smith.persistence import Store
 from mister_smith.persistence.conformance import ManualClock, StoreConformance, StoreHarness
 
@@ -141,3 +146,74 @@ async def test_names_any_store_accepts_are_kept_exactly(js_harness: JetStreamHar
             (message,) = await store.pending(name)
             assert (message.message_id, message.payload) == (name, name.encode())
             assert [e.data for e in await store.journal_replay(name)] == [name.encode()]
+
+
+async def test_one_store_object_writes_a_prefix_at_a_time(js_harness: JetStreamHarness) -> None:
+    async with js_harness.open("held") as store, running_bridge(js_harness.url) as other:
+        await store.append("inbox", b"x")
+        with pytest.raises(StoreLocked, match="is held by"):
+            async with open_jetstream_store(other, prefix=f"{js_harness.base}_held"):
+                pass  # pragma: no cover
+    async with js_harness.open("held") as store:  # released on close
+        assert len(await store.pending("inbox")) == 1
+
+
+async def test_a_lost_lease_stops_the_store_writing(js_harness: JetStreamHarness) -> None:
+    prefix = f"{js_harness.base}_lost"
+    js_harness.prefixes.add(prefix)
+    async with (
+        running_bridge(js_harness.url) as bridge,
+        open_jetstream_store(bridge, prefix=prefix, lease_ttl=1.0) as store,
+    ):
+        await store.append("inbox", b"x")
+        # Someone else takes the prefix (as if this holder had been cut off too long).
+        await bridge.kv_delete(f"MS_{prefix}_LEASE", "holder")
+        await bridge.kv_put(f"MS_{prefix}_LEASE", "holder", b"another")
+        refused: StoreLocked | None = None
+        with trio.fail_after(5):
+            while refused is None:
+                try:
+                    await store.append("inbox", b"y")
+                except StoreLocked as exc:
+                    refused = exc
+                await trio.sleep(0.05)
+        assert "lease" in str(refused)
+        with pytest.raises(StoreLocked):
+            await store.pending("inbox")
+
+
+async def test_a_settlement_recorded_before_a_crash_is_finished_on_reopen(
+    js_harness: JetStreamHarness,
+) -> None:
+    """The process died after recording an ack and before deleting the message: the
+    reopened store does not redeliver it, remembers its id, and deletes it."""
+    from mister_smith.distributed import _jetstream_io as io
+
+    async with js_harness.open("crash") as store:
+        acked = await store.append("inbox", b"handled", message_id="h-1")
+        kept = await store.append("inbox", b"kept")
+    prefix = f"{js_harness.base}_crash"
+    layout = io.Layout(prefix)
+    record = io.Outgoing(
+        layout.subject("settled", "inbox"),
+        {io.SEQ: str(acked.seq), io.MESSAGE_ID: io.quote("h-1"), io.AT: repr(js_harness.clock())},
+        b"",
+    )
+    async with running_bridge(js_harness.url) as bridge:
+
+        async def settle(side: Any) -> list[int | BaseException]:
+            info = await side.nc.jetstream().stream_info(layout.settled)
+            return await io.publish_many(side, layout.settled, [record], info.state.last_seq)
+
+        (result,) = await bridge._call(settle)
+        assert isinstance(result, int)
+    async with js_harness.open("crash") as store:
+        assert [m.seq for m in await store.pending("inbox")] == [kept.seq]
+        again = await store.append("inbox", b"handled", message_id="h-1")
+        assert (again.duplicate, again.seq) == (True, acked.seq)
+    async with running_bridge(js_harness.url) as bridge:
+
+        async def gone(side: Any) -> dict[int, bytes]:
+            return await io.get_payloads(side, layout.mailboxes, [acked.seq, kept.seq])
+
+        assert sorted(await bridge._call(gone)) == [kept.seq]

@@ -412,9 +412,10 @@ async def delete_store(side: AsyncioSide, layout: Layout) -> None:
     for name in layout.streams():
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(name)
-    with contextlib.suppress(nats.js.errors.NotFoundError, nats.js.errors.BucketNotFoundError):
-        await js.delete_key_value(layout.bucket)
-    side.kv.pop(layout.bucket, None)
+    for bucket in (layout.bucket, f"MS_{layout.prefix}_LEASE"):
+        with contextlib.suppress(nats.js.errors.NotFoundError, nats.js.errors.BucketNotFoundError):
+            await js.delete_key_value(bucket)
+        side.kv.pop(bucket, None)
 
 
 def is_unreachable(exc: BaseException) -> bool:

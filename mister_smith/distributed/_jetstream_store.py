@@ -43,6 +43,7 @@ from ..errors import (
     InvalidStoreRequest,
     RecordTooLarge,
     StoreClosed,
+    StoreLocked,
     StoreUnavailable,
 )
 from ..persistence import (
@@ -88,6 +89,7 @@ from . import _jetstream_io as io
 from ._asyncio_side import AsyncioSide
 from ._bridge import NatsBridge
 from ._jetstream_engine import StoreEngine
+from ._jetstream_lease import StoreLease
 from ._node import Node
 from ._registry import check_token
 
@@ -135,6 +137,7 @@ class JetStreamStore:
         self._queue: collections.deque[_Waiter] = collections.deque()
         self._wake = trio.Event()
         self._closing = False
+        self._lost: StoreLocked | None = None
         self._finished = trio.Event()
 
     @property
@@ -306,10 +309,15 @@ class JetStreamStore:
 
     # -- the committer -------------------------------------------------------------------
 
+    def _refusal(self) -> StoreClosed | StoreLocked:
+        if self._lost is not None:
+            return StoreLocked(str(self._lost))
+        return StoreClosed(f"the JetStream store {self.prefix!r} is closed")
+
     async def _submit(self, request: Request) -> Any:
         if self._closing:
             await trio.lowlevel.checkpoint()
-            raise StoreClosed(f"the JetStream store {self.prefix!r} is closed")
+            raise self._refusal()
         waiter = _Waiter(request, trio.lowlevel.current_task())
         self._queue.append(waiter)
         self._wake.set()
@@ -322,6 +330,11 @@ class JetStreamStore:
     def _close(self) -> None:
         self._closing = True
         self._wake.set()
+
+    def _lose(self, error: StoreLocked) -> None:
+        """The lease is lost: refuse everything from now on (see :class:`StoreLease`)."""
+        self._lost = error
+        self._close()
 
     async def _serve(self) -> None:
         try:
@@ -339,8 +352,11 @@ class JetStreamStore:
                         continue
                     await self._wake.wait()
                     continue
-                with trio.CancelScope(shield=True):
-                    outcomes = await self._engine.run_batch([w.request for w in batch])
+                if self._lost is not None:
+                    outcomes: list[Any] = [outcome.Error(self._refusal()) for _ in batch]
+                else:
+                    with trio.CancelScope(shield=True):
+                        outcomes = await self._engine.run_batch([w.request for w in batch])
                 for waiter, result in zip(batch, outcomes, strict=True):
                     trio.lowlevel.reschedule(waiter.task, result)
         finally:
@@ -348,8 +364,7 @@ class JetStreamStore:
             while self._queue:
                 waiter = self._queue.popleft()
                 if waiter.take():
-                    error = StoreClosed(f"the JetStream store {self.prefix!r} closed first")
-                    trio.lowlevel.reschedule(waiter.task, outcome.Error(error))
+                    trio.lowlevel.reschedule(waiter.task, outcome.Error(self._refusal()))
             self._finished.set()
 
 
@@ -363,6 +378,7 @@ async def open_jetstream_store(
     replicas: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     duplicate_window: float = 120.0,
+    lease_ttl: float = 10.0,
 ) -> AsyncIterator[JetStreamStore]:
     """Open the JetStream store ``prefix`` for the body of the block.
 
@@ -383,9 +399,13 @@ async def open_jetstream_store(
         timeout: Seconds one round of work with the server may take.
         duplicate_window: Seconds JetStream remembers a publish's ``Nats-Msg-Id``
             (resent publishes within it are stored once).
+        lease_ttl: Seconds the store's lease lasts without renewal (renewed every
+            third of it): after a holder is killed, the store can be opened again
+            this long later. >= 1.
 
     Raises:
         InvalidStoreRequest: a bad prefix or option.
+        StoreLocked: another store object holds the prefix (its lease is live).
         StoreUnavailable: the server cannot be reached, or refused to make the streams.
     """
     bridge = target.bridge if isinstance(target, Node) else target
@@ -399,6 +419,8 @@ async def open_jetstream_store(
         raise InvalidStoreRequest(f"timeout must be > 0 seconds, got {timeout!r}")
     if not (isinstance(duplicate_window, int | float) and duplicate_window > 0):
         raise InvalidStoreRequest(f"duplicate_window must be > 0, got {duplicate_window!r}")
+    if not (isinstance(lease_ttl, int | float) and 1.0 <= lease_ttl <= 3600.0):
+        raise InvalidStoreRequest(f"lease_ttl must be in [1, 3600] seconds, got {lease_ttl!r}")
     settings = PersistenceSettings() if settings is None else settings
     layout = io.Layout(prefix)
     config = io.StreamConfig(
@@ -420,17 +442,33 @@ async def open_jetstream_store(
     engine = StoreEngine(
         bridge, layout, settings, clock=clock, timeout=timeout, max_payload=max_payload
     )
+    lease = StoreLease(bridge, prefix, ttl=lease_ttl)
     try:
-        await engine.reload()
+        with trio.fail_after(timeout):
+            await lease.acquire()
+    except StoreLocked:
+        raise
     except Exception as exc:
-        raise StoreUnavailable(f"cannot read the JetStream store {prefix!r} back: {exc!r}") from exc
-    store = JetStreamStore(engine, layout, settings)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(store._serve, name=f"jetstream store {prefix}")
+        raise StoreUnavailable(f"cannot take the lease on the store {prefix!r}: {exc!r}") from exc
+    try:
         try:
-            yield store
-        finally:
-            store._close()
+            await engine.reload()
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"cannot read the JetStream store {prefix!r} back: {exc!r}"
+            ) from exc
+        store = JetStreamStore(engine, layout, settings)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lease.keep, store._lose, name=f"jetstream store lease {prefix}")
+            nursery.start_soon(store._serve, name=f"jetstream store {prefix}")
+            try:
+                yield store
+            finally:
+                store._close()
+                await store._finished.wait()
+                nursery.cancel_scope.cancel()
+    finally:
+        await lease.release()
 
 
 async def delete_jetstream_store(
