@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import nats.js.errors
 import pytest
 import trio
 from distributed_fixtures import nats_url, unique
@@ -203,7 +204,7 @@ async def test_a_settlement_recorded_before_a_crash_is_finished_on_reopen(
 
         async def settle(side: Any) -> list[int | BaseException]:
             info = await side.nc.jetstream().stream_info(layout.settled)
-            return await io.publish_many(side, layout.settled, [record], info.state.last_seq)
+            return await io.publish_many(side, layout.settled, [record], info.state.last_seq, 5.0)
 
         (result,) = await bridge._call(settle)
         assert isinstance(result, int)
@@ -217,3 +218,36 @@ async def test_a_settlement_recorded_before_a_crash_is_finished_on_reopen(
             return await io.get_payloads(side, layout.mailboxes, [acked.seq, kept.seq])
 
         assert sorted(await bridge._call(gone)) == [kept.seq]
+
+
+async def test_a_resent_publish_is_answered_as_a_duplicate(js_harness: JetStreamHarness) -> None:
+    """What the store's resend after a lost ack relies on: the copy is sent with the
+    same ``Nats-Msg-Id`` and without ``Nats-Expected-Last-Sequence`` (the server checks
+    that one first, and the stored first copy moved the last sequence on), and is
+    answered with the first copy's sequence instead of being stored again."""
+    from mister_smith.distributed import _jetstream_io as io
+
+    async with js_harness.open("resend") as store:
+        await store.append("inbox", b"first")
+    layout = io.Layout(f"{js_harness.base}_resend")
+    async with running_bridge(js_harness.url) as bridge:
+
+        async def publish_twice(side: Any) -> list[tuple[int, bool]]:
+            js = side.nc.jetstream()
+            last = (await js.stream_info(layout.mailboxes)).state.last_seq
+            headers = {
+                "Nats-Msg-Id": "resend-1",
+                "Nats-Expected-Last-Sequence": str(last),
+                io.AT: "0.0",
+            }
+            subject = layout.subject("mbox", "inbox")
+            first = await js.publish(subject, b"x", headers=dict(headers))
+            with pytest.raises(nats.js.errors.BadRequestError, match="wrong last sequence"):
+                await js.publish(subject, b"x", headers=dict(headers))
+            del headers["Nats-Expected-Last-Sequence"]
+            again = await js.publish(subject, b"x", headers=dict(headers))
+            return [(int(ack.seq), bool(ack.duplicate)) for ack in (first, again)]
+
+        first, second = await bridge._call(publish_twice)
+    assert first[1] is False
+    assert second == (first[0], True)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import nats.errors
+import nats.js.errors
 import outcome
 import trio
 
@@ -257,7 +258,9 @@ class StoreEngine:
 
     async def _publish(self, stream: str, messages: list[io.Outgoing]) -> list[int | BaseException]:
         try:
-            results = await self._io(io.publish_many, stream, messages, self._last[stream])
+            results = await self._io(
+                io.publish_many, stream, messages, self._last[stream], self._timeout / 3
+            )
         except BaseException:
             self._stale = True  # some may have been stored: read the streams back first
             raise
@@ -617,8 +620,13 @@ def server_failure(exc: BaseException, action: str, *, write: bool) -> Persisten
     """The store error for ``exc`` (ours pass through)."""
     if isinstance(exc, PersistenceError):
         return exc
-    if isinstance(exc, trio.TooSlowError):
-        text = f"{action}: no answer from JetStream in time; the outcome is unknown"
+    if isinstance(exc, nats.js.errors.APIError):
+        text = f"{action}: JetStream refused it, nothing was written: {exc!r}"
+    elif write:
+        text = (
+            f"{action}: the answer from JetStream was lost ({exc!r}), so it may or may not"
+            " have been written; the store reads its streams back before the next operation"
+        )
     else:
         text = f"{action} failed on JetStream: {exc!r}"
     error: PersistenceError = StoreWriteFailed(text) if write else StoreUnavailable(text)

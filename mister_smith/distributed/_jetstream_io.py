@@ -222,38 +222,59 @@ class Outgoing:
 
 
 async def publish_many(
-    side: AsyncioSide, stream: str, messages: Sequence[Outgoing], last: int
+    side: AsyncioSide, stream: str, messages: Sequence[Outgoing], last: int, ack_wait: float
 ) -> list[int | BaseException]:
     """Publish ``messages`` to ``stream`` in order, pipelined (all sent, then all acks
     awaited); per message its sequence or why it failed.
 
     Each carries ``Nats-Expected-Last-Sequence`` (``last``, then one more each), so the
     server keeps them in order and refuses them if another writer appended meanwhile,
-    and a fresh ``Nats-Msg-Id``, so a publish resent after a lost ack is not stored
-    twice.
+    and a fresh ``Nats-Msg-Id``. A message whose ack did not come within ``ack_wait``
+    seconds is sent once more, in order, with the same ``Nats-Msg-Id`` but without the
+    expected sequence (which a stored first copy has moved on): if the first copy was
+    stored, the server answers with its sequence (a duplicate) instead of storing it
+    twice. (The lease keeps other writers out meanwhile.)
     """
     js = _js(side)
+    loop = asyncio.get_running_loop()
+    sent: list[tuple[str, bytes, dict[str, str]]] = []
     futures: list[asyncio.Future[Any] | BaseException] = []
     for index, message in enumerate(messages):
         headers = dict(message.headers)
         headers[nats.js.api.Header.EXPECTED_LAST_SEQUENCE] = str(last + index)
         headers[nats.js.api.Header.MSG_ID] = uuid.uuid4().hex
         headers[nats.js.api.Header.EXPECTED_STREAM] = stream
+        sent.append((message.subject, message.payload, headers))
         try:
             futures.append(
                 await js.publish_async(message.subject, message.payload, headers=headers)
             )
         except Exception as exc:
             futures.append(exc)
+    deadline = loop.time() + ack_wait
     results: list[int | BaseException] = []
     for future in futures:
         if isinstance(future, BaseException):
             results.append(future)
             continue
         try:
-            results.append(int((await future).seq))
+            ack = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
         except Exception as exc:
             results.append(exc)
+        else:
+            results.append(int(ack.seq))
+    for index, result in enumerate(results):
+        if not isinstance(result, asyncio.TimeoutError | nats.errors.TimeoutError):
+            continue
+        subject, payload, headers = sent[index]
+        headers.pop(nats.js.api.Header.EXPECTED_LAST_SEQUENCE, None)
+        try:
+            results[index] = int(
+                (await js.publish(subject, payload, timeout=ack_wait, headers=headers)).seq
+            )
+        except Exception as exc:
+            results[index:] = [exc] * (len(results) - index)
+            break
     return results
 
 
