@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import nats.js.errors
@@ -23,6 +24,7 @@ from mister_smith.distributed import (
     BridgeSettings,
     JetStreamStore,
     NatsBridge,
+    NatsServer,
     delete_jetstream_store,
     open_jetstream_store,
 )
@@ -31,6 +33,7 @@ from mister_smith.errors import (
     RecordTooLarge,
     StoreLocked,
     StoreUnavailable,
+    StoreWriteFailed,
 )
 from mister_smith.persistence import Store
 from mister_smith.persistence.conformance import ManualClock, StoreConformance, StoreHarness
@@ -251,3 +254,35 @@ async def test_a_resent_publish_is_answered_as_a_duplicate(js_harness: JetStream
         first, second = await bridge._call(publish_twice)
     assert first[1] is False
     assert second == (first[0], True)
+
+
+async def test_a_server_restart_fails_operations_by_type_then_the_store_carries_on(
+    tmp_path: Path,
+) -> None:
+    """While the server is down, writes fail fast with ``StoreWriteFailed`` and reads
+    with ``StoreUnavailable`` (no hang); once it is back, the store reads its streams
+    back and carries on, and what returned before the outage is still there."""
+    server = NatsServer(tmp_path)
+    url = await server.start()
+    settings = BridgeSettings(url=url, reconnect_wait=0.05, max_reconnect_attempts=200)
+    try:
+        async with trio.open_nursery() as nursery:
+            bridge = NatsBridge(settings)
+            await nursery.start(bridge.serve)
+            async with open_jetstream_store(bridge, prefix="restart") as store:
+                before = await store.append("inbox", b"before", message_id="b-1")
+                await server.stop()
+                with trio.fail_after(2):
+                    with pytest.raises(StoreWriteFailed, match="may or may not"):
+                        await store.append("inbox", b"during")
+                    with pytest.raises(StoreUnavailable):
+                        await store.pending("inbox")
+                await server.start()
+                with trio.fail_after(10):
+                    await bridge.wait_connected()
+                after = await store.append("inbox", b"after")
+                assert [m.seq for m in await store.pending("inbox")] == [before.seq, after.seq]
+                assert (await store.append("inbox", b"again", message_id="b-1")).duplicate
+            nursery.cancel_scope.cancel()
+    finally:
+        await server.stop()
