@@ -31,6 +31,7 @@ from mister_smith.distributed import (
 from mister_smith.errors import (
     InvalidStoreRequest,
     RecordTooLarge,
+    StoreCorrupted,
     StoreLocked,
     StoreUnavailable,
     StoreWriteFailed,
@@ -286,3 +287,16 @@ async def test_a_server_restart_fails_operations_by_type_then_the_store_carries_
             nursery.cancel_scope.cancel()
     finally:
         await server.stop()
+
+
+async def test_a_foreign_message_in_the_streams_is_reported_as_corruption(
+    js_harness: JetStreamHarness,
+) -> None:
+    async with js_harness.open("foreign") as store:
+        await store.append("inbox", b"ours")
+    prefix = f"{js_harness.base}_foreign"
+    async with running_bridge(js_harness.url) as bridge:
+        await bridge.js_publish(f"ms.{prefix}.mbox.not-base64!", b"theirs")
+        with pytest.raises(StoreCorrupted, match="did not write"):
+            async with open_jetstream_store(bridge, prefix=prefix):
+                pass  # pragma: no cover

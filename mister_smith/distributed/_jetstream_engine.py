@@ -24,6 +24,7 @@ from ..config import PersistenceSettings
 from ..errors import (
     CheckpointConflict,
     PersistenceError,
+    StoreCorrupted,
     StoreUnavailable,
     StoreWriteFailed,
 )
@@ -202,6 +203,20 @@ class StoreEngine:
             records, last = await self._io(io.load, stream, f"ms.{layout.prefix}.{kind}.*")
             loaded[kind] = records
             self._last[stream] = last
+        try:
+            index = await self._rebuild(loaded)
+        except (KeyError, ValueError, IndexError) as exc:  # UnicodeDecodeError, binascii too
+            raise StoreCorrupted(
+                f"the JetStream store {layout.prefix!r} holds a message it did not write"
+                f" (a record without its headers, or a foreign subject): {exc!r}"
+            ) from exc
+        self._index = index
+        self._stale = False
+
+    async def _rebuild(self, loaded: dict[str, list[io.RawRecord]]) -> StoreIndex:
+        """The index the loaded headers describe (settlements the process recorded but
+        did not finish are finished on the way)."""
+        layout = self._layout
         index = StoreIndex()
         settled: dict[int, tuple[str, str, float, int]] = {}
         for record in loaded["settled"]:
@@ -247,8 +262,7 @@ class StoreEngine:
             index.add_journal(
                 record.seq, self._name_of(record.subject), float(record.headers[io.AT])
             )
-        self._index = index
-        self._stale = False
+        return index
 
     @staticmethod
     def _name_of(subject: str) -> str:

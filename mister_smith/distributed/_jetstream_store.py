@@ -43,6 +43,7 @@ from ..errors import (
     InvalidStoreRequest,
     RecordTooLarge,
     StoreClosed,
+    StoreCorrupted,
     StoreLocked,
     StoreUnavailable,
 )
@@ -406,6 +407,7 @@ async def open_jetstream_store(
     Raises:
         InvalidStoreRequest: a bad prefix or option.
         StoreLocked: another store object holds the prefix (its lease is live).
+        StoreCorrupted: the streams hold messages this store did not write.
         StoreUnavailable: the server cannot be reached, or refused to make the streams.
     """
     bridge = target.bridge if isinstance(target, Node) else target
@@ -453,6 +455,8 @@ async def open_jetstream_store(
     try:
         try:
             await engine.reload()
+        except StoreCorrupted:
+            raise
         except Exception as exc:
             raise StoreUnavailable(
                 f"cannot read the JetStream store {prefix!r} back: {exc!r}"
