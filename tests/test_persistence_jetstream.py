@@ -17,7 +17,7 @@ from typing import Any
 import nats.js.errors
 import pytest
 import trio
-from distributed_fixtures import nats_url, unique
+from distributed_fixtures import nats_url, open_nodes, unique
 
 from mister_smith.config import PersistenceSettings
 from mister_smith.distributed import (
@@ -300,3 +300,15 @@ async def test_a_foreign_message_in_the_streams_is_reported_as_corruption(
         with pytest.raises(StoreCorrupted, match="did not write"):
             async with open_jetstream_store(bridge, prefix=prefix):
                 pass  # pragma: no cover
+
+
+async def test_a_node_opens_the_store_on_its_own_connection(nats_url: str) -> None:
+    prefix = unique("node")
+    async with open_nodes(nats_url, 1) as [(_, node)]:
+        try:
+            async with open_jetstream_store(node, prefix=prefix) as store:
+                appended = await store.append("inbox", b"x", message_id="m")
+                assert [m.seq for m in await store.pending("inbox")] == [appended.seq]
+                assert store.statistics().pending == 1
+        finally:
+            await delete_jetstream_store(node, prefix=prefix)
