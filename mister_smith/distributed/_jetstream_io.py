@@ -236,7 +236,6 @@ async def publish_many(
     twice. (The lease keeps other writers out meanwhile.)
     """
     js = _js(side)
-    loop = asyncio.get_running_loop()
     sent: list[tuple[str, bytes, dict[str, str]]] = []
     futures: list[asyncio.Future[Any] | BaseException] = []
     for index, message in enumerate(messages):
@@ -251,18 +250,22 @@ async def publish_many(
             )
         except Exception as exc:
             futures.append(exc)
-    deadline = loop.time() + ack_wait
+    waiting = [f for f in futures if not isinstance(f, BaseException)]
+    if waiting:
+        # One wait for every ack (not one timer per message): the hot path.
+        _, late = await asyncio.wait(waiting, timeout=ack_wait)
+        for pending in late:
+            pending.cancel()
     results: list[int | BaseException] = []
     for future in futures:
         if isinstance(future, BaseException):
             results.append(future)
-            continue
-        try:
-            ack = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
-        except Exception as exc:
-            results.append(exc)
+        elif future.cancelled():
+            results.append(TimeoutError(f"no ack within {ack_wait:g} s"))
+        elif (error := future.exception()) is not None:
+            results.append(error)
         else:
-            results.append(int(ack.seq))
+            results.append(int(future.result().seq))
     for index, result in enumerate(results):
         if not isinstance(result, asyncio.TimeoutError | nats.errors.TimeoutError):
             continue
