@@ -443,7 +443,12 @@ class StoreEngine:
         metas = self._index.pending_after(mailbox, after, limit)
         if not metas:
             return []
-        payloads = await self._io(io.get_payloads, self._layout.mailboxes, [m.seq for m in metas])
+        payloads = await self._io(
+            io.read_payloads,
+            self._layout.mailboxes,
+            self._layout.subject("mbox", mailbox),
+            [m.seq for m in metas],
+        )
         found: list[StoredMessage] = []
         for meta in metas:
             payload = payloads.get(meta.seq)
@@ -467,7 +472,12 @@ class StoreEngine:
         metas = list(self._index.dead_after(mailbox, after, limit, oldest))
         if not metas:
             return []
-        payloads = await self._io(io.get_payloads, self._layout.dead, [m.record_seq for m in metas])
+        payloads = await self._io(
+            io.read_payloads,
+            self._layout.dead,
+            self._layout.subject("dead", mailbox),
+            sorted(m.record_seq for m in metas),
+        )
         return [
             StoredDeadLetter(
                 mailbox,
@@ -576,7 +586,12 @@ class StoreEngine:
         found = self._index.journal_after(stream, after, oldest, limit)
         if not found:
             return []
-        payloads = await self._io(io.get_payloads, self._layout.journal, [s for s, _ in found])
+        payloads = await self._io(
+            io.read_payloads,
+            self._layout.journal,
+            self._layout.subject("journal", stream),
+            [s for s, _ in found],
+        )
         return [
             JournalEntry(stream, seq, recorded_at, payloads[seq])
             for seq, recorded_at in found
