@@ -134,13 +134,15 @@ class StoreEngine:
         self._now = max(self._now, self._clock())
         return self._now
 
-    async def _io(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``await fn(side, *args)`` on the bridge's asyncio loop within the timeout."""
+    async def _io(self, fn: Callable[..., Awaitable[T]], *args: Any, bounded: bool = True) -> T:
+        """Run ``await fn(side, *args)`` on the bridge's asyncio loop within the timeout
+        (``bounded=False``: work whose length grows with the streams, like reading them
+        back, and which bounds the wait for each of its messages itself)."""
 
         async def run(side: AsyncioSide) -> T:
             return await fn(side, *args)
 
-        with trio.fail_after(self._timeout):
+        with trio.fail_after(self._timeout if bounded else math.inf):
             # The bridge's package-internal hook for multi-step JetStream work.
             return await self._bridge._call(run)
 
@@ -200,7 +202,9 @@ class StoreEngine:
             layout.journal: "journal",
         }
         for stream, kind in kinds.items():
-            records, last = await self._io(io.load, stream, f"ms.{layout.prefix}.{kind}.*")
+            records, last = await self._io(
+                io.load, stream, f"ms.{layout.prefix}.{kind}.*", bounded=False
+            )
             loaded[kind] = records
             self._last[stream] = last
         try:
