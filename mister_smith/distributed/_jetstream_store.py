@@ -19,8 +19,9 @@ out the way a careful NATS user would:
 * **Journal** entries are ``MS_<prefix>_JOURNAL`` messages (``max_msgs`` bounds the
   stream on the server; ages are applied on the store's clock and purged).
 
-One store object writes a prefix at a time (as one process holds a SQLite file); it
-keeps an index of the streams' headers in memory (rebuilt on open), and every operation
+One store object writes a prefix at a time (as one process holds a SQLite file), held by
+a lease in the KV bucket ``MS_<prefix>_LEASE`` (:class:`StoreLease`); it keeps an index
+of the streams' headers in memory (rebuilt on open), and every operation
 goes through one committer task: operations queued together run as one batch, appends
 of a batch pipelined into one round of publishes. Store time is an injected clock
 (wall-clock seconds by default), so windows and ages are measured as the SQLite store
