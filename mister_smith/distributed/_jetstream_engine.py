@@ -37,6 +37,7 @@ from ..persistence import (
     StoreStatistics,
 )
 from ..persistence._requests import (
+    AckManyRequest,
     AckRequest,
     AppendManyRequest,
     AppendRequest,
@@ -105,6 +106,7 @@ class StoreEngine:
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._dispatch: dict[type[Any], Callable[[Any], Awaitable[Any]]] = {
             AckRequest: self._ack,
+            AckManyRequest: self._ack_many,
             DeadLetterRequest: self._dead_letter,
             PendingQuery: self._pending,
             MailboxesQuery: self._mailboxes,
@@ -408,6 +410,13 @@ class StoreEngine:
             self._index.settle(mailbox, seq)
         self._counts["acked"] += 1
         return True
+
+    async def _ack_many(self, request: AckManyRequest) -> list[bool]:
+        """Each seq as :meth:`_ack` settles it, in order, in this one batch (JetStream has
+        no multi-stream transaction: a failure part-way leaves the earlier ones settled,
+        and acking them again is harmless)."""
+        mailbox, seqs = request
+        return [await self._ack(AckRequest(mailbox, seq)) for seq in seqs]
 
     async def _dead_letter(self, request: DeadLetterRequest) -> bool:
         mailbox, seq, reason = request

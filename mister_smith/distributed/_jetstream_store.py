@@ -59,6 +59,7 @@ from ..persistence import (
     StoreStatistics,
 )
 from ..persistence._requests import (
+    AckManyRequest,
     AckRequest,
     AppendManyRequest,
     AppendRequest,
@@ -207,6 +208,25 @@ class JetStreamStore:
         result: bool = await self._submit(
             AckRequest(check_name(mailbox, "mailbox"), check_seq(seq))
         )
+        return result
+
+    async def ack_many(self, mailbox: str, seqs: list[int]) -> list[bool]:
+        """See :meth:`Store.ack_many <mister_smith.persistence.Store.ack_many>`.
+
+        The acks run in order in one batch; JetStream has no transaction across
+        streams, so a failure part-way leaves the earlier ones settled (acking again is
+        harmless).
+        """
+        check_name(mailbox, "mailbox")
+        if not isinstance(seqs, list | tuple):
+            raise InvalidStoreRequest(f"seqs must be a list of integers, got {type(seqs).__name__}")
+        if len(seqs) > MAX_READ_LIMIT:
+            raise InvalidStoreRequest(f"at most {MAX_READ_LIMIT} seqs per call, got {len(seqs)}")
+        checked = [check_seq(seq, f"seqs[{index}]") for index, seq in enumerate(seqs)]
+        if not checked:
+            await trio.lowlevel.checkpoint()
+            return []
+        result: list[bool] = await self._submit(AckManyRequest(mailbox, checked))
         return result
 
     async def dead_letter(self, mailbox: str, seq: int, reason: str) -> bool:
