@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from ..types import JsonProblem, plain_json_problem
 from ._errors import EnvelopeError, PayloadTooLarge, UnknownMessageType
 
 try:  # orjson is about 2x faster; the stdlib does the same job without it
@@ -160,30 +160,18 @@ class Envelope:
         )
 
 
-def _check_json(value: Any, depth: int = 0) -> None:
+def _check_json(value: Any) -> None:
     """Refuse what is not plain, finite, bounded-depth JSON (orjson would quietly turn
     NaN into null)."""
-    if depth > MAX_DEPTH:
-        raise EnvelopeError(f"the body nests deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, (bool, int, str)):
+    found = plain_json_problem(value, MAX_DEPTH)
+    if found is None:
         return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise EnvelopeError(f"the body holds a non-finite number ({value!r})")
-        return
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            _check_json(item, depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise EnvelopeError(f"the body has a non-string key {key!r}")
-            _check_json(item, depth + 1)
-        return
-    raise UnknownMessageType(
-        f"{type(value).__qualname__} is neither plain JSON nor a registered message type"
-    )
+    problem, text = found
+    if problem is JsonProblem.NOT_JSON:
+        raise UnknownMessageType(
+            f"{text.removeprefix('is ')} is neither plain JSON nor a registered message type"
+        )
+    raise EnvelopeError(f"the body {text}")
 
 
 class WireFormat:

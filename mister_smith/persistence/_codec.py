@@ -14,7 +14,6 @@ one registry for the wire and the store.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -22,6 +21,7 @@ import attrs
 import cattrs
 
 from ..errors import MessageNotDurable
+from ..types import JsonProblem, plain_json_problem
 
 T = TypeVar("T")
 
@@ -76,29 +76,19 @@ def from_payload(codec: Codec, payload: bytes) -> Any:
         ) from exc
 
 
-def _check_json(value: Any, depth: int = 0) -> None:
-    if depth > MAX_DEPTH:
-        raise ValueError(f"it nests deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, (bool, int, str)):
+def _check_json(value: Any) -> None:
+    found = plain_json_problem(value, MAX_DEPTH)
+    if found is None:
         return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"it holds a non-finite number ({value!r})")
-        return
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            _check_json(item, depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"it has a non-string key {key!r}")
-            _check_json(item, depth + 1)
-        return
-    raise TypeError(
-        f"{type(value).__qualname__} is neither plain JSON nor a registered message type "
-        "(register it with @durable_message)"
-    )
+    problem, text = found
+    if problem is JsonProblem.NOT_JSON:
+        raise TypeError(
+            f"{text.removeprefix('is ')} is neither plain JSON nor a registered message "
+            "type (register it with @durable_message)"
+        )
+    if problem is JsonProblem.NON_STRING_KEY:
+        raise TypeError(f"it {text}")
+    raise ValueError(f"it {text}")
 
 
 class MessageCodec:

@@ -14,6 +14,8 @@ from ._ids import AgentId as AgentId
 from ._ids import NodeId as NodeId
 from ._ids import TaskId as TaskId
 from ._ids import ToolId as ToolId
+from ._json import JsonProblem as JsonProblem
+from ._json import plain_json_problem as plain_json_problem
 from ._trace import TRACEPARENT as TRACEPARENT
 from ._trace import format_traceparent as format_traceparent
 from ._trace import parse_traceparent as parse_traceparent
@@ -23,11 +25,13 @@ __all__ = [
     "TYPED_IDS",
     "format_traceparent",
     "parse_traceparent",
+    "plain_json_problem",
     "ActorId",
     "AgentId",
     "Caller",
     "CallerIdentity",
     "IdentityAuthority",
+    "JsonProblem",
     "IdentityStatistics",
     "NodeId",
     "Restart",
