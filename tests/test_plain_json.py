@@ -52,3 +52,32 @@ def test_a_very_deep_value_is_refused_without_recursing_to_the_bottom() -> None:
     found = plain_json_problem(value, 64)
     assert found is not None
     assert found[0] is JsonProblem.TOO_DEEP
+
+
+def test_message_types_map_tags_both_ways_and_refuse_bad_tags() -> None:
+    import attrs
+
+    from mister_smith.types import MessageTypes
+
+    @attrs.frozen
+    class Ping:
+        n: int
+
+    @attrs.frozen
+    class Pong:
+        n: int
+
+    types = MessageTypes(reserved="json", kind="test messages")
+    assert types.register(Ping, tag="ping") is Ping
+    assert types.register(Ping, tag="ping") is Ping  # again: harmless
+    assert (types.tag_of(Ping), types.class_of("ping")) == ("ping", Ping)
+    assert types.tag_of(Pong) is None
+    assert types.class_of("pong") is None
+    with pytest.raises(ValueError, match="already registered"):
+        types.register(Pong, tag="ping")
+    for bad in ("json", "", "two\nlines"):
+        with pytest.raises(ValueError, match="reserved or has a newline"):
+            types.register(Pong, tag=bad)
+    with pytest.raises(TypeError, match="only attrs classes can be test messages"):
+        types.register(dict, tag="d")
+    assert types.registered() == {"ping": Ping}

@@ -23,13 +23,13 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
 
-from ..types import JsonProblem, plain_json_problem
+from ..types import JsonProblem, MessageTypes, plain_json_problem, strict_json_converter
 from ._errors import EnvelopeError, PayloadTooLarge, UnknownMessageType
 
 try:  # orjson is about 2x faster; the stdlib does the same job without it
@@ -193,9 +193,8 @@ class WireFormat:
         if max_payload < 1:
             raise ValueError(f"max_payload must be >= 1, got {max_payload!r}")
         self.max_payload = max_payload
-        self._converter = _strict_converter()
-        self._by_tag: dict[str, type[Any]] = {}
-        self._by_type: dict[type[Any], str] = {}
+        self._converter = strict_json_converter()
+        self._types = MessageTypes(reserved=JSON_TAG, kind="sent across the wire")
 
     def register(self, cls: type[T], *, tag: str | None = None) -> type[T]:
         """Accept ``cls`` (an attrs class) on the wire under ``tag``; returns ``cls`` so
@@ -205,22 +204,11 @@ class WireFormat:
             TypeError: ``cls`` is not an attrs class.
             ValueError: the tag is taken by another class, or reserved.
         """
-        klass: type[Any] = cls
-        if not attrs.has(klass):
-            raise TypeError(f"only attrs classes cross the wire, not {cls!r}")
-        name = f"{cls.__module__}.{cls.__qualname__}" if tag is None else tag
-        if not name or name == JSON_TAG:
-            raise ValueError(f"type tag {name!r} is reserved")
-        taken = self._by_tag.get(name)
-        if taken is not None and taken is not cls:
-            raise ValueError(f"type tag {name!r} is already registered for {taken!r}")
-        self._by_tag[name] = cls
-        self._by_type[cls] = name
-        return cls
+        return self._types.register(cls, tag=tag)
 
     def registered(self) -> dict[str, type[Any]]:
         """Every registered tag and its class."""
-        return dict(self._by_tag)
+        return self._types.registered()
 
     def tag_of(self, message: Any) -> str:
         """The tag ``message`` would be sent under.
@@ -228,7 +216,7 @@ class WireFormat:
         Raises:
             UnknownMessageType: its type is not registered and it is not plain JSON.
         """
-        tag = self._by_type.get(type(message))
+        tag = self._types.tag_of(type(message))
         if tag is not None:
             return tag
         if attrs.has(type(message)):
@@ -270,7 +258,7 @@ class WireFormat:
         """
         if len(body) > self.max_payload:
             raise PayloadTooLarge(f"a body of {len(body)} bytes (max_payload {self.max_payload})")
-        cls = None if tag == JSON_TAG else self._by_tag.get(tag)
+        cls = None if tag == JSON_TAG else self._types.class_of(tag)
         if cls is None and tag != JSON_TAG:
             raise UnknownMessageType(f"type tag {tag!r} is not registered on this node")
         try:
@@ -285,31 +273,6 @@ class WireFormat:
         except Exception as exc:  # cattrs reports every mismatch as a group
             detail = "; ".join(cattrs.transform_error(exc)) if _is_cattrs(exc) else repr(exc)
             raise EnvelopeError(f"the body does not match {tag!r}: {detail}") from None
-
-
-def _strict_converter() -> cattrs.Converter:
-    """A converter that checks scalar types instead of coercing them (cattrs would
-    turn ``3`` into ``"3"`` for a ``str`` field and ``"1"`` into ``True`` for a bool)."""
-    converter = cattrs.Converter(forbid_extra_keys=True)
-
-    def exact(kind: type[Any], name: str) -> Callable[[Any, Any], Any]:
-        def structure(value: Any, _: Any) -> Any:
-            if type(value) is not kind:
-                raise TypeError(f"expected {name}, got {type(value).__name__}")
-            return value
-
-        return structure
-
-    def number(value: Any, _: Any) -> float:
-        if type(value) not in (int, float):
-            raise TypeError(f"expected a number, got {type(value).__name__}")
-        return float(value)
-
-    converter.register_structure_hook(str, exact(str, "a string"))
-    converter.register_structure_hook(int, exact(int, "an integer"))
-    converter.register_structure_hook(bool, exact(bool, "a boolean"))
-    converter.register_structure_hook(float, number)
-    return converter
 
 
 def _is_cattrs(exc: BaseException) -> bool:

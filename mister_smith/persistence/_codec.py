@@ -14,14 +14,13 @@ one registry for the wire and the store.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import attrs
 import cattrs
 
 from ..errors import MessageNotDurable
-from ..types import JsonProblem, plain_json_problem
+from ..types import JsonProblem, MessageTypes, plain_json_problem, strict_json_converter
 
 T = TypeVar("T")
 
@@ -105,9 +104,8 @@ class MessageCodec:
     """
 
     def __init__(self) -> None:
-        self._converter = _strict_converter()
-        self._by_tag: dict[str, type[Any]] = {}
-        self._by_type: dict[type[Any], str] = {}
+        self._converter = strict_json_converter()
+        self._types = MessageTypes(reserved=JSON_TAG, kind="durable messages")
 
     def register(self, cls: type[T], *, tag: str | None = None) -> type[T]:
         """Accept ``cls`` (an attrs class) under ``tag``; returns ``cls`` (a decorator).
@@ -116,22 +114,11 @@ class MessageCodec:
             TypeError: ``cls`` is not an attrs class.
             ValueError: the tag is reserved or taken by another class.
         """
-        klass: type[Any] = cls
-        if not attrs.has(klass):
-            raise TypeError(f"only attrs classes can be durable messages, not {cls!r}")
-        name = f"{cls.__module__}.{cls.__qualname__}" if tag is None else tag
-        if not name or name == JSON_TAG or "\n" in name:
-            raise ValueError(f"type tag {name!r} is reserved or has a newline")
-        taken = self._by_tag.get(name)
-        if taken is not None and taken is not cls:
-            raise ValueError(f"type tag {name!r} is already registered for {taken!r}")
-        self._by_tag[name] = cls
-        self._by_type[cls] = name
-        return cls
+        return self._types.register(cls, tag=tag)
 
     def registered(self) -> dict[str, type[Any]]:
         """Every registered tag and its class."""
-        return dict(self._by_tag)
+        return self._types.registered()
 
     def encode(self, message: Any) -> tuple[str, bytes]:
         """``(tag, body)`` for ``message``.
@@ -140,7 +127,7 @@ class MessageCodec:
             TypeError: its type is not registered and it is not plain JSON.
             ValueError: it holds non-finite numbers or nests too deep.
         """
-        tag = self._by_type.get(type(message))
+        tag = self._types.tag_of(type(message))
         if tag is None:
             if attrs.has(type(message)):
                 raise TypeError(
@@ -159,7 +146,7 @@ class MessageCodec:
             LookupError: ``tag`` is not registered here.
             ValueError: the body is not JSON or does not match the type.
         """
-        cls = None if tag == JSON_TAG else self._by_tag.get(tag)
+        cls = None if tag == JSON_TAG else self._types.class_of(tag)
         if cls is None and tag != JSON_TAG:
             raise LookupError(f"type tag {tag!r} is not registered in this process")
         value = json.loads(body)
@@ -171,30 +158,6 @@ class MessageCodec:
             if isinstance(exc, (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError)):
                 raise ValueError("; ".join(cattrs.transform_error(exc))) from None  # noqa: TRY004
             raise
-
-
-def _strict_converter() -> cattrs.Converter:
-    """A converter that checks scalar types instead of coercing them."""
-    converter = cattrs.Converter(forbid_extra_keys=True)
-
-    def exact(kind: type[Any], name: str) -> Callable[[Any, Any], Any]:
-        def structure(value: Any, _: Any) -> Any:
-            if type(value) is not kind:
-                raise TypeError(f"expected {name}, got {type(value).__name__}")
-            return value
-
-        return structure
-
-    def number(value: Any, _: Any) -> float:
-        if type(value) not in (int, float):
-            raise TypeError(f"expected a number, got {type(value).__name__}")
-        return float(value)
-
-    converter.register_structure_hook(str, exact(str, "a string"))
-    converter.register_structure_hook(int, exact(int, "an integer"))
-    converter.register_structure_hook(bool, exact(bool, "a boolean"))
-    converter.register_structure_hook(float, number)
-    return converter
 
 
 DEFAULT_CODEC = MessageCodec()

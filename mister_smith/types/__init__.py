@@ -15,7 +15,9 @@ from ._ids import NodeId as NodeId
 from ._ids import TaskId as TaskId
 from ._ids import ToolId as ToolId
 from ._json import JsonProblem as JsonProblem
+from ._json import MessageTypes as MessageTypes
 from ._json import plain_json_problem as plain_json_problem
+from ._json import strict_json_converter as strict_json_converter
 from ._trace import TRACEPARENT as TRACEPARENT
 from ._trace import format_traceparent as format_traceparent
 from ._trace import parse_traceparent as parse_traceparent
@@ -26,12 +28,14 @@ __all__ = [
     "format_traceparent",
     "parse_traceparent",
     "plain_json_problem",
+    "strict_json_converter",
     "ActorId",
     "AgentId",
     "Caller",
     "CallerIdentity",
     "IdentityAuthority",
     "JsonProblem",
+    "MessageTypes",
     "IdentityStatistics",
     "NodeId",
     "Restart",
