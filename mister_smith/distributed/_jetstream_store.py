@@ -58,6 +58,7 @@ from ..persistence import (
     StoredMessage,
     StoreStatistics,
 )
+from ..persistence._group_commit import Waiter
 from ..persistence._requests import (
     AckManyRequest,
     AckRequest,
@@ -102,24 +103,6 @@ DEFAULT_TIMEOUT: Final = 10.0
 """Seconds one round of work with the server may take before it fails."""
 
 
-class _Waiter:
-    """A queued operation and its one-use claim (the committer's or the caller's)."""
-
-    __slots__ = ("claim", "request", "task")
-
-    def __init__(self, request: Request, task: trio.lowlevel.Task) -> None:
-        self.request = request
-        self.task = task
-        self.claim: list[None] = [None]
-
-    def take(self) -> bool:
-        try:
-            self.claim.pop()
-        except IndexError:
-            return False
-        return True
-
-
 class JetStreamStore:
     """The :class:`~mister_smith.persistence.Store` over NATS JetStream (see the module
     docstring); open one with :func:`open_jetstream_store`.
@@ -137,7 +120,7 @@ class JetStreamStore:
         self._layout = layout
         self._settings = settings
         self._max_bytes = settings.max_record_bytes
-        self._queue: collections.deque[_Waiter] = collections.deque()
+        self._queue: collections.deque[Waiter[Request]] = collections.deque()
         self._wake = trio.Event()
         self._closing = False
         self._lost: StoreLocked | None = None
@@ -340,7 +323,7 @@ class JetStreamStore:
         if self._closing:
             await trio.lowlevel.checkpoint()
             raise self._refusal()
-        waiter = _Waiter(request, trio.lowlevel.current_task())
+        waiter = Waiter(request, trio.lowlevel.current_task())
         self._queue.append(waiter)
         self._wake.set()
 
@@ -361,7 +344,7 @@ class JetStreamStore:
     async def _serve(self) -> None:
         try:
             while True:
-                batch: list[_Waiter] = []
+                batch: list[Waiter[Request]] = []
                 while self._queue and len(batch) < self._settings.batch_max:
                     waiter = self._queue.popleft()
                     if waiter.take():

@@ -36,11 +36,11 @@ R = TypeVar("R")
 Outcome = outcome.Value[Any] | outcome.Error
 
 
-class _Waiter(Generic[R]):
+class Waiter(Generic[R]):
     """One queued operation, the task waiting for it, and its one-use claim.
 
     Whoever pops ``claim`` first owns the operation: the writer (it will run it) or the
-    caller's abort (it is withdrawn).
+    caller's abort (it is withdrawn). The JetStream store's batcher queues the same.
     """
 
     __slots__ = ("claim", "request", "task")
@@ -90,7 +90,7 @@ class GroupCommit(Generic[R]):
         self._limiter = limiter
         self._name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._outbox: list[_Waiter[R]] = []
+        self._outbox: list[Waiter[R]] = []
         # Each written by one thread only: handed over (Trio), taken (writer).
         self._handed = 0
         self._taken = 0
@@ -114,7 +114,7 @@ class GroupCommit(Generic[R]):
         if self._closing:
             await trio.lowlevel.checkpoint()
             raise StoreClosed(f"{self._name} is closed")
-        waiter = _Waiter(request, trio.lowlevel.current_task())
+        waiter = Waiter(request, trio.lowlevel.current_task())
         outbox = self._outbox
         outbox.append(waiter)
         if len(outbox) == 1:
@@ -176,7 +176,7 @@ class GroupCommit(Generic[R]):
     def _write(self, token: trio.lowlevel.TrioToken) -> None:
         get, get_nowait = self._queue.get, self._queue.get_nowait
         batch_max = self._batch_max
-        carried: collections.deque[_Waiter[R]] = collections.deque()
+        carried: collections.deque[Waiter[R]] = collections.deque()
         stopping = False
         while True:
             if not carried and not stopping:
@@ -193,7 +193,7 @@ class GroupCommit(Generic[R]):
                     stopping = True
                 else:
                     carried.extend(item)
-            batch: list[_Waiter[R]] = []
+            batch: list[Waiter[R]] = []
             while carried and len(batch) < batch_max:
                 waiter = carried.popleft()
                 self._taken += 1
@@ -216,11 +216,11 @@ class GroupCommit(Generic[R]):
     # -- back on the Trio thread ------------------------------------------------------
 
     @staticmethod
-    def _deliver(batch: list[_Waiter[R]], outcomes: list[Outcome]) -> None:
+    def _deliver(batch: list[Waiter[R]], outcomes: list[Outcome]) -> None:
         for waiter, result in zip(batch, outcomes, strict=True):
             trio.lowlevel.reschedule(waiter.task, result)
 
-    def _fail(self, batch: list[_Waiter[R]], exc: BaseException) -> None:
+    def _fail(self, batch: list[Waiter[R]], exc: BaseException) -> None:
         for waiter in batch:
             error = StoreClosed(f"{self._name} stopped before this operation was written")
             error.__cause__ = exc
