@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -124,10 +123,7 @@ class DurableActorRef(ActorRef):
             MessageNotDurable: the message cannot be encoded.
         """
         cell = self._cell
-        if timeout is None:
-            timeout = cell.system.ask_timeout
-        if not timeout >= 0:
-            raise ValueError(f"ask timeout must be >= 0, got {timeout!r}")
+        timeout = self._ask_timeout(timeout)
         reply = Reply()
         accepted = True
         with trio.move_on_after(timeout):
@@ -140,13 +136,4 @@ class DurableActorRef(ActorRef):
             raise AskTimeout(
                 f"actor {cell.name!r} already has message {message_id!r}: no second reply"
             )
-        if not reply.event.is_set():
-            reply.abandoned = True
-            raise AskTimeout(
-                f"no reply from actor {cell.name!r} within {timeout} s"
-                if math.isfinite(timeout)
-                else f"no reply from actor {cell.name!r}"
-            )
-        if reply.error is not None:
-            raise reply.error
-        return reply.value
+        return self._answer(reply, timeout)

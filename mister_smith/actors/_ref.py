@@ -152,21 +152,31 @@ class ActorRef:
             ActorCrashed: handling this message crashed the actor (cause attached).
             ActorStopped: the actor stopped before handling it.
         """
-        cell = self._cell
-        if timeout is None:
-            timeout = cell.system.ask_timeout
-        if not timeout >= 0:
-            raise ValueError(f"ask timeout must be >= 0, got {timeout!r}")
+        timeout = self._ask_timeout(timeout)
         reply = Reply()
         with trio.move_on_after(timeout):
             await self.tell(Ask(message, reply, TRACEPARENT.get()))
             await reply.event.wait()
+        return self._answer(reply, timeout)
+
+    def _ask_timeout(self, timeout: float | None) -> float:
+        """``timeout``, or the system's ``ask_timeout``; refused if negative."""
+        if timeout is None:
+            return self._cell.system.ask_timeout
+        if not timeout >= 0:
+            raise ValueError(f"ask timeout must be >= 0, got {timeout!r}")
+        return timeout
+
+    def _answer(self, reply: Reply, timeout: float) -> Any:
+        """What an ask returns once its wait is over: the handler's value, its error
+        raised, or ``AskTimeout`` (the reply is then marked abandoned)."""
         if not reply.event.is_set():
             reply.abandoned = True
+            name = self._cell.name
             raise AskTimeout(
-                f"no reply from actor {cell.name!r} within {timeout} s"
+                f"no reply from actor {name!r} within {timeout} s"
                 if math.isfinite(timeout)
-                else f"no reply from actor {cell.name!r}"
+                else f"no reply from actor {name!r}"
             )
         if reply.error is not None:
             raise reply.error
