@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 
 import trio
+import trio.testing
 
 from benchmarks import BenchCase, Latency, Memory, PeakMemory, Throughput
 from mister_smith.supervision import Restart, Supervisor, open_supervisor
@@ -76,6 +77,16 @@ def cases(quick: bool) -> Sequence[BenchCase]:
             baseline=_task_memory,
             baseline_label="a nursery task (start_soon)",
             description="peak tracemalloc bytes per running child that sleeps",
+        ),
+        Memory(
+            name="supervised child vs a task in its own cancel scope",
+            unit="B/child",
+            loops=children,
+            ours=_supervised_memory,
+            baseline=_scoped_task_memory,
+            baseline_label="a nursery task inside its own CancelScope (start_soon)",
+            description="the floor for a child that can be stopped alone: trio's cancel "
+            "scope and its CancelStatus",
         ),
     ]
 
@@ -221,12 +232,17 @@ async def _start_soon_and_cancel(loops: int) -> float:
 # -- memory -------------------------------------------------------------------------------
 
 
+# Each side waits until every task sleeps: a task that has not run yet has not made
+# its frames, and counting it would understate that side.
+
+
 async def _supervised_memory(loops: int) -> int:
     async with trio.open_nursery() as nursery:
         sup = await _open_background(nursery)
         with PeakMemory() as memory:
             for _ in range(loops):
                 await sup.start_child(_idle)
+            await trio.testing.wait_all_tasks_blocked()
         await sup.stop()
     return memory.peak
 
@@ -236,6 +252,21 @@ async def _task_memory(loops: int) -> int:
         with PeakMemory() as memory:
             for _ in range(loops):
                 nursery.start_soon(_idle)
-            await trio.lowlevel.checkpoint()
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    return memory.peak
+
+
+async def _idle_in_scope(scope: trio.CancelScope) -> None:
+    with scope:
+        await trio.sleep_forever()
+
+
+async def _scoped_task_memory(loops: int) -> int:
+    async with trio.open_nursery() as nursery:
+        with PeakMemory() as memory:
+            for _ in range(loops):
+                nursery.start_soon(_idle_in_scope, trio.CancelScope())
+            await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     return memory.peak

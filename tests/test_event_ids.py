@@ -23,3 +23,18 @@ def test_event_ids_do_not_repeat_when_user_code_seeds_random() -> None:
     second = ChildStarted(source="s", supervisor="s", child="c").event_id
     assert first != second
     assert len({new_event_id() for _ in range(10_000)}) == 10_000
+
+
+def test_event_ids_behave_like_uuids_built_the_usual_way() -> None:
+    import pickle
+
+    for _ in range(200):
+        event_id = new_event_id()
+        usual = uuid.UUID(str(event_id))
+        assert event_id == usual
+        assert hash(event_id) == hash(usual)
+        assert event_id.int == usual.int
+        assert event_id.bytes == usual.bytes
+        assert event_id.is_safe is uuid.SafeUUID.unknown
+        assert pickle.loads(pickle.dumps(event_id)) == event_id
+        assert 0 <= event_id.int < 1 << 128

@@ -25,7 +25,14 @@ from ..errors import (
     root_cause,
     unwrap_single,
 )
-from ..events import ChildExited, ErrorOccurred, Event, ExitKind, SupervisionDecision
+from ..events import (
+    ChildExited,
+    ErrorOccurred,
+    Event,
+    ExitKind,
+    SupervisionDecision,
+    event_time,
+)
 from ..types import Restart
 from ._child import Child, ChildEnd, ChildSpec, ChildState
 from ._config import SupervisorConfig
@@ -218,10 +225,12 @@ class SupervisorCore:
         if self.policy.tracks(child.name):
             self.policy.child_started(child.name, now)
 
-    def exit_events(self, child: Child, exit: ChildExit) -> list[Event]:
-        """The events announcing that a run of ``child`` ended as ``exit`` (counted as a
-        failure when it raised). The shell emits them before asking :meth:`decide`, so
-        a listener sees the supervisor as it was when the run ended."""
+    def exit_events(self, child: Child, exit: ChildExit, now: float | None = None) -> list[Event]:
+        """The events announcing that a run of ``child`` ended as ``exit`` at ``now``
+        (default: the Trio clock), counted as a failure when it raised. The shell emits
+        them before asking :meth:`decide`, so a listener sees the supervisor as it was
+        when the run ended."""
+        timestamp = event_time() if now is None else now
         error = exit.error
         leaf = None if error is None else unwrap_single(error)
         if leaf is not None:
@@ -233,7 +242,12 @@ class SupervisorCore:
         name = self.name
         events: list[Event] = [
             ChildExited(
-                source=name, supervisor=name, child=child.name, exit=kind, error_type=error_type
+                source=name,
+                timestamp=timestamp,
+                supervisor=name,
+                child=child.name,
+                exit=kind,
+                error_type=error_type,
             )
         ]
         if error is not None:
@@ -242,6 +256,7 @@ class SupervisorCore:
             events.append(
                 ErrorOccurred(
                     source=name,
+                    timestamp=timestamp,
                     component=f"{name}/{child.name}",
                     error_type=error_type,
                     message=str(leaf),
@@ -293,7 +308,7 @@ class SupervisorCore:
         event = None
         if decision.action is not None:
             leaf = None if error is None else unwrap_single(error)
-            event = self.decision_event(child, leaf, decision)
+            event = self.decision_event(child, leaf, decision, now)
         outcome: Outcome
         if isinstance(decision, EscalateFailure):
             outcome = GiveUp(self._failure_for(child, error, decision))
@@ -349,13 +364,19 @@ class SupervisorCore:
         return [c for c in group if c is failed or c.spec.owner is None]
 
     def decision_event(
-        self, child: Child, leaf: BaseException | None, decision: Decision
+        self,
+        child: Child,
+        leaf: BaseException | None,
+        decision: Decision,
+        now: float | None = None,
     ) -> SupervisionDecision:
-        """Count a decision and build its event."""
+        """Count a decision and build its event (made at ``now``; default: the Trio
+        clock)."""
         assert decision.action is not None
         self.decisions += 1
         return SupervisionDecision(
             source=self.name,
+            timestamp=event_time() if now is None else now,
             supervisor=self.name,
             child=child.name,
             error_type="" if leaf is None else type(leaf).__name__,

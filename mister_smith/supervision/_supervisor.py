@@ -631,7 +631,9 @@ class Supervisor:
         child = run.child
         child._run = run
         spec = child.spec
-        token = _current_run.set(run)
+        # The task is this run's alone (its context a copy), so no token is kept for a
+        # reset: it is cleared at the end instead, before what the exit starts.
+        _current_run.set(run)
         error: BaseException | None = None
         first_start = run.action is None
         run.task_status = task_status
@@ -669,7 +671,7 @@ class Supervisor:
             if run.injected is not None and error is None and cancelled:
                 error = run.injected  # failed from outside (injection, missed heartbeats)
         finally:
-            _current_run.reset(token)
+            _current_run.set(None)
             self._heartbeats.unwatch(child.name)
             run.finish()
         self._on_exit(
@@ -691,11 +693,16 @@ class Supervisor:
         if announce:
             # Announced once the child says it has started (``task_status``), so a
             # listener sees a child that is ready, with ``child.value`` set.
-            self.events.emit(ChildStarted(source=self.name, supervisor=self.name, child=child.name))
+            now = trio.current_time()
+            name = self.name
+            self.events.emit(
+                ChildStarted(source=name, timestamp=now, supervisor=name, child=child.name)
+            )
             if run.action is not None:
                 self.events.emit(
                     ComponentRecovered(
                         source=self.name,
+                        timestamp=now,
                         supervisor=self.name,
                         child=child.name,
                         action=run.action,
@@ -711,13 +718,14 @@ class Supervisor:
     def _on_exit(self, run: _Run, exit: ChildExit) -> None:
         child = run.child
         core = self._core
+        now = trio.current_time()
         # Announced before deciding: a listener sees the supervisor as it was.
-        for event in core.exit_events(child, exit):
+        for event in core.exit_events(child, exit, now):
             self.events.emit(event)
         decided, outcome = core.decide(
             child,
             exit,
-            now=trio.current_time(),
+            now=now,
             rand=self._rng.random(),
             breaker_trips=exit.error is not None and self._trips_breaker(child),
             current=child._run is run,
