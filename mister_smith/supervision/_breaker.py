@@ -324,3 +324,25 @@ async def admit_restart(gate: CircuitBreaker) -> None:
     await gate.wait_until_allowed()
     if gate.state is BreakerState.HALF_OPEN:
         gate.record_success()
+
+
+def failure_opens(gate: CircuitBreaker, ran_for: float) -> bool:
+    """Whether recording a failure of a run that lasted ``ran_for`` seconds opens
+    ``gate`` (again): a half-open breaker's probe failed, or a closed one reaches its
+    threshold. A run lasting ``reset_timeout`` or more breaks the consecutive count."""
+    state = gate.state
+    if state is BreakerState.HALF_OPEN:
+        return True
+    if state is not BreakerState.CLOSED:
+        return False
+    failures = 0 if ran_for >= gate.reset_timeout else gate.consecutive_failures
+    return failures + 1 >= gate.failure_threshold
+
+
+def record_run_failure(gate: CircuitBreaker, ran_for: float) -> None:
+    """Record on ``gate`` the failure of a run that lasted ``ran_for`` seconds; a run
+    that lasted ``reset_timeout`` or more first counts as a success, so the failures
+    before it are not consecutive with this one."""
+    if ran_for >= gate.reset_timeout:
+        gate.record_success()
+    gate.record_failure()

@@ -116,13 +116,13 @@ class GroupRestarts:
                     if core.get(member.name) is not member:
                         continue
                     if member is failed:
-                        await supervisor._relaunch(member, decision.action)
+                        await supervisor._runner.relaunch(member, decision.action)
                     elif core.temporary_sibling(member):
                         member.state = ChildState.STOPPED
                         supervisor._discard(member)
                     else:
                         member.restarts += 1
-                        await supervisor._relaunch(member, decision.action)
+                        await supervisor._runner.relaunch(member, decision.action)
                 admitted = False
             finally:
                 self._lock.release()

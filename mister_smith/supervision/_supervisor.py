@@ -10,7 +10,6 @@ the heartbeat watch.
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
@@ -21,14 +20,12 @@ import trio
 
 from ..errors import HeartbeatTimeout, RecoveryAction, SupervisionError, classify_error
 from ..events import (
-    ChildStarted,
-    ComponentRecovered,
     EventBus,
     HeartbeatMissed,
     SupervisorStopped,
 )
 from ..types import Restart
-from ._breaker import BreakerState, CircuitBreaker, admit_restart
+from ._breaker import CircuitBreaker, failure_opens, record_run_failure
 from ._child import (
     Child,
     ChildEnd,
@@ -42,9 +39,11 @@ from ._child import (
 from ._config import INHERIT, SUPERVISOR_CHILD_SHUTDOWN, Inherit, SupervisorConfig
 from ._core import ChildExit, GiveUp, RemoveChild, RunAgain, Settle, SupervisorCore, SupervisorState
 from ._decision import EscalateFailure, RestartChild
+from ._give_up import raise_give_up
 from ._group_restart import GroupRestarts
 from ._heartbeat_watch import HeartbeatWatch
 from ._intensity import Backoff, RestartLimit
+from ._running import ChildRunner
 from ._shutdown import STUCK_MARGIN, grace_shield, shutdown_deadline, stop_all, stop_run
 from ._strategy import SupervisionStrategyBase, SupervisionStrategyLike
 
@@ -113,6 +112,7 @@ class Supervisor:
         self._rng = rng or random.Random()
         self._on_child_removed = on_child_removed
         self._heartbeats = HeartbeatWatch(self._on_silent, name=f"{self.name}:heartbeats")
+        self._runner = ChildRunner(self._core, self.events, self._heartbeats, self._on_exit)
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: Any = None
         self._body_task: trio.lowlevel.Task | None = None
@@ -300,10 +300,8 @@ class Supervisor:
         if self._core.halted() or self._nursery is None:
             raise SupervisionError(f"supervisor {self.name!r} is not accepting children")
         child = self._add_child(spec)
-        run = _Run(child, action=action)
-        child._run = run  # visible to a concurrent stop before the task first runs
         try:
-            await self._nursery.start(self._run_child, run, name=child.name)
+            await self._runner.start(child, action)
         except BaseException:
             self._discard(child, ChildEnd.FAILED)
             raise
@@ -474,7 +472,7 @@ class Supervisor:
             raise RuntimeError(f"supervisor {self.name!r} was already opened")
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
-        self._nursery = nursery
+        self._nursery = self._runner.nursery = nursery
         outer = _current_run.get()
         # Opened by a restart of its own child (its parent ran it again): its children
         # were running before, and start again as restarted members.
@@ -531,7 +529,7 @@ class Supervisor:
                 None if error is None else error.__traceback__,
             )
         except BaseExceptionGroup as group:
-            self._raise_failure(group)
+            raise_give_up(self._core.failure, group, self.name)
             raise
         finally:
             if core.state is not SupervisorState.FAILED:
@@ -539,21 +537,6 @@ class Supervisor:
         if error is not None and error is not exc and not handled:
             raise error
         return handled
-
-    def _raise_failure(self, group: BaseExceptionGroup[BaseException]) -> None:
-        """If the supervisor gave up, raise that (with its cause), not a group."""
-        failure = self._core.failure
-        if failure is None:
-            return
-        matched, rest = group.split(lambda exc: exc is failure)
-        others = _leaves(rest)
-        if matched is not None and all(isinstance(e, Exception) for e in others):
-            # That is what its owner must see, with the chain down to the original
-            # error; whatever else was raised (typically the body's calls failing because
-            # the children were stopped) is a consequence, kept as notes.
-            for other in others:
-                failure.add_note(f"also raised while {self.name!r} gave up: {_describe(other)}")
-            raise failure from failure.__cause__
 
     # -- children bookkeeping ---------------------------------------------------------
 
@@ -601,118 +584,6 @@ class Supervisor:
         child.spec = attrs.evolve(child.spec, breaker=breaker)
         return breaker
 
-    # -- running a child ----------------------------------------------------------------
-
-    def _new_run(
-        self, child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
-    ) -> _Run:
-        run = _Run(child, action=action, delay=delay, gate=gate)
-        child._run = run
-        child.state = ChildState.WAITING if delay > 0 or gate is not None else ChildState.STARTING
-        return run
-
-    def _launch(
-        self, child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
-    ) -> None:
-        """Run ``child`` again in the background (retries, one-for-one restarts)."""
-        assert self._nursery is not None
-        run = self._new_run(child, action, delay, gate)
-        self._nursery.start_soon(self._run_child, run, name=f"{self.name}/{child.name}")
-
-    async def _relaunch(self, child: Child, action: RecoveryAction | None) -> None:
-        """Run ``child`` again and wait until it has started (group restarts, in order)."""
-        assert self._nursery is not None
-        run = self._new_run(child, action, 0.0, None)
-        await self._nursery.start(self._run_child, run, name=f"{self.name}/{child.name}")
-
-    async def _run_child(
-        self, run: _Run, *, task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        child = run.child
-        child._run = run
-        spec = child.spec
-        # The task is this run's alone (its context a copy), so no token is kept for a
-        # reset: it is cleared at the end instead, before what the exit starts.
-        _current_run.set(run)
-        error: BaseException | None = None
-        first_start = run.action is None
-        run.task_status = task_status
-        del task_status  # held by the run until started: this frame lives as long as the child
-
-        try:
-            try:
-                with run.scope:
-                    if run.delay > 0:
-                        await trio.sleep(run.delay)
-                    if run.gate is not None:
-                        # The breaker admits this restart; it counts as a probe success.
-                        await admit_restart(run.gate)
-                    now = trio.current_time()
-                    self._core.run_started(child, now)
-                    if spec.heartbeat_timeout is not None:
-                        assert self._nursery is not None
-                        self._heartbeats.watch(
-                            child.name, spec.heartbeat_timeout, now, self._nursery
-                        )
-                    if spec.accepts_task_status():
-                        await spec.fn(*spec.args, task_status=_StatusForwarder(self, run))
-                    else:
-                        self._started(run, None)
-                        await spec.fn(*spec.args)
-            except Exception as exc:
-                if first_start and not run.status_sent:
-                    raise
-                error = exc
-            if not run.status_sent:
-                # Ended (failed, stopped or returned) before saying it started: let
-                # whoever waits on this run go on; the exit is handled below.
-                self._started(run, child.value, announce=False)
-            cancelled = run.scope.cancelled_caught
-            if run.injected is not None and error is None and cancelled:
-                error = run.injected  # failed from outside (injection, missed heartbeats)
-        finally:
-            _current_run.set(None)
-            self._heartbeats.unwatch(child.name)
-            run.finish()
-        self._on_exit(
-            run, ChildExit(error, cancelled=error is None and cancelled, stopped=run.stop_requested)
-        )
-
-    def _started(self, run: _Run, value: Any, *, announce: bool = True) -> None:
-        """The child's run says it has started (``task_status.started(value)``)."""
-        child = run.child
-        child.value = value
-        if run.status_sent:
-            return
-        run.status_sent = True
-        # From now on only the supervisor stops this run (so shutdown is ordered).
-        # Until now the starter's cancellation could abort the start; if it already
-        # has, trio keeps the task in the starter's nursery: stay cancellable then.
-        if trio.current_effective_deadline() != -math.inf:
-            run.scope.shield = True
-        if announce:
-            # Announced once the child says it has started (``task_status``), so a
-            # listener sees a child that is ready, with ``child.value`` set.
-            now = trio.current_time()
-            name = self.name
-            self.events.emit(
-                ChildStarted(source=name, timestamp=now, supervisor=name, child=child.name)
-            )
-            if run.action is not None:
-                self.events.emit(
-                    ComponentRecovered(
-                        source=self.name,
-                        timestamp=now,
-                        supervisor=self.name,
-                        child=child.name,
-                        action=run.action,
-                        restarts=child.restarts,
-                    )
-                )
-        task_status = run.task_status
-        run.task_status = trio.TASK_STATUS_IGNORED  # drop the reference
-        task_status.started(child)
-
     # -- carrying out decisions -----------------------------------------------------------
 
     def _on_exit(self, run: _Run, exit: ChildExit) -> None:
@@ -727,7 +598,9 @@ class Supervisor:
             exit,
             now=now,
             rand=self._rng.random(),
-            breaker_trips=exit.error is not None and self._trips_breaker(child),
+            breaker_trips=exit.error is not None
+            and child.spec.breaker is not None
+            and failure_opens(child.spec.breaker, now - child.started_at),
             current=child._run is run,
         )
         if decided is not None:
@@ -756,32 +629,15 @@ class Supervisor:
         else:
             self._run_again(child, outcome)
 
-    def _trips_breaker(self, child: Child) -> bool:
-        """Whether recording this failure on the child's breaker opens it (again)."""
-        gate = child.spec.breaker
-        if gate is None:
-            return False
-        state = gate.state
-        if state is BreakerState.HALF_OPEN:
-            return True
-        if state is not BreakerState.CLOSED:
-            return False
-        ran_for = trio.current_time() - child.started_at
-        failures = 0 if ran_for >= gate.reset_timeout else gate.consecutive_failures
-        return failures + 1 >= gate.failure_threshold
-
     def _run_again(self, child: Child, outcome: RunAgain) -> None:
         assert self._nursery is not None
         decision = outcome.decision
         gate: CircuitBreaker | None = None
         if outcome.gated:
             gate = self._breaker_for(child)
-            if trio.current_time() - child.started_at >= gate.reset_timeout:
-                # It ran well for a while: failures before this are not consecutive.
-                gate.record_success()
-            gate.record_failure()
+            record_run_failure(gate, trio.current_time() - child.started_at)
         if outcome.group is None:  # a retry, or a one-for-one restart: this child only
-            self._launch(child, decision.action, decision.delay, gate)
+            self._runner.launch(child, decision.action, decision.delay, gate)
             return
         assert isinstance(decision, RestartChild)  # a retry runs in place, never as a group
         self._groups.schedule(self._nursery, child, list(outcome.group), decision, gate)
@@ -844,34 +700,3 @@ class Supervisor:
 
     def _emit_stopped(self, reason: str) -> None:
         self.events.emit(SupervisorStopped(source=self.name, supervisor=self.name, reason=reason))
-
-
-def _describe(error: BaseException | None) -> str:
-    if error is None:
-        return "None"
-    return f"{type(error).__name__}: {error}"
-
-
-def _leaves(group: BaseExceptionGroup[BaseException] | None) -> list[BaseException]:
-    if group is None:
-        return []
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            leaves.extend(_leaves(exc))
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-    return leaves
-
-
-class _StatusForwarder:
-    """The ``task_status`` a child receives; records the value and starts the child."""
-
-    __slots__ = ("_run", "_supervisor")
-
-    def __init__(self, supervisor: Supervisor, run: _Run) -> None:
-        self._supervisor = supervisor
-        self._run = run
-
-    def started(self, value: Any = None) -> None:
-        self._supervisor._started(self._run, value)

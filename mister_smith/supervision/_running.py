@@ -1,0 +1,187 @@
+"""Running supervised children: one task and one cancel scope per run, its start
+handshake, and handing its exit to the supervisor.
+
+What a run's exit leads to is not decided here: every exit goes to the supervisor's
+``on_exit`` (which asks its :class:`~mister_smith.supervision.SupervisorCore`). This
+module only knows how to run a child once: wait out a delay or a circuit breaker, tell
+the core it runs, forward ``task_status.started(value)``, announce the (re)start, and
+describe how the run ended.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from ..errors import RecoveryAction
+from ..events import ChildStarted, ComponentRecovered, EventBus
+from ._breaker import CircuitBreaker, admit_restart
+from ._child import Child, ChildState, _current_run, _Run
+from ._core import ChildExit, SupervisorCore
+from ._heartbeat_watch import HeartbeatWatch
+
+
+class ChildRunner:
+    """Runs the children of one supervisor in its nursery, each run in its own task.
+
+    Args:
+        core: The supervisor's core (told when a run begins running).
+        events: Where starts and recoveries are announced.
+        heartbeats: Watches the runs of children with a ``heartbeat_timeout``.
+        on_exit: Called with each run and how it ended, from the run's own task,
+            after the run's task has finished its child.
+    """
+
+    __slots__ = ("_core", "_events", "_heartbeats", "_on_exit", "nursery")
+
+    def __init__(
+        self,
+        core: SupervisorCore,
+        events: EventBus,
+        heartbeats: HeartbeatWatch,
+        on_exit: Callable[[_Run, ChildExit], None],
+    ) -> None:
+        self._core = core
+        self._events = events
+        self._heartbeats = heartbeats
+        self._on_exit = on_exit
+        self.nursery: trio.Nursery | None = None
+        """The supervisor's nursery, once it is open."""
+
+    async def start(self, child: Child, action: RecoveryAction | None) -> None:
+        """Start ``child``'s first run (or, with ``action``, its run as a member of a
+        restarted supervisor) and return once it has started."""
+        assert self.nursery is not None
+        run = _Run(child, action=action)
+        child._run = run  # visible to a concurrent stop before the task first runs
+        await self.nursery.start(self.run, run, name=child.name)
+
+    def launch(
+        self, child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
+    ) -> None:
+        """Run ``child`` again in the background (retries, one-for-one restarts)."""
+        assert self.nursery is not None
+        run = self._next_run(child, action, delay, gate)
+        self.nursery.start_soon(self.run, run, name=f"{self._core.name}/{child.name}")
+
+    async def relaunch(self, child: Child, action: RecoveryAction | None) -> None:
+        """Run ``child`` again and wait until it has started (group restarts, in order)."""
+        assert self.nursery is not None
+        run = self._next_run(child, action, 0.0, None)
+        await self.nursery.start(self.run, run, name=f"{self._core.name}/{child.name}")
+
+    @staticmethod
+    def _next_run(
+        child: Child, action: RecoveryAction | None, delay: float, gate: CircuitBreaker | None
+    ) -> _Run:
+        run = _Run(child, action=action, delay=delay, gate=gate)
+        child._run = run
+        child.state = ChildState.WAITING if delay > 0 or gate is not None else ChildState.STARTING
+        return run
+
+    async def run(
+        self, run: _Run, *, task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The task of one run: run the child under the run's scope, then report its
+        exit. An error before a first start has said it started propagates to the
+        starter (the child is then not added); any other ending is an exit."""
+        child = run.child
+        child._run = run
+        spec = child.spec
+        # The task is this run's alone (its context a copy), so no token is kept for a
+        # reset: it is cleared at the end instead, before what the exit starts.
+        _current_run.set(run)
+        error: BaseException | None = None
+        first_start = run.action is None
+        run.task_status = task_status
+        del task_status  # held by the run until started: this frame lives as long as the child
+
+        try:
+            try:
+                with run.scope:
+                    if run.delay > 0:
+                        await trio.sleep(run.delay)
+                    if run.gate is not None:
+                        # The breaker admits this restart; it counts as a probe success.
+                        await admit_restart(run.gate)
+                    now = trio.current_time()
+                    self._core.run_started(child, now)
+                    if spec.heartbeat_timeout is not None:
+                        assert self.nursery is not None
+                        self._heartbeats.watch(
+                            child.name, spec.heartbeat_timeout, now, self.nursery
+                        )
+                    if spec.accepts_task_status():
+                        await spec.fn(*spec.args, task_status=_StatusForwarder(self, run))
+                    else:
+                        self.started(run, None)
+                        await spec.fn(*spec.args)
+            except Exception as exc:
+                if first_start and not run.status_sent:
+                    raise
+                error = exc
+            if not run.status_sent:
+                # Ended (failed, stopped or returned) before saying it started: let
+                # whoever waits on this run go on; the exit is handled below.
+                self.started(run, child.value, announce=False)
+            cancelled = run.scope.cancelled_caught
+            if run.injected is not None and error is None and cancelled:
+                error = run.injected  # failed from outside (injection, missed heartbeats)
+        finally:
+            _current_run.set(None)
+            self._heartbeats.unwatch(child.name)
+            run.finish()
+        self._on_exit(
+            run, ChildExit(error, cancelled=error is None and cancelled, stopped=run.stop_requested)
+        )
+
+    def started(self, run: _Run, value: Any, *, announce: bool = True) -> None:
+        """The child's run says it has started (``task_status.started(value)``)."""
+        child = run.child
+        child.value = value
+        if run.status_sent:
+            return
+        run.status_sent = True
+        # From now on only the supervisor stops this run (so shutdown is ordered).
+        # Until now the starter's cancellation could abort the start; if it already
+        # has, trio keeps the task in the starter's nursery: stay cancellable then.
+        if trio.current_effective_deadline() != -math.inf:
+            run.scope.shield = True
+        if announce:
+            # Announced once the child says it has started (``task_status``), so a
+            # listener sees a child that is ready, with ``child.value`` set.
+            now = trio.current_time()
+            name = self._core.name
+            self._events.emit(
+                ChildStarted(source=name, timestamp=now, supervisor=name, child=child.name)
+            )
+            if run.action is not None:
+                self._events.emit(
+                    ComponentRecovered(
+                        source=name,
+                        timestamp=now,
+                        supervisor=name,
+                        child=child.name,
+                        action=run.action,
+                        restarts=child.restarts,
+                    )
+                )
+        task_status = run.task_status
+        run.task_status = trio.TASK_STATUS_IGNORED  # drop the reference
+        task_status.started(child)
+
+
+class _StatusForwarder:
+    """The ``task_status`` a child receives; records the value and starts the child."""
+
+    __slots__ = ("_run", "_runner")
+
+    def __init__(self, runner: ChildRunner, run: _Run) -> None:
+        self._runner = runner
+        self._run = run
+
+    def started(self, value: Any = None) -> None:
+        self._runner.started(self._run, value)
