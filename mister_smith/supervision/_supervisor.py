@@ -1,10 +1,11 @@
-"""The supervisor's Trio shell: one nursery, the children's runs, restarts and shutdown.
+"""The supervisor's Trio shell: its lifecycle, and carrying out what its core decides.
 
-What to decide lives in :class:`~mister_smith.supervision.SupervisorCore`; this module
-runs the children, feeds the core their starts and exits, and carries out what it
-says: run again (directly, or as a group under ``OneForAll`` / ``RestForOne``), remove,
-give up. It also owns the supervisor's lifecycle (``async with Supervisor(...)``) and
-the heartbeat watch.
+What to decide lives in :class:`~mister_smith.supervision.SupervisorCore`; running one
+child is :class:`~mister_smith.supervision._running.ChildRunner`'s job. This module
+opens and closes the supervisor (``async with Supervisor(...)``), adds and removes
+children, feeds the core each exit, and carries out its outcome: run again (directly,
+or as a group under ``OneForAll`` / ``RestForOne``, see ``_group_restart``), remove,
+give up. Stopping is in ``_shutdown``, missed heartbeats in ``_heartbeat_watch``.
 """
 
 from __future__ import annotations
