@@ -197,6 +197,10 @@ class _Run:
     task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED
     status_sent: bool = False
     grace_scopes: list[trio.CancelScope] | None = None
+    in_place: bool = False
+    """It runs in the task of the run before it (a one-for-one restart or a retry)."""
+    successor: _Run | None = None
+    """The run decided on this one's exit that its task runs next (see ``in_place``)."""
 
     def finish(self) -> None:
         """The run's task has ended: wake whoever waits for it."""

@@ -35,7 +35,7 @@ class ChildRunner:
             after the run's task has finished its child.
     """
 
-    __slots__ = ("_core", "_events", "_heartbeats", "_on_exit", "nursery")
+    __slots__ = ("_core", "_events", "_exiting", "_heartbeats", "_on_exit", "nursery")
 
     def __init__(
         self,
@@ -50,6 +50,8 @@ class ChildRunner:
         self._on_exit = on_exit
         self.nursery: trio.Nursery | None = None
         """The supervisor's nursery, once it is open."""
+        self._exiting: _Run | None = None
+        """The run whose exit is being handled now (synchronously, in its task)."""
 
     async def start(self, child: Child, action: RecoveryAction | None) -> None:
         """Start ``child``'s first run (or, with ``action``, its run as a member of a
@@ -65,6 +67,12 @@ class ChildRunner:
         """Run ``child`` again in the background (retries, one-for-one restarts)."""
         assert self.nursery is not None
         run = self._next_run(child, action, delay, gate)
+        exiting = self._exiting
+        if exiting is not None and exiting.child is child:
+            # Decided on the exit of this child's run, in that run's task: go on there.
+            run.in_place = True
+            exiting.successor = run
+            return
         self.nursery.start_soon(self.run, run, name=f"{self._core.name}/{child.name}")
 
     async def relaunch(self, child: Child, action: RecoveryAction | None) -> None:
@@ -85,35 +93,48 @@ class ChildRunner:
     async def run(
         self, run: _Run, *, task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """The task of one run: run the child under the run's scope, then report its
-        exit. An error before a first start has said it started propagates to the
-        starter (the child is then not added); any other ending is an exit."""
+        """The task of a child's runs: run the child under the run's scope, then report
+        its exit. An error before a first start has said it started propagates to the
+        starter (the child is then not added); any other ending is an exit.
+
+        A one-for-one restart or a retry decided on that exit runs in this same task
+        (see :meth:`launch`), after a checkpoint: trio would charge a new task, a
+        context copy and a scheduling round for what is the same child going on.
+        """
+        run.task_status = task_status
+        del task_status  # held by the run until started: this frame lives as long as the child
+        successor: _Run | None = run
+        while successor is not None:
+            run = successor
+            await self._run_once(run)
+            successor = run.successor
+            run.successor = None
+
+    async def _run_once(self, run: _Run) -> None:
         child = run.child
         child._run = run
         spec = child.spec
-        # The task is this run's alone (its context a copy), so no token is kept for a
+        # The task is the child's alone (its context a copy), so no token is kept for a
         # reset: it is cleared at the end instead, before what the exit starts.
         _current_run.set(run)
         error: BaseException | None = None
         first_start = run.action is None
-        run.task_status = task_status
-        del task_status  # held by the run until started: this frame lives as long as the child
-
         try:
             try:
                 with run.scope:
                     if run.delay > 0:
                         await trio.sleep(run.delay)
+                    elif run.in_place:
+                        await trio.lowlevel.checkpoint()  # a restart loop must not starve
                     if run.gate is not None:
                         # The breaker admits this restart; it counts as a probe success.
                         await admit_restart(run.gate)
                     now = trio.current_time()
                     self._core.run_started(child, now)
-                    if spec.heartbeat_timeout is not None:
+                    timeout = spec.heartbeat_timeout
+                    if timeout is not None:
                         assert self.nursery is not None
-                        self._heartbeats.watch(
-                            child.name, spec.heartbeat_timeout, now, self.nursery
-                        )
+                        self._heartbeats.watch(child.name, timeout, now, self.nursery)
                     if spec.accepts_task_status():
                         await spec.fn(*spec.args, task_status=_StatusForwarder(self, run))
                     else:
@@ -134,9 +155,14 @@ class ChildRunner:
             _current_run.set(None)
             self._heartbeats.unwatch(child.name)
             run.finish()
-        self._on_exit(
-            run, ChildExit(error, cancelled=error is None and cancelled, stopped=run.stop_requested)
-        )
+        self._exiting = run
+        try:
+            self._on_exit(
+                run,
+                ChildExit(error, cancelled=error is None and cancelled, stopped=run.stop_requested),
+            )
+        finally:
+            self._exiting = None
 
     def started(self, run: _Run, value: Any, *, announce: bool = True) -> None:
         """The child's run says it has started (``task_status.started(value)``)."""
