@@ -103,58 +103,61 @@ class ChildRunner:
         """
         run.task_status = task_status
         del task_status  # held by the run until started: this frame lives as long as the child
-        successor: _Run | None = run
-        while successor is not None:
-            run = successor
-            await self._run_once(run)
-            successor = run.successor
-            run.successor = None
-
-    async def _run_once(self, run: _Run) -> None:
-        child = run.child
-        child._run = run
-        spec = child.spec
-        # The task is the child's alone (its context a copy), so no token is kept for a
-        # reset: it is cleared at the end instead, before what the exit starts.
-        _current_run.set(run)
-        error: BaseException | None = None
-        first_start = run.action is None
-        try:
+        # One frame for all the runs of this task (a nested coroutine per run would cost
+        # every child its own frame as long as it lives).
+        while True:
+            child = run.child
+            child._run = run
+            spec = child.spec
+            # The task is the child's alone (its context a copy), so no token is kept for a
+            # reset: it is cleared at the end instead, before what the exit starts.
+            _current_run.set(run)
+            error: BaseException | None = None
+            first_start = run.action is None
             try:
-                with run.scope:
-                    if run.delay > 0:
-                        await trio.sleep(run.delay)
-                    elif run.in_place:
-                        await trio.lowlevel.checkpoint()  # a restart loop must not starve
-                    if run.gate is not None:
-                        # The breaker admits this restart; it counts as a probe success.
-                        await admit_restart(run.gate)
-                    now = trio.current_time()
-                    self._core.run_started(child, now)
-                    timeout = spec.heartbeat_timeout
-                    if timeout is not None:
-                        assert self.nursery is not None
-                        self._heartbeats.watch(child.name, timeout, now, self.nursery)
-                    if spec.accepts_task_status():
-                        await spec.fn(*spec.args, task_status=_StatusForwarder(self, run))
-                    else:
-                        self.started(run, None)
-                        await spec.fn(*spec.args)
-            except Exception as exc:
-                if first_start and not run.status_sent:
-                    raise
-                error = exc
-            if not run.status_sent:
-                # Ended (failed, stopped or returned) before saying it started: let
-                # whoever waits on this run go on; the exit is handled below.
-                self.started(run, child.value, announce=False)
-            cancelled = run.scope.cancelled_caught
-            if run.injected is not None and error is None and cancelled:
-                error = run.injected  # failed from outside (injection, missed heartbeats)
-        finally:
-            _current_run.set(None)
-            self._heartbeats.unwatch(child.name)
-            run.finish()
+                try:
+                    with run.scope:
+                        if run.delay > 0:
+                            await trio.sleep(run.delay)
+                        elif run.in_place:
+                            await trio.lowlevel.checkpoint()  # a restart loop must not starve
+                        if run.gate is not None:
+                            # The breaker admits this restart; it counts as a probe success.
+                            await admit_restart(run.gate)
+                        now = trio.current_time()
+                        self._core.run_started(child, now)
+                        timeout = spec.heartbeat_timeout
+                        if timeout is not None:
+                            assert self.nursery is not None
+                            self._heartbeats.watch(child.name, timeout, now, self.nursery)
+                        if spec.accepts_task_status():
+                            await spec.fn(*spec.args, task_status=_StatusForwarder(self, run))
+                        else:
+                            self.started(run, None)
+                            await spec.fn(*spec.args)
+                except Exception as exc:
+                    if first_start and not run.status_sent:
+                        raise
+                    error = exc
+                if not run.status_sent:
+                    # Ended (failed, stopped or returned) before saying it started: let
+                    # whoever waits on this run go on; the exit is handled below.
+                    self.started(run, child.value, announce=False)
+                cancelled = run.scope.cancelled_caught
+                if run.injected is not None and error is None and cancelled:
+                    error = run.injected  # failed from outside (injection, missed heartbeats)
+            finally:
+                _current_run.set(None)
+                self._heartbeats.unwatch(child.name)
+                run.finish()
+            successor = self._exited(run, error, cancelled)
+            if successor is None:
+                return
+            run = successor
+
+    def _exited(self, run: _Run, error: BaseException | None, cancelled: bool) -> _Run | None:
+        """Hand the run's exit to the supervisor; the run it decided this task runs next
+        (a one-for-one restart or a retry, see :meth:`launch`), if any."""
         self._exiting = run
         try:
             self._on_exit(
@@ -163,6 +166,8 @@ class ChildRunner:
             )
         finally:
             self._exiting = None
+        successor, run.successor = run.successor, None
+        return successor
 
     def started(self, run: _Run, value: Any, *, announce: bool = True) -> None:
         """The child's run says it has started (``task_status.started(value)``)."""
