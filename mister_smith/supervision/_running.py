@@ -71,6 +71,9 @@ class ChildRunner:
         if exiting is not None and exiting.child is child:
             # Decided on the exit of this child's run, in that run's task: go on there.
             run.in_place = True
+            # Only the supervisor stops it from the start: it never had a starter whose
+            # cancellation could abort it (every shutdown cancels each run's scope).
+            run.scope.shield = True
             exiting.successor = run
             return
         self.nursery.start_soon(self.run, run, name=f"{self._core.name}/{child.name}")
@@ -179,7 +182,7 @@ class ChildRunner:
         # From now on only the supervisor stops this run (so shutdown is ordered).
         # Until now the starter's cancellation could abort the start; if it already
         # has, trio keeps the task in the starter's nursery: stay cancellable then.
-        if trio.current_effective_deadline() != -math.inf:
+        if not run.in_place and trio.current_effective_deadline() != -math.inf:
             run.scope.shield = True
         if announce:
             # Announced once the child says it has started (``task_status``), so a
