@@ -78,6 +78,8 @@ class ActorSystemStatistics:
 
     live_actors: int
     spawned: int
+    """Spawns completed, each announced by ``AgentSpawned``; an actor stopped while it
+    started (before ``spawn`` returned) is neither announced nor counted."""
     accepted: int
     handled: int
     failed: int
@@ -569,8 +571,8 @@ class ActorSystem:
                 self._terminate(cell, "shut down")
                 raise ActorStopped(f"domain {domain.name!r} restarted while {name!r} spawned")
             domain.admit(name, cell, spec)
-        self._spawned += 1
         if not cell.closed:  # (it may have been stopped while starting)
+            self._spawned += 1
             cell.announced = True
             self.events.emit(
                 AgentSpawned(source=sup.name, actor_id=cell.actor_id, name=name, role=role)
