@@ -261,38 +261,25 @@ class Supervisor:
             ValueError: the name is already taken.
             SupervisionError: the supervisor is stopping or has failed.
         """
-        if isinstance(fn, ChildSpec):
-            options = {
-                "name": name,
-                "restart": restart,
-                "shutdown_timeout": shutdown_timeout,
-                "recovery": recovery,
-                "fallback": fallback,
-                "breaker": breaker,
-                "heartbeat_timeout": heartbeat_timeout,
-                "restart_limit": restart_limit,
-            }
-            given = sorted(key for key, value in options.items() if value is not None)
-            if args or given:
-                raise TypeError(
-                    "pass either a ChildSpec or fn with its args and options, not both "
-                    f"(got {'positional args' if args else ', '.join(given)})"
-                )
-            spec = fn
-        else:
-            spec = ChildSpec.of(
-                fn,
-                *args,
-                name=name,
-                restart=restart,
-                shutdown_timeout=shutdown_timeout,
-                recovery=recovery,
-                fallback=fallback,
-                breaker=breaker,
-                heartbeat_timeout=heartbeat_timeout,
-                restart_limit=restart_limit,
+        options: dict[str, Any] = {
+            "name": name,
+            "restart": restart,
+            "shutdown_timeout": shutdown_timeout,
+            "recovery": recovery,
+            "fallback": fallback,
+            "breaker": breaker,
+            "heartbeat_timeout": heartbeat_timeout,
+            "restart_limit": restart_limit,
+        }
+        if not isinstance(fn, ChildSpec):
+            return await self._start_spec(ChildSpec.of(fn, *args, **options), None)
+        given = sorted(key for key, value in options.items() if value is not None)
+        if args or given:
+            raise TypeError(
+                "pass either a ChildSpec or fn with its args and options, not both "
+                f"(got {'positional args' if args else ', '.join(given)})"
             )
-        return await self._start_spec(spec, None)
+        return await self._start_spec(fn, None)
 
     async def _start_spec(self, spec: ChildSpec, action: RecoveryAction | None) -> Child:
         """Add and start a child. With ``action`` (a member started again because this
