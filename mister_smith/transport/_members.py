@@ -10,7 +10,6 @@ always the first of the lowest bucket, and the lowest bucket moves by one step a
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -32,9 +31,11 @@ class LoadIndex:
     def __init__(self, members: Sequence[ActorRef]) -> None:
         self._load: dict[ActorCell, int] = {}
         # OrderedDict: its first entry is O(1) however many were deleted before it (a
-        # plain dict's iteration walks past the deleted slots).
+        # plain dict's iteration walks past the deleted slots). A bucket emptied by a
+        # change stays (loads come back to it soon, and re-creating it costs more than
+        # keeping it; there is at most one per load level the mailboxes reached).
         self._buckets: dict[int, OrderedDict[ActorCell, ActorRef]] = {}
-        self._watchers: list[tuple[ActorCell, Callable[[int], object]]] = []
+        self._watchers: list[tuple[ActorCell, Callable[[int], None]]] = []
         for ref in members:
             cell = ref._cell
             if cell in self._load:
@@ -43,30 +44,40 @@ class LoadIndex:
             load = mailbox.raw_load()
             self._load[cell] = load
             self._buckets.setdefault(load, OrderedDict())[cell] = ref
-            watcher = functools.partial(self._changed, cell, ref)
+            watcher = self._follow(cell, ref)
             mailbox.watch(watcher)
             self._watchers.append((cell, watcher))
         self._min = min(self._buckets) if self._buckets else 0
+        # The lowest non-empty bucket itself, so least() reads no dict (None: no members).
+        self._lowest: OrderedDict[ActorCell, ActorRef] | None = self._buckets.get(self._min)
 
-    def _changed(self, cell: ActorCell, ref: ActorRef, delta: int) -> None:
+    def _follow(self, cell: ActorCell, ref: ActorRef) -> Callable[[int], None]:
+        """The watcher moving ``cell`` between buckets as its mailbox's load changes.
+
+        A closure over the index's dicts rather than a ``functools.partial`` of a method:
+        the mailbox calls it on every accepted and finished message, and a plain function
+        call with its state in local cells is the cheapest Python call there is.
+        """
         loads = self._load
-        old = loads[cell]
-        new = old + delta
-        loads[cell] = new
         buckets = self._buckets
-        bucket = buckets[old]
-        del bucket[cell]
-        if not bucket:
-            del buckets[old]
-        target = buckets.get(new)
-        if target is None:
-            buckets[new] = OrderedDict(((cell, ref),))
-        else:
+
+        def changed(delta: int) -> None:
+            old = loads[cell]
+            new = old + delta
+            loads[cell] = new
+            bucket = buckets[old]
+            del bucket[cell]
+            target = buckets.get(new)
+            if target is None:
+                target = buckets[new] = OrderedDict()
             target[cell] = ref
-        if new < self._min:
-            self._min = new
-        elif old == self._min and old not in buckets:
-            self._min = new  # loads move one step: the next lowest is where it went
+            if new < self._min or (old == self._min and not bucket):
+                # Loads move one step: a lower load is the new lowest, and when the
+                # lowest bucket empties, the next lowest is where this member went.
+                self._min = new
+                self._lowest = target
+
+        return changed
 
     def least(self) -> ActorRef:
         """The member with the smallest live load.
@@ -74,10 +85,10 @@ class LoadIndex:
         Raises:
             LookupError: no members.
         """
-        bucket = self._buckets.get(self._min)
-        if not bucket:
+        lowest = self._lowest
+        if not lowest:
             raise LookupError("no members to choose from")
-        return next(iter(bucket.values()))
+        return next(iter(lowest.values()))
 
     def load(self, ref: ActorRef) -> int:
         """``ref``'s load as the index knows it (queued plus in flight, unclamped)."""
