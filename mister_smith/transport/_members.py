@@ -131,7 +131,12 @@ class Members(tuple[ActorRef, ...]):
         index = self._index
         if index is None:
             index = self._index = LoadIndex(self)
-        return index.least()
+        # LoadIndex.least() inlined (every load-balanced message comes through here; the
+        # two classes are made for each other): the first member of the lowest bucket.
+        lowest = index._lowest
+        if lowest:
+            return next(iter(lowest.values()))
+        return index.least()  # no members: it says so
 
     def capable(self, required: frozenset[str]) -> Members:
         """The members having every capability in ``required`` (cached)."""
