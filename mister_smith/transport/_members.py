@@ -40,9 +40,10 @@ class LoadIndex:
     def __init__(self, members: Sequence[ActorRef]) -> None:
         self._entries: dict[ActorCell, _Entry] = {}
         # OrderedDict: its first entry is O(1) however many were deleted before it (a
-        # plain dict's iteration walks past the deleted slots). A bucket emptied by a
-        # change stays (loads come back to it soon, and re-creating it costs more than
-        # keeping it; there is at most one per load level the mailboxes reached).
+        # plain dict's iteration walks past the deleted slots). Only loads some member
+        # has are keys: an emptied bucket is dropped at once (a dict keeps the table of
+        # its largest size, so keeping one per load ever reached would hold memory in
+        # proportion to members times the highest load).
         self._buckets: dict[int, OrderedDict[ActorCell, ActorRef]] = {}
         self._watchers: list[tuple[ActorCell, Callable[[int], None]]] = []
         for ref in members:
@@ -75,6 +76,8 @@ class LoadIndex:
             new = entry.load = old + delta
             bucket = buckets[old]
             del bucket[cell]
+            if not bucket:
+                del buckets[old]
             target = buckets.get(new)
             if target is None:
                 target = buckets[new] = OrderedDict()
