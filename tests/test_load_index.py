@@ -77,6 +77,10 @@ class LoadIndexMachine(RuleBasedStateMachine):
         assert index is not None
         for ref in self.refs:
             assert index.load(cast(ActorRef, ref)) == loads[ref.name]
+        # Only loads some member has are kept: memory follows the members, not the
+        # highest load ever reached.
+        assert all(index._buckets.values())
+        assert set(index._buckets) == set(loads.values())
 
     def teardown(self) -> None:
         self.group.close()

@@ -62,7 +62,6 @@ class MessageBus:
         self._alive: dict[str, Members] = {}
         self._strategies: dict[str, RoutingStrategy] = {}
         self._ordered: list[tuple[str, RoutingStrategy]] = []
-        self._routed = 0
         self._no_route = 0
         self._by_strategy: dict[str, int] = {}
         self._schedulers: dict[str, PriorityScheduler] = {}
@@ -174,19 +173,52 @@ class MessageBus:
             NoRouteError: no group, no live member, an unknown strategy name, or no
                 strategy could place the message.
         """
+        # The hot path of every routed message: a cached member set, one dict lookup
+        # for a named strategy, one call to it, one liveness check and one count.
+        # Anything unusual (no cached members, an unknown name, a dead recipient, no
+        # answer) leaves for the slow paths below, which raise and count refusals.
+        candidates = self._alive.get(group)
+        if not candidates:  # not cached yet, or no live member
+            candidates = self._candidates(group)
+        if strategy is None or (chosen := self._strategies.get(strategy)) is None:
+            # The default order, or an unknown name (refused there).
+            name, recipient = self._choose(group, message, strategy, candidates)
+        else:  # _choose's named branch, inlined
+            try:
+                answer = chosen.select_recipient(message, candidates)
+            except NoRouteError:
+                self._no_route += 1
+                raise
+            if answer is None:
+                raise self._refuse(f"no routing strategy placed the message for group {group!r}")
+            name, recipient = strategy, answer
+        if not recipient.is_alive:
+            # A member died since the cache was built: drop the dead and choose again.
+            candidates = self._candidates(group, refresh=True)
+            name, recipient = self._choose(group, message, strategy, candidates)
+        by_strategy = self._by_strategy
+        by_strategy[name] = by_strategy.get(name, 0) + 1
+        return recipient
+
+    def _refuse(self, reason: str) -> NoRouteError:
+        """Count a message no strategy could place and say why (for ``raise``)."""
+        self._no_route += 1
+        return NoRouteError(reason)
+
+    def _candidates(self, group: str, *, refresh: bool = False) -> Members:
+        """The live members of ``group``, never empty.
+
+        Raises:
+            NoRouteError: no such group, or no live member (counted under ``no_route``).
+        """
         try:
-            candidates = self._live(group)
+            candidates = self._live(group, refresh=refresh)
         except NoRouteError:
             self._no_route += 1
             raise
-        name, recipient = self._choose(group, message, strategy, candidates)
-        if not recipient.is_alive:
-            # A member died since the cache was built: drop the dead and choose again.
-            candidates = self._live(group, refresh=True)
-            name, recipient = self._choose(group, message, strategy, candidates)
-        self._routed += 1
-        self._by_strategy[name] = self._by_strategy.get(name, 0) + 1
-        return recipient
+        if not candidates:
+            raise self._refuse(f"message group {group!r} has no live member")
+        return candidates
 
     def _choose(
         self,
@@ -195,30 +227,34 @@ class MessageBus:
         strategy: str | None,
         candidates: Members,
     ) -> tuple[str, ActorRef]:
-        if not candidates:
-            self._no_route += 1
-            raise NoRouteError(f"message group {group!r} has no live member")
-        if strategy is not None:
-            try:
-                chosen_strategies = [(strategy, self._strategies[strategy])]
-            except KeyError:
-                self._no_route += 1
-                raise NoRouteError(
-                    f"no routing strategy named {strategy!r} "
-                    f"(registered: {sorted(self._strategies)})"
-                ) from None
-        else:
-            chosen_strategies = self._ordered
+        """The strategy's name and its choice among ``candidates`` (never empty)."""
+        if strategy is None:
+            return self._choose_auto(group, message, candidates)
+        chosen = self._strategies.get(strategy)
+        if chosen is None:
+            raise self._refuse(
+                f"no routing strategy named {strategy!r} (registered: {sorted(self._strategies)})"
+            )
         try:
-            for name, candidate_strategy in chosen_strategies:
+            recipient = chosen.select_recipient(message, candidates)
+        except NoRouteError:
+            self._no_route += 1
+            raise
+        if recipient is None:
+            raise self._refuse(f"no routing strategy placed the message for group {group!r}")
+        return strategy, recipient
+
+    def _choose_auto(self, group: str, message: Any, candidates: Members) -> tuple[str, ActorRef]:
+        """Consult the default strategies in priority order; the first answer wins."""
+        try:
+            for name, candidate_strategy in self._ordered:
                 recipient = candidate_strategy.select_recipient(message, candidates)
                 if recipient is not None:
                     return name, recipient
         except NoRouteError:
             self._no_route += 1
             raise
-        self._no_route += 1
-        raise NoRouteError(f"no routing strategy placed the message for group {group!r}")
+        raise self._refuse(f"no routing strategy placed the message for group {group!r}")
 
     async def send(self, group: str, message: Any, *, strategy: str | None = None) -> ActorRef:
         """Route ``message`` and ``tell`` it (waiting for mailbox room); return the recipient."""
@@ -290,7 +326,8 @@ class MessageBus:
         """Counters of the bus."""
         return MessageBusStatistics(
             groups=len(self._groups),
-            routed=self._routed,
+            # Every routed message is counted once under its strategy.
+            routed=sum(self._by_strategy.values()),
             no_route=self._no_route,
             queued_by_priority=sum(len(s) for s in self._schedulers.values()),
             by_strategy=dict(self._by_strategy),

@@ -34,6 +34,16 @@ class Routed:
     key: str | None = None
 
 
+_NOTHING_REQUIRED: frozenset[str] = frozenset()
+
+# Exact built-in types whose instances never carry routing attributes: immutable types
+# without an instance dict, and not mappings. Routing reads three attributes of every
+# message; for these (and for Routed, read directly) it skips the Mapping check, an ABC
+# isinstance that costs more than the rest of a load-balanced decision. Compared by
+# exact type, so a subclass (a namedtuple, a str with attributes) takes the general path.
+_PLAIN_TYPES: frozenset[type] = frozenset({int, float, str, bytes, bool, type(None), tuple})
+
+
 def _attribute(message: Any, name: str) -> Any:
     if isinstance(message, Mapping):
         return message.get(name)
@@ -42,12 +52,24 @@ def _attribute(message: Any, name: str) -> Any:
 
 def message_priority(message: Any) -> int:
     """The message's priority (``priority`` attribute or key), default 5."""
-    value = _attribute(message, "priority")
+    kind = type(message)
+    if kind is Routed:
+        value = message.priority
+    elif kind in _PLAIN_TYPES:
+        return DEFAULT_PRIORITY
+    else:
+        value = _attribute(message, "priority")
     return DEFAULT_PRIORITY if not isinstance(value, int) or isinstance(value, bool) else value
 
 
 def message_requirements(message: Any) -> frozenset[str]:
     """Capabilities the message requires (``requires`` attribute or key)."""
+    kind = type(message)
+    if kind is Routed:
+        required: frozenset[str] = message.requires  # a frozenset: its converter made it
+        return required
+    if kind in _PLAIN_TYPES:
+        return _NOTHING_REQUIRED
     value = _attribute(message, "requires")
     if value is None:
         return frozenset()
@@ -58,9 +80,15 @@ def message_requirements(message: Any) -> frozenset[str]:
 
 def message_key(message: Any) -> str | None:
     """The sticky routing key (``key`` or ``routing_key``), if any."""
-    value = _attribute(message, "key")
-    if value is None:
-        value = _attribute(message, "routing_key")
+    kind = type(message)
+    if kind is Routed:
+        value = message.key  # Routed has no ``routing_key``
+    elif kind in _PLAIN_TYPES:
+        return None
+    else:
+        value = _attribute(message, "key")
+        if value is None:
+            value = _attribute(message, "routing_key")
     return None if value is None else str(value)
 
 

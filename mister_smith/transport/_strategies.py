@@ -78,6 +78,10 @@ class LoadBalancedRouting:
 
     def select_recipient(self, message: Any, candidates: Sequence[ActorRef]) -> ActorRef | None:
         """The least-loaded candidate."""
+        # The bus always passes Members: ask its index directly (one call fewer than
+        # going through least_loaded() on the routing hot path).
+        if isinstance(candidates, Members):
+            return candidates.least_loaded()
         return least_loaded(candidates)
 
     def priority(self) -> int:
@@ -106,7 +110,10 @@ class CapabilityBasedRouting:
             return None
         capable: Sequence[ActorRef]
         if isinstance(candidates, Members):
-            capable = candidates.capable(required)  # cached, with its own load index
+            subset = candidates.capable(required)  # cached, with its own load index
+            if subset:
+                return subset.least_loaded()
+            capable = subset
         else:
             # The same sequence object comes back until membership changes.
             if self._cache is None or self._cache[0] is not candidates:
@@ -145,6 +152,10 @@ class RoundRobinRouting:
         return self.routing_priority
 
 
+_KEY_POINTS = 4096
+"""How many keys' ring points :class:`ConsistentHashRouting` remembers."""
+
+
 def _hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
@@ -164,6 +175,10 @@ class ConsistentHashRouting:
         factory=dict, init=False
     )
     _cache: tuple[object, list[int], list[ActorRef]] | None = attrs.field(default=None, init=False)
+    # Each key's point on the ring, whatever the membership: hashing a key (blake2b)
+    # costs more than the rest of the decision, and conversations reuse their keys.
+    # Bounded: cleared when it reaches ``_KEY_POINTS`` keys.
+    _key_points: dict[str, int] = attrs.field(factory=dict, init=False)
 
     def _ring(self, names: tuple[str, ...]) -> tuple[list[int], list[str]]:
         ring = self._rings.get(names)
@@ -196,7 +211,13 @@ class ConsistentHashRouting:
             points, owners = self._ring(tuple(sorted(by_name)))
             self._cache = (candidates, points, [by_name[name] for name in owners])
         _, points, refs = self._cache
-        return refs[bisect.bisect(points, _hash(key)) % len(points)]
+        key_points = self._key_points
+        point = key_points.get(key)
+        if point is None:
+            if len(key_points) >= _KEY_POINTS:
+                key_points.clear()
+            point = key_points[key] = _hash(key)
+        return refs[bisect.bisect(points, point) % len(points)]
 
     def priority(self) -> int:
         """Normal priority."""
