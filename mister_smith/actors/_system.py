@@ -36,15 +36,15 @@ from ..supervision import (
     StrategyKind,
     SupervisionStrategyBase,
     Supervisor,
+    SupervisorState,
     open_supervisor,
 )
-from ..types import IdentityAuthority, Role
-from ._actor import Actor, ActorContext
+from ..types import ActorId, IdentityAuthority, Role
+from ._actor import Actor
 from ._cell import ActorCell, ActorOptions
 from ._domain import ActorDomain
 from ._durable import Durable, DurableMailbox, DurableMailboxes
 from ._durable_loop import settle_left
-from ._durable_ref import DurableActorRef
 from ._loop import MessageMiddleware, serve
 from ._mailbox import Mailbox, Totals
 from ._ref import ActorRef
@@ -181,6 +181,7 @@ class ActorSystem:
         self._refused = 0
         self._stopped = Totals()  # the counters of every mailbox closed so far
         self._termination_listeners: list[Callable[[ActorRef], object]] = []
+        self._on_child_terminated = self._child_terminated  # one bound method, not one per spawn
         self.restart_limit = restart_limit
         self.backoff = backoff
         self.escalation_timeout = escalation_timeout
@@ -520,19 +521,15 @@ class ActorSystem:
             capabilities=frozenset(capabilities) if capabilities else _NO_CAPABILITIES,
             heartbeat_interval=self.heartbeat_interval if beats else None,
         )
-        if durable:
-            cell = await self._durable_cell(name, capacity, options)
-        else:
-            cell = ActorCell(self, name, Mailbox(capacity), options)
-        cell.ctx = ActorContext(cell)
+        mailbox = await self._durable_mailbox(name, capacity) if durable else Mailbox(capacity)
         domain, sup = self._resolve(supervisor)
         limit_children = self.max_children_per_supervisor
         if limit_children is not None and sup.child_count >= limit_children:
             sup = await self._with_room(domain, sup)  # an overflow sibling (or refused)
             domain = self._by_supervisor.get(sup)
-        cell.identity = self.identities.mint(name, roles=roles, actor_id=cell.actor_id)
-        cell.supervisor = sup
-        cell.domain = domain
+        actor_id = ActorId.new()
+        identity = self.identities.mint(name, roles=roles, actor_id=actor_id)
+        cell = ActorCell(self, name, identity, mailbox, options, sup if domain is None else domain)
         self._cells[name] = cell
         held = domain is not None and domain.restartable
         spec = ChildSpec.of(
@@ -546,21 +543,21 @@ class ActorSystem:
             restart_limit=limit,
             # In a restartable domain, the domain ends the actor when it is gone for good
             # (it survives the domain's restarts); elsewhere its own child does.
-            on_terminated=None if held else self._child_terminated,
+            on_terminated=None if held else self._on_child_terminated,
         )
-        if sup.state != "running":
+        if sup.state is not SupervisorState.RUNNING:
             self._cells.pop(name, None)
-            self.identities.revoke(cell.identity)
+            self.identities.revoke(identity)
             raise ActorStopped(
                 f"supervisor {sup.name!r} is {sup.state}: actor {name!r} was not spawned"
             )
         try:
-            cell.child = await sup.start_child(spec)
+            cell.bind(await sup.start_child(spec))
         except BaseException:
             self._cells.pop(name, None)
-            self.identities.revoke(cell.identity)
-            cell.closed = True
-            cell.terminated().set()
+            self.identities.revoke(identity)
+            cell.close()
+            cell.wake_waiters()
             raise
         if domain is not None and not cell.closed:
             if domain.supervisor is not sup:
@@ -570,15 +567,12 @@ class ActorSystem:
                 raise ActorStopped(f"domain {domain.name!r} restarted while {name!r} spawned")
             domain.admit(name, cell, spec)
         self._spawned += 1
-        if not cell.closed:  # (it may have been stopped while starting)
-            cell.announced = True
-            self.events.emit(
-                AgentSpawned(source=sup.name, actor_id=cell.actor_id, name=name, role=role)
-            )
+        if cell.announce():  # (unless it was stopped while starting)
+            self.events.emit(AgentSpawned(source=sup.name, actor_id=actor_id, name=name, role=role))
         return cell.ref
 
-    async def _durable_cell(self, name: str, capacity: int, options: ActorOptions) -> ActorCell:
-        """A cell with a durable mailbox whose backlog is what ``name`` left pending."""
+    async def _durable_mailbox(self, name: str, capacity: int) -> DurableMailbox:
+        """A durable mailbox whose backlog is what ``name`` left pending."""
         if self.durable is None:
             raise DurabilityUnavailable(
                 f"actor {name!r} cannot be durable: this actor system has no store"
@@ -596,8 +590,6 @@ class ActorSystem:
         if name in self._cells or name in self._domains:
             raise ActorNameTaken(f"an actor or domain named {name!r} already exists")
         mailbox = DurableMailbox(capacity)
-        cell = ActorCell(self, name, mailbox, options)
-        cell.ref = DurableActorRef(cell)
         codec = self.durable.codec
         for stored in pending:
             mailbox.accepted += 1
@@ -607,11 +599,11 @@ class ActorSystem:
             except MessageNotDurable as exc:
                 reason = f"poison: {exc}"
                 mailbox.dead_lettered_one()
-                self._record_dead_letter(cell, stored.payload, reason)
+                self._record_dead_letter(name, stored.payload, reason)
                 self.durable.dead_letter(name, stored.seq, reason)
                 continue
             mailbox.backlog.append(Durable(message, stored.seq, stored.message_id))
-        return cell
+        return mailbox
 
     def _restart_limit_of(
         self, max_restarts: int | None, restart_window: float | None
@@ -635,45 +627,43 @@ class ActorSystem:
 
     def _terminate(self, cell: ActorCell, reason: str) -> None:
         """The actor is gone for good: refuse sends, dead-letter what is queued."""
-        if cell.closed:
+        if not cell.close():
             return
-        cell.closed = True
-        if cell.domain is not None:
-            cell.domain.forget(cell.name)
-        if cell.identity is not None:
-            self.identities.revoke(cell.identity)  # a reused name gets none of its grants
-        if isinstance(cell.mailbox, DurableMailbox):
-            settle_left(cell, cell.mailbox.close(), reason)
-        for envelope in cell.mailbox.close():
+        domain = cell.domain
+        if domain is not None:
+            domain.forget(cell.name)
+        self.identities.revoke(cell.identity)  # a reused name gets none of its grants
+        mailbox = cell.mailbox
+        if isinstance(mailbox, DurableMailbox):
+            settle_left(cell, mailbox.close(), reason)
+        for envelope in mailbox.close():
             cell.dead_letter(envelope, f"actor {reason}", cell.stopped_error())
         if self._cells.get(cell.name) is cell:
             del self._cells[cell.name]
-        cell.mailbox.fold_into(self._stopped)
+        mailbox.fold_into(self._stopped)
         if cell.announced:
             self.events.emit(
                 AgentStopped(
-                    source=cell.supervisor.name if cell.supervisor else "",
+                    source=cell.supervisor.name,
                     actor_id=cell.actor_id,
                     name=cell.name,
                     reason=reason,
                 )
             )
-        if cell._terminated is not None:
-            cell._terminated.set()
-        for listener in list(self._termination_listeners):
-            try:
-                listener(cell.ref)
-            except Exception:
-                logger.exception("actor termination listener failed")
+        cell.wake_waiters()
+        if self._termination_listeners:
+            for listener in list(self._termination_listeners):
+                try:
+                    listener(cell.ref)
+                except Exception:
+                    logger.exception("actor termination listener failed")
 
-    def _record_dead_letter(self, cell: ActorCell, message: Any, reason: str) -> None:
+    def _record_dead_letter(self, actor: str, message: Any, reason: str) -> None:
         now = trio.current_time()
         # Bounded by bytes: the message may be large and outlive its actor here.
         message, reason = bounded_payload(message), cut_text(reason)
-        self._dead_letters.append(DeadLetterRecord(cell.name, message, reason, now))
-        self.events.emit(
-            DeadLetter(source=cell.name, actor=cell.name, message=message, reason=reason)
-        )
+        self._dead_letters.append(DeadLetterRecord(actor, message, reason, now))
+        self.events.emit(DeadLetter(source=actor, actor=actor, message=message, reason=reason))
 
     async def stop(self, ref: ActorRef | str) -> None:
         """Stop an actor for good (graceful within its shutdown timeout). Idempotent."""
@@ -681,15 +671,15 @@ class ActorSystem:
         if cell.closed:
             await trio.lowlevel.checkpoint()
             return
+        supervisor = cell.supervisor
         child = cell.child
-        if child is None and cell.supervisor is not None:
-            # Stopped while its spawn is still starting it: find the child by name.
-            with suppress(LookupError):
-                child = cell.supervisor.child(cell.name)
         try:
-            if child is not None and cell.supervisor is not None:
-                with suppress(LookupError):
-                    await cell.supervisor.stop_child(child)
+            if child is None:
+                # Stopped while its spawn is still starting it: find the child by name.
+                child = supervisor.child(cell.name)
+            await supervisor.stop_child(child)
+        except LookupError:
+            pass
         finally:
             self._terminate(cell, "stopped")  # even if our caller is cancelled meanwhile
 
