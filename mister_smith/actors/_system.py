@@ -1,12 +1,11 @@
-"""The actor system: spawning, naming, lookup, stopping, dead letters."""
+"""The actor system: spawning actors into domains, their registry, lookup and stopping."""
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from typing import Any
 
 import attrs
@@ -21,8 +20,8 @@ from ..errors import (
     PoolExhausted,
     SupervisionError,
 )
-from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus, bounded_payload, cut_text
-from ..persistence import DEFAULT_CODEC, MAX_READ_LIMIT, Codec, Store, from_payload
+from ..events import AgentSpawned, AgentStopped, EventBus
+from ..persistence import MAX_READ_LIMIT, from_payload
 from ..supervision import (
     INHERIT,
     Backoff,
@@ -37,11 +36,11 @@ from ..supervision import (
     SupervisionStrategyBase,
     Supervisor,
     SupervisorState,
-    open_supervisor,
 )
 from ..types import ActorId, IdentityAuthority, Role
 from ._actor import Actor
 from ._cell import ActorCell, ActorOptions
+from ._dead_letters import DeadLetterLog, DeadLetterRecord
 from ._domain import ActorDomain
 from ._durable import Durable, DurableMailbox, DurableMailboxes
 from ._durable_loop import settle_left
@@ -54,22 +53,6 @@ logger = logging.getLogger("mister_smith.actors")
 DEFAULT_RESTART_LIMIT = RestartLimit(max_restarts=3, window=60.0)
 """Each actor's own restart budget unless configured: 3 restarts within 60 s (the
 design's ``SupervisionSettings`` defaults, counted per actor)."""
-
-
-@attrs.frozen
-class DeadLetterRecord:
-    """One entry of the dead-letter log.
-
-    The log outlives the actor, so it is bounded by bytes as well as by count: a
-    message over :data:`~mister_smith.events.DEFAULT_PAYLOAD_LIMIT` bytes is kept as a
-    :class:`~mister_smith.events.PayloadPreview` (type name, size, ``repr`` head), and
-    a long reason is cut; the ``DeadLetter`` event carries the same.
-    """
-
-    actor: str
-    message: Any
-    reason: str
-    timestamp: float
 
 
 @attrs.frozen
@@ -172,9 +155,7 @@ class ActorSystem:
         self.middleware = tuple(middleware)
         self.default_restart = default_restart
         self.identities = IdentityAuthority() if identities is None else identities
-        self._dead_letters: collections.deque[DeadLetterRecord] = collections.deque(
-            maxlen=dead_letter_log_size
-        )
+        self._dead_letters = DeadLetterLog(events, dead_letter_log_size)
         self._cells: dict[str, ActorCell] = {}
         self._counter = itertools.count(1)
         self._spawned = 0
@@ -659,11 +640,7 @@ class ActorSystem:
                     logger.exception("actor termination listener failed")
 
     def _record_dead_letter(self, actor: str, message: Any, reason: str) -> None:
-        now = trio.current_time()
-        # Bounded by bytes: the message may be large and outlive its actor here.
-        message, reason = bounded_payload(message), cut_text(reason)
-        self._dead_letters.append(DeadLetterRecord(actor, message, reason, now))
-        self.events.emit(DeadLetter(source=actor, actor=actor, message=message, reason=reason))
+        self._dead_letters.record(actor, message, reason)
 
     async def stop(self, ref: ActorRef | str) -> None:
         """Stop an actor for good (graceful within its shutdown timeout). Idempotent."""
@@ -725,14 +702,11 @@ class ActorSystem:
 
     def dead_letters(self) -> list[DeadLetterRecord]:
         """The bounded dead-letter log, oldest first."""
-        return list(self._dead_letters)
+        return self._dead_letters.records()
 
     def resize_dead_letter_log(self, size: int) -> None:
         """Keep at most ``size`` dead-letter records from now on (the newest are kept)."""
-        if size < 0:
-            raise ValueError(f"dead-letter log size must be >= 0, got {size!r}")
-        if size != self._dead_letters.maxlen:
-            self._dead_letters = collections.deque(self._dead_letters, maxlen=size)
+        self._dead_letters.resize(size)
 
     def statistics(self) -> ActorSystemStatistics:
         """Totals over live and stopped actors."""
@@ -819,68 +793,3 @@ DURABLE_CHILD = "durable::mailboxes"
 
 _RESERVED = "::"
 """Separator of names the system derives (``parent::children``); refused in actor names."""
-
-
-@asynccontextmanager
-async def open_actor_system(
-    *,
-    events: EventBus | None = None,
-    name: str = "actors",
-    mailbox_capacity: int = 1000,
-    ask_timeout: float = 30.0,
-    dead_letter_log_size: int = 1000,
-    middleware: Sequence[MessageMiddleware] = (),
-    max_restarts: int = 3,
-    restart_window: float = 60.0,
-    shutdown_timeout: float = 5.0,
-    backoff: Backoff | None = None,
-    max_actors: int | None = None,
-    max_children_per_supervisor: int | None = None,
-    identities: IdentityAuthority | None = None,
-    store: Store | None = None,
-    codec: Codec = DEFAULT_CODEC,
-) -> AsyncIterator[ActorSystem]:
-    """Open an actor system with its own supervisor; stop every actor on exit.
-
-    Each actor may be restarted ``max_restarts`` times within ``restart_window``
-    seconds (its own budget, with ``backoff`` between restarts); one more crash stops it
-    for good, and the system goes on. Actors whose mailboxes are not empty at shutdown
-    have their messages recorded as dead letters (reason: shut down).
-
-    With ``store``, actors spawned with ``durable=True`` keep their mailboxes in it
-    (messages encoded with ``codec``); the store stays open after the system closes
-    (its owner closes it), and the messages durable actors left queued at shutdown stay
-    pending there for the next run.
-    """
-    durable = None if store is None else DurableMailboxes.over(store, codec)
-    limit = RestartLimit(max_restarts, restart_window)
-    bus = EventBus() if events is None else events
-    async with open_supervisor(
-        name,
-        events=bus,
-        max_restarts=None,
-        child_limit=limit,
-        backoff=backoff,
-        shutdown_timeout=shutdown_timeout,
-        keep_alive=True,
-    ) as supervisor:
-        if durable is not None:  # started first, so it stops after every actor
-            await supervisor.start_child(
-                durable.serve, name=DURABLE_CHILD, restart=Restart.PERMANENT
-            )
-        system = ActorSystem(
-            supervisor,
-            bus,
-            mailbox_capacity=mailbox_capacity,
-            ask_timeout=ask_timeout,
-            dead_letter_log_size=dead_letter_log_size,
-            middleware=middleware,
-            restart_limit=limit,
-            backoff=backoff,
-            max_actors=max_actors,
-            max_children_per_supervisor=max_children_per_supervisor,
-            identities=identities,
-            durable=durable,
-        )
-        yield system
-        await system.shutdown()
