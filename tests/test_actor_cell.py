@@ -55,14 +55,18 @@ async def test_each_restart_begins_a_new_incarnation_and_the_cell_keeps_the_rest
         assert isinstance(first, Incarnation)
         assert (first.number, first.current, first.error) == (1, None, None)
         mailbox, identity, child = cell.mailbox, cell.identity, cell.child
-        assert cell.actor_id is identity.actor_id and ref.actor_id == cell.actor_id
-        assert cell.supervisor is system.supervisor and child is not None
+        assert cell.actor_id is identity.actor_id
+        assert ref.actor_id == cell.actor_id
+        assert cell.supervisor is system.supervisor
+        assert child is not None
         assert cell.domain is system.default_domain
 
         await ref.tell("boom")
         assert await ref.ask("which") == 2
         second = cell.incarnation
-        assert second is not first and second is not None and second.number == 2
+        assert second is not first
+        assert second is not None
+        assert second.number == 2
         assert isinstance(first.error, ValueError)  # what ended the first run
         assert second.error is None
         # What outlives the restart: mailbox, identity, child and ref.
@@ -72,9 +76,11 @@ async def test_each_restart_begins_a_new_incarnation_and_the_cell_keeps_the_rest
         # (on_start of run 1; on_restart then on_start of run 2)
         (n1, ctx1, e1), (n2, ctx2, e2), (n3, ctx3, e3) = seen
         assert (n1, e1, n2, n3, e3) == (1, None, 2, 2, None)
-        assert isinstance(e2, ValueError) and e2 is first.error
+        assert isinstance(e2, ValueError)
+        assert e2 is first.error
         assert ctx2 is ctx3 is second.ctx
-        assert ctx1 is not ctx2 and ctx1.identity is ctx2.identity
+        assert ctx1 is not ctx2
+        assert ctx1.identity is ctx2.identity
 
 
 async def test_status_is_derived_from_the_child_and_the_incarnation(
@@ -84,14 +90,18 @@ async def test_status_is_derived_from_the_child_and_the_incarnation(
     async with open_actor_system() as system:
         ref = await system.spawn(Recorder, seen)
         cell = cell_of(ref)
-        assert cell.status is ActorStatus.IDLE and cell.announced and not cell.closed
+        assert ref.statistics().status is ActorStatus.IDLE
+        assert cell.announced
+        assert ref.is_alive
         await ref.tell("wait")
         await trio.sleep(1)
         incarnation = cell.incarnation
-        assert incarnation is not None and incarnation.busy
-        assert cell.status is ActorStatus.BUSY
+        assert incarnation is not None
+        assert incarnation.busy
+        assert ref.statistics().status is ActorStatus.BUSY
         await ref.stop()
-        assert cell.status is ActorStatus.STOPPED and cell.closed
+        assert ref.statistics().status is ActorStatus.STOPPED
+        assert cell.closed
         assert not ref.is_alive
         # Writes go through the cell: closing twice reports it was closed already.
         assert cell.close() is False
