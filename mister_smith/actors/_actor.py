@@ -59,10 +59,17 @@ class Actor:
 
 
 class ActorContext:
-    """What an actor incarnation can reach: its ref, the system, the event bus."""
+    """What an actor incarnation can reach: its ref, the system, the event bus.
 
-    def __init__(self, cell: ActorCell) -> None:
+    One is built for each incarnation (by the message loop); the child actors it spawns
+    are stopped when that incarnation ends.
+    """
+
+    __slots__ = ("_cell", "_children", "_lock", "_number")
+
+    def __init__(self, cell: ActorCell, incarnation: int) -> None:
         self._cell = cell
+        self._number = incarnation
         self._children: Supervisor | None = None
         self._lock: trio.Lock | None = None  # made on first ctx.spawn (memory per actor)
 
@@ -95,14 +102,12 @@ class ActorContext:
         actor of the same name gets nothing granted to this one. Keep it to yourself:
         whoever holds it can call tools as this actor.
         """
-        identity = self._cell.identity
-        assert identity is not None  # minted before the first incarnation starts
-        return identity
+        return self._cell.identity
 
     @property
     def incarnation(self) -> int:
         """1 for the first run, 2 after the first restart, ..."""
-        return self._cell.incarnations
+        return self._number
 
     def heartbeat(self) -> None:
         """Tell the supervisor this actor's handler is making progress.
@@ -140,7 +145,6 @@ class ActorContext:
         async with self._lock:  # concurrent ctx.spawn calls share one supervisor
             if self._children is None:
                 parent = self._cell.supervisor
-                assert parent is not None
                 try:
                     self._children = await parent.start_supervisor(
                         f"{self._cell.name}::children",
@@ -166,8 +170,8 @@ class ActorContext:
     async def _stop_children(self) -> None:
         children = self._children
         self._children = None
-        parent = self._cell.supervisor
-        if children is not None and parent is not None:
+        if children is not None:
+            parent = self._cell.supervisor
             with contextlib.suppress(LookupError):
                 await parent.stop_child(children.name)
 

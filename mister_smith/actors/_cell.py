@@ -1,4 +1,13 @@
-"""The actor cell: what an actor keeps across its restarts (identity, mailbox, options)."""
+"""The actor cell: what an actor keeps across its restarts (identity, mailbox, options).
+
+A cell holds only what outlives an incarnation: the actor's identity (name and caller
+identity, which carries its ``ActorId``), its mailbox and spawn options, its ref, where
+it was placed, the supervised child running it and its latest
+:class:`~._incarnation.Incarnation`. Everything else is derived (:attr:`ActorCell.status`,
+:attr:`~ActorCell.supervisor`, :attr:`~ActorCell.domain`). Its fields change only
+through its own methods: :meth:`~ActorCell.bind` and :meth:`~ActorCell.begin` (the
+loop), :meth:`~ActorCell.announce` and :meth:`~ActorCell.close` (the system).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +19,19 @@ import attrs
 import trio
 
 from ..errors import ActorStopped
-from ..supervision import ChildState
+from ..supervision import ChildState, Supervisor, SupervisorState
 from ..types import ActorId, CallerIdentity
+from ._actor import ActorContext
+from ._durable import DurableMailbox
+from ._durable_ref import DurableActorRef
+from ._envelope import Ask, payload
+from ._incarnation import Incarnation
 from ._mailbox import Mailbox
+from ._ref import ActorRef
 
 if TYPE_CHECKING:
-    from ..supervision import Child, Supervisor
-    from ._actor import Actor, ActorContext
+    from ..supervision import Child
+    from ._actor import Actor
     from ._domain import ActorDomain
     from ._system import ActorSystem
 
@@ -58,49 +73,6 @@ class ActorStatistics:
         return self.queued + self.in_flight
 
 
-@attrs.define(eq=False)
-class Reply:
-    """Where an ``ask``'s answer goes."""
-
-    event: trio.Event = attrs.field(factory=trio.Event)
-    value: Any = None
-    error: BaseException | None = None
-    abandoned: bool = False
-
-    def set_value(self, value: Any) -> None:
-        if not self.event.is_set():
-            self.value = value
-            self.event.set()
-
-    def set_error(self, error: BaseException) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
-
-
-@attrs.define(eq=False, slots=True)
-class Ask:
-    """A message sent with ``ask``: the payload plus its reply slot (and the sender's
-    W3C trace context, restored around the handler)."""
-
-    message: Any
-    reply: Reply
-    traceparent: str | None = None
-
-
-@attrs.define(eq=False, slots=True)
-class Traced:
-    """A message sent with ``tell`` from inside a trace, and that trace's context."""
-
-    message: Any
-    traceparent: str
-
-
-def payload(envelope: Any) -> Any:
-    """The user's message inside a mailbox item."""
-    return envelope.message if isinstance(envelope, Ask | Traced) else envelope
-
-
 @attrs.frozen
 class ActorOptions:
     """How an actor was spawned: what every incarnation is built and run with.
@@ -127,59 +99,72 @@ class ActorOptions:
 
 class ActorCell:
     """What an actor keeps across restarts: identity, mailbox, options, and the child
-    (and incarnation) supervision runs it as now."""
+    (and incarnation) supervision runs it as now (see the module).
+
+    Attributes:
+        system: The owning actor system.
+        name: Unique name in the system.
+        identity: The caller identity minted at spawn (kept across restarts, revoked
+            once the actor is gone); it carries the :attr:`actor_id`.
+        mailbox: The mailbox, which survives restarts.
+        options: How it was spawned.
+        placement: Where it was spawned: its domain, or the plain supervisor it runs
+            under when that is no domain of the system.
+        ref: Its one :class:`ActorRef` (a ``DurableActorRef`` for a durable mailbox).
+        child: The supervised child running it (``None`` until its spawn started it;
+            a new one after its domain restarted).
+        incarnation: Its latest incarnation (``None`` before the first one began).
+        closed: It is gone for good (sends are refused).
+        announced: Its spawn completed (``AgentSpawned`` was emitted).
+    """
 
     __slots__ = (
         "_terminated",
-        "actor_id",
         "announced",
         "child",
         "closed",
-        "ctx",
-        "current",
-        "domain",
         "identity",
-        "incarnations",
-        "instance",
-        "last_error",
+        "incarnation",
         "mailbox",
         "name",
         "options",
+        "placement",
         "ref",
-        "supervisor",
         "system",
     )
 
     def __init__(
-        self, system: ActorSystem, name: str, mailbox: Mailbox, options: ActorOptions
+        self,
+        system: ActorSystem,
+        name: str,
+        identity: CallerIdentity,
+        mailbox: Mailbox,
+        options: ActorOptions,
+        placement: ActorDomain | Supervisor,
     ) -> None:
-        from ._ref import ActorRef
-
         self.system = system
         self.name = name
-        self.actor_id = ActorId.new()
+        self.identity = identity
         self.mailbox = mailbox
         self.options = options
-        self.incarnations = 0
-        self.instance: Actor | None = None
-        """The current incarnation's actor object."""
-        self.current: Any = None
-        """The envelope being handled (``None`` while idle)."""
-        self.last_error: BaseException | None = None
-        """What ended the previous incarnation, for ``on_restart`` (consumed there)."""
+        self.placement = placement
+        self.child: Child | None = None
+        self.incarnation: Incarnation | None = None
         self.closed = False
         self.announced = False
-        """Its ``AgentSpawned`` was emitted (the spawn completed)."""
         self._terminated: trio.Event | None = None
-        self.child: Child | None = None
-        self.supervisor: Supervisor | None = None
-        """The supervisor running it now (a domain's new one after a domain restart)."""
-        self.domain: ActorDomain | None = None
-        """The domain holding it, when it was spawned into one."""
-        self.ctx: ActorContext | None = None
-        self.identity: CallerIdentity | None = None
-        """Minted at spawn, kept across restarts, revoked once the actor is gone."""
-        self.ref = ActorRef(self)
+        self.ref: ActorRef = (
+            DurableActorRef(self) if isinstance(mailbox, DurableMailbox) else ActorRef(self)
+        )
+
+    # -- identity and placement (derived) --------------------------------------------------
+
+    @property
+    def actor_id(self) -> ActorId:
+        """The actor's id (stable across restarts), carried by its identity."""
+        actor_id = self.identity.actor_id
+        assert actor_id is not None  # minted with it at spawn
+        return actor_id
 
     @property
     def role(self) -> str | None:
@@ -191,6 +176,53 @@ class ActorCell:
         """Capabilities declared at spawn."""
         return self.options.capabilities
 
+    @property
+    def domain(self) -> ActorDomain | None:
+        """The domain holding it, when it was spawned into one."""
+        placement = self.placement
+        return None if isinstance(placement, Supervisor) else placement
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """The supervisor running it now (a domain's new one after a domain restart)."""
+        child = self.child
+        if child is not None:
+            return child.supervisor
+        placement = self.placement
+        return placement if isinstance(placement, Supervisor) else placement.supervisor
+
+    # -- writes, by its owners -------------------------------------------------------------
+
+    def bind(self, child: Child) -> None:
+        """Supervision runs it as ``child`` now (its spawn, or its domain's restart)."""
+        self.child = child
+
+    def begin(self, instance: Actor) -> Incarnation:
+        """Start its next incarnation, handling messages with ``instance`` (and a fresh
+        :class:`ActorContext`). Returns the new incarnation."""
+        previous = self.incarnation
+        number = 1 if previous is None else previous.number + 1
+        incarnation = Incarnation(number, instance, ActorContext(self, number))
+        self.incarnation = incarnation
+        return incarnation
+
+    def announce(self) -> bool:
+        """Its spawn completed: returns ``True`` (and remembers it) unless it is already
+        gone, in which case nothing is to be announced."""
+        if self.closed:
+            return False
+        self.announced = True
+        return True
+
+    def close(self) -> bool:
+        """It is gone for good: refuse sends from now on. ``False`` if it already was."""
+        if self.closed:
+            return False
+        self.closed = True
+        return True
+
+    # -- lifecycle -------------------------------------------------------------------------
+
     def terminated(self) -> trio.Event:
         """Set once the actor is gone for good (made on first use: memory per actor)."""
         if self._terminated is None:
@@ -199,30 +231,40 @@ class ActorCell:
                 self._terminated.set()
         return self._terminated
 
+    def wake_waiters(self) -> None:
+        """Wake whoever waits in :meth:`terminated` (once closed)."""
+        if self._terminated is not None:
+            self._terminated.set()
+
     def stopped_error(self) -> ActorStopped:
+        """The error a send to this stopped actor raises."""
         return ActorStopped(f"actor {self.name!r} is stopped")
 
     @property
     def status(self) -> ActorStatus:
+        """Where it is in its life, from its child's state and its incarnation."""
         if self.closed:
             return ActorStatus.STOPPED
         child = self.child
         if child is None:
             return ActorStatus.STARTING
         state = child.state
+        incarnation = self.incarnation
         if state is ChildState.RUNNING:
-            return ActorStatus.BUSY if self.current is not None else ActorStatus.IDLE
+            busy = incarnation is not None and incarnation.current is not None
+            return ActorStatus.BUSY if busy else ActorStatus.IDLE
         if state in _ENDING:
-            supervisor = child.supervisor
             domain = self.domain
-            if domain is not None and domain.restartable and supervisor.state == "failed":
+            failed = child.supervisor.state is SupervisorState.FAILED
+            if domain is not None and domain.restartable and failed:
                 return ActorStatus.RESTARTING  # with its domain, by the domain's parent
             return ActorStatus.STOPPING
-        if self.incarnations > 0:  # waiting out a restart delay, or starting again
+        if incarnation is not None:  # waiting out a restart delay, or starting again
             return ActorStatus.RESTARTING
         return ActorStatus.STARTING
 
     def statistics(self) -> ActorStatistics:
+        """Its counters now."""
         mailbox = self.mailbox
         return ActorStatistics(
             name=self.name,
@@ -243,4 +285,4 @@ class ActorCell:
         self.mailbox.dead_lettered_one()
         if isinstance(envelope, Ask):
             envelope.reply.set_error(error)
-        self.system._record_dead_letter(self, payload(envelope), reason)
+        self.system._record_dead_letter(self.name, payload(envelope), reason)

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import ActorCrashed, HandlerTimeout, MessageRejected
+from ..supervision import SupervisorState
 from ..types import TRACEPARENT, Restart
 from . import _loop
-from ._cell import Ask, Traced
 from ._durable import Durable, DurableMailbox, DurableMailboxes
+from ._envelope import ENVELOPES, Ask
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
+    from ._incarnation import Incarnation
     from ._loop import Handler
 
 
@@ -30,24 +32,25 @@ def kept_for_replay(cell: ActorCell) -> bool:
     going down with its supervisor (a shutdown), not stopped or restarted on its own."""
     if cell.closed:
         return False
-    supervisor, child = cell.supervisor, cell.child
-    if supervisor is None or child is None or child.failing_with is not None:
+    child = cell.child
+    if child is None or child.failing_with is not None:
         return False
-    if child.restart is Restart.TEMPORARY and supervisor.state == "running":
+    state = child.supervisor.state
+    if child.restart is Restart.TEMPORARY and state is SupervisorState.RUNNING:
         return False
-    return supervisor.state == "stopping"
+    return state is SupervisorState.STOPPING
 
 
 async def serve_durable(
     cell: ActorCell,
+    incarnation: Incarnation,
     mailbox: DurableMailbox,
     handler: Handler,
     timeout: float | None,
     beat_every: float | None,
 ) -> None:
     """Handle the durable mailbox's messages until it is closed (see the module)."""
-    ctx = cell.ctx
-    assert ctx is not None
+    ctx = incarnation.ctx
     durable: DurableMailboxes = cell.system.durable  # type: ignore[assignment]
     name = cell.name
     receive = mailbox.receive
@@ -65,9 +68,16 @@ async def serve_durable(
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 return
         envelope = item.envelope
-        cell.current = envelope
-        message = envelope.message if isinstance(envelope, Ask | Traced) else envelope
-        trace = TRACEPARENT.set(getattr(envelope, "traceparent", None))
+        incarnation.current = envelope
+        if isinstance(envelope, ENVELOPES):
+            message = envelope.message
+            traceparent = envelope.traceparent
+        else:
+            message, traceparent = envelope, None
+        if traceparent is None and TRACEPARENT.get() is None:
+            trace = None  # (see the in-memory loop)
+        else:
+            trace = TRACEPARENT.set(traceparent)
         try:
             if timeout is None:
                 result = await handler(message, ctx)
@@ -79,15 +89,15 @@ async def serve_durable(
                         f"actor {name!r} took longer than {timeout} s on a message"
                     )
         except MessageRejected as exc:
-            cell.current = None
+            incarnation.current = None
             reason = f"rejected: {exc}"
             cell.dead_letter(envelope, reason, exc)
             durable.dead_letter(name, item.seq, reason)
             continue
         except Exception as exc:
-            cell.current = None
+            incarnation.current = None
             mailbox.failed_one()
-            cell.last_error = exc
+            incarnation.error = exc
             crashed = ActorCrashed(f"actor {name!r} crashed handling the message")
             crashed.__cause__ = exc
             reason = f"crashed while handling it: {exc!r}"
@@ -95,11 +105,11 @@ async def serve_durable(
             durable.dead_letter(name, item.seq, reason)
             raise
         except BaseException:
-            cell.current = None
+            incarnation.current = None
             error = _loop.interrupted(cell)
             if isinstance(error, ActorCrashed):
                 mailbox.failed_one()
-                cell.last_error = error.__cause__
+                incarnation.error = error.__cause__
                 reason = f"crashed while handling it: {error.__cause__!r}"
             else:
                 reason = "stopped while handling it"
@@ -110,8 +120,8 @@ async def serve_durable(
                 durable.dead_letter(name, item.seq, reason)
             raise
         finally:
-            TRACEPARENT.reset(trace)
-        cell.current = None
+            _loop.restore_trace(trace)
+        incarnation.current = None
         mailbox.handled_one()
         durable.ack(name, item.seq)
         if isinstance(envelope, Ask):

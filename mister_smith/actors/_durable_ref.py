@@ -11,8 +11,8 @@ import trio
 from ..errors import AskTimeout, DurabilityUnavailable
 from ..persistence import to_payload
 from ..types import TRACEPARENT
-from ._cell import Ask, Reply, Traced
 from ._durable import Durable, DurableMailbox
+from ._envelope import Ask, Reply, Traced
 from ._ref import ActorRef
 
 if TYPE_CHECKING:

@@ -1,16 +1,18 @@
 """The actor's message loop: one incarnation, from ``on_start`` to ``on_stop``.
 
 :func:`serve` is what supervision runs for an actor (the child's function). It builds a
-fresh :class:`Actor` from the cell's options, then handles the mailbox's messages one at
-a time, accounting each in the mailbox (see :mod:`._mailbox`): handled, or dead-lettered
-with its reason when the handler crashed, a middleware refused it, or the actor was
-stopped while handling it.
+fresh :class:`Actor` from the cell's options and begins an
+:class:`~._incarnation.Incarnation` (whose fields only this loop writes), then handles
+the mailbox's messages one at a time, accounting each in the mailbox (see
+:mod:`._mailbox`): handled, or dead-lettered with its reason when the handler crashed,
+a middleware refused it, or the actor was stopped while handling it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import Token
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -22,12 +24,13 @@ from ..errors import (
     HandlingInterrupted,
     MessageRejected,
 )
-from ..supervision import current_child, heartbeat, shutdown_grace
+from ..supervision import SupervisorState, current_child, heartbeat, shutdown_grace
 from ..types import TRACEPARENT, Restart
 from ._actor import Actor, ActorContext
-from ._cell import ActorCell, Ask, Traced
+from ._cell import ActorCell
 from ._durable import DurableMailbox
 from ._durable_loop import serve_durable
+from ._envelope import ENVELOPES, Ask
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
@@ -53,12 +56,9 @@ async def serve(
     cell: ActorCell, *, task_status: trio.TaskStatus[ActorRef] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run one incarnation of the actor in ``cell`` (the supervised child's function)."""
-    ctx = cell.ctx
-    assert ctx is not None
     child = current_child()
-    if child is not None:  # a new child object after its domain restarted
-        cell.child = child
-        cell.supervisor = child.supervisor
+    if child is not None:  # (a new child object after its domain restarted)
+        cell.bind(child)
     if cell.closed:  # stopped for good before this incarnation could start
         task_status.started(cell.ref)
         return
@@ -66,14 +66,14 @@ async def serve(
     instance = options.factory(*options.args)
     if not isinstance(instance, Actor):
         raise TypeError(f"actor factory {options.factory!r} returned {instance!r}, not an Actor")
-    cell.instance = instance
-    cell.incarnations += 1
-    # The error that ended the previous incarnation, consumed here: a restart caused by
-    # a sibling's crash is told ``None``, not an old crash of its own.
-    previous_error, cell.last_error = cell.last_error, None
+    previous = cell.incarnation
+    incarnation = cell.begin(instance)
+    ctx = incarnation.ctx
     try:
-        if cell.incarnations > 1:
-            await instance.on_restart(ctx, previous_error)
+        if previous is not None:
+            # The error that ended the previous incarnation: a restart caused by a
+            # sibling's crash is told ``None``, not an old crash of its own.
+            await instance.on_restart(ctx, previous.error)
         await instance.on_start(ctx)
         task_status.started(cell.ref)
         # The message loop, inlined: one coroutine frame less per live actor.
@@ -85,7 +85,7 @@ async def serve(
         timeout = options.handler_timeout
         beat_every = options.heartbeat_interval
         if isinstance(mailbox, DurableMailbox):  # (decided per incarnation, not per message)
-            await serve_durable(cell, mailbox, handler, timeout, beat_every)
+            await serve_durable(cell, incarnation, mailbox, handler, timeout, beat_every)
             return
         while True:
             try:
@@ -95,10 +95,18 @@ async def serve(
                     envelope = await receive_beating(receive, beat_every)
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 return  # the actor was stopped for good: its mailbox is closed
-            cell.current = envelope
-            message = envelope.message if isinstance(envelope, Ask | Traced) else envelope
-            # the sender's trace context, so the handler's spans join its trace
-            trace = TRACEPARENT.set(getattr(envelope, "traceparent", None))
+            incarnation.current = envelope
+            # The sender's trace context, so the handler's spans join its trace. Setting
+            # a context variable copies the context: skipped when it already holds None.
+            if isinstance(envelope, ENVELOPES):
+                message = envelope.message
+                traceparent = envelope.traceparent
+            else:
+                message, traceparent = envelope, None
+            if traceparent is None and TRACEPARENT.get() is None:
+                trace = None
+            else:
+                trace = TRACEPARENT.set(traceparent)
             try:
                 if timeout is None:
                     result = await handler(message, ctx)
@@ -111,31 +119,31 @@ async def serve(
                         )
             except MessageRejected as exc:
                 # Refused before the handler saw it: not the actor's failure.
-                cell.current = None
+                incarnation.current = None
                 cell.dead_letter(envelope, f"rejected: {exc}", exc)
                 continue
             except Exception as exc:
-                cell.current = None
+                incarnation.current = None
                 mailbox.failed_one()
-                cell.last_error = exc
+                incarnation.error = exc
                 crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message")
                 crashed.__cause__ = exc
                 cell.dead_letter(envelope, f"crashed while handling it: {exc!r}", crashed)
                 raise
             except BaseException:
-                cell.current = None
+                incarnation.current = None
                 error = interrupted(cell)
                 if isinstance(error, ActorCrashed):  # failed from outside: hung, injected
                     mailbox.failed_one()
-                    cell.last_error = error.__cause__
+                    incarnation.error = error.__cause__
                     reason = f"crashed while handling it: {error.__cause__!r}"
                 else:
                     reason = "stopped while handling it"
                 cell.dead_letter(envelope, reason, error)
                 raise
             finally:
-                TRACEPARENT.reset(trace)
-            cell.current = None
+                restore_trace(trace)
+            incarnation.current = None
             mailbox.handled_one()
             if isinstance(envelope, Ask):
                 envelope.reply.set_value(result)
@@ -159,17 +167,19 @@ def interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted | ActorCr
     ``HeartbeatTimeout``, an injected failure), for good (stop, shutdown, a temporary
     actor), or to restart it (a sibling's crash under OneForAll / RestForOne, or its
     domain's supervisor giving up, after which the domain's parent restarts it)."""
-    child, supervisor = cell.child, cell.supervisor
+    child = cell.child
     failure = None if child is None else child.failing_with
     if failure is not None:
         crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message: {failure}")
         crashed.__cause__ = failure
         return crashed
-    if cell.closed or child is None or supervisor is None or child.restart is Restart.TEMPORARY:
+    if cell.closed or child is None or child.restart is Restart.TEMPORARY:
         return cell.stopped_error()
-    state = supervisor.state
-    domain_restarts = state == "failed" and cell.domain is not None and cell.domain.restartable
-    if state != "running" and not domain_restarts:
+    state = child.supervisor.state
+    domain = cell.domain
+    failed = state is SupervisorState.FAILED
+    domain_restarts = failed and domain is not None and domain.restartable
+    if state is not SupervisorState.RUNNING and not domain_restarts:
         return cell.stopped_error()
     return HandlingInterrupted(
         f"actor {cell.name!r} was restarted by its supervisor while handling the message"
@@ -183,6 +193,15 @@ async def receive_beating(receive: trio.MemoryReceiveChannel[Any], every: float)
         heartbeat()
         with trio.move_on_after(every):
             return await receive.receive()
+
+
+def restore_trace(trace: Token[str | None] | None) -> None:
+    """Undo the handler's trace context: back to the one before it (``None``), also
+    when the handler set one of its own and left it set."""
+    if trace is not None:
+        TRACEPARENT.reset(trace)
+    elif TRACEPARENT.get() is not None:
+        TRACEPARENT.set(None)
 
 
 def _wrap(layer: MessageMiddleware, inner: Handler) -> Handler:

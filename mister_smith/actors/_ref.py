@@ -10,11 +10,11 @@ import trio
 
 from ..errors import AskTimeout, MailboxFull
 from ..types import TRACEPARENT, ActorId
-from ._cell import ActorStatistics, Ask, Reply, Traced
+from ._envelope import Ask, Reply, Traced
 from ._mailbox import MailboxStatistics
 
 if TYPE_CHECKING:
-    from ._cell import ActorCell
+    from ._cell import ActorCell, ActorStatistics
 
 
 class ActorRef:
@@ -57,8 +57,8 @@ class ActorRef:
         messages (see :attr:`Actor.accepts_delegated`): read from the running
         incarnation, else from the class its factory builds."""
         cell = self._cell
-        if cell.instance is not None:
-            return bool(type(cell.instance).accepts_delegated)
+        if cell.incarnation is not None:
+            return bool(type(cell.incarnation.instance).accepts_delegated)
         factory: Any = cell.options.factory
         while isinstance(factory, functools.partial):
             factory = factory.func

@@ -1,12 +1,11 @@
-"""The actor system: spawning, naming, lookup, stopping, dead letters."""
+"""The actor system: spawning actors into domains, their registry, lookup and stopping."""
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from typing import Any
 
 import attrs
@@ -21,8 +20,8 @@ from ..errors import (
     PoolExhausted,
     SupervisionError,
 )
-from ..events import AgentSpawned, AgentStopped, DeadLetter, EventBus, bounded_payload, cut_text
-from ..persistence import DEFAULT_CODEC, MAX_READ_LIMIT, Codec, Store, from_payload
+from ..events import AgentSpawned, AgentStopped, EventBus
+from ..persistence import MAX_READ_LIMIT, from_payload
 from ..supervision import (
     INHERIT,
     Backoff,
@@ -36,15 +35,15 @@ from ..supervision import (
     StrategyKind,
     SupervisionStrategyBase,
     Supervisor,
-    open_supervisor,
+    SupervisorState,
 )
-from ..types import IdentityAuthority, Role
-from ._actor import Actor, ActorContext
+from ..types import ActorId, IdentityAuthority, Role
+from ._actor import Actor
 from ._cell import ActorCell, ActorOptions
+from ._dead_letters import DeadLetterLog, DeadLetterRecord
 from ._domain import ActorDomain
 from ._durable import Durable, DurableMailbox, DurableMailboxes
 from ._durable_loop import settle_left
-from ._durable_ref import DurableActorRef
 from ._loop import MessageMiddleware, serve
 from ._mailbox import Mailbox, Totals
 from ._ref import ActorRef
@@ -54,22 +53,6 @@ logger = logging.getLogger("mister_smith.actors")
 DEFAULT_RESTART_LIMIT = RestartLimit(max_restarts=3, window=60.0)
 """Each actor's own restart budget unless configured: 3 restarts within 60 s (the
 design's ``SupervisionSettings`` defaults, counted per actor)."""
-
-
-@attrs.frozen
-class DeadLetterRecord:
-    """One entry of the dead-letter log.
-
-    The log outlives the actor, so it is bounded by bytes as well as by count: a
-    message over :data:`~mister_smith.events.DEFAULT_PAYLOAD_LIMIT` bytes is kept as a
-    :class:`~mister_smith.events.PayloadPreview` (type name, size, ``repr`` head), and
-    a long reason is cut; the ``DeadLetter`` event carries the same.
-    """
-
-    actor: str
-    message: Any
-    reason: str
-    timestamp: float
 
 
 @attrs.frozen
@@ -174,15 +157,14 @@ class ActorSystem:
         self.middleware = tuple(middleware)
         self.default_restart = default_restart
         self.identities = IdentityAuthority() if identities is None else identities
-        self._dead_letters: collections.deque[DeadLetterRecord] = collections.deque(
-            maxlen=dead_letter_log_size
-        )
+        self._dead_letters = DeadLetterLog(events, dead_letter_log_size)
         self._cells: dict[str, ActorCell] = {}
         self._counter = itertools.count(1)
         self._spawned = 0
         self._refused = 0
         self._stopped = Totals()  # the counters of every mailbox closed so far
         self._termination_listeners: list[Callable[[ActorRef], object]] = []
+        self._on_child_terminated = self._child_terminated  # one bound method, not one per spawn
         self.restart_limit = restart_limit
         self.backoff = backoff
         self.escalation_timeout = escalation_timeout
@@ -522,19 +504,15 @@ class ActorSystem:
             capabilities=frozenset(capabilities) if capabilities else _NO_CAPABILITIES,
             heartbeat_interval=self.heartbeat_interval if beats else None,
         )
-        if durable:
-            cell = await self._durable_cell(name, capacity, options)
-        else:
-            cell = ActorCell(self, name, Mailbox(capacity), options)
-        cell.ctx = ActorContext(cell)
+        mailbox = await self._durable_mailbox(name, capacity) if durable else Mailbox(capacity)
         domain, sup = self._resolve(supervisor)
         limit_children = self.max_children_per_supervisor
         if limit_children is not None and sup.child_count >= limit_children:
             sup = await self._with_room(domain, sup)  # an overflow sibling (or refused)
             domain = self._by_supervisor.get(sup)
-        cell.identity = self.identities.mint(name, roles=roles, actor_id=cell.actor_id)
-        cell.supervisor = sup
-        cell.domain = domain
+        actor_id = ActorId.new()
+        identity = self.identities.mint(name, roles=roles, actor_id=actor_id)
+        cell = ActorCell(self, name, identity, mailbox, options, sup if domain is None else domain)
         self._cells[name] = cell
         held = domain is not None and domain.restartable
         spec = ChildSpec.of(
@@ -548,21 +526,21 @@ class ActorSystem:
             restart_limit=limit,
             # In a restartable domain, the domain ends the actor when it is gone for good
             # (it survives the domain's restarts); elsewhere its own child does.
-            on_terminated=None if held else self._child_terminated,
+            on_terminated=None if held else self._on_child_terminated,
         )
-        if sup.state != "running":
+        if sup.state is not SupervisorState.RUNNING:
             self._cells.pop(name, None)
-            self.identities.revoke(cell.identity)
+            self.identities.revoke(identity)
             raise ActorStopped(
                 f"supervisor {sup.name!r} is {sup.state}: actor {name!r} was not spawned"
             )
         try:
-            cell.child = await sup.start_child(spec)
+            cell.bind(await sup.start_child(spec))
         except BaseException:
             self._cells.pop(name, None)
-            self.identities.revoke(cell.identity)
-            cell.closed = True
-            cell.terminated().set()
+            self.identities.revoke(identity)
+            cell.close()
+            cell.wake_waiters()
             raise
         if domain is not None and not cell.closed:
             if domain.supervisor is not sup:
@@ -571,16 +549,13 @@ class ActorSystem:
                 self._terminate(cell, "shut down")
                 raise ActorStopped(f"domain {domain.name!r} restarted while {name!r} spawned")
             domain.admit(name, cell, spec)
-        if not cell.closed:  # (it may have been stopped while starting)
+        if cell.announce():  # (unless it was stopped while starting: then not counted)
             self._spawned += 1
-            cell.announced = True
-            self.events.emit(
-                AgentSpawned(source=sup.name, actor_id=cell.actor_id, name=name, role=role)
-            )
+            self.events.emit(AgentSpawned(source=sup.name, actor_id=actor_id, name=name, role=role))
         return cell.ref
 
-    async def _durable_cell(self, name: str, capacity: int, options: ActorOptions) -> ActorCell:
-        """A cell with a durable mailbox whose backlog is what ``name`` left pending."""
+    async def _durable_mailbox(self, name: str, capacity: int) -> DurableMailbox:
+        """A durable mailbox whose backlog is what ``name`` left pending."""
         if self.durable is None:
             raise DurabilityUnavailable(
                 f"actor {name!r} cannot be durable: this actor system has no store"
@@ -598,8 +573,6 @@ class ActorSystem:
         if name in self._cells or name in self._domains:
             raise ActorNameTaken(f"an actor or domain named {name!r} already exists")
         mailbox = DurableMailbox(capacity)
-        cell = ActorCell(self, name, mailbox, options)
-        cell.ref = DurableActorRef(cell)
         codec = self.durable.codec
         for stored in pending:
             mailbox.accepted += 1
@@ -609,11 +582,11 @@ class ActorSystem:
             except MessageNotDurable as exc:
                 reason = f"poison: {exc}"
                 mailbox.dead_lettered_one()
-                self._record_dead_letter(cell, stored.payload, reason)
+                self._record_dead_letter(name, stored.payload, reason)
                 self.durable.dead_letter(name, stored.seq, reason)
                 continue
             mailbox.backlog.append(Durable(message, stored.seq, stored.message_id))
-        return cell
+        return mailbox
 
     def _restart_limit_of(
         self, max_restarts: int | None, restart_window: float | None
@@ -637,45 +610,39 @@ class ActorSystem:
 
     def _terminate(self, cell: ActorCell, reason: str) -> None:
         """The actor is gone for good: refuse sends, dead-letter what is queued."""
-        if cell.closed:
+        if not cell.close():
             return
-        cell.closed = True
-        if cell.domain is not None:
-            cell.domain.forget(cell.name)
-        if cell.identity is not None:
-            self.identities.revoke(cell.identity)  # a reused name gets none of its grants
-        if isinstance(cell.mailbox, DurableMailbox):
-            settle_left(cell, cell.mailbox.close(), reason)
-        for envelope in cell.mailbox.close():
+        domain = cell.domain
+        if domain is not None:
+            domain.forget(cell.name)
+        self.identities.revoke(cell.identity)  # a reused name gets none of its grants
+        mailbox = cell.mailbox
+        if isinstance(mailbox, DurableMailbox):
+            settle_left(cell, mailbox.close(), reason)
+        for envelope in mailbox.close():
             cell.dead_letter(envelope, f"actor {reason}", cell.stopped_error())
         if self._cells.get(cell.name) is cell:
             del self._cells[cell.name]
-        cell.mailbox.fold_into(self._stopped)
+        mailbox.fold_into(self._stopped)
         if cell.announced:
             self.events.emit(
                 AgentStopped(
-                    source=cell.supervisor.name if cell.supervisor else "",
+                    source=cell.supervisor.name,
                     actor_id=cell.actor_id,
                     name=cell.name,
                     reason=reason,
                 )
             )
-        if cell._terminated is not None:
-            cell._terminated.set()
-        for listener in list(self._termination_listeners):
-            try:
-                listener(cell.ref)
-            except Exception:
-                logger.exception("actor termination listener failed")
+        cell.wake_waiters()
+        if self._termination_listeners:
+            for listener in list(self._termination_listeners):
+                try:
+                    listener(cell.ref)
+                except Exception:
+                    logger.exception("actor termination listener failed")
 
-    def _record_dead_letter(self, cell: ActorCell, message: Any, reason: str) -> None:
-        now = trio.current_time()
-        # Bounded by bytes: the message may be large and outlive its actor here.
-        message, reason = bounded_payload(message), cut_text(reason)
-        self._dead_letters.append(DeadLetterRecord(cell.name, message, reason, now))
-        self.events.emit(
-            DeadLetter(source=cell.name, actor=cell.name, message=message, reason=reason)
-        )
+    def _record_dead_letter(self, actor: str, message: Any, reason: str) -> None:
+        self._dead_letters.record(actor, message, reason)
 
     async def stop(self, ref: ActorRef | str) -> None:
         """Stop an actor for good (graceful within its shutdown timeout). Idempotent."""
@@ -683,15 +650,15 @@ class ActorSystem:
         if cell.closed:
             await trio.lowlevel.checkpoint()
             return
+        supervisor = cell.supervisor
         child = cell.child
-        if child is None and cell.supervisor is not None:
-            # Stopped while its spawn is still starting it: find the child by name.
-            with suppress(LookupError):
-                child = cell.supervisor.child(cell.name)
         try:
-            if child is not None and cell.supervisor is not None:
-                with suppress(LookupError):
-                    await cell.supervisor.stop_child(child)
+            if child is None:
+                # Stopped while its spawn is still starting it: find the child by name.
+                child = supervisor.child(cell.name)
+            await supervisor.stop_child(child)
+        except LookupError:
+            pass
         finally:
             self._terminate(cell, "stopped")  # even if our caller is cancelled meanwhile
 
@@ -737,14 +704,11 @@ class ActorSystem:
 
     def dead_letters(self) -> list[DeadLetterRecord]:
         """The bounded dead-letter log, oldest first."""
-        return list(self._dead_letters)
+        return self._dead_letters.records()
 
     def resize_dead_letter_log(self, size: int) -> None:
         """Keep at most ``size`` dead-letter records from now on (the newest are kept)."""
-        if size < 0:
-            raise ValueError(f"dead-letter log size must be >= 0, got {size!r}")
-        if size != self._dead_letters.maxlen:
-            self._dead_letters = collections.deque(self._dead_letters, maxlen=size)
+        self._dead_letters.resize(size)
 
     def statistics(self) -> ActorSystemStatistics:
         """Totals over live and stopped actors."""
@@ -831,68 +795,3 @@ DURABLE_CHILD = "durable::mailboxes"
 
 _RESERVED = "::"
 """Separator of names the system derives (``parent::children``); refused in actor names."""
-
-
-@asynccontextmanager
-async def open_actor_system(
-    *,
-    events: EventBus | None = None,
-    name: str = "actors",
-    mailbox_capacity: int = 1000,
-    ask_timeout: float = 30.0,
-    dead_letter_log_size: int = 1000,
-    middleware: Sequence[MessageMiddleware] = (),
-    max_restarts: int = 3,
-    restart_window: float = 60.0,
-    shutdown_timeout: float = 5.0,
-    backoff: Backoff | None = None,
-    max_actors: int | None = None,
-    max_children_per_supervisor: int | None = None,
-    identities: IdentityAuthority | None = None,
-    store: Store | None = None,
-    codec: Codec = DEFAULT_CODEC,
-) -> AsyncIterator[ActorSystem]:
-    """Open an actor system with its own supervisor; stop every actor on exit.
-
-    Each actor may be restarted ``max_restarts`` times within ``restart_window``
-    seconds (its own budget, with ``backoff`` between restarts); one more crash stops it
-    for good, and the system goes on. Actors whose mailboxes are not empty at shutdown
-    have their messages recorded as dead letters (reason: shut down).
-
-    With ``store``, actors spawned with ``durable=True`` keep their mailboxes in it
-    (messages encoded with ``codec``); the store stays open after the system closes
-    (its owner closes it), and the messages durable actors left queued at shutdown stay
-    pending there for the next run.
-    """
-    durable = None if store is None else DurableMailboxes.over(store, codec)
-    limit = RestartLimit(max_restarts, restart_window)
-    bus = EventBus() if events is None else events
-    async with open_supervisor(
-        name,
-        events=bus,
-        max_restarts=None,
-        child_limit=limit,
-        backoff=backoff,
-        shutdown_timeout=shutdown_timeout,
-        keep_alive=True,
-    ) as supervisor:
-        if durable is not None:  # started first, so it stops after every actor
-            await supervisor.start_child(
-                durable.serve, name=DURABLE_CHILD, restart=Restart.PERMANENT
-            )
-        system = ActorSystem(
-            supervisor,
-            bus,
-            mailbox_capacity=mailbox_capacity,
-            ask_timeout=ask_timeout,
-            dead_letter_log_size=dead_letter_log_size,
-            middleware=middleware,
-            restart_limit=limit,
-            backoff=backoff,
-            max_actors=max_actors,
-            max_children_per_supervisor=max_children_per_supervisor,
-            identities=identities,
-            durable=durable,
-        )
-        yield system
-        await system.shutdown()

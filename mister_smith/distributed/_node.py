@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from trio_util import periodic
 
 from ..actors import Actor, ActorRef, ActorSystem
-from ..actors._cell import Ask, Reply  # the pair ActorRef.ask builds: keeps send order
+from ..actors._envelope import Ask, Reply  # the pair ActorRef.ask builds: keeps send order
 from ..config import DistributedSettings
 from ..errors import ActorNotFound, ActorStopped, AskTimeout
 from ..events import EventBus
