@@ -8,9 +8,11 @@ checkpoint a call is, the retry schedule inside one deadline, and error chains.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -169,3 +171,50 @@ async def test_a_transient_error_is_not_retried_past_max_retries() -> None:
         await bus.call("alice", "flaky")
     assert len(flaky.attempts) == 1
     assert bus.statistics().tools["flaky"].retries == 0
+
+
+@attrs.frozen
+class Span:
+    """A structured argument."""
+
+    start: int
+    end: int
+
+
+@tool
+async def plain(text: str, count: int, flag: bool = False) -> list[object]:
+    """Arguments that need no structuring."""
+    return [text, count, flag]
+
+
+@tool
+async def structured(span: Span, scale: float) -> tuple[Span, float]:
+    """Arguments turned into their parameter types."""
+    return span, scale
+
+
+@tool(blocking=True)
+def threaded(x: int) -> str:
+    """A blocking tool: runs in a worker thread."""
+    return threading.current_thread().name
+
+
+async def test_function_tools_get_their_arguments_structured_or_as_they_are() -> None:
+    bus = ToolBus(default_policy="open")
+    for item in (plain, structured, threaded):
+        bus.register_tool(item)
+    args = {"text": "t", "count": 2}
+    assert await bus.call("alice", "plain", args) == ["t", 2, False]
+    assert args == {"text": "t", "count": 2}
+    result = await bus.call("alice", "structured", {"span": {"start": 1, "end": 2}, "scale": 3})
+    assert isinstance(result, tuple)
+    span, scale = result
+    assert span == Span(1, 2)
+    assert (scale, type(scale)) == (3.0, float)
+    assert await bus.call("alice", "threaded", {"x": 1}) == "threaded"
+
+
+async def test_execute_called_directly_is_still_awaited_like_any_tool() -> None:
+    assert await plain.execute({"text": "t", "count": 1, "flag": True}) == ["t", 1, True]
+    with pytest.raises(TypeError):
+        await plain.execute({"text": "t", "count": 1, "nope": 0})

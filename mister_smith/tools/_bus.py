@@ -665,7 +665,18 @@ class ToolBus:
                 on_behalf_of=chain,
             )
         who = context.caller
-        refusal = self._refusal(registration, caller, chain)
+        grants = registration.grants
+        # The common admission, an open tool or a live identity granted it by name and
+        # acting for no one, is decided here; roles, chains and refusals take _refusal.
+        if grants.policy == "open" or (
+            not chain
+            and isinstance(caller, CallerIdentity)  # anything else may not even hash
+            and caller in grants.callers
+            and self.identities.live_roles(caller) is not None
+        ):
+            refusal = None
+        else:
+            refusal = self._refusal(registration, caller, chain)
         if refusal is not None:
             registration.denied += 1
             error = ToolPermissionDenied(f"{who} may not call tool {name!r}: {refusal}")
