@@ -8,8 +8,9 @@ checkpoint a call is, the retry schedule inside one deadline, and error chains.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -218,3 +219,36 @@ async def test_execute_called_directly_is_still_awaited_like_any_tool() -> None:
     assert await plain.execute({"text": "t", "count": 1, "flag": True}) == ["t", 1, True]
     with pytest.raises(TypeError):
         await plain.execute({"text": "t", "count": 1, "nope": 0})
+
+
+@pytest.mark.parametrize("traced", [False, True])
+async def test_traced_and_untraced_calls_keep_the_same_deadline_and_retries(
+    traced: bool, autojump_clock: trio.testing.MockClock
+) -> None:
+    spans: list[tuple[str, str, str | None]] = []
+
+    @contextlib.contextmanager
+    def tracing(tool_name: str, caller: str) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as error:
+            spans.append((tool_name, caller, type(error).__name__))
+            raise
+        spans.append((tool_name, caller, None))
+
+    bus = ToolBus(default_policy="open", max_retries=1, tracing=tracing if traced else None)
+    bus.register_tool(Flaky([ConnectionError("down")]), timeout=1)
+    assert await bus.call("alice", "flaky") == "ok"
+    bus.unregister_tool("flaky")
+    bus.register_tool(Flaky([ConnectionError("down")] * 3), timeout=1)
+    with pytest.raises(ToolExecutionFailed, match="ConnectionError"):
+        await bus.call("alice", "flaky")
+    started = trio.current_time()
+    with pytest.raises(ToolTimeout, match=r"'flaky' ran past its 0\.05 s deadline"):
+        await bus.call("alice", "flaky", timeout=0.05)
+    assert trio.current_time() - started == pytest.approx(0.05)
+    expected = [("flaky", "alice", None), ("flaky", "alice", "ConnectionError")]
+    assert spans == ([*expected, ("flaky", "alice", "ToolTimeout")] if traced else [])
+    stats = bus.statistics().tools["flaky"]
+    # The third call's try fails at once; its retry, due in 0.1 s, is past its deadline.
+    assert (stats.succeeded, stats.failures, stats.timeouts, stats.retries) == (0, 1, 1, 2)

@@ -215,6 +215,10 @@ class _Registration:
         )
 
 
+def _timed_out(tool: Tool, limit: float) -> ToolTimeout:
+    return ToolTimeout(f"tool {tool.name!r} ran past its {limit} s deadline")
+
+
 _OUTCOME_OF_TOOL_ERROR: tuple[tuple[type[ToolError], ToolOutcome], ...] = (
     (ToolTimeout, ToolOutcome.TIMEOUT),
     (ToolPermissionDenied, ToolOutcome.DENIED),
@@ -708,7 +712,20 @@ class ToolBus:
         token = CURRENT_TOOL_CALL.set(context)
         try:
             if self.tracing is None:
-                result = await self._run(registration, tool, args, limit)
+                # _run written out for the untraced call, by far the usual one: it spares
+                # a coroutine per call (a traced call keeps _run, its span around it).
+                retrying: Exception | None = None
+                with trio.CancelScope(relative_deadline=limit) as deadline:
+                    try:
+                        result = await tool.execute(args)
+                    except Exception as exc:
+                        if not self._retryable(registration, exc, 0):
+                            raise
+                        retrying = exc
+                    if retrying is not None:
+                        result = await self._retry(registration, tool, args, retrying)
+                if deadline.cancelled_caught:
+                    raise _timed_out(tool, limit)
             else:
                 with self.tracing(name, who):
                     result = await self._run(registration, tool, args, limit)
@@ -756,7 +773,7 @@ class ToolBus:
                 failed = exc
             # Outside the handler, so a later attempt's error does not chain to this one.
             return await self._retry(registration, tool, args, failed)
-        raise ToolTimeout(f"tool {tool.name!r} ran past its {limit} s deadline")
+        raise _timed_out(tool, limit)
 
     def _retryable(self, registration: _Registration, exc: Exception, attempt: int) -> bool:
         """Whether the failed attempt number ``attempt`` (from 0) may be run again."""
