@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import math
+import types
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,3 +98,73 @@ def test_non_string_keys_are_refused_even_by_an_open_object() -> None:
     schema = ToolSchema({"type": "object"})
     assert not schema.is_valid({1: "x"})
     assert "property names must be strings" in schema.violations({1: "x"})[0].reason
+
+
+class _Level(enum.IntEnum):
+    LOW = 1
+
+
+class _Text(str):
+    """A str subclass (as a key and as a value)."""
+
+
+_BARE = ToolSchema(
+    {
+        "type": "object",
+        "properties": {
+            "i": {"type": "integer"},
+            "n": {"type": "number"},
+            "s": {"type": "string"},
+            "b": {"type": "boolean"},
+            "z": {"type": "null"},
+            "a": {"type": "array"},
+        },
+        "additionalProperties": False,
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "accepted"),
+    [
+        ({"i": 1, "n": 2, "s": "x", "b": True, "z": None, "a": [1]}, True),
+        ({"a": (1, "x")}, True),
+        ({"i": True}, False),  # a bool is no integer, though bool is an int subclass
+        ({"n": False}, False),
+        ({"i": _Level.LOW}, True),  # an int subclass other than bool takes the full check
+        ({"i": 1.0}, False),
+        ({"n": 1.5}, True),
+        ({"n": math.inf}, False),
+        ({"s": _Text("x")}, True),
+        ({_Text("s"): "x"}, True),
+        ({"b": 1}, False),
+        ({"z": 0}, False),
+        ({"a": {"k": 1}}, False),
+        ({"other": 1}, False),
+    ],
+)
+def test_bare_typed_properties_keep_their_exact_meaning(
+    args: dict[Any, Any], accepted: bool
+) -> None:
+    """The exact-type shortcut accepts only what the full check accepts."""
+    assert _BARE.accepts(args) is accepted
+    assert _BARE.is_valid(args) is _walk_accepts(_BARE.to_dict(), args) is accepted
+
+
+def test_the_top_level_object_may_be_any_mapping() -> None:
+    schema = ToolSchema({"type": "object", "properties": {"i": {"type": "integer"}}})
+    assert schema.accepts(types.MappingProxyType({"i": 1}))
+    assert not schema.accepts(types.MappingProxyType({"i": "1"}))
+    assert not schema.accepts([("i", 1)])
+    assert ToolSchema({"type": "object"}).accepts(types.MappingProxyType({}))
+
+
+def test_deeply_nested_objects_compile_in_linear_time() -> None:
+    nested: dict[str, Any] = {"type": "string"}
+    for _ in range(60):
+        nested = {"type": "object", "properties": {"x": nested}}
+    schema = ToolSchema({"type": "object", "properties": {"x": nested}})
+    value: object = "leaf"
+    for _ in range(61):
+        value = {"x": value}
+    assert schema.accepts(value)

@@ -184,6 +184,9 @@ class _Registration:
     invalid: int = 0
     cancelled: int = 0
     in_flight: int = 0
+    last_context: ToolCallContext | None = None
+    """The context of the last call, reused by the next call of the same caller for the
+    same chain (a frozen record: sharing it is safe)."""
 
     def spec(self) -> ToolSpec:
         return ToolSpec(
@@ -210,6 +213,10 @@ class _Registration:
             self.latency.snapshot(),
             self.retries,
         )
+
+
+def _timed_out(tool: Tool, limit: float) -> ToolTimeout:
+    return ToolTimeout(f"tool {tool.name!r} ran past its {limit} s deadline")
 
 
 _OUTCOME_OF_TOOL_ERROR: tuple[tuple[type[ToolError], ToolOutcome], ...] = (
@@ -627,32 +634,64 @@ class ToolBus:
             ToolTimeout: it ran past its deadline and was cancelled (or abandoned).
             ToolExecutionFailed: it raised; the exception is ``__cause__``.
         """
+        # The fast path below is the whole cost of a call beyond the tool itself, so it
+        # is written out flat: no helper coroutines (each is a frame and an await), one
+        # cancel scope (the deadline), the call's context reused from the last call by
+        # the same caller, and the ToolCalled record only built when an event bus is
+        # attached. The closing schedule point is the one cost the raw baseline does
+        # not pay (see the class docstring).
         await trio.lowlevel.checkpoint_if_cancelled()
-        _check_timeout(timeout, "timeout")
+        if timeout is not None:
+            _check_timeout(timeout, "timeout")
         self._calls += 1
-        started = trio.current_time()
+        # trio.current_time() is three calls deep; the clock's own method is one.
+        clock = trio.lowlevel.current_clock()
+        started = clock.current_time()
         if args is None:
             args = {}
-        chain = on_behalf_of if isinstance(on_behalf_of, tuple) else tuple(on_behalf_of)
-        who = caller_label(caller, chain)
+        chain = on_behalf_of if type(on_behalf_of) is tuple else tuple(on_behalf_of)
         registration = self._tools.get(name)
         if registration is None:
             self._not_found += 1
             error: ToolError = ToolNotFound(f"no tool named {name!r} is registered")
-            self._announce(name, who, ToolOutcome.NOT_FOUND, 0.0, error)
+            self._announce(name, caller_label(caller, chain), ToolOutcome.NOT_FOUND, 0.0, error)
             raise error
         registration.calls += 1
-        refusal = self._refusal(registration, caller, chain)
+        context = registration.last_context
+        if context is None or context.principal is not caller or context.on_behalf_of != chain:
+            # A frozen record: calls by the same caller (acting for the same chain) can
+            # share it, which spares building it and the caller's label every call.
+            context = registration.last_context = ToolCallContext(
+                name,
+                caller_label(caller, chain),
+                self._limiter,
+                principal=caller,
+                on_behalf_of=chain,
+            )
+        who = context.caller
+        grants = registration.grants
+        # The common admission, an open tool or a live identity granted it by name and
+        # acting for no one, is decided here; roles, chains and refusals take _refusal.
+        if grants.policy == "open" or (
+            not chain
+            and isinstance(caller, CallerIdentity)  # anything else may not even hash
+            and caller in grants.callers
+            and self.identities.live_roles(caller) is not None
+        ):
+            refusal = None
+        else:
+            refusal = self._refusal(registration, caller, chain)
         if refusal is not None:
             registration.denied += 1
             error = ToolPermissionDenied(f"{who} may not call tool {name!r}: {refusal}")
             self._announce(name, who, ToolOutcome.DENIED, 0.0, error)
             raise error
-        violations = registration.tool.input_schema.violations(args)
-        if violations:
+        tool = registration.tool
+        schema = tool.input_schema
+        if not schema.accepts(args):
             registration.invalid += 1
             error = InvalidToolInput(
-                f"tool {name!r}: invalid arguments: " + "; ".join(map(str, violations))
+                f"tool {name!r}: invalid arguments: " + "; ".join(map(str, schema.violations(args)))
             )
             self._announce(name, who, ToolOutcome.INVALID, 0.0, error)
             raise error
@@ -670,15 +709,26 @@ class ToolBus:
                 raise error
         limit = registration.timeout if timeout is None else timeout
         registration.in_flight += 1
-        token = CURRENT_TOOL_CALL.set(
-            ToolCallContext(name, who, self._limiter, principal=caller, on_behalf_of=chain)
-        )
+        token = CURRENT_TOOL_CALL.set(context)
         try:
             if self.tracing is None:
-                result = await self._run(registration, args, limit)
+                # _run written out for the untraced call, by far the usual one: it spares
+                # a coroutine per call (a traced call keeps _run, its span around it).
+                retrying: Exception | None = None
+                with trio.CancelScope(relative_deadline=limit) as deadline:
+                    try:
+                        result = await tool.execute(args)
+                    except Exception as exc:
+                        if not self._retryable(registration, exc, 0):
+                            raise
+                        retrying = exc
+                    if retrying is not None:
+                        result = await self._retry(registration, tool, args, retrying)
+                if deadline.cancelled_caught:
+                    raise _timed_out(tool, limit)
             else:
                 with self.tracing(name, who):
-                    result = await self._run(registration, args, limit)
+                    result = await self._run(registration, tool, args, limit)
         except ToolError as raised:
             self._finish(registration, who, started, raised)
             raise
@@ -695,43 +745,69 @@ class ToolBus:
             CURRENT_TOOL_CALL.reset(token)
             registration.in_flight -= 1
             STEP_STATE.last_tool = name
-        self._finish(registration, who, started, result=True)
+        registration.succeeded += 1
+        duration = clock.current_time() - started
+        registration.latency.record(duration)
+        if self.events is not None:
+            self._announce(name, who, ToolOutcome.OK, duration, None)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return result
 
     async def _run(
-        self, registration: _Registration, args: Mapping[str, Any], limit: float
+        self, registration: _Registration, tool: Tool, args: Mapping[str, Any], limit: float
     ) -> object:
-        """Run the tool within its deadline of ``limit`` seconds."""
-        with trio.move_on_after(limit):
-            return await self._execute(registration, args)
-        raise ToolTimeout(f"tool {registration.tool.name!r} ran past its {limit} s deadline")
+        """Run the tool within its deadline of ``limit`` seconds (``math.inf``: none).
 
-    async def _execute(self, registration: _Registration, args: Mapping[str, Any]) -> object:
-        """Run the tool, retrying a transient failure of an idempotent one up to
-        ``max_retries`` times (inside the call's deadline)."""
+        A transient failure of an idempotent tool is retried inside the same deadline
+        (see :meth:`_retry`); the first attempt is awaited here directly, so a call that
+        succeeds pays for one coroutine of the bus's, not one per layer.
+        """
+        # A bare CancelScope is what move_on_after builds, less its argument checks
+        # (``limit`` was checked when it was set: > 0, not NaN).
+        with trio.CancelScope(relative_deadline=limit):
+            try:
+                return await tool.execute(args)
+            except Exception as exc:
+                if not self._retryable(registration, exc, 0):
+                    raise
+                failed = exc
+            # Outside the handler, so a later attempt's error does not chain to this one.
+            return await self._retry(registration, tool, args, failed)
+        raise _timed_out(tool, limit)
+
+    def _retryable(self, registration: _Registration, exc: Exception, attempt: int) -> bool:
+        """Whether the failed attempt number ``attempt`` (from 0) may be run again."""
+        return (
+            attempt < self.max_retries
+            and registration.idempotent
+            and not isinstance(exc, ToolError)
+            and isinstance(exc, registration.retry_on)
+        )
+
+    async def _retry(
+        self, registration: _Registration, tool: Tool, args: Mapping[str, Any], exc: Exception
+    ) -> object:
+        """Run a transiently failed idempotent tool again, up to ``max_retries`` times
+        after 0.1 s, 0.2 s, ... (the caller's deadline scope covers every attempt)."""
         attempt = 0
         while True:
+            attempt += 1
+            registration.retries += 1
+            logger.info(
+                "tool %s: transient %s, retry %d of %d",
+                tool.name,
+                type(exc).__name__,
+                attempt,
+                self.max_retries,
+            )
+            await trio.sleep(RETRY_BASE_DELAY * 2 ** (attempt - 1))
             try:
-                return await registration.tool.execute(args)
-            except Exception as exc:
-                if (
-                    attempt >= self.max_retries
-                    or not registration.idempotent
-                    or isinstance(exc, ToolError)
-                    or not isinstance(exc, registration.retry_on)
-                ):
+                return await tool.execute(args)
+            except Exception as again:
+                if not self._retryable(registration, again, attempt):
                     raise
-                attempt += 1
-                registration.retries += 1
-                logger.info(
-                    "tool %s: transient %s, retry %d of %d",
-                    registration.tool.name,
-                    type(exc).__name__,
-                    attempt,
-                    self.max_retries,
-                )
-                await trio.sleep(RETRY_BASE_DELAY * 2 ** (attempt - 1))
+                failed = again
+            exc = failed
 
     def reconfigure(
         self,
@@ -776,17 +852,13 @@ class ToolBus:
         registration: _Registration,
         caller: str,
         started: float,
-        error: BaseException | None = None,
-        *,
-        result: bool = False,
+        error: BaseException | None,
     ) -> None:
+        """Count and announce a call that ran the tool and did not return (``error``
+        ``None``: cancelled from outside); the success path is written out in
+        :meth:`call`."""
         duration = trio.current_time() - started
         name = registration.tool.name
-        if result:
-            registration.succeeded += 1
-            registration.latency.record(duration)
-            self._announce(name, caller, ToolOutcome.OK, duration, None)
-            return
         if error is None:
             registration.cancelled += 1
             self._announce(name, caller, ToolOutcome.FAILED, duration, "cancelled by the caller")

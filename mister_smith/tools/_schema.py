@@ -242,13 +242,15 @@ class ToolSchema:
 
     _schema: dict[str, Any] = attrs.field(converter=_copy_schema, alias="schema")
 
-    _valid: Check = attrs.field(init=False, repr=False)
+    accepts: Check = attrs.field(init=False, repr=False)
+    """The schema compiled into a predicate: ``accepts(args)`` is ``True`` exactly when
+    :meth:`violations` finds nothing (the tool bus calls it directly on every call)."""
 
     def __attrs_post_init__(self) -> None:
         _check_schema(self._schema, "")
         if self._schema.get("type") != "object":
             raise ValueError('a tool schema must have "type": "object" at the top')
-        object.__setattr__(self, "_valid", compile_schema(self._schema))
+        object.__setattr__(self, "accepts", compile_schema(self._schema))
 
     @classmethod
     def from_properties(
@@ -290,7 +292,7 @@ class ToolSchema:
 
     def violations(self, args: object) -> list[SchemaViolation]:
         """Every way ``args`` breaks the schema (at most 20), empty when valid."""
-        if self._valid(args):
+        if self.accepts(args):
             return []
         found: list[SchemaViolation] = []
         _check(args, self._schema, "", found)
@@ -298,7 +300,7 @@ class ToolSchema:
 
     def is_valid(self, args: object) -> bool:
         """Whether ``args`` satisfies the schema."""
-        return self._valid(args)
+        return self.accepts(args)
 
     def validate(self, args: object, *, tool: str = "") -> None:
         """Raise :class:`~mister_smith.InvalidToolInput` naming each violation, if any."""

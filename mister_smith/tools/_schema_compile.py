@@ -44,9 +44,22 @@ TYPE_CHECKS: dict[str, Check] = {
     "boolean": lambda value: isinstance(value, bool),
     "null": lambda value: value is None,
     "array": lambda value: isinstance(value, list | tuple),
-    "object": lambda value: isinstance(value, Mapping),
+    # A dict is by far the usual object: answer it before the slower ABC check.
+    "object": lambda value: type(value) is dict or isinstance(value, Mapping),
 }
 """The check of each JSON type name (integers exclude bools; numbers are finite)."""
+
+_EXACT_TYPES: dict[str, frozenset[type]] = {
+    "string": frozenset({str}),
+    "integer": frozenset({int}),
+    "number": frozenset({int}),
+    "boolean": frozenset({bool}),
+    "null": frozenset({type(None)}),
+    "array": frozenset({list, tuple}),
+}
+"""Exact types a bare ``{"type": name}`` property accepts without calling its check: a
+value whose type is one of these passes it (a float, a subclass... still takes the
+check itself). It spares one call per argument of the usual tool."""
 
 
 def json_equal(left: object, right: object) -> bool:
@@ -144,8 +157,19 @@ def _array_check(schema: Mapping[str, Any]) -> Check:
     return check
 
 
-def _object_check(schema: Mapping[str, Any]) -> Check:
+def _exact_types(sub: Check) -> frozenset[type]:
+    """The exact types that certainly pass ``sub`` when it is a bare type check."""
+    for name, kinds in _EXACT_TYPES.items():
+        if sub is TYPE_CHECKS[name]:
+            return kinds
+    return frozenset()
+
+
+def _object_check(schema: Mapping[str, Any], *, typed: bool = False) -> Check:
+    """The check of an object's shape; ``typed``: also that it is an object at all (fused
+    into one closure for a schema whose only type is ``"object"``, as every tool's is)."""
     properties = {name: compile_schema(sub) for name, sub in schema.get("properties", {}).items()}
+    exact = {name: kinds for name, sub in properties.items() if (kinds := _exact_types(sub))}
     required = tuple(schema.get("required", ()))
     extra = schema.get("additionalProperties", True)
     extra_check: Check | None = None
@@ -153,13 +177,21 @@ def _object_check(schema: Mapping[str, Any]) -> Check:
         extra_check = compile_schema(extra)
     closed = extra is False
     if not properties and not required and not closed and extra_check is None:
+        if typed:
+            is_object = TYPE_CHECKS["object"]
+            return lambda value: is_object(value) and _string_keys(value)
         return _string_keys
 
     def check(value: Any) -> bool:
+        if typed and type(value) is not dict and not isinstance(value, Mapping):
+            return False
         for key in required:
             if key not in value:
                 return False
         for key, item in value.items():
+            kinds = exact.get(key)
+            if kinds is not None and type(item) in kinds:
+                continue  # a str key (it is in exact) with a value of an accepted type
             if not isinstance(key, str):
                 return False
             sub = properties.get(key)
@@ -193,6 +225,9 @@ def compile_schema(schema: Mapping[str, Any]) -> Check:
     enum = schema.get("enum")
     if enum is not None:
         checks.append(lambda value: any(json_equal(value, option) for option in enum))
+    if names == ["object"] and len(checks) == 1:
+        # Type and shape in one closure: the top level of every tool's arguments.
+        return _object_check(schema, typed=True)
     shapes = {
         "string": _string_check(schema),
         "number": _number_check(schema),
