@@ -98,6 +98,27 @@ async def test_leaving_node_hands_its_singleton_over_at_once(nats_url: str) -> N
         assert [(e.singleton, e.reason) for e in released] == [("boss", "node shutting down")]
 
 
+async def test_a_singleton_is_listed_as_held_only_once_it_is_served(nats_url: str) -> None:
+    # `held` once listed a singleton as soon as its lease was taken, while its actor was
+    # still starting: an ask made on seeing it held found no node serving it.
+    settings = DistributedSettings(nats_url=nats_url, cluster=unique("c"), registry_ttl=3.0)
+    held_while_starting: list[list[str]] = []
+    async with open_actor_system() as system, open_node(system, settings=settings) as node:
+        spawn = node._spawn
+
+        async def spawn_and_look(*args: Any, **kwargs: Any) -> Any:
+            held_while_starting.append(node.placement.held)
+            ref = await spawn(*args, **kwargs)
+            held_while_starting.append(node.placement.held)
+            return ref
+
+        node._spawn = spawn_and_look  # type: ignore[method-assign]
+        await node.singleton("boss", Echo, "here")
+        assert node.placement.held == ["boss"]
+        assert await node.remote("boss").ask("y", timeout=5) == ["here", "y"]
+    assert held_while_starting == [[], []]
+
+
 async def test_killed_nodes_shards_restart_on_a_survivor(nats_url: str) -> None:
     """A node process holding shards is SIGKILLed: its leases expire after the TTL,
     this node starts its shards (SingletonPlaced naming the dead node), the registry

@@ -60,8 +60,9 @@ class Placement:
 
     @property
     def held(self) -> list[str]:
-        """The singletons running on this node now."""
-        return [d.name for d in self.declared.values() if d.revision is not None]
+        """The singletons running and served on this node now (a lease taken whose
+        actor is still starting is not listed yet: asks for it would find no server)."""
+        return [d.name for d in self.declared.values() if d.ref is not None]
 
     async def ensure(self) -> None:
         """Create the lease bucket unless it exists."""
