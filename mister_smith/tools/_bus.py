@@ -759,8 +759,9 @@ class ToolBus:
         """Run the tool within its deadline of ``limit`` seconds (``math.inf``: none).
 
         A transient failure of an idempotent tool is retried inside the same deadline
-        (see :meth:`_retry`); the first attempt is awaited here directly, so a call that
-        succeeds pays for one coroutine of the bus's, not one per layer.
+        (see :meth:`_retry`). A traced call runs this inside its span; an untraced call
+        runs the same steps written out in :meth:`call` (keep the two in step; the
+        tests run both).
         """
         # A bare CancelScope is what move_on_after builds, less its argument checks
         # (``limit`` was checked when it was set: > 0, not NaN).
