@@ -252,3 +252,41 @@ async def test_traced_and_untraced_calls_keep_the_same_deadline_and_retries(
     stats = bus.statistics().tools["flaky"]
     # The third call's try fails at once; its retry, due in 0.1 s, is past its deadline.
     assert (stats.succeeded, stats.failures, stats.timeouts, stats.retries) == (0, 1, 1, 2)
+
+
+class _Gate:
+    """Wraps a tool, failing its first call with ``ConnectionError`` (no ``idempotent``
+    or ``retry_on`` of its own, as a fault-injecting wrapper would be)."""
+
+    name = "flaky"
+    description = "A gate in front of the flaky tool."
+    input_schema = ToolSchema({"type": "object"})
+
+    def __init__(self, inner: Flaky) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def execute(self, args: Mapping[str, Any]) -> object:
+        """Fail the first call, then pass calls through."""
+        self.calls += 1
+        if self.calls == 1:
+            await trio.lowlevel.checkpoint()
+            raise ConnectionError("gate down")
+        return await self.inner.execute(args)
+
+
+async def test_a_replaced_tool_keeps_how_it_was_registered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # replace_tool once dropped idempotent/retry_on (a replaced tool was never retried)
+    # and the follow-the-bus-default flags.
+    bus = ToolBus(default_policy="open", max_retries=2)
+    flaky = Flaky([])
+    bus.register_tool(flaky)
+    gate = _Gate(flaky)
+    assert bus.replace_tool(gate) is flaky
+    assert await bus.call("anyone", "flaky", {}) == "ok"
+    assert gate.calls == 2
+    assert bus.statistics().tools["flaky"].retries == 1
+    [spec] = bus.list_tools()
+    assert spec.policy == "open"

@@ -442,9 +442,11 @@ class ToolBus:
     def replace_tool(self, tool: Tool) -> Tool:
         """Put ``tool`` in place of the tool registered under its name; return the old one.
 
-        The policy, the grants and the deadline are kept (e.g. to wrap a tool in a
-        fault-injecting gate without granting it anew); as a different tool it gets a
-        new id and counters that start at zero.
+        How it was registered is kept: the policy, the grants, the deadline, whether it
+        is idempotent (so retried on a transient failure) and on which errors, and
+        whether calls need approval (e.g. to wrap a tool in a fault-injecting gate
+        without registering it anew); as a different tool it gets a new id and counters
+        that start at zero.
 
         Raises:
             ToolNotFound: no tool of that name is registered.
@@ -458,7 +460,11 @@ class ToolBus:
             tool_id=ToolId.new(),
             grants=old.grants,
             timeout=old.timeout,
+            idempotent=old.idempotent,
             approval=old.approval,
+            retry_on=old.retry_on,
+            default_timeout=old.default_timeout,
+            default_policy=old.default_policy,
         )
         return old.tool
 
