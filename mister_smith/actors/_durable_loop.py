@@ -16,10 +16,10 @@ import trio
 
 from ..errors import ActorCrashed, HandlerTimeout, MessageRejected
 from ..supervision import SupervisorState
-from ..types import TRACEPARENT, Restart
+from ..types import Restart
 from . import _loop
 from ._durable import Durable, DurableMailbox, DurableMailboxes
-from ._envelope import ENVELOPES, Ask
+from ._envelope import Ask
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -69,15 +69,7 @@ async def serve_durable(
                 return
         envelope = item.envelope
         incarnation.current = envelope
-        if isinstance(envelope, ENVELOPES):
-            message = envelope.message
-            traceparent = envelope.traceparent
-        else:
-            message, traceparent = envelope, None
-        if traceparent is None and TRACEPARENT.get() is None:
-            trace = None  # (see the in-memory loop)
-        else:
-            trace = TRACEPARENT.set(traceparent)
+        message, trace = _loop.open_envelope(envelope)
         try:
             if timeout is None:
                 result = await handler(message, ctx)

@@ -96,17 +96,7 @@ async def serve(
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 return  # the actor was stopped for good: its mailbox is closed
             incarnation.current = envelope
-            # The sender's trace context, so the handler's spans join its trace. Setting
-            # a context variable copies the context: skipped when it already holds None.
-            if isinstance(envelope, ENVELOPES):
-                message = envelope.message
-                traceparent = envelope.traceparent
-            else:
-                message, traceparent = envelope, None
-            if traceparent is None and TRACEPARENT.get() is None:
-                trace = None
-            else:
-                trace = TRACEPARENT.set(traceparent)
+            message, trace = open_envelope(envelope)
             try:
                 if timeout is None:
                     result = await handler(message, ctx)
@@ -193,6 +183,21 @@ async def receive_beating(receive: trio.MemoryReceiveChannel[Any], every: float)
         heartbeat()
         with trio.move_on_after(every):
             return await receive.receive()
+
+
+def open_envelope(envelope: Any) -> tuple[Any, Token[str | None] | None]:
+    """The message in ``envelope``, with the sender's trace context set for its handler
+    (so the handler's spans join the sender's trace); undo it with
+    :func:`restore_trace`. Setting a context variable copies the context, so it is
+    skipped when there is no trace and none is set."""
+    if isinstance(envelope, ENVELOPES):
+        message = envelope.message
+        traceparent = envelope.traceparent
+    else:
+        message, traceparent = envelope, None
+    if traceparent is None and TRACEPARENT.get() is None:
+        return message, None
+    return message, TRACEPARENT.set(traceparent)
 
 
 def restore_trace(trace: Token[str | None] | None) -> None:

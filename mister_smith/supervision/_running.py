@@ -57,8 +57,8 @@ class ChildRunner:
         """Start ``child``'s first run (or, with ``action``, its run as a member of a
         restarted supervisor) and return once it has started."""
         assert self.nursery is not None
-        run = _Run(child, action=action)
-        child._run = run  # visible to a concurrent stop before the task first runs
+        # (child._run is set at once: visible to a concurrent stop before the task runs)
+        run = self._next_run(child, action, 0.0, None)
         await self.nursery.start(self.run, run, name=child.name)
 
     def launch(
