@@ -1,4 +1,4 @@
-"""Event ids: random version-4 UUIDs from a private generator."""
+"""Event and actor ids: random version-4 UUIDs from a private generator."""
 
 from __future__ import annotations
 
@@ -38,3 +38,23 @@ def test_event_ids_behave_like_uuids_built_the_usual_way() -> None:
         assert event_id.is_safe is uuid.SafeUUID.unknown
         assert pickle.loads(pickle.dumps(event_id)) == event_id
         assert 0 <= event_id.int < 1 << 128
+
+
+def test_actor_ids_are_version_4_label_uuids_that_compare_and_hash_as_usual() -> None:
+    import pickle
+
+    from mister_smith.types import ActorId
+
+    ids = [ActorId.new() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    for actor_id in ids[:200]:
+        assert actor_id.uuid.version == 4
+        usual = ActorId(uuid.UUID(str(actor_id.uuid)))
+        assert actor_id == usual
+        assert hash(actor_id) == hash(usual)
+        assert ActorId.parse(str(actor_id.uuid)) == actor_id
+        assert pickle.loads(pickle.dumps(actor_id)) == actor_id
+    random.seed(7)
+    first = ActorId.new()
+    random.seed(7)
+    assert ActorId.new() != first

@@ -69,12 +69,15 @@ async def serve(
     previous = cell.incarnation
     incarnation = cell.begin(instance)
     ctx = incarnation.ctx
+    hooks = type(instance)
     try:
-        if previous is not None:
+        # (A hook the actor does not override is the base class's no-op: not awaited.)
+        if previous is not None and hooks.on_restart is not _NO_RESTART_HOOK:
             # The error that ended the previous incarnation: a restart caused by a
             # sibling's crash is told ``None``, not an old crash of its own.
             await instance.on_restart(ctx, previous.error)
-        await instance.on_start(ctx)
+        if hooks.on_start is not _NO_START_HOOK:
+            await instance.on_start(ctx)
         task_status.started(cell.ref)
         # The message loop, inlined: one coroutine frame less per live actor.
         mailbox = cell.mailbox
@@ -138,17 +141,26 @@ async def serve(
             if isinstance(envelope, Ask):
                 envelope.reply.set_value(result)
     finally:
+        # Without an on_stop of its own or children there is nothing to await here, so no
+        # grace scope is opened (two cancel scopes saved on every stop).
         try:
-            with shutdown_grace():
-                try:
-                    await instance.on_stop(ctx)
-                except Exception:
-                    logger.exception("on_stop of actor %s failed", cell.name)
+            if hooks.on_stop is not _NO_STOP_HOOK:
+                with shutdown_grace():
+                    try:
+                        await instance.on_stop(ctx)
+                    except Exception:
+                        logger.exception("on_stop of actor %s failed", cell.name)
         finally:
             # Even when on_stop overran its grace (Cancelled): children never outlive
             # their parent. Bounded by the children's own shutdown timeouts.
-            with trio.CancelScope(shield=True):
-                await ctx._stop_children()
+            if ctx._children is not None:
+                with trio.CancelScope(shield=True):
+                    await ctx._stop_children()
+
+
+_NO_START_HOOK = Actor.on_start
+_NO_STOP_HOOK = Actor.on_stop
+_NO_RESTART_HOOK = Actor.on_restart
 
 
 def interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted | ActorCrashed:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import enum
-import os
-import random
 import time
 import uuid
 from typing import Any
@@ -13,39 +11,14 @@ import attrs
 import trio
 
 from ..errors import ErrorSeverity, RecoveryAction
-from ..types import ActorId, TaskId
-
-_ids = random.Random(os.urandom(32))
-"""A private generator for event ids, seeded from the OS (again in a forked child): user
-code seeding the global ``random`` cannot make ids repeat."""
-os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
-_VERSION_4 = 0x4000 << 64  # the version nibble: 4
-_VARIANT_RFC = 0x8000 << 48  # the variant bits: RFC 4122
-_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+from ..types import ActorId, TaskId, label_uuid
 
 
 def new_event_id() -> uuid.UUID:
-    """A random (version 4) UUID for an event, without a system call.
-
-    ``uuid.uuid4()`` reads ``os.urandom`` each time; every supervision decision emits
-    several events, so their ids come from a private generator seeded from the OS
-    instead. Event ids are unique labels, not secrets.
-
-    The UUID is assembled from its already valid 128-bit value: ``UUID(int=...)``
-    re-checks the range and arguments, which is half the cost of an event id, and a
-    restart emits five events.
-    """
-    value = (_ids.getrandbits(128) & _CLEAR) | _VERSION_4 | _VARIANT_RFC
-    made = _new_uuid(_UUID)
-    _set_slot(made, "int", value)
-    _set_slot(made, "is_safe", _UNKNOWN_SAFETY)
-    return made
-
-
-_UUID = uuid.UUID
-_new_uuid = object.__new__
-_set_slot = object.__setattr__  # UUID forbids plain attribute assignment
-_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
+    """A random (version 4) UUID for an event, without a system call (see
+    :func:`~mister_smith.types.label_uuid`): every supervision decision emits several
+    events, and event ids are unique labels, not secrets."""
+    return label_uuid()
 
 
 def event_time() -> float:

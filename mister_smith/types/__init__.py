@@ -14,6 +14,7 @@ from ._ids import AgentId as AgentId
 from ._ids import NodeId as NodeId
 from ._ids import TaskId as TaskId
 from ._ids import ToolId as ToolId
+from ._ids import label_uuid as label_uuid
 from ._json import JsonProblem as JsonProblem
 from ._json import MessageTypes as MessageTypes
 from ._json import plain_json_problem as plain_json_problem
@@ -44,4 +45,5 @@ __all__ = [
     "StrategyKind",
     "TaskId",
     "ToolId",
+    "label_uuid",
 ]
