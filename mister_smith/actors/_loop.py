@@ -99,7 +99,10 @@ async def serve(
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 return  # the actor was stopped for good: its mailbox is closed
             incarnation.current = envelope
-            message, trace = open_envelope(envelope)
+            if isinstance(envelope, ENVELOPES) or TRACEPARENT.get() is not None:
+                message, trace = open_envelope(envelope)
+            else:  # (open_envelope's common case, inline: a plain message, no trace)
+                message, trace = envelope, None
             try:
                 if timeout is None:
                     result = await handler(message, ctx)
@@ -135,9 +138,13 @@ async def serve(
                 cell.dead_letter(envelope, reason, error)
                 raise
             finally:
-                restore_trace(trace)
+                if trace is not None or TRACEPARENT.get() is not None:
+                    restore_trace(trace)
             incarnation.current = None
-            mailbox.handled_one()
+            if mailbox.plain:
+                mailbox.handled += 1  # (handled_one's common case, inline)
+            else:
+                mailbox.handled_one()
             if isinstance(envelope, Ask):
                 envelope.reply.set_value(result)
     finally:
