@@ -13,7 +13,7 @@ import trio.testing
 
 from mister_smith.errors import ResourceError
 from mister_smith.resources import FunctionCheck, HealthMonitor
-from mister_smith.runtime import _manager
+from mister_smith.runtime import _watchdog
 
 pytest.importorskip("nats", reason="the nats extra is not installed")
 
@@ -67,9 +67,9 @@ async def test_memory_watchdog_reads_every_interval_and_raises_over_the_limit(
     process = _ScriptedProcess([100, 100, 100, 5000])
     monkeypatch.setattr(psutil, "Process", lambda: process)
     with pytest.raises(ResourceError, match="resident memory 5000 bytes exceeds max_memory 1024"):
-        await _manager._memory_watchdog(1024)
+        await _watchdog.memory_watchdog(1024)
     # The first read at once, then one every MEMORY_CHECK_INTERVAL.
-    assert trio.current_time() == 3 * _manager.MEMORY_CHECK_INTERVAL
+    assert trio.current_time() == 3 * _watchdog.MEMORY_CHECK_INTERVAL
     assert len(process.reads) == 4
 
 

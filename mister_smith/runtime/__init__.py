@@ -4,8 +4,8 @@ from ..config import RuntimeConfig as RuntimeConfig
 from ._manager import RuntimeManager as RuntimeManager
 from ._manager import RuntimeStatistics as RuntimeStatistics
 from ._manager import open_runtime as open_runtime
-from ._manager import reload_on_sighup as reload_on_sighup
-from ._manager import run as run
+from ._program import reload_on_sighup as reload_on_sighup
+from ._program import run as run
 from ._reconfigure import FIXED_AT_OPEN as FIXED_AT_OPEN
 
 __all__ = [

@@ -4,31 +4,22 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
-from pathlib import Path
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import attrs
-import psutil
 import trio
-from trio_util import periodic
 
 from ..actors import ActorRef, ActorSystem, ActorSystemStatistics, DurableMailboxes
 from ..agents import AgentSpec, Model, ToolInvoker, spawn_agent
 from ..async_patterns import ActorMiddleware, AgentMiddleware, ExecutorStatistics, TaskExecutor
-from ..config import AgentConfig, load_config
+from ..config import AgentConfig
 from ..errors import (
     ConfigError,
-    ErrorSeverity,
-    RecoveryStrategy,
-    ResourceError,
-    SupervisionError,
-    root_cause,
 )
-from ..events import ConfigReloaded, ErrorOccurred, EventBus, EventBusStatistics
+from ..events import ConfigReloaded, EventBus, EventBusStatistics
 from ..monitoring import (
     FrameworkMetrics,
     Observer,
@@ -50,7 +41,7 @@ from ..resources import (
     SupervisorHealthCheck,
     open_pool,
 )
-from ..supervision import Restart, Supervisor, SupervisorStatistics, open_supervisor, snapshot
+from ..supervision import Restart, Supervisor, SupervisorStatistics, snapshot
 from ..tools import (
     Approvals,
     BlockingDetector,
@@ -62,13 +53,11 @@ from ..tools import (
 from ..types import IdentityAuthority
 from . import _assembly
 from ._reconfigure import changed_paths, refused
+from ._watchdog import memory_watchdog
 
 logger = logging.getLogger("mister_smith.runtime")
 
 T = TypeVar("T")
-
-MEMORY_CHECK_INTERVAL = 1.0
-"""Seconds between two RSS readings of the ``max_memory`` watchdog."""
 
 ConfigLoader = Callable[[], AgentConfig]
 """Re-reads the configuration from where it came from (a file, the environment)."""
@@ -288,8 +277,6 @@ class RuntimeManager:
         # monitoring.trace_sampling_rate; nothing at all on the hot paths otherwise.
         spans = tracer(settings=config.monitoring)
         breakers = _assembly.BreakerFactory(_assembly.BreakerSettings.of(supervision), events)
-        backoff = _assembly.backoff(supervision)
-        limit = _assembly.restart_limit(supervision)
         runtimes: list[RuntimeManager] = []
 
         async def reload() -> None:
@@ -298,19 +285,11 @@ class RuntimeManager:
 
         async with (
             using_tracer(spans),  # agents' model-call spans join the message traces
-            open_supervisor(
-                "root",
+            Supervisor(
+                _assembly.root_supervisor_config(supervision),
                 events=events,
-                max_restarts=limit.max_restarts,
-                restart_window=limit.window,
-                strategy=supervision.restart_strategy,
-                default_restart=Restart.PERMANENT,
-                backoff=backoff,
-                escalation_timeout=supervision.escalation_timeout,
-                shutdown_timeout=supervision.shutdown_timeout,
                 breaker_factory=breakers,
                 reload=reload,
-                keep_alive=True,
             ) as root,
         ):
             identities = IdentityAuthority("runtime")
@@ -325,17 +304,7 @@ class RuntimeManager:
                 events,
                 name="actors",
                 identities=identities,
-                mailbox_capacity=config.actors.mailbox_capacity,
-                ask_timeout=config.actors.ask_timeout,
-                dead_letter_log_size=config.actors.dead_letter_log_size,
-                default_restart=supervision.strategy.restart_type,
-                restart_limit=limit,
-                backoff=backoff,
-                escalation_timeout=supervision.escalation_timeout,
-                max_actors=config.actors.max_agents,
-                max_children_per_supervisor=supervision.max_children_per_supervisor,
-                heartbeat_interval=supervision.heartbeat_interval,
-                heartbeat_timeout=supervision.heartbeat_timeout,
+                **_assembly.actor_system_options(config),
                 durable=durable,
                 middleware=[
                     *([TracingMiddleware(spans)] if spans.enabled else []),
@@ -344,13 +313,9 @@ class RuntimeManager:
             )
             tool_bus = ToolBus(
                 events=events,
-                default_timeout=config.tools.default_timeout,
-                # ToolSettings stores "deny" or "open"; "open" is logged as a warning.
-                default_policy=cast(ToolPolicy, config.tools.default_policy),
                 identities=identities,
-                max_retries=config.tools.max_retries,
-                blocking_threads=settings.blocking_threads,
                 tracing=spans.tool_span if spans.enabled else None,
+                **_assembly.tool_bus_options(config),
             )
             detector = BlockingDetector(events, threshold=config.tools.blocking_threshold)
             apply_log_level(config.monitoring)
@@ -411,7 +376,7 @@ class RuntimeManager:
                 runtime.http_port = http.value
             if settings.max_memory is not None:
                 await root.start_child(
-                    _memory_watchdog,
+                    memory_watchdog,
                     settings.max_memory,
                     name="memory-watchdog",
                     restart=Restart.PERMANENT,
@@ -566,109 +531,6 @@ def _mailboxes(system: ActorSystem) -> Callable[[], dict[str, ActorRef]]:
         return {ref.name: ref for ref in system.actors()}
 
     return current
-
-
-async def _memory_watchdog(limit: int) -> None:
-    """Raise :class:`ResourceError` when this process's RSS exceeds ``limit`` bytes
-    (read every ``MEMORY_CHECK_INTERVAL`` seconds, start to start)."""
-    process = psutil.Process()
-    async with aclosing(periodic(MEMORY_CHECK_INTERVAL)) as ticks:
-        async for _ in ticks:
-            rss = await trio.to_thread.run_sync(lambda: process.memory_info().rss)
-            if rss > limit:
-                raise ResourceError(
-                    f"resident memory {rss} bytes exceeds max_memory {limit} bytes",
-                    severity=ErrorSeverity.HIGH,
-                    recovery_strategy=RecoveryStrategy.Escalate(),
-                )
-
-
-def run(
-    main: Callable[[RuntimeManager], Awaitable[T]],
-    config: AgentConfig | None = None,
-    *,
-    handle_signals: bool = True,
-    config_file: str | Path | None = None,
-) -> T | None:
-    """Run ``await main(runtime)`` in a fresh Trio run that owns the process.
-
-    SIGINT and SIGTERM trigger a graceful shutdown (``None`` is returned then). With
-    ``config_file``, the configuration is loaded from it (defaults < file <
-    environment) unless ``config`` is given, and SIGHUP re-reads it and applies it live
-    (:meth:`RuntimeManager.reconfigure`; a refused or invalid file is logged and the
-    runtime keeps its configuration). An escalation reaching the root is logged with
-    its root cause, reported as an :class:`~mister_smith.events.ErrorOccurred` event,
-    and re-raised after the orderly shutdown.
-    """
-    loader: ConfigLoader | None = None
-    if config_file is not None:
-        loader = functools.partial(load_config, config_file)
-        if config is None:
-            config = loader()
-
-    async def amain() -> T | None:
-        result: list[T] = []
-        runtimes: list[RuntimeManager] = []
-        try:
-            async with RuntimeManager.open(config, config_loader=loader) as runtime:
-                runtimes.append(runtime)
-                async with trio.open_nursery() as nursery:
-                    if handle_signals:
-                        await nursery.start(_shutdown_on_signal, runtime)
-                        if loader is not None:
-                            await nursery.start(reload_on_sighup, runtime)
-                    result.append(await main(runtime))
-                    nursery.cancel_scope.cancel()
-        except SupervisionError as exc:
-            cause = root_cause(exc)
-            if runtimes:
-                runtimes[0].events.emit(
-                    ErrorOccurred(
-                        source="root",
-                        component="root",
-                        error_type=type(exc).__name__,
-                        message=f"{exc} (root cause: {type(cause).__name__}: {cause})",
-                        severity=exc.severity,
-                    )
-                )
-            logger.exception(
-                "runtime: the root gave up (root cause: %s: %s)", type(cause).__name__, cause
-            )
-            raise
-        return result[0] if result else None
-
-    return trio.run(amain)
-
-
-async def _shutdown_on_signal(
-    runtime: RuntimeManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for signum in signals:
-            logger.warning("runtime: received signal %s, shutting down", signum)
-            await runtime.graceful_shutdown(timeout=_SIGNAL_SHUTDOWN_TIMEOUT)
-            return
-
-
-async def reload_on_sighup(
-    runtime: RuntimeManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """Serve SIGHUP: each one re-reads the configuration with the runtime's
-    ``config_loader`` and applies it live (:meth:`RuntimeManager.reload`); a refused or
-    invalid configuration is logged and the runtime keeps the one it has. Start it with
-    ``await nursery.start(reload_on_sighup, runtime)`` (main thread only)."""
-    with trio.open_signal_receiver(signal.SIGHUP) as signals:
-        task_status.started()
-        async for _ in signals:
-            try:
-                await runtime.reload(trigger="signal")
-            except (ConfigError, OSError) as exc:
-                logger.error("runtime: SIGHUP reload refused: %s", exc)  # noqa: TRY400
-
-
-_SIGNAL_SHUTDOWN_TIMEOUT = 30.0
-"""The wider design's graceful-shutdown bound on SIGTERM/SIGINT (seconds)."""
 
 
 def open_runtime(
