@@ -132,3 +132,40 @@ async def test_an_actor_under_a_plain_supervisor_has_no_domain(
         assert cell_of(other).placement is owned
         assert cell_of(other).supervisor is owned
         assert repr(cell_of(other).incarnation).startswith("<Incarnation 1 of Recorder")
+
+
+async def test_lifecycle_hooks_run_whether_overridden_or_set_on_the_instance() -> None:
+    from mister_smith.actors import Actor, open_actor_system
+
+    calls: list[str] = []
+
+    class Plain(Actor):
+        async def handle(self, message: object, ctx: object) -> object:
+            return message
+
+    class Inherits(Plain):
+        async def on_stop(self, ctx: object) -> None:
+            calls.append("class on_stop")
+
+    class Grandchild(Inherits):
+        pass
+
+    def with_instance_hooks() -> Plain:
+        actor = Plain()
+
+        async def on_start(ctx: object) -> None:
+            calls.append("instance on_start")
+
+        async def on_stop(ctx: object) -> None:
+            calls.append("instance on_stop")
+
+        actor.on_start = on_start  # type: ignore[method-assign]
+        actor.on_stop = on_stop  # type: ignore[method-assign]
+        return actor
+
+    async with open_actor_system() as system:
+        for factory in (Plain, Grandchild, with_instance_hooks):
+            ref = await system.spawn(factory)
+            assert await ref.ask("ping") == "ping"
+            await ref.stop()
+    assert calls == ["class on_stop", "instance on_start", "instance on_stop"]

@@ -69,14 +69,13 @@ async def serve(
     previous = cell.incarnation
     incarnation = cell.begin(instance)
     ctx = incarnation.ctx
-    hooks = type(instance)
     try:
         # (A hook the actor does not override is the base class's no-op: not awaited.)
-        if previous is not None and hooks.on_restart is not _NO_RESTART_HOOK:
+        if previous is not None and _defines(instance.on_restart, _NO_RESTART_HOOK):
             # The error that ended the previous incarnation: a restart caused by a
             # sibling's crash is told ``None``, not an old crash of its own.
             await instance.on_restart(ctx, previous.error)
-        if hooks.on_start is not _NO_START_HOOK:
+        if _defines(instance.on_start, _NO_START_HOOK):
             await instance.on_start(ctx)
         task_status.started(cell.ref)
         # The message loop, inlined: one coroutine frame less per live actor.
@@ -151,7 +150,7 @@ async def serve(
         # Without an on_stop of its own or children there is nothing to await here, so no
         # grace scope is opened (two cancel scopes saved on every stop).
         try:
-            if hooks.on_stop is not _NO_STOP_HOOK:
+            if _defines(instance.on_stop, _NO_STOP_HOOK):
                 with shutdown_grace():
                     try:
                         await instance.on_stop(ctx)
@@ -168,6 +167,12 @@ async def serve(
 _NO_START_HOOK = Actor.on_start
 _NO_STOP_HOOK = Actor.on_stop
 _NO_RESTART_HOOK = Actor.on_restart
+
+
+def _defines(hook: Callable[..., Awaitable[None]], base: Callable[..., Awaitable[None]]) -> bool:
+    """Whether an actor's lifecycle ``hook`` is its own, not the base class's no-op
+    (``base``): overridden in its class, or set on the instance."""
+    return getattr(hook, "__func__", None) is not base
 
 
 def interrupted(cell: ActorCell) -> ActorStopped | HandlingInterrupted | ActorCrashed:
