@@ -21,12 +21,8 @@ from typing import Any, Self
 import attrs
 import trio
 
-from ..errors import HeartbeatTimeout, RecoveryAction, SupervisionError, classify_error
-from ..events import (
-    EventBus,
-    HeartbeatMissed,
-    SupervisorStopped,
-)
+from ..errors import RecoveryAction, SupervisionError, classify_error
+from ..events import EventBus, SupervisorStopped
 from ..types import Restart
 from ._breaker import CircuitBreaker, failure_opens, record_run_failure
 from ._child import (
@@ -37,6 +33,7 @@ from ._child import (
     RecoveryPolicy,
     _current_run,
     _Run,
+    spec_of_call,
     still_listed,
 )
 from ._config import SupervisorConfig
@@ -44,7 +41,7 @@ from ._core import ChildExit, GiveUp, RemoveChild, RunAgain, Settle, SupervisorC
 from ._decision import EscalateFailure, RestartChild
 from ._give_up import raise_give_up
 from ._group_restart import GroupRestarts
-from ._heartbeat_watch import HeartbeatWatch
+from ._heartbeat_watch import HeartbeatWatch, fail_silent
 from ._intensity import RestartLimit
 from ._nested import NestedSupervisors
 from ._running import ChildRunner
@@ -106,7 +103,7 @@ class Supervisor(NestedSupervisors):
         self._nursery_manager: Any = None
         self._body_task: trio.lowlevel.Task | None = None
         self._stop_requested = trio.Event()
-        self._groups = GroupRestarts(self)
+        self._groups = GroupRestarts(self, reload)
         self._idle = trio.Event()
 
     def _default_breaker(self, name: str) -> CircuitBreaker:
@@ -163,15 +160,7 @@ class Supervisor(NestedSupervisors):
             "heartbeat_timeout": heartbeat_timeout,
             "restart_limit": restart_limit,
         }
-        if not isinstance(fn, ChildSpec):
-            return await self._start_spec(ChildSpec.of(fn, *args, **options), None)
-        given = sorted(key for key, value in options.items() if value is not None)
-        if args or given:
-            raise TypeError(
-                "pass either a ChildSpec or fn with its args and options, not both "
-                f"(got {'positional args' if args else ', '.join(given)})"
-            )
-        return await self._start_spec(fn, None)
+        return await self._start_spec(spec_of_call(fn, args, options), None)
 
     async def _start_spec(self, spec: ChildSpec, action: RecoveryAction | None) -> Child:
         """Add and start a child. With ``action`` (a member started again because this
@@ -404,17 +393,6 @@ class Supervisor(NestedSupervisors):
         assert isinstance(decision, RestartChild)  # a retry runs in place, never as a group
         self._groups.schedule(self._nursery, child, list(outcome.group), decision, gate)
 
-    async def _reload_before_restart(self, child: Child, decision: RestartChild) -> bool:
-        """Call the reload hook if ``decision`` says so; ``False`` if it raised (the
-        supervisor then escalates that error)."""
-        if decision.reload and self._reload is not None:
-            try:
-                await self._reload()
-            except Exception as exc:
-                self._reload_failed(child, exc)
-                return False
-        return True
-
     def _reload_failed(self, child: Child, error: Exception) -> None:
         """The reload hook raised: the supervisor escalates that error."""
         escalate = EscalateFailure(classify_error(error).severity)
@@ -434,15 +412,8 @@ class Supervisor(NestedSupervisors):
     def _on_silent(self, name: str, silent: float) -> None:
         """Child ``name`` missed its heartbeats: fail it from outside."""
         child = self._core.get(name)
-        run = None if child is None else child._run
-        if child is None or run is None or run.finished:
-            return
-        self.events.emit(HeartbeatMissed(source=self.name, child=child.name, silent_for=silent))
-        run.injected = HeartbeatTimeout(
-            f"child {child.name!r} of {self.name!r} missed its heartbeats "
-            f"(silent for {silent:.3g} s)"
-        )
-        run.scope.cancel()
+        if child is not None:
+            fail_silent(child, silent, self.name, self.events)
 
     def _give_up_soon(self) -> None:
         assert self._nursery is not None
