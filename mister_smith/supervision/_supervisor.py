@@ -184,7 +184,7 @@ class Supervisor(NestedSupervisors):
             raise ValueError(f"{child!r} does not belong to supervisor {self.name!r}")
         child.restart = Restart.TEMPORARY
         try:
-            await self._stop_run(child)
+            await stop_run(child, self.name, self.events)  # no wrapper: one frame less
         finally:
             # Even if our caller is cancelled meanwhile, the child is gone for good: its
             # run was asked to stop and its exit makes no decision.
