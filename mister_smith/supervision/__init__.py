@@ -50,11 +50,11 @@ from ._strategy import OneForOne as OneForOne
 from ._strategy import RestForOne as RestForOne
 from ._strategy import SupervisionStrategyBase as SupervisionStrategyBase
 from ._supervisor import Supervisor as Supervisor
-from ._supervisor import SupervisorStatistics as SupervisorStatistics
 from ._tree import SupervisionTree as SupervisionTree
 from ._tree import TreeSnapshot as TreeSnapshot
 from ._tree import open_supervision_tree as open_supervision_tree
 from ._tree import snapshot as snapshot
+from ._view import SupervisorStatistics as SupervisorStatistics
 
 __all__ = [
     "Backoff",

@@ -123,6 +123,32 @@ class ChildSpec:
         return self.recovery(error)
 
 
+def spec_of_call(
+    fn: Callable[..., Awaitable[object]] | ChildSpec, args: tuple[Any, ...], options: dict[str, Any]
+) -> ChildSpec:
+    """The spec a ``start_child(fn, *args, **options)`` call means: ``fn`` itself when it
+    is a :class:`ChildSpec` (then with no args and every option ``None``), otherwise
+    ``ChildSpec.of(fn, *args, **options)``.
+
+    Raises:
+        TypeError: a :class:`ChildSpec` came with args or options.
+    """
+    if not isinstance(fn, ChildSpec):
+        return ChildSpec.of(fn, *args, **options)
+    # A plain loop: this runs at every spawn of an actor (a generator costs more).
+    for value in options.values():
+        if value is not None:
+            break
+    else:
+        if not args:
+            return fn
+    given = sorted(key for key, value in options.items() if value is not None)
+    raise TypeError(
+        "pass either a ChildSpec or fn with its args and options, not both "
+        f"(got {'positional args' if args else ', '.join(given)})"
+    )
+
+
 def accepts_task_status(fn: Callable[..., Awaitable[object]]) -> bool:
     """Whether ``fn`` takes a ``task_status`` parameter.
 

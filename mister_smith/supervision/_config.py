@@ -128,6 +128,39 @@ class SupervisorConfig:
             keep_alive=True,
         )
 
+    def reconfigured(
+        self,
+        *,
+        max_restarts: int | Inherit | None = INHERIT,
+        restart_window: float | None = None,
+        backoff: Backoff | Inherit | None = INHERIT,
+        child_limit: RestartLimit | Inherit | None = INHERIT,
+        escalation_timeout: float | Inherit | None = INHERIT,
+        shutdown_timeout: float | None = None,
+    ) -> SupervisorConfig:
+        """This configuration with new bounds (see :meth:`Supervisor.reconfigure`):
+        options left out keep their value; ``None`` turns ``max_restarts``, ``backoff``,
+        ``child_limit`` or ``escalation_timeout`` off.
+
+        Raises:
+            ValueError: a new value is out of range (nothing is changed).
+            TypeError: a new value has the wrong type.
+        """
+        changes: dict[str, Any] = {}
+        if max_restarts is not INHERIT:
+            changes["max_restarts"] = max_restarts
+        if restart_window is not None:
+            changes["restart_window"] = restart_window
+        if backoff is not INHERIT:
+            changes["backoff"] = backoff
+        if child_limit is not INHERIT:
+            changes["child_limit"] = child_limit
+        if escalation_timeout is not INHERIT:
+            changes["escalation_timeout"] = escalation_timeout
+        if shutdown_timeout is not None:
+            changes["shutdown_timeout"] = shutdown_timeout
+        return attrs.evolve(self, **changes)
+
 
 SUPERVISOR_CHILD_SHUTDOWN = math.inf
 """A nested supervisor's own shutdown timeout: it is bounded by its children's."""

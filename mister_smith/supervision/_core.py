@@ -90,6 +90,10 @@ class Settle:
     """Nothing to do: the exit was on purpose, or already decided."""
 
 
+_SETTLED = Settle()
+"""The one :class:`Settle` (it holds nothing): not allocated again at every stop."""
+
+
 @attrs.frozen
 class RunAgain:
     """Run the child again.
@@ -287,7 +291,7 @@ class SupervisorCore:
             # Stopped on purpose (shutdown, group restart, stop_child): no decision.
             if current and child.state is not ChildState.STOPPED:
                 child.state = ChildState.STOPPED
-            return None, Settle()
+            return None, _SETTLED
         classification = None if error is None else exit.classification()
         strategy = None if error is None else child.spec.resolve_recovery(error)
         if strategy is None and classification is not None:

@@ -3,6 +3,7 @@ group, wait out backoff and breaker, restart it in start order — or be superse
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -31,12 +32,19 @@ class GroupRestarts:
     One runs at a time past its wait (a lock), so restarts happen in order; a waiting
     one is superseded by a later restart of the same failed child, and a shutdown
     drops those still waiting (:meth:`cancel_waiting`).
+
+    Args:
+        supervisor: The supervisor whose children it restarts.
+        reload: The supervisor's reload hook, called before a restart that reloads.
     """
 
-    __slots__ = ("_lock", "_pending", "_supervisor")
+    __slots__ = ("_lock", "_pending", "_reload", "_supervisor")
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(
+        self, supervisor: Supervisor, reload: Callable[[], Awaitable[object]] | None
+    ) -> None:
         self._supervisor = supervisor
+        self._reload = reload
         self._pending: list[_PendingGroup] = []
         self._lock = trio.Lock()
 
@@ -108,7 +116,7 @@ class GroupRestarts:
                     return
                 for member in reversed(group):
                     await supervisor._stop_run(member)  # anything restarted meanwhile
-                if not await supervisor._reload_before_restart(failed, decision):
+                if not await self._reload_before_restart(failed, decision):
                     return
                 for member in group:
                     if core.halted():
@@ -131,3 +139,14 @@ class GroupRestarts:
                 gate.release()
             self._pending.remove(pending)
             supervisor._check_idle()
+
+    async def _reload_before_restart(self, failed: Child, decision: RestartChild) -> bool:
+        """Call the reload hook if ``decision`` says so; ``False`` if it raised (the
+        supervisor then escalates that error)."""
+        if decision.reload and self._reload is not None:
+            try:
+                await self._reload()
+            except Exception as exc:
+                self._supervisor._reload_failed(failed, exc)
+                return False
+        return True

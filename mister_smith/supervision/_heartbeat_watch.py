@@ -1,5 +1,5 @@
 """A supervisor's heartbeat watch: a task, started with the first watched child, that
-reports children silent past their ``heartbeat_timeout``."""
+reports children silent past their ``heartbeat_timeout``, and how such a child fails."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from collections.abc import Callable
 
 import trio
 
+from ..errors import HeartbeatTimeout
+from ..events import EventBus, HeartbeatMissed
+from ._child import Child
 from ._detector import FailureDetector
 
 
@@ -71,3 +74,16 @@ class HeartbeatWatch:
                     silent = detector.silent_for(child, now)
                     detector.unwatch(child)
                     self._on_silent(str(child), silent)
+
+
+def fail_silent(child: Child, silent: float, supervisor: str, events: EventBus) -> None:
+    """Fail ``child``, silent for ``silent`` seconds, from outside: announce
+    ``HeartbeatMissed`` and end its run with ``HeartbeatTimeout`` (if it still runs)."""
+    run = child._run
+    if run is None or run.finished:
+        return
+    events.emit(HeartbeatMissed(source=supervisor, child=child.name, silent_for=silent))
+    run.injected = HeartbeatTimeout(
+        f"child {child.name!r} of {supervisor!r} missed its heartbeats (silent for {silent:.3g} s)"
+    )
+    run.scope.cancel()

@@ -5,7 +5,9 @@ child is :class:`~mister_smith.supervision._running.ChildRunner`'s job. This mod
 opens and closes the supervisor (``async with Supervisor(...)``), adds and removes
 children, feeds the core each exit, and carries out its outcome: run again (directly,
 or as a group under ``OneForAll`` / ``RestForOne``, see ``_group_restart``), remove,
-give up. Stopping is in ``_shutdown``, missed heartbeats in ``_heartbeat_watch``.
+give up. Stopping is in ``_shutdown``, missed heartbeats in ``_heartbeat_watch``; what
+is read of a supervisor (options, state, counters) in ``_view``, and starting a nested
+supervisor in ``_nested``: both are bases of :class:`Supervisor`.
 """
 
 from __future__ import annotations
@@ -14,17 +16,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import attrs
 import trio
 
-from ..errors import HeartbeatTimeout, RecoveryAction, SupervisionError, classify_error
-from ..events import (
-    EventBus,
-    HeartbeatMissed,
-    SupervisorStopped,
-)
+from ..errors import RecoveryAction, SupervisionError, classify_error
+from ..events import EventBus, SupervisorStopped
 from ..types import Restart
 from ._breaker import CircuitBreaker, failure_opens, record_run_failure
 from ._child import (
@@ -35,37 +33,24 @@ from ._child import (
     RecoveryPolicy,
     _current_run,
     _Run,
+    spec_of_call,
     still_listed,
 )
-from ._config import INHERIT, SUPERVISOR_CHILD_SHUTDOWN, Inherit, SupervisorConfig
+from ._config import SupervisorConfig
 from ._core import ChildExit, GiveUp, RemoveChild, RunAgain, Settle, SupervisorCore, SupervisorState
 from ._decision import EscalateFailure, RestartChild
 from ._give_up import raise_give_up
 from ._group_restart import GroupRestarts
-from ._heartbeat_watch import HeartbeatWatch
-from ._intensity import Backoff, RestartLimit
+from ._heartbeat_watch import HeartbeatWatch, fail_silent
+from ._intensity import RestartLimit
+from ._nested import NestedSupervisors
 from ._running import ChildRunner
-from ._shutdown import STUCK_MARGIN, grace_shield, shutdown_deadline, stop_all, stop_run
-from ._strategy import SupervisionStrategyBase, SupervisionStrategyLike
+from ._shutdown import grace_shield, shutdown_deadline, stop_all, stop_run
 
 logger = logging.getLogger("mister_smith.supervision")
 
 
-@attrs.frozen
-class SupervisorStatistics:
-    """Counters of one supervisor."""
-
-    name: str
-    state: str
-    children: int
-    restarts: int
-    failures: int
-    decisions: int
-    stopped_children: int = 0
-    """Children stopped for good because they spent their own restart budget."""
-
-
-class Supervisor:
+class Supervisor(NestedSupervisors):
     """Supervises async children in its own Trio nursery.
 
     Use it as ``async with Supervisor(config) as sup:`` (or :func:`open_supervisor`).
@@ -118,124 +103,28 @@ class Supervisor:
         self._nursery_manager: Any = None
         self._body_task: trio.lowlevel.Task | None = None
         self._stop_requested = trio.Event()
-        self._groups = GroupRestarts(self)
+        self._groups = GroupRestarts(self, reload)
         self._idle = trio.Event()
 
     def _default_breaker(self, name: str) -> CircuitBreaker:
         return CircuitBreaker(name, events=self.events)
 
-    # -- configuration ------------------------------------------------------------------
-
-    @property
-    def config(self) -> SupervisorConfig:
-        """Its configuration now (see :meth:`reconfigure`)."""
-        return self._core.config
-
-    @property
-    def name(self) -> str:
-        """Shown in events, logs and snapshots."""
-        return self._core.config.name
-
-    @property
-    def strategy(self) -> SupervisionStrategyBase:
-        """Which siblings go down and come back with a failed child."""
-        return self._core.config.strategy
-
-    @property
-    def max_restarts(self) -> int | None:
-        """Supervisor-wide restart intensity (``None``: none)."""
-        return self._core.config.max_restarts
-
-    @property
-    def restart_window(self) -> float:
-        """Seconds of the intensity window."""
-        return self._core.config.restart_window
-
-    @property
-    def backoff(self) -> Backoff | None:
-        """Delay between restarts."""
-        return self._core.config.backoff
-
-    @property
-    def child_limit(self) -> RestartLimit | None:
-        """Each child's own restart budget, unless it has one of its own."""
-        return self._core.config.child_limit
-
-    @property
-    def escalation_timeout(self) -> float | None:
-        """How long its children get to stop when it gives up."""
-        return self._core.config.escalation_timeout
-
-    @property
-    def default_restart(self) -> Restart:
-        """Restart type of children that do not set one."""
-        return self._core.config.default_restart
-
-    @property
-    def shutdown_timeout(self) -> float:
-        """Default grace seconds per child when stopping."""
-        return self._core.config.shutdown_timeout
-
-    def reconfigure(
+    def _nested_supervisor(
         self,
-        *,
-        max_restarts: int | Inherit | None = INHERIT,
-        restart_window: float | None = None,
-        backoff: Backoff | Inherit | None = INHERIT,
-        child_limit: RestartLimit | Inherit | None = INHERIT,
-        escalation_timeout: float | Inherit | None = INHERIT,
-        shutdown_timeout: float | None = None,
-    ) -> None:
-        """Change this supervisor's bounds while it runs; its children keep running.
-
-        Options left out keep their value (``None`` turns ``max_restarts``,
-        ``backoff``, ``child_limit`` or ``escalation_timeout`` off). Restarts already
-        counted stay counted against the new limits; a child given a
-        ``restart_limit`` of its own keeps it; ``shutdown_timeout`` applies to children
-        started from now on that do not set their own.
-        """
-        config = self.config
-        changes: dict[str, Any] = {}
-        if max_restarts is not INHERIT:
-            changes["max_restarts"] = max_restarts
-        if restart_window is not None:
-            changes["restart_window"] = restart_window
-        if backoff is not INHERIT:
-            changes["backoff"] = backoff
-        if child_limit is not INHERIT:
-            changes["child_limit"] = child_limit
-        if escalation_timeout is not INHERIT:
-            changes["escalation_timeout"] = escalation_timeout
-        if shutdown_timeout is not None:
-            changes["shutdown_timeout"] = shutdown_timeout
-        self._core.reconfigure(attrs.evolve(config, **changes))  # validates first
+        config: SupervisorConfig,
+        children: Sequence[ChildSpec],
+        on_child_removed: Callable[[Child], object] | None,
+    ) -> Self:
+        return type(self)(
+            config,
+            events=self.events,
+            children=children,
+            reload=self._reload,
+            breaker_factory=self._breaker_factory,
+            on_child_removed=on_child_removed,
+        )
 
     # -- public API ---------------------------------------------------------------------
-
-    @property
-    def state(self) -> SupervisorState:
-        """``running``, ``stopping``, ``stopped`` or ``failed`` (a string enum)."""
-        return self._core.state
-
-    def children(self) -> list[Child]:
-        """The current children, in start order."""
-        return self._core.children()
-
-    @property
-    def child_count(self) -> int:
-        """How many children it holds now (without copying the list)."""
-        return len(self._core)
-
-    def child(self, name: str) -> Child:
-        """The child called ``name``.
-
-        Raises:
-            LookupError: no such child.
-        """
-        child = self._core.get(name)
-        if child is None:
-            raise LookupError(f"supervisor {self.name!r} has no child {name!r}")
-        return child
 
     async def start_child(
         self,
@@ -271,15 +160,7 @@ class Supervisor:
             "heartbeat_timeout": heartbeat_timeout,
             "restart_limit": restart_limit,
         }
-        if not isinstance(fn, ChildSpec):
-            return await self._start_spec(ChildSpec.of(fn, *args, **options), None)
-        given = sorted(key for key, value in options.items() if value is not None)
-        if args or given:
-            raise TypeError(
-                "pass either a ChildSpec or fn with its args and options, not both "
-                f"(got {'positional args' if args else ', '.join(given)})"
-            )
-        return await self._start_spec(fn, None)
+        return await self._start_spec(spec_of_call(fn, args, options), None)
 
     async def _start_spec(self, spec: ChildSpec, action: RecoveryAction | None) -> Child:
         """Add and start a child. With ``action`` (a member started again because this
@@ -295,97 +176,6 @@ class Supervisor:
             raise
         return child
 
-    async def start_supervisor(
-        self,
-        name: str,
-        *,
-        strategy: SupervisionStrategyLike | None = None,
-        max_restarts: int | Inherit | None = INHERIT,
-        restart_window: float | None = None,
-        backoff: Backoff | Inherit | None = INHERIT,
-        child_limit: RestartLimit | Inherit | None = INHERIT,
-        escalation_timeout: float | Inherit | None = INHERIT,
-        children: Sequence[ChildSpec] = (),
-        restart: Restart = Restart.PERMANENT,
-        recovery: RecoveryPolicy | None = None,
-        restart_limit: RestartLimit | None = None,
-        shutdown_timeout: float | None = None,
-        default_restart: Restart | None = None,
-        on_child_removed: Callable[[Child], object] | None = None,
-        on_terminated: Callable[[Child], object] | None = None,
-        on_started: Callable[[Supervisor], object] | None = None,
-        owner: str | None = None,
-    ) -> Supervisor:
-        """Start a nested supervisor as a child and return it (once it is running).
-
-        It shares this supervisor's event bus, reload hook and breaker factory; its
-        strategy, intensity (``max_restarts``, ``restart_window``), ``backoff``,
-        ``child_limit`` and ``escalation_timeout`` are this supervisor's unless given
-        (``None`` turns a bound off). When it gives up (restart intensity exceeded, an
-        escalation) that is one failure of a child of this supervisor: by default it is
-        restarted (the errors' own ``Restart`` strategy), counted in this supervisor's
-        intensity and in ``restart_limit``; pass ``recovery=RecoveryStrategy.EscalateFailure()``
-        to hand a failure further up at once. When it is restarted it starts the specs in
-        ``children`` afresh (the sequence is read at each start, so a caller may keep it
-        up to date) and ``child.value`` becomes the new supervisor; ``on_started`` is
-        called with each new instance (the first included) once its ``children`` have
-        started. ``on_child_removed`` is called when one of its children leaves it for
-        good (not when it shuts down); ``on_terminated`` when it is itself gone for good.
-        ``owner`` names the sibling it belongs to (see ``ChildSpec.owner``).
-        """
-        config = self.config.nested(
-            name,
-            strategy=strategy,
-            max_restarts=max_restarts,
-            restart_window=restart_window,
-            backoff=backoff,
-            child_limit=child_limit,
-            escalation_timeout=escalation_timeout,
-            default_restart=default_restart,
-        )
-        child = await self.start_child(
-            ChildSpec.of(
-                self._nested_runner(config, children, on_child_removed, on_started),
-                name=name,
-                restart=restart,
-                recovery=recovery,
-                restart_limit=restart_limit,
-                # A supervisor child is bounded by its own children's timeouts.
-                shutdown_timeout=SUPERVISOR_CHILD_SHUTDOWN
-                if shutdown_timeout is None
-                else shutdown_timeout,
-                on_terminated=on_terminated,
-                owner=owner,
-            )
-        )
-        nested: Supervisor = child.value
-        return nested
-
-    def _nested_runner(
-        self,
-        config: SupervisorConfig,
-        children: Sequence[ChildSpec],
-        on_child_removed: Callable[[Child], object] | None,
-        on_started: Callable[[Supervisor], object] | None,
-    ) -> Callable[..., Awaitable[None]]:
-        async def run_nested(
-            *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
-        ) -> None:
-            async with Supervisor(
-                config,
-                events=self.events,
-                children=children,
-                reload=self._reload,
-                breaker_factory=self._breaker_factory,
-                on_child_removed=on_child_removed,
-            ) as nested:
-                if on_started is not None:
-                    on_started(nested)
-                task_status.started(nested)
-
-        run_nested.__name__ = config.name
-        return run_nested
-
     async def stop_child(self, child: Child | str) -> None:
         """Stop ``child`` for good (it is not restarted) and remove it."""
         if isinstance(child, str):
@@ -394,7 +184,7 @@ class Supervisor:
             raise ValueError(f"{child!r} does not belong to supervisor {self.name!r}")
         child.restart = Restart.TEMPORARY
         try:
-            await self._stop_run(child)
+            await stop_run(child, self.name, self.events)  # no wrapper: one frame less
         finally:
             # Even if our caller is cancelled meanwhile, the child is gone for good: its
             # run was asked to stop and its exit makes no decision.
@@ -425,36 +215,9 @@ class Supervisor:
             self._nursery.cancel_scope.cancel()
         await trio.lowlevel.checkpoint()
 
-    def statistics(self) -> SupervisorStatistics:
-        """Counters of this supervisor."""
-        core = self._core
-        return SupervisorStatistics(
-            name=self.name,
-            state=core.state,
-            children=len(core),
-            restarts=core.restarts,
-            failures=core.failures,
-            decisions=core.decisions,
-            stopped_children=core.stopped_children,
-        )
-
-    def shutdown_bound(self) -> float:
-        """Upper bound in seconds of an orderly shutdown of this supervisor's subtree."""
-        total = 0.0
-        for child in self._core.children():
-            nested = child.value
-            if isinstance(nested, Supervisor):
-                total += min(child.shutdown_timeout, nested.shutdown_bound()) + STUCK_MARGIN
-            else:
-                total += child.shutdown_timeout + STUCK_MARGIN
-        return total
-
-    def __repr__(self) -> str:
-        return f"<Supervisor {self.name} {self.state.value} children={len(self._core)}>"
-
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def __aenter__(self) -> Supervisor:
+    async def __aenter__(self) -> Self:
         """Open its nursery, start the heartbeat watch and the initial children."""
         if self._nursery_manager is not None:
             raise RuntimeError(f"supervisor {self.name!r} was already opened")
@@ -630,17 +393,6 @@ class Supervisor:
         assert isinstance(decision, RestartChild)  # a retry runs in place, never as a group
         self._groups.schedule(self._nursery, child, list(outcome.group), decision, gate)
 
-    async def _reload_before_restart(self, child: Child, decision: RestartChild) -> bool:
-        """Call the reload hook if ``decision`` says so; ``False`` if it raised (the
-        supervisor then escalates that error)."""
-        if decision.reload and self._reload is not None:
-            try:
-                await self._reload()
-            except Exception as exc:
-                self._reload_failed(child, exc)
-                return False
-        return True
-
     def _reload_failed(self, child: Child, error: Exception) -> None:
         """The reload hook raised: the supervisor escalates that error."""
         escalate = EscalateFailure(classify_error(error).severity)
@@ -660,15 +412,8 @@ class Supervisor:
     def _on_silent(self, name: str, silent: float) -> None:
         """Child ``name`` missed its heartbeats: fail it from outside."""
         child = self._core.get(name)
-        run = None if child is None else child._run
-        if child is None or run is None or run.finished:
-            return
-        self.events.emit(HeartbeatMissed(source=self.name, child=child.name, silent_for=silent))
-        run.injected = HeartbeatTimeout(
-            f"child {child.name!r} of {self.name!r} missed its heartbeats "
-            f"(silent for {silent:.3g} s)"
-        )
-        run.scope.cancel()
+        if child is not None:
+            fail_silent(child, silent, self.name, self.events)
 
     def _give_up_soon(self) -> None:
         assert self._nursery is not None
