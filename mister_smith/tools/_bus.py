@@ -701,6 +701,9 @@ class ToolBus:
             )
             self._announce(name, who, ToolOutcome.INVALID, 0.0, error)
             raise error
+        # The deadline runs from the call's start (no schedule point lies between, so
+        # no time passes on a virtual clock), or from the approval when one was awaited.
+        opened = started
         if registration.approval or (
             self.approval_policy is not None and self.approval_policy(name, who, args)
         ):
@@ -713,6 +716,7 @@ class ToolBus:
                 )
                 self._announce(name, who, ToolOutcome.DENIED, 0.0, error)
                 raise error
+            opened = clock.current_time()
         limit = registration.timeout if timeout is None else timeout
         registration.in_flight += 1
         token = CURRENT_TOOL_CALL.set(context)
@@ -721,7 +725,9 @@ class ToolBus:
                 # _run written out for the untraced call, by far the usual one: it spares
                 # a coroutine per call (a traced call keeps _run, its span around it).
                 retrying: Exception | None = None
-                with trio.CancelScope(relative_deadline=limit) as deadline:
+                # An absolute deadline from the time already read: a relative one makes
+                # the scope read the clock twice more on entry.
+                with trio.CancelScope(deadline=opened + limit) as deadline:
                     try:
                         result = await tool.execute(args)
                     except Exception as exc:
