@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+from trio import CancelScope
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled, current_clock
 
 from ..actors import ActorRef
 from ..async_patterns import HistogramSnapshot, LatencyHistogram
@@ -646,12 +648,12 @@ class ToolBus:
         # the same caller, and the ToolCalled record only built when an event bus is
         # attached. The closing schedule point is the one cost the raw baseline does
         # not pay (see the class docstring).
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled()
         if timeout is not None:
             _check_timeout(timeout, "timeout")
         self._calls += 1
         # trio.current_time() is three calls deep; the clock's own method is one.
-        clock = trio.lowlevel.current_clock()
+        clock = current_clock()
         started = clock.current_time()
         if args is None:
             args = {}
@@ -727,7 +729,7 @@ class ToolBus:
                 retrying: Exception | None = None
                 # An absolute deadline from the time already read: a relative one makes
                 # the scope read the clock twice more on entry.
-                with trio.CancelScope(deadline=opened + limit) as deadline:
+                with CancelScope(deadline=opened + limit) as deadline:
                     try:
                         result = await tool.execute(args)
                     except Exception as exc:
@@ -762,7 +764,7 @@ class ToolBus:
         registration.latency.record(duration)
         if self.events is not None:
             self._announce(name, who, ToolOutcome.OK, duration, None)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await cancel_shielded_checkpoint()
         return result
 
     async def _run(
