@@ -333,7 +333,9 @@ class ToolBus:
         self.approval_policy = approval_policy
         self._limiter = trio.CapacityLimiter(blocking_threads)
         self._tools: dict[str, _Registration] = {}
-        self._calls = 0
+        # Calls over all tools are counted per tool; these hold the calls that no
+        # registered tool counts: to tools since unregistered or replaced, and to none.
+        self._retired_calls = 0
         self._not_found = 0
         if self._default_policy == "open":
             logger.warning(
@@ -439,6 +441,7 @@ class ToolBus:
         """
         registration = self._lookup(name)
         del self._tools[name]
+        self._retired_calls += registration.calls
         return registration.tool
 
     def replace_tool(self, tool: Tool) -> Tool:
@@ -457,6 +460,7 @@ class ToolBus:
         if not isinstance(tool, Tool) or not isinstance(tool.input_schema, ToolSchema):
             raise TypeError(f"{tool!r} does not implement the Tool protocol")
         old = self._lookup(tool.name)
+        self._retired_calls += old.calls
         self._tools[tool.name] = _Registration(
             tool=tool,
             tool_id=ToolId.new(),
@@ -651,7 +655,6 @@ class ToolBus:
         await checkpoint_if_cancelled()
         if timeout is not None:
             _check_timeout(timeout, "timeout")
-        self._calls += 1
         # trio.current_time() is three calls deep; the clock's own method is one.
         clock = current_clock()
         started = clock.current_time()
@@ -924,9 +927,10 @@ class ToolBus:
     def statistics(self) -> ToolBusStatistics:
         """Per-tool and bus-wide counters (see :class:`ToolBusStatistics`)."""
         limiter = self._limiter.statistics()
+        registrations = self._tools.values()
         return ToolBusStatistics(
             tools={name: r.snapshot() for name, r in self._tools.items()},
-            calls=self._calls,
+            calls=self._retired_calls + self._not_found + sum(r.calls for r in registrations),
             not_found=self._not_found,
             blocking_threads_in_use=limiter.borrowed_tokens,
             blocking_threads=int(limiter.total_tokens),
