@@ -397,3 +397,25 @@ async def test_replace_tool_keeps_policy_grants_and_deadline() -> None:
         bus.replace_tool(EchoTool(name="other"))
     with pytest.raises(TypeError, match="Tool protocol"):
         bus.replace_tool(object())  # type: ignore[arg-type]
+
+
+async def test_bus_wide_calls_keep_counting_calls_of_replaced_and_removed_tools() -> None:
+    # Calls over all tools are summed from the per-tool counters; a tool replaced or
+    # unregistered takes its counters away, and the bus-wide count must not lose them.
+    bus = ToolBus(default_policy="open")
+    bus.register_tool(EchoTool())
+    bus.register_tool(EchoTool(name="other"))
+    await bus.call("alice", "echo", {"message": "a"})
+    await bus.call("alice", "other", {"message": "b"})
+    with pytest.raises(ToolNotFound):
+        await bus.call("alice", "missing")
+    with pytest.raises(InvalidToolInput):
+        await bus.call("alice", "echo", {})
+    assert (bus.statistics().calls, bus.statistics().not_found) == (4, 1)
+    bus.replace_tool(EchoTool())
+    assert bus.statistics().calls == 4
+    await bus.call("alice", "echo", {"message": "c"})
+    bus.unregister_tool("other")
+    stats = bus.statistics()
+    assert (stats.calls, stats.not_found, list(stats.tools)) == (5, 1, ["echo"])
+    assert stats.tools["echo"].calls == 1

@@ -290,3 +290,44 @@ async def test_a_replaced_tool_keeps_how_it_was_registered(
     assert bus.statistics().tools["flaky"].retries == 1
     [spec] = bus.list_tools()
     assert spec.policy == "open"
+
+
+async def test_the_deadline_runs_from_the_approval_not_from_the_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The deadline scope is opened at the call's start time (read once); a call that
+    # waited for approval must still get its whole deadline after the approval.
+    @tool(timeout=1)
+    async def slow() -> float:
+        """Take 0.9 s, inside its 1 s deadline."""
+        await trio.sleep(0.9)
+        return trio.current_time()
+
+    bus = ToolBus(default_policy="open")
+    bus.register_tool(slow, approval=True)
+    results: list[object] = []
+    async with trio.open_nursery() as nursery:
+
+        async def call() -> None:
+            results.append(await bus.call("alice", "slow"))
+
+        nursery.start_soon(call)
+        request = await bus.approvals.wait_for_request()
+        await trio.sleep(5)
+        bus.approvals.approve(request.id, by="bob")
+    assert results == [pytest.approx(5.9)]
+    # A per-call deadline shorter than the tool's run fires 0.5 s after the approval.
+    timed_out: list[float] = []
+    async with trio.open_nursery() as nursery:
+
+        async def call_briefly() -> None:
+            with pytest.raises(ToolTimeout, match=r"ran past its 0\.5 s deadline"):
+                await bus.call("alice", "slow", timeout=0.5)
+            timed_out.append(trio.current_time())
+
+        nursery.start_soon(call_briefly)
+        request = await bus.approvals.wait_for_request()
+        await trio.sleep(5)
+        approved_at = trio.current_time()
+        bus.approvals.approve(request.id, by="bob")
+    assert timed_out == [pytest.approx(approved_at + 0.5)]

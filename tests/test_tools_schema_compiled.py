@@ -168,3 +168,51 @@ def test_deeply_nested_objects_compile_in_linear_time() -> None:
     for _ in range(61):
         value = {"x": value}
     assert schema.accepts(value)
+
+
+_BARE_TYPES = ("string", "integer", "number", "boolean", "null", "array")
+_property_schemas = st.one_of(
+    st.sampled_from(_BARE_TYPES).map(lambda name: {"type": name}),
+    st.sampled_from([{"type": ["integer", "null"]}, {"type": "integer", "minimum": 0}]),
+)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), _property_schemas, max_size=3),
+    st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=3, unique=True),
+    st.dictionaries(st.sampled_from(["a", "b", "c", "d", 1]), _values, max_size=4),
+)
+def test_closed_objects_of_bare_types_agree_with_the_walk(
+    properties: dict[str, Any], required: list[str], args: dict[Any, Any]
+) -> None:
+    """The straight-line predicate of the usual tool schema (closed, bare-typed
+    properties) accepts exactly what the walk accepts, as does the loop it falls back to."""
+    schema = ToolSchema(
+        {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+    )
+    assert schema.accepts(args) is _walk_accepts(schema.to_dict(), args)
+    assert schema.accepts(dict(args)) is schema.accepts(types.MappingProxyType(args))
+
+
+def test_a_plain_tool_signature_gets_the_straight_line_predicate() -> None:
+    # Guards the fast path the test above compares: the generated function is named
+    # "accepts", the loop it falls back to "check".
+    schema = ToolSchema(
+        {
+            "type": "object",
+            "properties": {"i": {"type": "integer"}, "a": {"type": "array"}},
+            "required": ["i"],
+            "additionalProperties": False,
+        }
+    )
+    assert schema.accepts.__name__ == "accepts"
+    assert schema.accepts({"i": 1, "a": (1,)})
+    assert not schema.accepts({"a": []})
+    assert not schema.accepts({"i": 1, "x": 2})
+    assert schema.accepts({"i": _Level.LOW})
+    assert not schema.accepts({"i": True})

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+from trio import CancelScope
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled, current_clock
 
 from ..actors import ActorRef
 from ..async_patterns import HistogramSnapshot, LatencyHistogram
@@ -331,7 +333,9 @@ class ToolBus:
         self.approval_policy = approval_policy
         self._limiter = trio.CapacityLimiter(blocking_threads)
         self._tools: dict[str, _Registration] = {}
-        self._calls = 0
+        # Calls over all tools are counted per tool; these hold the calls that no
+        # registered tool counts: to tools since unregistered or replaced, and to none.
+        self._retired_calls = 0
         self._not_found = 0
         if self._default_policy == "open":
             logger.warning(
@@ -437,6 +441,7 @@ class ToolBus:
         """
         registration = self._lookup(name)
         del self._tools[name]
+        self._retired_calls += registration.calls
         return registration.tool
 
     def replace_tool(self, tool: Tool) -> Tool:
@@ -455,6 +460,7 @@ class ToolBus:
         if not isinstance(tool, Tool) or not isinstance(tool.input_schema, ToolSchema):
             raise TypeError(f"{tool!r} does not implement the Tool protocol")
         old = self._lookup(tool.name)
+        self._retired_calls += old.calls
         self._tools[tool.name] = _Registration(
             tool=tool,
             tool_id=ToolId.new(),
@@ -646,12 +652,11 @@ class ToolBus:
         # the same caller, and the ToolCalled record only built when an event bus is
         # attached. The closing schedule point is the one cost the raw baseline does
         # not pay (see the class docstring).
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled()
         if timeout is not None:
             _check_timeout(timeout, "timeout")
-        self._calls += 1
         # trio.current_time() is three calls deep; the clock's own method is one.
-        clock = trio.lowlevel.current_clock()
+        clock = current_clock()
         started = clock.current_time()
         if args is None:
             args = {}
@@ -701,6 +706,9 @@ class ToolBus:
             )
             self._announce(name, who, ToolOutcome.INVALID, 0.0, error)
             raise error
+        # The deadline runs from the call's start (no schedule point lies between, so
+        # no time passes on a virtual clock), or from the approval when one was awaited.
+        opened = started
         if registration.approval or (
             self.approval_policy is not None and self.approval_policy(name, who, args)
         ):
@@ -713,6 +721,7 @@ class ToolBus:
                 )
                 self._announce(name, who, ToolOutcome.DENIED, 0.0, error)
                 raise error
+            opened = clock.current_time()
         limit = registration.timeout if timeout is None else timeout
         registration.in_flight += 1
         token = CURRENT_TOOL_CALL.set(context)
@@ -721,7 +730,9 @@ class ToolBus:
                 # _run written out for the untraced call, by far the usual one: it spares
                 # a coroutine per call (a traced call keeps _run, its span around it).
                 retrying: Exception | None = None
-                with trio.CancelScope(relative_deadline=limit) as deadline:
+                # An absolute deadline from the time already read: a relative one makes
+                # the scope read the clock twice more on entry.
+                with CancelScope(deadline=opened + limit) as deadline:
                     try:
                         result = await tool.execute(args)
                     except Exception as exc:
@@ -756,7 +767,7 @@ class ToolBus:
         registration.latency.record(duration)
         if self.events is not None:
             self._announce(name, who, ToolOutcome.OK, duration, None)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await cancel_shielded_checkpoint()
         return result
 
     async def _run(
@@ -916,9 +927,10 @@ class ToolBus:
     def statistics(self) -> ToolBusStatistics:
         """Per-tool and bus-wide counters (see :class:`ToolBusStatistics`)."""
         limiter = self._limiter.statistics()
+        registrations = self._tools.values()
         return ToolBusStatistics(
             tools={name: r.snapshot() for name, r in self._tools.items()},
-            calls=self._calls,
+            calls=self._retired_calls + self._not_found + sum(r.calls for r in registrations),
             not_found=self._not_found,
             blocking_threads_in_use=limiter.borrowed_tokens,
             blocking_threads=int(limiter.total_tokens),

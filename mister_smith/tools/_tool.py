@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Protocol, cast, overload, runtime_checkable
+from typing import Any, Protocol, overload, runtime_checkable
 
 from ._context import run_blocking
 from ._schema import ToolSchema
@@ -103,6 +103,8 @@ class FunctionTool:
         self.blocking = blocking
         self.idempotent = idempotent
         self._annotations = signature.annotations
+        # The function as a coroutine function, typed once here rather than cast per call.
+        self._coroutine_fn: Callable[..., Coroutine[Any, Any, object]] = fn
         # No parameter needs structuring: validated arguments are the keyword arguments
         # as they are (the schema is closed, so every key is a parameter).
         self._plain = not blocking and all(a is None for a in signature.annotations.values())
@@ -120,11 +122,11 @@ class FunctionTool:
         when it is called rather than when it is awaited.
         """
         if self._plain:
-            return cast("Coroutine[Any, Any, object]", self.fn(**args))
+            return self._coroutine_fn(**args)
         kwargs = structure_args(args, self._annotations)
         if self.blocking:
             return run_blocking(functools.partial(self.fn, **kwargs), thread_name=self.name)
-        return cast("Coroutine[Any, Any, object]", self.fn(**kwargs))
+        return self._coroutine_fn(**kwargs)
 
 
 @overload
