@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import bisect
 import collections
 import math
+from bisect import bisect_left
 
 import attrs
 
@@ -68,6 +68,8 @@ class LatencyHistogram:
         window: Recent samples kept for percentiles (>= 1).
     """
 
+    __slots__ = ("_bounds", "_counts", "_max", "_recent", "_total")
+
     def __init__(
         self, buckets: tuple[float, ...] = DEFAULT_BUCKETS, *, window: int = DEFAULT_WINDOW
     ) -> None:
@@ -78,17 +80,19 @@ class LatencyHistogram:
         self._bounds: tuple[float, ...] = (*buckets, math.inf)
         self._counts = [0] * len(self._bounds)
         self._recent: collections.deque[float] = collections.deque(maxlen=window)
-        self._count = 0
         self._total = 0.0
         self._max = 0.0
 
     def record(self, seconds: float) -> None:
-        """Add one duration (negative values count as ``0``)."""
+        """Add one duration (negative values count as ``0``).
+
+        Runs once per tool call and per task: the sample count is not kept apart, it is
+        the sum of the bucket counts (taken by :meth:`snapshot`).
+        """
         if seconds < 0:
             seconds = 0.0
-        self._counts[bisect.bisect_left(self._bounds, seconds)] += 1
+        self._counts[bisect_left(self._bounds, seconds)] += 1
         self._recent.append(seconds)
-        self._count += 1
         self._total += seconds
         if seconds > self._max:
             self._max = seconds
@@ -116,7 +120,7 @@ class LatencyHistogram:
             p50 = p99 = 0.0
         return HistogramSnapshot(
             buckets=tuple(zip(self._bounds, self._counts, strict=True)),
-            count=self._count,
+            count=sum(self._counts),
             total=self._total,
             max=self._max,
             p50=p50,
