@@ -270,10 +270,14 @@ async def test_a_server_restart_fails_operations_by_type_then_the_store_carries_
         async with trio.open_nursery() as nursery:
             bridge = NatsBridge(settings)
             await nursery.start(bridge.serve)
-            async with open_jetstream_store(bridge, prefix="restart") as store:
+            # The store's own bound on one round of work (an ack is awaited a third of
+            # it): "no hang" means within that, however slowly the client notices the
+            # server is gone (a write sent just before waits out its ack).
+            timeout = 3.0
+            async with open_jetstream_store(bridge, prefix="restart", timeout=timeout) as store:
                 before = await store.append("inbox", b"before", message_id="b-1")
                 await server.stop()
-                with trio.fail_after(2):
+                with trio.fail_after(2 * timeout + 1):
                     with pytest.raises(StoreWriteFailed, match="may or may not"):
                         await store.append("inbox", b"during")
                     with pytest.raises(StoreUnavailable):
