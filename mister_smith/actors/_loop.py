@@ -140,10 +140,7 @@ async def serve(
                 if trace is not None or TRACEPARENT.get() is not None:
                     restore_trace(trace)
             incarnation.current = None
-            if mailbox.plain:
-                mailbox.handled += 1  # (handled_one's common case, inline)
-            else:
-                mailbox.handled_one()
+            mailbox.handled_one()
             if isinstance(envelope, Ask):
                 envelope.reply.set_value(result)
     finally:

@@ -86,7 +86,6 @@ class Mailbox:
         "dead_lettered",
         "failed",
         "handled",
-        "plain",
         "receive",
         "replayed",
         "send",
@@ -102,9 +101,6 @@ class Mailbox:
         self.replayed = 0
         self._folded_into: Totals | None = None
         self._watchers: list[Callable[[int], object]] | None = None
-        self.plain = True
-        """Neither watched nor folded: a count changes this mailbox's counter alone (the
-        message loop's fast path reads it instead of calling :meth:`handled_one`)."""
 
     # -- counting ------------------------------------------------------------------------
     # ``accepted += 1`` on the send fast path is done inline by ActorRef (the mailbox is
@@ -159,7 +155,6 @@ class Mailbox:
         if self._watchers is None:
             self._watchers = []
         self._watchers.append(watcher)
-        self.plain = False
 
     def unwatch(self, watcher: Callable[[int], object]) -> None:
         """Undo :meth:`watch` (no error if absent)."""
@@ -168,7 +163,6 @@ class Mailbox:
             watchers.remove(watcher)
             if not watchers:
                 self._watchers = None
-                self.plain = self._folded_into is None
 
     def raw_load(self) -> int:
         """``accepted - handled - dead_lettered``, unclamped (what watchers track)."""
@@ -184,7 +178,6 @@ class Mailbox:
         totals.dead_lettered += self.dead_lettered
         totals.replayed += self.replayed
         self._folded_into = totals
-        self.plain = False
 
     # -- reading -------------------------------------------------------------------------
 
