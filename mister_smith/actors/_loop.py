@@ -78,6 +78,7 @@ async def serve(
         if _defines(instance.on_start, _NO_START_HOOK):
             await instance.on_start(ctx)
         task_status.started(cell.ref)
+        del task_status  # (this frame lives as long as the actor: keep no starter object)
         # The message loop, inlined: one coroutine frame less per live actor.
         mailbox = cell.mailbox
         receive = mailbox.receive
