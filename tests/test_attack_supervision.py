@@ -7,13 +7,17 @@ statistics that match what happened, shutdowns that end, no task outliving its n
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
+import os
 
 import attrs
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import trio
 import trio.testing
 
@@ -35,6 +39,7 @@ from mister_smith.supervision import (
     ChildEnd,
     ChildState,
     OneForAll,
+    OneForOne,
     RestartLimit,
     RestForOne,
     Supervisor,
@@ -811,3 +816,202 @@ async def test_a_restarted_run_starts_from_a_clean_context(autojump_clock: Clock
             await trio.sleep(1)
             await sup.stop()
     assert seen == ["clean", "clean"]
+
+
+# -- under RuntimeManager.open() defaults ---------------------------------------------------
+
+
+async def test_a_root_child_crash_storm_ends_the_runtime_naming_the_cause(
+    autojump_clock: Clock,
+) -> None:
+    from mister_smith.runtime import RuntimeManager
+
+    runs: list[float] = []
+
+    async def poison() -> None:
+        runs.append(trio.current_time())
+        await trio.sleep(0.5)
+        raise ValueError("poisoned root child")
+
+    with trio.fail_after(120), pytest.raises(RestartIntensityExceeded) as caught:
+        async with RuntimeManager.open() as runtime:
+            before = {c.name for c in runtime.supervision.children()}
+            await runtime.supervision.start_child(poison, name="poison")
+            await trio.sleep_forever()
+    # Default intensity: 3 restarts in 60 s; the 4th crash makes the root give up.
+    assert len(runs) == 4
+    assert "'root'" in str(caught.value) and "poisoned root child" in str(caught.value)
+    root = runtime.supervision
+    assert root.state is SupervisorState.FAILED
+    assert root.statistics().restarts == 3
+    assert {"persistence", "actors", "health", "tasks"} <= before
+    exits = {e.child for e in runtime.events.history(ChildExited) if e.supervisor == "root"}
+    assert before <= exits  # every root child was stopped
+    assert runtime.events.history(ShutdownStuck) == []
+
+
+async def test_graceful_shutdown_while_a_root_child_waits_out_its_backoff(
+    autojump_clock: Clock,
+) -> None:
+    from mister_smith.runtime import open_runtime
+
+    runs: list[float] = []
+
+    async def crash_once() -> None:
+        runs.append(trio.current_time())
+        await trio.sleep(1)
+        raise ValueError("once")
+
+    with trio.fail_after(60):
+        async with open_runtime() as runtime:
+            root = runtime.supervision
+            root.reconfigure(backoff=Backoff(initial=30.0, jitter=0.0))
+            child = await root.start_child(crash_once, name="c")
+            await trio.sleep(2)
+            assert child.state is ChildState.WAITING
+            stats = runtime.statistics().supervision
+            assert (stats.restarts, stats.failures) == (1, 1)
+            await runtime.graceful_shutdown()
+            assert trio.current_time() == 2.0
+    assert runs == [0.0]
+    assert root.state is SupervisorState.STOPPED
+    assert runtime.events.history(ShutdownStuck) == []
+
+
+# -- random scenarios: events and statistics match what happened --------------------------
+
+_OUTCOMES = ("crash", "return", "forever", "slow_stop", "stubborn")
+
+
+@attrs.frozen
+class _Scenario:
+    strategy: str
+    max_restarts: int | None
+    backoff: float | None
+    restarts: tuple[Restart, ...]
+    scripts: tuple[tuple[tuple[float, str], ...], ...]
+    ops: tuple[tuple[float, str, int], ...]
+    end: float
+
+
+@st.composite
+def _scenarios(draw: st.DrawFn) -> _Scenario:
+    n = draw(st.integers(1, 3))
+    step = st.tuples(st.sampled_from([0.0, 0.5, 1.0, 2.0]), st.sampled_from(_OUTCOMES))
+    return _Scenario(
+        strategy=draw(st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"])),
+        max_restarts=draw(st.sampled_from([None, 1, 3, 6])),
+        backoff=draw(st.sampled_from([None, 0.5, 3.0])),
+        restarts=tuple(draw(st.sampled_from(list(Restart))) for _ in range(n)),
+        scripts=tuple(tuple(draw(st.lists(step, max_size=4))) for _ in range(n)),
+        ops=tuple(
+            draw(
+                st.lists(
+                    st.tuples(
+                        st.sampled_from([0.0, 0.3, 1.0, 2.5]),
+                        st.sampled_from(["stop_child", "reconfigure", "stop"]),
+                        st.integers(0, n - 1),
+                    ),
+                    max_size=3,
+                )
+            )
+        ),
+        end=draw(st.sampled_from([0.0, 1.5, 6.0])),
+    )
+
+
+async def _play(scenario: _Scenario) -> None:
+    from mister_smith.events import ErrorOccurred
+    from mister_smith.supervision import shutdown_grace
+
+    bus = EventBus()
+    names = [f"c{i}" for i in range(len(scenario.scripts))]
+    entered = dict.fromkeys(names, 0)
+    live = dict.fromkeys(names, 0)
+    stubborn: set[str] = set()
+
+    async def worker(index: int) -> None:
+        name = names[index]
+        run = entered[name]
+        entered[name] += 1
+        live[name] += 1
+        script = scenario.scripts[index]
+        duration, outcome = script[run] if run < len(script) else (0.0, "forever")
+        try:
+            await trio.sleep(duration)
+            if outcome == "crash":
+                raise ValueError(f"{name} run {run}")
+            if outcome == "return":
+                return
+            try:
+                await trio.sleep_forever()
+            finally:
+                if outcome == "slow_stop":
+                    with shutdown_grace():
+                        await trio.sleep(0.5)
+                elif outcome == "stubborn":
+                    stubborn.add(name)
+                    with trio.CancelScope(shield=True):
+                        await trio.sleep(3.0)
+        finally:
+            live[name] -= 1
+
+    strategy = {"one_for_one": OneForOne(), "one_for_all": OneForAll(), "rest_for_one": RestForOne()}
+    raised: BaseException | None = None
+    with trio.fail_after(300):
+        try:
+            async with open_supervisor(
+                "s",
+                events=bus,
+                strategy=strategy[scenario.strategy],
+                max_restarts=scenario.max_restarts,
+                backoff=None
+                if scenario.backoff is None
+                else Backoff(initial=scenario.backoff, jitter=0.0),
+                shutdown_timeout=1.0,
+                keep_alive=True,
+            ) as sup:
+                for index, name in enumerate(names):
+                    await sup.start_child(worker, index, name=name, restart=scenario.restarts[index])
+                for at, op, index in sorted(scenario.ops):
+                    await trio.sleep_until(at)
+                    if op == "stop_child":
+                        with contextlib.suppress(LookupError):
+                            await sup.stop_child(names[index])
+                    elif op == "reconfigure":
+                        sup.reconfigure(max_restarts=index + 1)
+                    else:
+                        await sup.stop()
+                await trio.sleep_until(max(scenario.end, trio.current_time()))
+                await sup.stop()
+        except (RestartIntensityExceeded, EscalatedError) as exc:
+            raised = exc
+    # No task outlives the supervisor.
+    assert live == dict.fromkeys(names, 0)
+    stats = sup.statistics()
+    if raised is None:
+        assert sup.state is SupervisorState.STOPPED
+    else:
+        assert isinstance(raised, RestartIntensityExceeded)
+        assert sup.state is SupervisorState.FAILED
+    for name in names:
+        starts = _starts(bus, name)
+        exits = _exits(bus, name)
+        recovered = [e for e in bus.history(ComponentRecovered) if e.child == name]
+        assert len(starts) == entered[name], name
+        assert len(exits) >= len(starts), name
+        assert len(recovered) == max(entered[name] - 1, 0), name
+    failed = [e for e in _exits(bus) if e.exit is ExitKind.FAILED]
+    assert stats.failures == len(failed) == len(bus.history(ErrorOccurred))
+    assert stats.decisions == len(bus.history(SupervisionDecision))
+    # Restarts count once per failed (or returned permanent) child, never per sibling.
+    restarts = [e for e in bus.history(SupervisionDecision) if e.action.value == "restart"]
+    assert stats.restarts == len(restarts)
+    assert {e.child for e in bus.history(ShutdownStuck)} <= stubborn
+    assert len(bus.history(SupervisorStopped)) == 1
+
+
+@settings(max_examples=int(os.environ.get("ATTACK_EXAMPLES", "60")))
+@given(scenario=_scenarios())
+def test_random_scenarios_keep_events_and_statistics_consistent(scenario: _Scenario) -> None:
+    trio.run(_play, scenario, clock=trio.testing.MockClock(autojump_threshold=0))
