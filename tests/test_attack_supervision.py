@@ -13,13 +13,11 @@ import math
 import os
 
 import attrs
-from collections.abc import Callable
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mister_smith.errors import EscalatedError, RecoveryStrategy, RestartIntensityExceeded
 from mister_smith.events import (
@@ -35,15 +33,14 @@ from mister_smith.events import (
 )
 from mister_smith.supervision import (
     Backoff,
-    ChildSpec,
     ChildEnd,
+    ChildSpec,
     ChildState,
     OneForAll,
     OneForOne,
     RestartLimit,
     RestForOne,
     Supervisor,
-    SupervisorConfig,
     SupervisorState,
     open_supervisor,
 )
@@ -160,7 +157,9 @@ async def test_start_child_outside_its_lifetime_is_a_supervision_error() -> None
         await sup.start_child(_forever)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: stop(timeout=nan) leaves it STOPPING, children never stopped")
+@pytest.mark.xfail(
+    strict=True, reason="BUG: stop(timeout=nan) leaves it STOPPING, children never stopped"
+)
 async def test_stop_with_a_nan_timeout_is_refused_before_anything_changes(
     autojump_clock: Clock,
 ) -> None:
@@ -256,7 +255,9 @@ async def test_a_nested_supervisor_giving_up_is_one_failure_of_its_parent(
     assert all(b.state is SupervisorState.FAILED for b in builds)
     assert trio.current_time() == 6.0
     message = str(caught.value)
-    assert "'parent'" in message and "'nested'" in message and "worker crash" in message
+    assert "'parent'" in message
+    assert "'nested'" in message
+    assert "worker crash" in message
     cause = caught.value.__cause__
     assert isinstance(cause, RestartIntensityExceeded)
     assert isinstance(cause.__cause__, ValueError)
@@ -311,7 +312,10 @@ async def test_a_child_failing_before_it_started_raises_to_the_starter_and_is_no
 
     with trio.fail_after(10):
         async with open_supervisor(
-            "s", events=bus, strategy=RestForOne(), default_restart=Restart.PERMANENT,
+            "s",
+            events=bus,
+            strategy=RestForOne(),
+            default_restart=Restart.PERMANENT,
             keep_alive=True,
         ) as sup:
             first = await sup.start_child(_forever, name="first")
@@ -322,7 +326,8 @@ async def test_a_child_failing_before_it_started_raises_to_the_starter_and_is_no
             assert sup.statistics().failures == 0
             assert sup.statistics().restarts == 0
             assert first.state is ChildState.RUNNING
-            assert _starts(bus, "bad") == [] and _exits(bus, "bad") == []
+            assert _starts(bus, "bad") == []
+            assert _exits(bus, "bad") == []
             # The name is free again.
             again = await sup.start_child(_forever, name="bad")
             assert again.state is ChildState.RUNNING
@@ -369,7 +374,9 @@ async def test_cancelling_the_starter_at_any_point_leaves_no_child_behind(
     assert sup.statistics().restarts == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ChildStarted announced for a start its starter aborted")
+@pytest.mark.xfail(
+    strict=True, reason="BUG: ChildStarted announced for a start its starter aborted"
+)
 async def test_a_start_whose_starter_was_cancelled_announces_no_start(
     autojump_clock: Clock,
 ) -> None:
@@ -512,7 +519,9 @@ async def test_a_child_ignoring_cancellation_is_reported_stuck_and_the_rest_stil
     assert trio.current_time() == 10.0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a child outliving stop(timeout=) gets no ShutdownStuck")
+@pytest.mark.xfail(
+    strict=True, reason="BUG: a child outliving stop(timeout=) gets no ShutdownStuck"
+)
 async def test_a_child_stuck_past_a_bounded_stop_is_reported_stuck(
     autojump_clock: Clock,
 ) -> None:
@@ -597,7 +606,10 @@ async def test_one_for_all_stop_while_the_group_is_starting_again(autojump_clock
     alive = _Alive()
     with trio.fail_after(60):
         async with open_supervisor(
-            "s", events=bus, strategy=OneForAll(), default_restart=Restart.PERMANENT,
+            "s",
+            events=bus,
+            strategy=OneForAll(),
+            default_restart=Restart.PERMANENT,
             keep_alive=True,
         ) as sup:
             await sup.start_child(alive.member, "a", name="a")
@@ -623,8 +635,12 @@ async def test_rest_for_one_second_crash_mid_restart_ends_with_one_run_each(
     alive = _Alive()
     with trio.fail_after(60):
         async with open_supervisor(
-            "s", events=bus, strategy=RestForOne(), max_restarts=10,
-            default_restart=Restart.PERMANENT, keep_alive=True,
+            "s",
+            events=bus,
+            strategy=RestForOne(),
+            max_restarts=10,
+            default_restart=Restart.PERMANENT,
+            keep_alive=True,
         ) as sup:
             await sup.start_child(alive.member, "a", name="a")
             # b crashes at 1 and (2nd run) at 1.5, while c (2 s to start) starts again.
@@ -651,8 +667,12 @@ async def test_stop_child_of_the_failed_child_during_its_group_backoff(
     alive = _Alive()
     with trio.fail_after(60):
         async with open_supervisor(
-            "s", events=bus, strategy=OneForAll(), backoff=Backoff(initial=5.0, jitter=0.0),
-            default_restart=Restart.PERMANENT, keep_alive=True,
+            "s",
+            events=bus,
+            strategy=OneForAll(),
+            backoff=Backoff(initial=5.0, jitter=0.0),
+            default_restart=Restart.PERMANENT,
+            keep_alive=True,
         ) as sup:
             await sup.start_child(alive.member, "a", name="a")
             b = await sup.start_child(alive.member, "b", 0.0, (1.0,), name="b")
@@ -680,8 +700,13 @@ async def test_stop_while_a_circuit_breaker_holds_a_restart_ends_at_once(
     with trio.fail_after(60):
         async with open_supervisor("s", events=bus, keep_alive=True) as sup:
             child = await sup.start_child(
-                alive.member, "c", 0.0, (1.0,), name="c",
-                recovery=RecoveryStrategy.CircuitBreaker(), breaker=breaker,
+                alive.member,
+                "c",
+                0.0,
+                (1.0,),
+                name="c",
+                recovery=RecoveryStrategy.CircuitBreaker(),
+                breaker=breaker,
                 restart=Restart.PERMANENT,
             )
             await trio.sleep(5)
@@ -701,8 +726,11 @@ async def test_lowering_the_intensity_mid_backoff_gives_up_at_the_next_crash(
     alive = _Alive()
     with trio.fail_after(60), pytest.raises(RestartIntensityExceeded):
         async with open_supervisor(
-            "s", max_restarts=5, backoff=Backoff(initial=10.0, jitter=0.0),
-            default_restart=Restart.PERMANENT, keep_alive=True,
+            "s",
+            max_restarts=5,
+            backoff=Backoff(initial=10.0, jitter=0.0),
+            default_restart=Restart.PERMANENT,
+            keep_alive=True,
         ) as sup:
             await sup.start_child(alive.member, "c", 0.0, (1.0, 12.0), name="c")
             await trio.sleep(2)
@@ -719,7 +747,10 @@ async def test_a_child_limit_set_live_stops_only_the_crashing_child(autojump_clo
     crashes = tuple(float(t) for t in range(1, 100))
     with trio.fail_after(60):
         async with open_supervisor(
-            "s", events=bus, max_restarts=None, default_restart=Restart.PERMANENT,
+            "s",
+            events=bus,
+            max_restarts=None,
+            default_restart=Restart.PERMANENT,
             keep_alive=True,
         ) as sup:
             await sup.start_child(alive.member, "calm", name="calm")
@@ -748,7 +779,7 @@ async def test_start_child_racing_stop_does_not_leave_a_running_child(
             async def starter() -> None:
                 try:
                     result.append(await sup.start_child(alive.member, "c", 5.0, name="c"))
-                except BaseException as exc:  # noqa: BLE001
+                except BaseException as exc:
                     result.append(exc)
                     raise
 
@@ -770,7 +801,9 @@ async def test_start_child_racing_stop_does_not_leave_a_running_child(
 _request: contextvars.ContextVar[str] = contextvars.ContextVar("attack_request", default="clean")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a OneForAll restart runs siblings in the failed child's context")
+@pytest.mark.xfail(
+    strict=True, reason="BUG: a OneForAll restart runs siblings in the failed child's context"
+)
 async def test_a_sibling_restarted_with_a_failed_child_does_not_inherit_its_context(
     autojump_clock: Clock,
 ) -> None:
@@ -799,7 +832,9 @@ async def test_a_sibling_restarted_with_a_failed_child_does_not_inherit_its_cont
     assert seen == ["clean", "clean"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an in-place restart keeps the crashed run's contextvars")
+@pytest.mark.xfail(
+    strict=True, reason="BUG: an in-place restart keeps the crashed run's contextvars"
+)
 async def test_a_restarted_run_starts_from_a_clean_context(autojump_clock: Clock) -> None:
     seen: list[str] = []
 
@@ -840,7 +875,8 @@ async def test_a_root_child_crash_storm_ends_the_runtime_naming_the_cause(
             await trio.sleep_forever()
     # Default intensity: 3 restarts in 60 s; the 4th crash makes the root give up.
     assert len(runs) == 4
-    assert "'root'" in str(caught.value) and "poisoned root child" in str(caught.value)
+    assert "'root'" in str(caught.value)
+    assert "poisoned root child" in str(caught.value)
     root = runtime.supervision
     assert root.state is SupervisorState.FAILED
     assert root.statistics().restarts == 3
@@ -956,7 +992,11 @@ async def _play(scenario: _Scenario) -> None:
         finally:
             live[name] -= 1
 
-    strategy = {"one_for_one": OneForOne(), "one_for_all": OneForAll(), "rest_for_one": RestForOne()}
+    strategy = {
+        "one_for_one": OneForOne(),
+        "one_for_all": OneForAll(),
+        "rest_for_one": RestForOne(),
+    }
     raised: BaseException | None = None
     with trio.fail_after(300):
         try:
@@ -972,7 +1012,9 @@ async def _play(scenario: _Scenario) -> None:
                 keep_alive=True,
             ) as sup:
                 for index, name in enumerate(names):
-                    await sup.start_child(worker, index, name=name, restart=scenario.restarts[index])
+                    await sup.start_child(
+                        worker, index, name=name, restart=scenario.restarts[index]
+                    )
                 for at, op, index in sorted(scenario.ops):
                     await trio.sleep_until(at)
                     if op == "stop_child":
