@@ -1057,3 +1057,92 @@ async def _play(scenario: _Scenario) -> None:
 @given(scenario=_scenarios())
 def test_random_scenarios_keep_events_and_statistics_consistent(scenario: _Scenario) -> None:
     trio.run(_play, scenario, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+# -- more compositions ------------------------------------------------------------------------
+
+
+async def test_escalation_timeout_bounds_the_give_up_of_a_slow_stopping_sibling(
+    autojump_clock: Clock,
+) -> None:
+    from mister_smith.supervision import shutdown_grace
+
+    bus = EventBus()
+    cleanup_ended: list[float] = []
+
+    async def slow_cleanup() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with shutdown_grace():
+                await trio.sleep(4)  # within its own 5 s, beyond the 1 s escalation bound
+            cleanup_ended.append(trio.current_time())
+
+    async def escalate() -> None:
+        await trio.sleep(2)
+        raise ValueError("fatal")
+
+    with trio.fail_after(60), pytest.raises(EscalatedError):
+        async with open_supervisor(
+            "s", events=bus, escalation_timeout=1.0, shutdown_timeout=5.0, keep_alive=True
+        ) as sup:
+            await sup.start_child(slow_cleanup, name="slow")
+            await sup.start_child(escalate, name="fatal", recovery=RecoveryStrategy.Escalate())
+            await trio.sleep_forever()
+    assert trio.current_time() == pytest.approx(3.0)
+    assert cleanup_ended == [pytest.approx(3.0)]
+    assert [e.exit for e in _exits(bus, "slow")] == [ExitKind.CANCELLED]
+
+
+async def test_stop_called_from_inside_a_child_shuts_everything_down(
+    autojump_clock: Clock,
+) -> None:
+    bus = EventBus()
+    alive = _Alive()
+    with trio.fail_after(10):
+        async with open_supervisor("s", events=bus, keep_alive=True) as sup:
+
+            async def closer() -> None:
+                await trio.sleep(1)
+                await sup.stop()
+                await trio.sleep_forever()
+
+            await sup.start_child(alive.member, "a", name="a")
+            await sup.start_child(closer, name="closer")
+            await sup.start_child(alive.member, "b", name="b")
+            await trio.sleep_forever()  # stop() from a child cancels this body
+    assert trio.current_time() == 1.0
+    assert alive.live == {"a": 0, "b": 0}
+    assert sup.state is SupervisorState.STOPPED
+    # Reverse start order; the child calling stop() ends once that call returns.
+    assert [e.child for e in _exits(bus)] == ["b", "a", "closer"]
+
+
+async def test_heartbeat_watch_survives_a_group_restart_of_its_child(
+    autojump_clock: Clock,
+) -> None:
+    from mister_smith.supervision import heartbeat
+
+    bus = EventBus()
+    alive = _Alive()
+
+    async def beating() -> None:
+        while True:
+            await trio.sleep(0.5)
+            heartbeat()
+
+    with trio.fail_after(60):
+        async with open_supervisor(
+            "s",
+            events=bus,
+            strategy=OneForAll(),
+            default_restart=Restart.PERMANENT,
+            keep_alive=True,
+        ) as sup:
+            await sup.start_child(beating, name="beating", heartbeat_timeout=1.0)
+            await sup.start_child(alive.member, "crashy", 0.0, (2.0, 4.0), name="crashy")
+            await trio.sleep(20)
+            assert bus.history(HeartbeatMissed) == []
+            assert sup.child("beating").restarts == 2
+            assert sup.child("beating").state is ChildState.RUNNING
+            await sup.stop()
