@@ -133,7 +133,6 @@ async def test_bad_reconfigure_is_a_typed_error_and_changes_nothing(
             await sup.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: start_child accepts a restart that is no Restart")
 async def test_a_restart_type_that_is_no_restart_enum_is_refused(autojump_clock: Clock) -> None:
     with trio.fail_after(5):
         async with open_supervisor("s", keep_alive=True) as sup:
@@ -157,9 +156,6 @@ async def test_start_child_outside_its_lifetime_is_a_supervision_error() -> None
         await sup.start_child(_forever)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: stop(timeout=nan) leaves it STOPPING, children never stopped"
-)
 async def test_stop_with_a_nan_timeout_is_refused_before_anything_changes(
     autojump_clock: Clock,
 ) -> None:
@@ -374,9 +370,6 @@ async def test_cancelling_the_starter_at_any_point_leaves_no_child_behind(
     assert sup.statistics().restarts == 0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: ChildStarted announced for a start its starter aborted"
-)
 async def test_a_start_whose_starter_was_cancelled_announces_no_start(
     autojump_clock: Clock,
 ) -> None:
@@ -519,9 +512,6 @@ async def test_a_child_ignoring_cancellation_is_reported_stuck_and_the_rest_stil
     assert trio.current_time() == 10.0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: a child outliving stop(timeout=) gets no ShutdownStuck"
-)
 async def test_a_child_stuck_past_a_bounded_stop_is_reported_stuck(
     autojump_clock: Clock,
 ) -> None:
@@ -805,9 +795,6 @@ async def test_start_child_racing_stop_does_not_leave_a_running_child(
 _request: contextvars.ContextVar[str] = contextvars.ContextVar("attack_request", default="clean")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: a OneForAll restart runs siblings in the failed child's context"
-)
 async def test_a_sibling_restarted_with_a_failed_child_does_not_inherit_its_context(
     autojump_clock: Clock,
 ) -> None:
@@ -836,9 +823,6 @@ async def test_a_sibling_restarted_with_a_failed_child_does_not_inherit_its_cont
     assert seen == ["clean", "clean"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: an in-place restart keeps the crashed run's contextvars"
-)
 async def test_a_restarted_run_starts_from_a_clean_context(autojump_clock: Clock) -> None:
     seen: list[str] = []
 

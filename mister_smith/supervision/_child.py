@@ -89,6 +89,8 @@ class ChildSpec:
         """Trio-style constructor: the callable, its arguments, then keyword options."""
         if not callable(fn):
             raise TypeError(f"a child must be an async callable, got {fn!r}")
+        if restart is not None and not isinstance(restart, Restart):
+            raise TypeError(f"restart must be a Restart (or None), got {restart!r}")
         if shutdown_timeout is not None and not shutdown_timeout >= 0:
             raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
         if heartbeat_timeout is not None and not heartbeat_timeout > 0:

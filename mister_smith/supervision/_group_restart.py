@@ -54,13 +54,16 @@ class GroupRestarts:
 
     def schedule(
         self,
-        nursery: trio.Nursery,
+        spawn: Callable[..., None],
         failed: Child,
         group: list[Child],
         decision: RestartChild,
         gate: CircuitBreaker | None,
     ) -> None:
-        """Restart ``group`` (which includes ``failed``) in the background."""
+        """Restart ``group`` (which includes ``failed``) in the background, in a task
+        started by ``spawn`` (``spawn(fn, *args, name=...)``: the supervisor's
+        :meth:`~._running.ChildRunner.spawn_clean`, so the failed run's context stays
+        behind)."""
         # A pending group restart whose failed child this one restarts anyway is
         # superseded (while it is still waiting): one restart, in start order.
         for pending in self._pending:
@@ -68,7 +71,7 @@ class GroupRestarts:
                 pending.scope.cancel()
         pending = _PendingGroup(failed, trio.CancelScope())
         self._pending.append(pending)
-        nursery.start_soon(
+        spawn(
             self._restart, pending, group, decision, gate, name=f"{self._supervisor.name}:restart"
         )
 

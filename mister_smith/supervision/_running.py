@@ -10,6 +10,7 @@ describe how the run ended.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +36,7 @@ class ChildRunner:
             after the run's task has finished its child.
     """
 
-    __slots__ = ("_core", "_events", "_exiting", "_heartbeats", "_on_exit", "nursery")
+    __slots__ = ("_clean", "_core", "_events", "_exiting", "_heartbeats", "_on_exit", "nursery")
 
     def __init__(
         self,
@@ -49,9 +50,31 @@ class ChildRunner:
         self._heartbeats = heartbeats
         self._on_exit = on_exit
         self.nursery: trio.Nursery | None = None
-        """The supervisor's nursery, once it is open."""
+        """The supervisor's nursery, once it is open (see :meth:`open`)."""
+        self._clean = contextvars.Context()
+        """What restarts run in: the context the supervisor was opened in."""
         self._exiting: _Run | None = None
         """The run whose exit is being handled now (synchronously, in its task)."""
+
+    def open(self, nursery: trio.Nursery) -> None:
+        """Run children in ``nursery``; restarts run in a copy of the calling task's
+        context (the supervisor's), with no current child in it."""
+        self.nursery = nursery
+        clean = contextvars.copy_context()
+        clean.run(_current_run.set, None)
+        self._clean = clean
+
+    def spawn_clean(self, fn: Callable[..., Any], *args: Any, name: str) -> None:
+        """Start ``fn(*args)`` in the supervisor's nursery, in a copy of the supervisor's
+        context instead of the calling task's.
+
+        A restart is decided in the task of the run that ended, and trio gives a new task
+        a copy of the spawning task's context: without this, whatever the failed run
+        left in its context variables (a trace, a budget, a request) would carry over
+        into its restart, and through a group restart into its siblings.
+        """
+        assert self.nursery is not None
+        self._clean.run(self.nursery.start_soon, fn, *args, name=name)
 
     async def start(self, child: Child, action: RecoveryAction | None) -> None:
         """Start ``child``'s first run (or, with ``action``, its run as a member of a
@@ -68,18 +91,25 @@ class ChildRunner:
         assert self.nursery is not None
         run = self._next_run(child, action, delay, gate)
         exiting = self._exiting
-        if exiting is not None and exiting.child is child:
-            # Decided on the exit of this child's run, in that run's task: go on there.
+        if (
+            exiting is not None
+            and exiting.child is child
+            and contextvars.copy_context() == self._clean
+        ):
+            # Decided on the exit of this child's run, in that run's task, and the run
+            # left nothing in that task's context: go on there.
             run.in_place = True
             # Only the supervisor stops it from the start: it never had a starter whose
             # cancellation could abort it (every shutdown cancels each run's scope).
             run.scope.shield = True
             exiting.successor = run
             return
-        self.nursery.start_soon(self.run, run, name=f"{self._core.name}/{child.name}")
+        self.spawn_clean(self.run, run, name=f"{self._core.name}/{child.name}")
 
     async def relaunch(self, child: Child, action: RecoveryAction | None) -> None:
-        """Run ``child`` again and wait until it has started (group restarts, in order)."""
+        """Run ``child`` again and wait until it has started (group restarts, in order,
+        from a task started with :meth:`spawn_clean`: the run gets a copy of its
+        context)."""
         assert self.nursery is not None
         run = self._next_run(child, action, 0.0, None)
         await self.nursery.start(self.run, run, name=f"{self._core.name}/{child.name}")
@@ -182,8 +212,14 @@ class ChildRunner:
         # From now on only the supervisor stops this run (so shutdown is ordered).
         # Until now the starter's cancellation could abort the start; if it already
         # has, trio keeps the task in the starter's nursery: stay cancellable then.
-        if not run.in_place and trio.current_effective_deadline() != -math.inf:
-            run.scope.shield = True
+        if not run.in_place:
+            if trio.current_effective_deadline() != -math.inf:
+                run.scope.shield = True
+            elif not run.scope.cancel_called:
+                # Cancelled from outside the run: its starter gave up (or the nursery is
+                # being cancelled). The run never becomes the supervisor's and ends with
+                # that Cancelled, announcing no exit: announce no start either.
+                announce = False
         if announce:
             # Announced once the child says it has started (``task_status``), so a
             # listener sees a child that is ready, with ``child.value`` set.

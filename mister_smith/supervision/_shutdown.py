@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import trio
 
 from ..events import EventBus, ShutdownStuck
-from ._child import Child, ChildEnd, ChildState, _current_run
+from ._child import Child, ChildEnd, ChildState, _current_run, _Run
 
 logger = logging.getLogger("mister_smith.supervision")
 
@@ -47,12 +47,26 @@ async def stop_run(child: Child, supervisor: str, events: EventBus) -> None:
         )
 
 
-async def stop_all(children: Sequence[Child], supervisor: str, events: EventBus) -> None:
+async def stop_all(
+    children: Sequence[Child],
+    supervisor: str,
+    events: EventBus,
+    cut: list[tuple[_Run, float]],
+) -> None:
     """Stop ``children`` one by one in reverse order, each within its grace; if this is
-    cut short (the caller's deadline passed), cancel the rest at once."""
+    cut short (the caller's deadline passed), cancel the rest at once.
+
+    The runs cancelled at once (not yet reported stuck) are appended to ``cut``, with
+    when the shutdown began: see :func:`report_outliving`.
+    """
+    began = trio.current_time()
+    reported: list[_Run] = []  # by stop_run: they overran their grace
     try:
         for child in reversed(children):
             await stop_run(child, supervisor, events)
+            run = child._run
+            if run is not None and not run.finished:
+                reported.append(run)
             child.state = ChildState.STOPPED
             child._terminate(ChildEnd.SHUT_DOWN)
     finally:
@@ -65,6 +79,8 @@ async def stop_all(children: Sequence[Child], supervisor: str, events: EventBus)
         for child in children:
             run = child._run
             if run is not None and not run.finished:
+                if run not in reported:
+                    cut.append((run, began))
                 run.stop_requested = True
                 run.grace_deadline = min(run.grace_deadline, now)
                 run.scope.cancel()
@@ -72,6 +88,37 @@ async def stop_all(children: Sequence[Child], supervisor: str, events: EventBus)
                     grace.cancel()
             child.state = ChildState.STOPPED
             child._terminate(ChildEnd.SHUT_DOWN)
+
+
+async def report_outliving(
+    cut: list[tuple[_Run, float]], supervisor: str, events: EventBus
+) -> None:
+    """Report the runs in ``cut`` that a hard stop did not end either.
+
+    A shutdown bounded by a deadline (``stop(timeout=...)``, an escalation timeout)
+    cancels what it has not stopped by then and returns at its bound. A run that
+    ignores that cancellation outlives the shutdown: it is given :data:`STUCK_MARGIN`
+    to end, then reported (``ShutdownStuck``, an error log),
+    as :func:`stop_run` reports one that overran its own grace. Shielded: this runs
+    while the supervisor closes, perhaps cancelled.
+    """
+    with trio.CancelScope(shield=True):
+        with trio.move_on_after(STUCK_MARGIN):
+            for run, _ in cut:
+                await run.wait_finished()
+        now = trio.current_time()
+        for run, began in cut:
+            if not run.finished:
+                waited = now - began
+                name = run.child.name
+                logger.error(
+                    "supervisor %s: child %s did not stop within %.3f s", supervisor, name, waited
+                )
+                stuck = ShutdownStuck(
+                    source=supervisor, supervisor=supervisor, child=name, waited=waited
+                )
+                events.emit(stuck)
+    cut.clear()
 
 
 def grace_shield() -> trio.CancelScope:
@@ -86,5 +133,11 @@ def grace_shield() -> trio.CancelScope:
 
 
 def shutdown_deadline(timeout: float | None) -> float:
-    """The absolute deadline ``timeout`` seconds from now (``None``: none)."""
+    """The absolute deadline ``timeout`` seconds from now (``None``: none).
+
+    Raises:
+        ValueError: ``timeout`` is negative or NaN.
+    """
+    if timeout is not None and not timeout >= 0:
+        raise ValueError(f"shutdown timeout must be >= 0 seconds (or None), got {timeout!r}")
     return math.inf if timeout is None else trio.current_time() + timeout

@@ -45,7 +45,7 @@ from ._heartbeat_watch import HeartbeatWatch, fail_silent
 from ._intensity import RestartLimit
 from ._nested import NestedSupervisors
 from ._running import ChildRunner
-from ._shutdown import grace_shield, shutdown_deadline, stop_all, stop_run
+from ._shutdown import grace_shield, report_outliving, shutdown_deadline, stop_all, stop_run
 
 logger = logging.getLogger("mister_smith.supervision")
 
@@ -105,6 +105,9 @@ class Supervisor(NestedSupervisors):
         self._stop_requested = trio.Event()
         self._groups = GroupRestarts(self, reload)
         self._idle = trio.Event()
+        self._cut: list[tuple[_Run, float]] = []
+        """Runs a bounded shutdown cut short while they were stopping (see
+        :func:`~._shutdown.report_outliving`)."""
 
     def _default_breaker(self, name: str) -> CircuitBreaker:
         return CircuitBreaker(name, events=self.events)
@@ -198,16 +201,19 @@ class Supervisor(NestedSupervisors):
         whole shutdown is bounded by the sum of those, or by ``timeout`` when given
         (children not stopped by then are cancelled at once). Idempotent.
 
+        Raises:
+            ValueError: ``timeout`` is negative or NaN (nothing was stopped).
+
         Called from the task running the ``async with`` body, it returns there and the
         block then exits at once. Called from any other task, it also cancels that body
         (the owner is being shut down), as ``nursery.cancel_scope.cancel()`` would.
         """
+        deadline = shutdown_deadline(timeout)  # (refuses a bad timeout before anything)
         if self._nursery is None:
             return
         if not self._core.halted():
             self._core.state = SupervisorState.STOPPING
             self._stop_requested.set()
-            deadline = shutdown_deadline(timeout)
             with trio.CancelScope(shield=True, deadline=deadline):
                 await self._shutdown_children()
             self._emit_stopped("shutdown")
@@ -223,7 +229,8 @@ class Supervisor(NestedSupervisors):
             raise RuntimeError(f"supervisor {self.name!r} was already opened")
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
-        self._nursery = self._runner.nursery = nursery
+        self._nursery = nursery
+        self._runner.open(nursery)
         outer = _current_run.get()
         # Opened by a restart of its own child (its parent ran it again): its children
         # were running before, and start again as restarted members.
@@ -273,6 +280,8 @@ class Supervisor(NestedSupervisors):
                 await self._shutdown_children()
             self._emit_stopped("shutdown")
         self._heartbeats.close()
+        if self._cut:  # a bounded shutdown left children running: they may outlive it
+            await report_outliving(self._cut, self.name, self.events)
         try:
             handled: bool = await self._nursery_manager.__aexit__(
                 None if error is None else type(error),
@@ -391,7 +400,7 @@ class Supervisor(NestedSupervisors):
             self._runner.launch(child, decision.action, decision.delay, gate)
             return
         assert isinstance(decision, RestartChild)  # a retry runs in place, never as a group
-        self._groups.schedule(self._nursery, child, list(outcome.group), decision, gate)
+        self._groups.schedule(self._runner.spawn_clean, child, list(outcome.group), decision, gate)
 
     def _reload_failed(self, child: Child, error: Exception) -> None:
         """The reload hook raised: the supervisor escalates that error."""
@@ -407,7 +416,7 @@ class Supervisor(NestedSupervisors):
 
     async def _shutdown_children(self) -> None:
         self._groups.cancel_waiting()
-        await stop_all(self._core.children(), self.name, self.events)
+        await stop_all(self._core.children(), self.name, self.events, self._cut)
 
     def _on_silent(self, name: str, silent: float) -> None:
         """Child ``name`` missed its heartbeats: fail it from outside."""
