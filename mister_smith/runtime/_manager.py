@@ -506,7 +506,11 @@ class RuntimeManager:
 
         Args:
             timeout: Upper bound in seconds (default: the sum of the children's
-                shutdown timeouts); children still running then are cancelled.
+                shutdown timeouts); children still running then are cancelled, and
+                any that outlive that too are reported (``ShutdownStuck``).
+
+        Raises:
+            ValueError: ``timeout`` is negative or NaN (nothing was stopped).
         """
         if self.supervision.state == "running":
             logger.info("runtime: graceful shutdown")
