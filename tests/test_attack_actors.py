@@ -1,0 +1,201 @@
+"""Attacks on the restructured actor code (issue 13): features composed and raced the way
+an expert Trio / actor-framework user would, under ``RuntimeManager.open()`` defaults
+and ``open_actor_system``.
+
+After every scenario the books must balance exactly (each mailbox and the system's
+totals: ``accepted == handled + dead_lettered + queued + in_flight``), each accepted
+message must end exactly once (handled, or a dead letter with a reason), every ``ask``
+must end with its value or the right typed error (never a hang), events must agree with
+the counters, and identities of stopped actors must be revoked.
+
+Tests marked ``xfail(strict=True)`` are bugs found here, reduced to a minimal case.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import logging
+import math
+import pickle
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mister_smith.actors import (
+    Actor,
+    ActorContext,
+    ActorRef,
+    ActorStatus,
+    ActorSystem,
+    SpawnController,
+    open_actor_system,
+)
+from mister_smith.errors import (
+    ActorCrashed,
+    ActorNameTaken,
+    ActorNotFound,
+    ActorStopped,
+    AskTimeout,
+    HandlerTimeout,
+    HandlingInterrupted,
+    HeartbeatTimeout,
+    MailboxFull,
+    MessageRejected,
+    PoolExhausted,
+)
+from mister_smith.events import AgentSpawned, AgentStopped, DeadLetter, PayloadPreview
+from mister_smith.runtime import RuntimeManager
+from mister_smith.types import TRACEPARENT, ActorId, Restart, label_uuid
+
+TRACE_A = "00-" + "a" * 32 + "-" + "1" * 16 + "-01"
+TRACE_B = "00-" + "b" * 32 + "-" + "2" * 16 + "-01"
+TRACE_OWN = "00-" + "c" * 32 + "-" + "3" * 16 + "-01"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def run_virtual(fn: Any, *args: Any) -> None:
+    """Run ``fn(*args)`` in a fresh trio run on virtual time (for ``@given`` tests)."""
+    trio.run(fn, *args, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def assert_mailbox_balanced(ref: ActorRef) -> None:
+    """One actor's books: the invariant, exactly (in_flight is not clamped away)."""
+    stats = ref.mailbox_statistics()
+    raw = stats.accepted - stats.handled - stats.dead_lettered
+    assert raw >= stats.queued, stats  # in_flight would be clamped: a message counted twice
+    assert stats.accepted == stats.handled + stats.dead_lettered + stats.queued + stats.in_flight
+    assert stats.in_flight in (0, 1), stats  # one at a time
+
+
+def assert_settled(system: ActorSystem, *refs: ActorRef) -> None:
+    """Every actor in ``refs`` is stopped and the system's totals balance exactly."""
+    for ref in refs:
+        assert not ref.is_alive, ref
+        stats = ref.mailbox_statistics()
+        assert stats.queued == stats.in_flight == 0, stats
+        assert stats.accepted == stats.handled + stats.dead_lettered, stats
+        assert not system.identities.is_live(ref._cell.identity), ref
+        assert system.get(ref.name) is None, ref
+    totals = system.statistics()
+    live = [r.mailbox_statistics() for r in system.actors()]
+    pending = sum(s.queued + s.in_flight for s in live)
+    assert totals.accepted == totals.handled + totals.dead_lettered + pending, (totals, live)
+
+
+def dead_letter_events(system: ActorSystem) -> list[DeadLetter]:
+    return list(system.events.history(DeadLetter))
+
+
+@asynccontextmanager
+async def runtime_system() -> AsyncIterator[ActorSystem]:
+    async with RuntimeManager.open() as runtime:
+        yield runtime.actor_system
+
+
+@asynccontextmanager
+async def plain_system() -> AsyncIterator[ActorSystem]:
+    async with open_actor_system() as system:
+        yield system
+
+
+SYSTEMS = pytest.mark.parametrize("opener", [runtime_system, plain_system], ids=["runtime", "plain"])
+
+
+class Echo(Actor):
+    """Replies with its message; ``("sleep", s, tag)`` sleeps first; ``("crash", tag)``
+    raises; logs every message it returned from (``done``)."""
+
+    def __init__(self, done: list[Any] | None = None) -> None:
+        self.done = [] if done is None else done
+
+    async def handle(self, message: Any, ctx: ActorContext) -> Any:
+        if isinstance(message, tuple) and message[0] == "sleep":
+            await trio.sleep(message[1])
+        if isinstance(message, tuple) and message[0] == "crash":
+            raise ValueError(f"crash {message[1]}")
+        self.done.append(message)
+        return message
+
+
+class Hang(Actor):
+    async def handle(self, message: Any, ctx: ActorContext) -> Any:
+        await trio.sleep_forever()
+
+
+# -- confirmed bugs (minimal) ----------------------------------------------------------------
+
+
+class ClosedShelf(collections.abc.Mapping[str, Any]):
+    """A mapping over a store that was closed: iterating it raises (a shelve.Shelf does)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[str]:
+        raise ValueError("invalid operation on closed shelf")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a queued message whose size estimate raises breaks _terminate midway: "
+    "later messages are neither dead-lettered nor counted, their asks hang, the cell stays registered",
+)
+async def test_stop_with_a_queued_message_whose_size_estimate_raises(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(60):
+        async with open_actor_system() as system:
+            ref = await system.spawn(Hang, name="busy")
+            ref.tell_nowait("first")  # being handled when stopped
+            ref.tell_nowait(ClosedShelf())  # queued
+            outcome: list[BaseException] = []
+
+            async def asker() -> None:
+                try:
+                    await ref.ask("after it", timeout=30)
+                except Exception as exc:
+                    outcome.append(exc)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(asker)
+                await trio.testing.wait_all_tasks_blocked()
+                await ref.stop()
+            # The ask queued behind the odd message is refused at once, not timed out.
+            assert [type(e) for e in outcome] == [ActorStopped]
+            assert trio.current_time() < 1
+            assert_settled(system, ref)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: while handling the message None the actor reports IDLE "
+    "(Incarnation.busy / ActorCell.status take current=None for idle)",
+)
+async def test_status_is_busy_while_handling_the_message_none(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(60):
+        async with open_actor_system() as system:
+            slow = await system.spawn(SlowOnNone, name="slow")
+            slow.tell_nowait(None)
+            await trio.sleep(1)
+            assert slow.statistics().in_flight == 1
+            assert slow.statistics().status is ActorStatus.BUSY
+
+
+class SlowOnNone(Actor):
+    async def handle(self, message: Any, ctx: ActorContext) -> Any:
+        await trio.sleep(10)
+        return message
