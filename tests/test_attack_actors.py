@@ -199,3 +199,120 @@ class SlowOnNone(Actor):
     async def handle(self, message: Any, ctx: ActorContext) -> Any:
         await trio.sleep(10)
         return message
+
+
+# -- sends racing stop: every message ends exactly once --------------------------------------
+
+_KINDS = ["tell", "tell_nowait", "ask", "ask_slow", "ask_crash", "tell_slow", "tell_crash", "stop"]
+_ops = st.lists(
+    st.tuples(st.sampled_from([0, 0, 0.25, 0.5, 1, 1.5, 2.5]), st.sampled_from(_KINDS)),
+    min_size=1,
+    max_size=18,
+)
+
+
+class Scripted(Actor):
+    """Handles ``(tag, kind)``: sleeps 1 s on ``*_slow``, raises on ``*_crash``."""
+
+    def __init__(self, done: list[int]) -> None:
+        self.done = done
+
+    async def handle(self, message: tuple[int, str], ctx: ActorContext) -> Any:
+        tag, kind = message
+        if kind.endswith("slow"):
+            await trio.sleep(1)
+        if kind.endswith("crash"):
+            raise ValueError(f"crash {tag}")
+        self.done.append(tag)
+        return tag
+
+
+async def _race(opener: Any, ops: list[tuple[float, str]], capacity: int) -> None:
+    done: list[int] = []
+    sent: dict[int, str] = {}  # tag -> outcome at the sender
+    with trio.fail_after(300):
+        async with opener() as system:
+            ref = await system.spawn(Scripted, done, name="target", mailbox_capacity=capacity)
+            identity = ref._cell.identity
+
+            async def op(tag: int, delay: float, kind: str) -> None:
+                await trio.sleep(delay)
+                message = (tag, kind)
+                try:
+                    if kind == "stop":
+                        await ref.stop()
+                        sent[tag] = "stopped it"
+                    elif kind.startswith("tell_nowait"):
+                        ref.tell_nowait(message)
+                        sent[tag] = "accepted"
+                    elif kind.startswith("tell"):
+                        await ref.tell(message)
+                        sent[tag] = "accepted"
+                    else:
+                        assert await ref.ask(message, timeout=math.inf) == tag
+                        sent[tag] = "answered"
+                except ActorStopped:
+                    sent[tag] = "stopped"
+                except MailboxFull:
+                    assert kind == "tell_nowait"
+                    sent[tag] = "full"
+                except ActorCrashed as exc:
+                    assert kind == "ask_crash", exc
+                    assert isinstance(exc.__cause__, ValueError), exc.__cause__
+                    assert str(exc.__cause__) == f"crash {tag}"
+                    sent[tag] = "crashed"
+
+            async with trio.open_nursery() as nursery:
+                for tag, (delay, kind) in enumerate(ops):
+                    nursery.start_soon(op, tag, delay, kind)
+            await ref.stop()
+            assert set(sent) == set(range(len(ops)))  # nobody hung
+            letters = {r.message[0]: r.reason for r in system.dead_letters() if r.actor == ref.name}
+            assert len(letters) == sum(1 for r in system.dead_letters() if r.actor == ref.name)
+            ended = done + list(letters)
+            assert len(ended) == len(set(ended)), (done, letters)  # never twice
+            for tag, outcome in sent.items():
+                kind = ops[tag][1]
+                if outcome in ("accepted", "answered", "crashed"):
+                    assert tag in ended, (tag, outcome)
+                if outcome == "answered":
+                    assert tag in done
+                if outcome == "crashed":
+                    assert letters[tag].startswith("crashed while handling it"), letters[tag]
+                if outcome == "full":
+                    assert tag not in ended
+                if outcome == "stopped" and tag in letters:
+                    reason = letters[tag]
+                    assert reason in ("stopped while handling it", "actor stopped") or (
+                        reason.startswith("actor ")
+                    ), reason
+            stats = ref.mailbox_statistics()
+            assert stats.accepted == len(ended), (stats, ended)
+            assert stats.handled == len(done)
+            assert stats.dead_lettered == len(letters)
+            crashed = [t for t, why in letters.items() if why.startswith("crashed while")]
+            assert all(ops[t][1].endswith("crash") for t in crashed), letters
+            assert ref.statistics().failed == len(crashed)
+            assert_settled(system, ref)
+            assert not system.identities.is_live(identity)
+            # Announced once each: spawned once, stopped once.
+            mine = [e for e in system.events.history(AgentStopped) if e.name == ref.name]
+            assert len(mine) == 1, mine
+            spawned = [e for e in system.events.history(AgentSpawned) if e.name == ref.name]
+            assert len(spawned) == 1
+            letters_announced = [e for e in dead_letter_events(system) if e.actor == ref.name]
+            assert len(letters_announced) == len(letters)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=_ops, capacity=st.sampled_from([1, 2, 1000]))
+def test_sends_racing_stop_end_exactly_once_plain(ops: list[tuple[float, str]], capacity: int) -> None:
+    run_virtual(_race, plain_system, ops, capacity)
+
+
+@settings(max_examples=15, deadline=None)
+@given(ops=_ops, capacity=st.sampled_from([1, 3, 1000]))
+def test_sends_racing_stop_end_exactly_once_runtime(
+    ops: list[tuple[float, str]], capacity: int
+) -> None:
+    run_virtual(_race, runtime_system, ops, capacity)
