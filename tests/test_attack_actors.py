@@ -52,7 +52,7 @@ from mister_smith.errors import (
 )
 from mister_smith.events import AgentSpawned, AgentStopped, DeadLetter, PayloadPreview
 from mister_smith.runtime import RuntimeManager
-from mister_smith.types import TRACEPARENT, ActorId, Restart, label_uuid
+from mister_smith.types import TRACEPARENT, ActorId, Restart, StrategyKind, label_uuid
 
 TRACE_A = "00-" + "a" * 32 + "-" + "1" * 16 + "-01"
 TRACE_B = "00-" + "b" * 32 + "-" + "2" * 16 + "-01"
@@ -316,3 +316,151 @@ def test_sends_racing_stop_end_exactly_once_runtime(
     ops: list[tuple[float, str]], capacity: int
 ) -> None:
     run_virtual(_race, runtime_system, ops, capacity)
+
+
+# -- asks whose actor crashes, is restarted or stopped mid-handling --------------------------
+
+
+class Team(Actor):
+    """``"slow"`` takes 10 s; ``"crash"`` raises after 1 s."""
+
+    async def handle(self, message: str, ctx: ActorContext) -> str:
+        if message == "crash":
+            await trio.sleep(1)
+            raise ValueError("team member down")
+        await trio.sleep(10)
+        return message
+
+
+async def test_ask_interrupted_by_a_sibling_crash_in_a_one_for_all_team(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(120):
+        async with RuntimeManager.open() as runtime:
+            system = runtime.actor_system
+            team = await system.start_domain("team", strategy=StrategyKind.ONE_FOR_ALL)
+            a = await system.spawn(Team, name="a", supervisor=team)
+            b = await system.spawn(Team, name="b", supervisor=team)
+            results: dict[str, Any] = {}
+
+            async def ask(ref: ActorRef, message: str) -> None:
+                try:
+                    results[message] = await ref.ask(message, timeout=60)
+                except Exception as exc:
+                    results[message] = exc
+                results[message + "@"] = trio.current_time()
+
+            start = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask, a, "slow")
+                nursery.start_soon(ask, b, "crash")
+            assert isinstance(results["crash"], ActorCrashed)
+            assert isinstance(results["crash"].__cause__, ValueError)
+            assert isinstance(results["slow"], HandlingInterrupted), results
+            # Neither waited for its deadline: both ended when b crashed.
+            assert results["slow@"] - start == results["crash@"] - start == 1
+            assert a.is_alive and b.is_alive
+            assert await a.ask("again", timeout=60) == "again"
+            [slow_letter] = [r for r in system.dead_letters() if r.actor == "a"]
+            assert slow_letter.reason == "stopped while handling it"
+            for ref in (a, b):
+                assert_mailbox_balanced(ref)
+            await a.stop()
+            await b.stop()
+            assert_settled(system, a, b)
+
+
+@SYSTEMS
+async def test_ask_whose_actor_is_stopped_mid_handling_fails_at_once(
+    opener: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(120):
+        async with opener() as system:
+            ref = await system.spawn(Team, name="victim")
+            outcomes: dict[str, BaseException] = {}
+
+            async def ask(message: str) -> None:
+                with pytest.raises(ActorStopped) as info:
+                    await ref.ask(message, timeout=60)
+                outcomes[message] = info.value
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask, "in hand")
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(ask, "queued")
+                await trio.sleep(2)
+                await ref.stop()
+            assert set(outcomes) == {"in hand", "queued"}
+            assert trio.current_time() == 2  # not the ask deadline
+            reasons = sorted(r.reason for r in system.dead_letters() if r.actor == "victim")
+            assert reasons == ["actor stopped", "stopped while handling it"]
+            assert_settled(system, ref)
+
+
+async def test_handler_timeout_then_queue_survives(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(120):
+        async with open_actor_system() as system:
+            done: list[Any] = []
+            ref = await system.spawn(Echo, done, name="bounded", handler_timeout=2)
+            start = trio.current_time()
+            with pytest.raises(ActorCrashed) as info:
+                await ref.ask(("sleep", 5, "too slow"), timeout=60)
+            assert trio.current_time() - start == 2
+            assert isinstance(info.value.__cause__, HandlerTimeout)
+            assert "bounded" in str(info.value.__cause__)
+            ref.tell_nowait(("sleep", 5, "too slow again"))
+            ref.tell_nowait("queued behind it")  # kept across the restart
+            assert await ref.ask(("sleep", 1.9, "fast enough"), timeout=60) == (
+                "sleep",
+                1.9,
+                "fast enough",
+            )
+            assert done == ["queued behind it", ("sleep", 1.9, "fast enough")]
+            assert ref.statistics().restarts == 2
+            assert ref.statistics().failed == 2
+            await ref.stop()
+            assert_settled(system, ref)
+            reasons = [r.reason for r in system.dead_letters()]
+            assert len(reasons) == 2
+            assert all(r.startswith("crashed while handling it: HandlerTimeout") for r in reasons)
+
+
+class Beating(Actor):
+    heartbeat_by_default = True
+
+    async def handle(self, message: str, ctx: ActorContext) -> str:
+        if message == "hang":
+            await trio.sleep_forever()
+        if message == "long but beating":
+            async with ctx.keep_beating():
+                await trio.sleep(100)
+        if message == "manual beats":
+            for _ in range(10):
+                await trio.sleep(10)
+                ctx.heartbeat()
+        return message
+
+
+@SYSTEMS
+async def test_heartbeat_actor_idle_lives_hung_is_crashed_beating_is_not(
+    opener: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(600):
+        async with opener() as system:
+            ref = await system.spawn(Beating, name="beater")
+            timeout = system.heartbeat_timeout
+            await trio.sleep(10 * timeout)  # idle: the loop beats for it
+            assert ref.statistics().restarts == 0
+            assert await ref.ask("long but beating", timeout=200) == "long but beating"
+            assert await ref.ask("manual beats", timeout=200) == "manual beats"
+            assert ref.statistics().restarts == 0
+            start = trio.current_time()
+            with pytest.raises(ActorCrashed) as info:
+                await ref.ask("hang", timeout=200)
+            assert isinstance(info.value.__cause__, HeartbeatTimeout)
+            assert timeout <= trio.current_time() - start <= timeout + system.heartbeat_interval
+            assert await ref.ask("after", timeout=200) == "after"
+            assert ref.statistics().restarts == 1
+            assert ref.statistics().failed == 1
+            await ref.stop()
+            assert_settled(system, ref)
