@@ -831,3 +831,209 @@ async def test_on_restart_raising_is_a_failure_of_the_new_incarnation(
             await ref.stop()
             assert journal.calls == ["stop", "restart", "stop", "restart", "stop"]
             assert_settled(system, ref)
+
+
+# -- children go with their parent ------------------------------------------------------------
+
+
+class Parent(Actor):
+    """Spawns a child (which spawns a grandchild) in on_start; no on_stop of its own."""
+
+    def __init__(self, registry: list[ActorRef], depth: int) -> None:
+        self.registry = registry
+        self.depth = depth
+
+    async def on_start(self, ctx: ActorContext) -> None:
+        if self.depth > 0:
+            child = await ctx.spawn(Parent, self.registry, self.depth - 1)
+            self.registry.append(child)
+
+    async def handle(self, message: Any, ctx: ActorContext) -> Any:
+        if message == "crash":
+            raise ValueError("parent down")
+        if message == "spawn in handler":
+            child = await ctx.spawn(Echo)
+            self.registry.append(child)
+            return child
+        return message
+
+
+@SYSTEMS
+@pytest.mark.parametrize("ending", ["stop", "crash", "give up", "shutdown"])
+async def test_children_and_grandchildren_end_with_their_parent_incarnation(
+    opener: Any, ending: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(600):
+        registry: list[ActorRef] = []
+        async with opener() as system:
+            parent = await system.spawn(
+                Parent, registry, 2, name="root", max_restarts=0 if ending == "give up" else None
+            )
+            assert len(registry) == 2  # child, grandchild
+            handler_child: ActorRef = await parent.ask("spawn in handler")
+            first = [*registry]
+            for ref in first:
+                assert ref.is_alive
+            if ending == "stop":
+                await parent.stop()
+            elif ending in ("crash", "give up"):
+                with pytest.raises(ActorCrashed):
+                    await parent.ask("crash")
+                await trio.sleep(5)
+            if ending != "shutdown":
+                for ref in first:
+                    assert not ref.is_alive, ref
+                    assert not system.identities.is_live(ref._cell.identity)
+                assert not handler_child.is_alive
+            if ending == "crash":
+                assert parent.is_alive  # restarted with fresh children
+                assert len(registry) == 5
+                assert all(ref.is_alive for ref in registry[3:])
+                await parent.stop()
+            if ending == "give up":
+                assert not parent.is_alive
+            all_refs = [parent, *registry]
+        for ref in all_refs:
+            assert not ref.is_alive
+        assert_settled(system, *all_refs)
+
+
+# -- middleware: rejects, raises, calls the handler twice or never -----------------------------
+
+
+class Rejecting:
+    async def run(self, message: Any, ctx: ActorContext, handler: Any) -> Any:
+        if message == "reject":
+            raise MessageRejected("not allowed")
+        if message == "raise":
+            raise RuntimeError("middleware failed")
+        if message == "never":
+            return "answered by middleware"
+        if message == "twice":
+            await handler(message, ctx)
+            return await handler(message, ctx)
+        if message == "swallow":
+            try:
+                return await handler("crash", ctx)
+            except ValueError:
+                return "swallowed"
+        return await handler(message, ctx)
+
+
+class Counting(Actor):
+    def __init__(self, seen: list[Any]) -> None:
+        self.seen = seen
+
+    async def handle(self, message: Any, ctx: ActorContext) -> Any:
+        self.seen.append(message)
+        if message == "crash":
+            raise ValueError("handler crashed")
+        return message
+
+
+async def test_middleware_rejects_raises_skips_and_repeats(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(120):
+        async with RuntimeManager.open() as runtime:
+            system = runtime.actor_system
+            seen: list[Any] = []
+            ref = await system.spawn(Counting, seen, name="guarded", middleware=[Rejecting()])
+            with pytest.raises(MessageRejected, match="not allowed"):
+                await ref.ask("reject")
+            assert ref.statistics().restarts == 0  # a refusal is not a crash
+            assert ref.statistics().failed == 0
+            with pytest.raises(ActorCrashed) as info:
+                await ref.ask("raise")
+            assert isinstance(info.value.__cause__, RuntimeError)
+            assert ref.statistics().restarts == 1
+            assert await ref.ask("never") == "answered by middleware"
+            assert await ref.ask("swallow") == "swallowed"
+            assert await ref.ask("twice") == "twice"  # (breaks the protocol: at most once)
+            assert seen == ["crash", "twice", "twice"]
+            stats = ref.statistics()
+            assert (stats.accepted, stats.handled, stats.dead_lettered, stats.failed) == (5, 3, 2, 1)
+            reasons = [r.reason for r in system.dead_letters() if r.actor == "guarded"]
+            assert reasons[0] == "rejected: not allowed"
+            assert reasons[1].startswith("crashed while handling it: RuntimeError")
+            await ref.stop()
+            assert_settled(system, ref)
+
+
+# -- trace context: a handler sees exactly what its message carried -------------------------------
+
+
+class TraceSpy(Actor):
+    def __init__(self, seen: list[tuple[Any, str | None]], forward_to: ActorRef | None) -> None:
+        self.seen = seen
+        self.forward_to = forward_to
+
+    async def on_start(self, ctx: ActorContext) -> None:
+        TRACEPARENT.set(TRACE_OWN)  # left set by a hook: no handler may see it
+
+    async def handle(self, message: Any, ctx: ActorContext) -> Any:
+        carried = TRACEPARENT.get()
+        self.seen.append((message, carried))
+        if isinstance(message, str) and message.startswith("set"):
+            TRACEPARENT.set(TRACE_OWN)  # left set: must not reach the next message
+        if isinstance(message, str) and message.startswith("crash"):
+            TRACEPARENT.set(TRACE_OWN)
+            raise ValueError("crash with a trace set")
+        if isinstance(message, str) and message.startswith("forward") and self.forward_to:
+            await self.forward_to.tell(("forwarded", message))
+            self.forward_to.tell_nowait(("forwarded nowait", message))
+        return carried
+
+
+_trace_script = st.lists(
+    st.tuples(
+        st.sampled_from(["tell", "tell_nowait", "ask"]),
+        st.sampled_from([None, TRACE_A, TRACE_B]),
+        st.sampled_from(["plain", "set", "crash", "forward"]),
+    ),
+    max_size=12,
+)
+
+
+async def _traces(script: list[tuple[str, str | None, str]]) -> None:
+    seen: list[tuple[Any, str | None]] = []
+    sent: dict[str, str | None] = {}
+    with trio.fail_after(120):
+        async with open_actor_system() as system:
+            sink = await system.spawn(TraceSpy, seen, None, name="sink")
+            spy = await system.spawn(TraceSpy, seen, sink, name="spy", max_restarts=100)
+            for index, (how, trace, kind) in enumerate(script):
+                message = f"{kind}-{index}"
+                sent[message] = trace
+                token = TRACEPARENT.set(trace)
+                try:
+                    if how == "ask":
+                        try:
+                            assert await spy.ask(message) == trace
+                        except ActorCrashed:
+                            assert kind == "crash"
+                    elif how == "tell":
+                        await spy.tell(message)
+                    else:
+                        spy.tell_nowait(message)
+                finally:
+                    TRACEPARENT.reset(token)
+                assert TRACEPARENT.get() is None  # nothing came back to the sender
+            await trio.sleep(1)
+            for message, trace in seen:
+                if isinstance(message, tuple):  # forwarded: the forwarder's trace goes on
+                    assert trace == sent[message[1]], (message, trace)
+                else:
+                    assert trace == sent[message], (message, trace)
+            assert len([m for m, _ in seen if isinstance(m, str)]) == len(script)
+            await spy.stop()
+            await sink.stop()
+            assert_settled(system, spy, sink)
+
+
+@settings(max_examples=40, deadline=None)
+@given(script=_trace_script)
+def test_a_handler_sees_exactly_the_trace_its_message_carried(
+    script: list[tuple[str, str | None, str]],
+) -> None:
+    run_virtual(_traces, script)
