@@ -15,7 +15,7 @@ import trio.testing
 
 from mister_smith.actors import Actor, ActorContext, ActorStatus, open_actor_system
 from mister_smith.actors._cell import ActorCell
-from mister_smith.actors._incarnation import Incarnation
+from mister_smith.actors._incarnation import IDLE, Incarnation
 from mister_smith.supervision import Supervisor
 
 
@@ -58,7 +58,7 @@ async def test_each_restart_begins_a_new_incarnation_and_the_cell_keeps_the_rest
         cell = cell_of(ref)
         first = cell.incarnation
         assert isinstance(first, Incarnation)
-        assert (first.number, first.current, first.error) == (1, None, None)
+        assert (first.number, first.current, first.error) == (1, IDLE, None)
         mailbox, identity, child = cell.mailbox, cell.identity, cell.child
         assert cell.actor_id is identity.actor_id
         assert ref.actor_id == cell.actor_id

@@ -8,7 +8,7 @@ message must end exactly once (handled, or a dead letter with a reason), every `
 must end with its value or the right typed error (never a hang), events must agree with
 the counters, and identities of stopped actors must be revoked.
 
-Tests marked ``xfail(strict=True)`` are bugs found here, reduced to a minimal case.
+Each bug found here has a minimal test of its own (they were fixed with the file).
 """
 
 from __future__ import annotations
@@ -149,11 +149,6 @@ class ClosedShelf(collections.abc.Mapping[str, Any]):
         raise ValueError("invalid operation on closed shelf")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a queued message whose size estimate raises breaks _terminate midway: later "
-    "messages are neither dead-lettered nor counted, their asks hang, the cell stays registered",
-)
 async def test_stop_with_a_queued_message_whose_size_estimate_raises(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -180,11 +175,6 @@ async def test_stop_with_a_queued_message_whose_size_estimate_raises(
             assert_settled(system, ref)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: while handling the message None the actor reports IDLE "
-    "(Incarnation.busy / ActorCell.status take current=None for idle)",
-)
 async def test_status_is_busy_while_handling_the_message_none(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -206,11 +196,6 @@ class TellsItselfThenFails(Actor):
         return message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: spawn's failure path (_system.py:539) closes the cell without _terminate: "
-    "messages accepted while a domain actor started are never dead-lettered nor counted",
-)
 async def test_first_start_failure_in_the_runtime_dead_letters_what_was_sent(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -538,15 +523,7 @@ class FailsToStart(Actor):
 @pytest.mark.parametrize(
     "opener",
     [
-        pytest.param(
-            runtime_system,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: in a restartable domain a first spawn whose on_start fails "
-                "drops what was sent meanwhile (no dead letter; the ask hangs to its timeout)",
-            ),
-            id="runtime",
-        ),
+        pytest.param(runtime_system, id="runtime"),
         pytest.param(plain_system, id="plain"),
     ],
 )
@@ -1381,11 +1358,6 @@ class KeepsItsContext(Actor):
         return message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ActorContext.spawn on the context of an incarnation that has ended "
-    "starts a child nobody stops (it outlives its parent)",
-)
 async def test_spawn_through_the_context_of_a_stopped_actor_is_refused(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

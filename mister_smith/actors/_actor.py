@@ -65,13 +65,15 @@ class ActorContext:
     are stopped when that incarnation ends.
     """
 
-    __slots__ = ("_cell", "_children", "_lock", "_number")
+    __slots__ = ("_cell", "_children", "_ended", "_lock", "_number")
 
     def __init__(self, cell: ActorCell, incarnation: int) -> None:
         self._cell = cell
         self._number = incarnation
         self._children: Supervisor | None = None
         self._lock: trio.Lock | None = None  # made on first ctx.spawn (memory per actor)
+        self._ended = False
+        """Its incarnation has ended (its children are being or were stopped)."""
 
     @property
     def ref(self) -> ActorRef:
@@ -139,10 +141,21 @@ class ActorContext:
 
     async def spawn(self, factory: Callable[..., Actor], *args: Any, **options: Any) -> ActorRef:
         """Spawn a child actor supervised under this actor: the children are stopped
-        whenever this actor's incarnation ends (restart or stop)."""
+        whenever this actor's incarnation ends (restart or stop).
+
+        Raises:
+            ActorStopped: this context's incarnation has ended (a context kept or
+                passed on past its incarnation spawns nothing: no one would stop it).
+        """
         if self._lock is None:
             self._lock = trio.Lock()
         async with self._lock:  # concurrent ctx.spawn calls share one supervisor
+            if self._ended:
+                await trio.lowlevel.checkpoint()
+                raise ActorStopped(
+                    f"incarnation {self._number} of actor {self._cell.name!r} has ended: "
+                    "no child was spawned"
+                )
             if self._children is None:
                 parent = self._cell.supervisor
                 try:

@@ -251,7 +251,7 @@ class ActorCell:
         state = child.state
         incarnation = self.incarnation
         if state is ChildState.RUNNING:
-            busy = incarnation is not None and incarnation.current is not None
+            busy = incarnation is not None and incarnation.busy
             return ActorStatus.BUSY if busy else ActorStatus.IDLE
         if state in _ENDING:
             domain = self.domain

@@ -20,6 +20,7 @@ from ..types import Restart
 from . import _loop
 from ._durable import Durable, DurableMailbox, DurableMailboxes
 from ._envelope import Ask
+from ._incarnation import IDLE
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -81,13 +82,13 @@ async def serve_durable(
                         f"actor {name!r} took longer than {timeout} s on a message"
                     )
         except MessageRejected as exc:
-            incarnation.current = None
+            incarnation.current = IDLE
             reason = f"rejected: {exc}"
             cell.dead_letter(envelope, reason, exc)
             durable.dead_letter(name, item.seq, reason)
             continue
         except Exception as exc:
-            incarnation.current = None
+            incarnation.current = IDLE
             mailbox.failed_one()
             incarnation.error = exc
             crashed = ActorCrashed(f"actor {name!r} crashed handling the message")
@@ -97,7 +98,7 @@ async def serve_durable(
             durable.dead_letter(name, item.seq, reason)
             raise
         except BaseException:
-            incarnation.current = None
+            incarnation.current = IDLE
             error = _loop.interrupted(cell)
             if isinstance(error, ActorCrashed):
                 mailbox.failed_one()
@@ -113,7 +114,7 @@ async def serve_durable(
             raise
         finally:
             _loop.restore_trace(trace)
-        incarnation.current = None
+        incarnation.current = IDLE
         mailbox.handled_one()
         durable.ack(name, item.seq)
         if isinstance(envelope, Ask):

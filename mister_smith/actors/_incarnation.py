@@ -13,6 +13,19 @@ if TYPE_CHECKING:
     from ._actor import Actor, ActorContext
 
 
+class _Idle:
+    """The type of :data:`IDLE`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "IDLE"
+
+
+IDLE: Any = _Idle()
+"""What an incarnation's ``current`` holds between messages (``None`` is a message)."""
+
+
 class Incarnation:
     """One run of an actor: its number, the :class:`Actor` built for it, the context it
     is handed, the envelope being handled and the error that ended it.
@@ -32,14 +45,15 @@ class Incarnation:
         self.number = number
         self.instance = instance
         self.ctx = ctx
-        self.current: Any = None
+        self.current: Any = IDLE
+        """The message being handled now, or :data:`IDLE` (a message may be ``None``)."""
         self.error: BaseException | None = None
 
     @property
     def busy(self) -> bool:
         """Whether a message is being handled now."""
-        return self.current is not None
+        return self.current is not IDLE
 
     def __repr__(self) -> str:
-        state = "busy" if self.current is not None else "idle"
+        state = "busy" if self.current is not IDLE else "idle"
         return f"<Incarnation {self.number} of {type(self.instance).__name__} {state}>"

@@ -31,6 +31,7 @@ from ._cell import ActorCell
 from ._durable import DurableMailbox
 from ._durable_loop import serve_durable
 from ._envelope import ENVELOPES, Ask
+from ._incarnation import IDLE
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
@@ -115,11 +116,11 @@ async def serve(
                         )
             except MessageRejected as exc:
                 # Refused before the handler saw it: not the actor's failure.
-                incarnation.current = None
+                incarnation.current = IDLE
                 cell.dead_letter(envelope, f"rejected: {exc}", exc)
                 continue
             except Exception as exc:
-                incarnation.current = None
+                incarnation.current = IDLE
                 mailbox.failed_one()
                 incarnation.error = exc
                 crashed = ActorCrashed(f"actor {cell.name!r} crashed handling the message")
@@ -127,7 +128,7 @@ async def serve(
                 cell.dead_letter(envelope, f"crashed while handling it: {exc!r}", crashed)
                 raise
             except BaseException:
-                incarnation.current = None
+                incarnation.current = IDLE
                 error = interrupted(cell)
                 if isinstance(error, ActorCrashed):  # failed from outside: hung, injected
                     mailbox.failed_one()
@@ -140,7 +141,7 @@ async def serve(
             finally:
                 if trace is not None or TRACEPARENT.get() is not None:
                     restore_trace(trace)
-            incarnation.current = None
+            incarnation.current = IDLE
             mailbox.handled_one()
             if isinstance(envelope, Ask):
                 envelope.reply.set_value(result)
@@ -157,6 +158,7 @@ async def serve(
         finally:
             # Even when on_stop overran its grace (Cancelled): children never outlive
             # their parent. Bounded by the children's own shutdown timeouts.
+            ctx._ended = True
             if ctx._children is not None:
                 with trio.CancelScope(shield=True):
                     await ctx._stop_children()

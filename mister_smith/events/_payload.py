@@ -65,6 +65,8 @@ def payload_size(value: object, limit: int = DEFAULT_PAYLOAD_LIMIT) -> int:
     adding ``sys.getsizeof``; a ``memoryview`` counts its buffer. It stops as soon as
     the total passes ``limit`` or :data:`MAX_WALK` objects were visited, and then
     returns a value ``> limit``, so the cost is bounded by the limit, not the payload.
+    An object whose size or contents cannot be read (its ``__sizeof__`` or iteration
+    raises) also counts as past the limit: it never breaks the caller.
     """
     getsizeof = sys.getsizeof
     total = 0
@@ -83,8 +85,11 @@ def payload_size(value: object, limit: int = DEFAULT_PAYLOAD_LIMIT) -> int:
             continue
         else:
             seen.add(id(item))
-            total += getsizeof(item, 64)
-            _push_children(item, kind, stack, MAX_WALK - visited + 1)
+            try:
+                total += getsizeof(item, 64)
+                _push_children(item, kind, stack, MAX_WALK - visited + 1)
+            except Exception:  # a user object that cannot be walked (closed, broken)
+                return limit + 1  # unknowable: over the limit, so kept only as a preview
         if total > limit or visited > MAX_WALK:
             return max(total, limit + 1)
     return total
