@@ -537,13 +537,10 @@ class ActorSystem:
         try:
             cell.bind(await sup.start_child(spec))
         except BaseException:
-            # Gone for good like any actor: what was sent meanwhile (by the actor's own
-            # on_start, or by someone who found it registered) is dead-lettered.
+            # Gone for good like any actor (unregistered, identity revoked, waiters
+            # woken): what was sent meanwhile (by the actor's own on_start, or by
+            # someone who found it registered) is dead-lettered.
             self._terminate(cell, "failed to start")
-            if self._cells.get(name) is cell:
-                del self._cells[name]
-            self.identities.revoke(identity)
-            cell.wake_waiters()
             raise
         if domain is not None and not cell.closed:
             if domain.supervisor is not sup:

@@ -38,13 +38,14 @@ async def stop_run(child: Child, supervisor: str, events: EventBus) -> None:
     with trio.move_on_at(run.grace_deadline + STUCK_MARGIN):
         await run.wait_finished()
     if not run.finished:
-        waited = trio.current_time() - now
-        logger.error(
-            "supervisor %s: child %s did not stop within %.3f s", supervisor, child.name, waited
-        )
-        events.emit(
-            ShutdownStuck(source=supervisor, supervisor=supervisor, child=child.name, waited=waited)
-        )
+        report_stuck(child.name, trio.current_time() - now, supervisor, events)
+
+
+def report_stuck(child: str, waited: float, supervisor: str, events: EventBus) -> None:
+    """Report that ``child`` is still running ``waited`` seconds after it was asked to
+    stop (``ShutdownStuck``, an error log)."""
+    logger.error("supervisor %s: child %s did not stop within %.3f s", supervisor, child, waited)
+    events.emit(ShutdownStuck(source=supervisor, supervisor=supervisor, child=child, waited=waited))
 
 
 async def stop_all(
@@ -98,9 +99,8 @@ async def report_outliving(
     A shutdown bounded by a deadline (``stop(timeout=...)``, an escalation timeout)
     cancels what it has not stopped by then and returns at its bound. A run that
     ignores that cancellation outlives the shutdown: it is given :data:`STUCK_MARGIN`
-    to end, then reported (``ShutdownStuck``, an error log),
-    as :func:`stop_run` reports one that overran its own grace. Shielded: this runs
-    while the supervisor closes, perhaps cancelled.
+    to end, then reported as :func:`stop_run` reports one that overran its own grace.
+    Shielded: this runs while the supervisor closes, perhaps cancelled.
     """
     with trio.CancelScope(shield=True):
         with trio.move_on_after(STUCK_MARGIN):
@@ -109,15 +109,7 @@ async def report_outliving(
         now = trio.current_time()
         for run, began in cut:
             if not run.finished:
-                waited = now - began
-                name = run.child.name
-                logger.error(
-                    "supervisor %s: child %s did not stop within %.3f s", supervisor, name, waited
-                )
-                stuck = ShutdownStuck(
-                    source=supervisor, supervisor=supervisor, child=name, waited=waited
-                )
-                events.emit(stuck)
+                report_stuck(run.child.name, now - began, supervisor, events)
     cut.clear()
 
 

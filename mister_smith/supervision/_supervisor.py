@@ -201,12 +201,12 @@ class Supervisor(NestedSupervisors):
         whole shutdown is bounded by the sum of those, or by ``timeout`` when given
         (children not stopped by then are cancelled at once). Idempotent.
 
-        Raises:
-            ValueError: ``timeout`` is negative or NaN (nothing was stopped).
-
         Called from the task running the ``async with`` body, it returns there and the
         block then exits at once. Called from any other task, it also cancels that body
         (the owner is being shut down), as ``nursery.cancel_scope.cancel()`` would.
+
+        Raises:
+            ValueError: ``timeout`` is negative or NaN (nothing was stopped).
         """
         deadline = shutdown_deadline(timeout)  # (refuses a bad timeout before anything)
         if self._nursery is None:
